@@ -1,0 +1,189 @@
+"""Reporting periods: financial-year quarters, years and months, in the contract's own labels.
+
+A period is a closed date range with a kind and a label. Labels follow the seeds:
+``2019/20 Q3`` (a quarter of a reporting year), ``2019/20`` (a reporting year) and
+``2019-07`` (a calendar month). The reporting year starts in ``year_start_month``: April for
+financial years, November for seed 001's Nov–Jan quarters.
+
+>>> p = parse_period("2019/20 Q3")
+>>> (p.start.isoformat(), p.end.isoformat())
+('2019-10-01', '2019-12-31')
+>>> parse_period("2019/20 Q1", year_start_month=11).end.isoformat()
+'2020-01-31'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Literal
+
+from dateutil.relativedelta import relativedelta
+
+PeriodKind = Literal["quarter", "year", "month"]
+
+_MONTHS = {
+    m: i
+    for i, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for m in names
+}
+
+_YEAR = r"(?P<y1>\d{4})(?:\s*[/-]\s*(?P<y2>\d{2}|\d{4}))?"
+_QUARTER_RE = re.compile(
+    rf"^(?:{_YEAR}\s*(?:q|qtr|quarter)\s*(?P<q>[1-4])|(?:q|qtr|quarter)\s*(?P<qb>[1-4])\s*(?P<yb1>\d{{4}})(?:\s*[/-]\s*(?P<yb2>\d{{2}}|\d{{4}}))?)$",
+    re.IGNORECASE,
+)
+_YEAR_RE = re.compile(rf"^(?:fy\s*)?{_YEAR}$", re.IGNORECASE)
+_MONTH_RE = re.compile(r"^(?P<y>\d{4})-(?P<m>\d{1,2})$")
+_MONTH_NAME_RE = re.compile(r"^(?P<m>[a-z]+)\.?\s+(?P<y>\d{4})$", re.IGNORECASE)
+
+
+class PeriodError(ValueError):
+    """A period label that cannot be read, with a hint on the accepted forms."""
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """A reporting period: ``start`` and ``end`` are inclusive dates."""
+
+    start: date
+    end: date
+    kind: PeriodKind = field(compare=False)
+    label: str = field(compare=False)
+    year_start_month: int = field(default=4, compare=False)
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def year_start(self) -> int:
+        """The calendar year in which this period's reporting year begins."""
+        ysm = self.year_start_month
+        return self.start.year if self.start.month >= ysm else self.start.year - 1
+
+    @property
+    def months(self) -> int:
+        return {"quarter": 3, "year": 12, "month": 1}[self.kind]
+
+    @property
+    def ordinal(self) -> int:
+        """A dense integer index: consecutive periods of one kind differ by one."""
+        months = self.start.year * 12 + self.start.month - 1
+        if self.kind == "month":
+            return months
+        return (months - self.year_start_month + 1) // self.months
+
+    def shift(self, n: int) -> Period:
+        """The period ``n`` steps later (or earlier, for negative ``n``) of the same kind."""
+        start = self.start + relativedelta(months=self.months * n)
+        return make_period(self.kind, start, self.year_start_month)
+
+    def previous(self) -> Period:
+        return self.shift(-1)
+
+    def same_period_last_year(self) -> Period:
+        return self.shift(-(12 // self.months))
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+    def within(self, other: Period) -> bool:
+        return other.start <= self.start and self.end <= other.end
+
+    def reporting_year(self) -> Period:
+        """The reporting year that holds this period."""
+        return make_period("year", date(self.year_start, self.year_start_month, 1), self.year_start_month)
+
+    def quarter_number(self) -> int:
+        return ((self.start.month - self.year_start_month) % 12) // 3 + 1
+
+
+def year_label(start_year: int, year_start_month: int) -> str:
+    if year_start_month == 1:
+        return str(start_year)
+    return f"{start_year}/{(start_year + 1) % 100:02d}"
+
+
+def make_period(kind: PeriodKind, start: date, year_start_month: int = 4) -> Period:
+    """Build the period of ``kind`` that begins on ``start`` (the first of a month)."""
+    start = start.replace(day=1)
+    months = {"quarter": 3, "year": 12, "month": 1}[kind]
+    end = start + relativedelta(months=months) - timedelta(days=1)
+    ys = start.year if start.month >= year_start_month else start.year - 1
+    if kind == "month":
+        label = f"{start.year}-{start.month:02d}"
+    elif kind == "year":
+        label = year_label(ys, year_start_month)
+    else:
+        q = ((start.month - year_start_month) % 12) // 3 + 1
+        label = f"{year_label(ys, year_start_month)} Q{q}"
+    return Period(start, end, kind, label, year_start_month)
+
+
+def period_containing(day: date, kind: PeriodKind, year_start_month: int = 4) -> Period:
+    """The period of ``kind`` that contains ``day``."""
+    if kind == "month":
+        return make_period("month", day, year_start_month)
+    offset = (day.month - year_start_month) % 12
+    if kind == "quarter":
+        offset %= 3
+    return make_period(kind, date(day.year, day.month, 1) - relativedelta(months=offset), year_start_month)
+
+
+def _start_year(y1: str, y2: str | None) -> int:
+    start = int(y1)
+    if y2 is not None:
+        second = int(y2) if len(y2) == 4 else (start // 100) * 100 + int(y2)
+        if len(y2) == 2 and second < start:
+            second += 100
+        if second != start + 1:
+            raise PeriodError(f"'{y1}/{y2}' is not a reporting year: the second year must follow the first.")
+    return start
+
+
+def parse_period(text: str, year_start_month: int = 4) -> Period:
+    """Read a period label: ``2019/20 Q3``, ``Q3 2019/20``, ``2019/20``, ``2019-07`` or ``Jul 2019``."""
+    raw = " ".join(str(text).split())
+    if not raw:
+        raise PeriodError("The period is empty; write it like '2019/20 Q3', '2019/20' or '2019-07'.")
+    m = _QUARTER_RE.match(raw)
+    if m:
+        y1, y2, q = (m["y1"], m["y2"], m["q"]) if m["y1"] else (m["yb1"], m["yb2"], m["qb"])
+        if y2 is None and year_start_month != 1:
+            raise PeriodError(
+                f"'{raw}' names a quarter without its reporting year; write it like '{int(y1)}/"
+                f"{(int(y1) + 1) % 100:02d} Q{q}'."
+            )
+        ys = _start_year(y1, y2)
+        start = date(ys, year_start_month, 1) + relativedelta(months=3 * (int(q) - 1))
+        return make_period("quarter", start, year_start_month)
+    m = _MONTH_RE.match(raw)
+    if m and 1 <= int(m["m"]) <= 12:
+        return make_period("month", date(int(m["y"]), int(m["m"]), 1), year_start_month)
+    m = _YEAR_RE.match(raw)
+    if m and (m["y2"] is not None or year_start_month == 1):
+        return make_period("year", date(_start_year(m["y1"], m["y2"]), year_start_month, 1), year_start_month)
+    m = _MONTH_NAME_RE.match(raw)
+    if m and m["m"].lower() in _MONTHS:
+        return make_period("month", date(int(m["y"]), _MONTHS[m["m"].lower()], 1), year_start_month)
+    raise PeriodError(
+        f"'{raw}' is not a period I can read; write a quarter as '2019/20 Q3', a year as '2019/20' "
+        "or a month as '2019-07'."
+    )

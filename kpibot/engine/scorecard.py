@@ -1,0 +1,171 @@
+"""A contract's scorecard: every KPI's figures evaluated against the terms of their contract year.
+
+This is the engine's entry point for everything that shows a contract's position (status,
+summaries, charts, payments). It is pure: the caller passes the figures (from the store or the
+contract's demo history) and the period to report at.
+
+>>> # card = Scorecard.build(contract, figures_frame)
+>>> # card.at(contract.parse_period("2019/20 Q3"))  -> one row per KPI
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
+from kpibot.engine.model import KPI, Contract
+from kpibot.engine.periods import Period
+from kpibot.engine.targets import CompiledKpi, compile_contract
+
+FIGURE_COLUMNS = ["contract", "kpi", "period", "value", "benchmark"]
+
+
+def reporting_kind(kpi: KPI, default: str = "quarter") -> str:
+    """The period kind a KPI is reported in, read from its frequency ("Quarterly & Annually")."""
+    f = kpi.frequency.lower()
+    if "month" in f:
+        return "month"
+    if "quarter" in f:
+        return "quarter"
+    if "annual" in f or "year" in f or "ncmp" in f:
+        return "year"
+    return default
+
+
+_COMPILED: dict[int, tuple[Contract, dict[str, CompiledKpi], pd.DataFrame]] = {}
+
+
+def _cached(contract: Contract) -> tuple[Contract, dict[str, CompiledKpi], pd.DataFrame]:
+    # Keyed by object identity: the entry holds the contract, so the id cannot be reused.
+    hit = _COMPILED.get(id(contract))
+    if hit is None:
+        comp = compile_contract(contract)
+        entries = [
+            TermsEntry(contract.id, k.code, y, k.polarity, comp[k.code].unit, terms, k.baseline)
+            for k in contract.kpis
+            for y, terms in comp[k.code].years.items()
+        ]
+        if len(_COMPILED) > 512:
+            _COMPILED.clear()
+        hit = _COMPILED[id(contract)] = (contract, comp, terms_frame(entries))
+    return hit
+
+
+def compiled(contract: Contract) -> dict[str, CompiledKpi]:
+    """Parsed terms for every KPI and year (cached per contract object)."""
+    return _cached(contract)[1]
+
+
+def contract_terms(contract: Contract) -> pd.DataFrame:
+    """The flattened terms frame for one contract (cached)."""
+    return _cached(contract)[2]
+
+
+def history_frame(contract: Contract) -> pd.DataFrame:
+    """The contract's shipped demo history as a figures frame."""
+    rows = []
+    for f in contract.history:
+        value = f.value
+        if value is None and f.numerator is not None and f.denominator:
+            value = 100.0 * f.numerator / f.denominator
+        rows.append({"contract": contract.id, "kpi": f.kpi, "period": contract.parse_period(f.period).label,
+                     "value": math.nan if value is None else value, "benchmark": math.nan})
+    return pd.DataFrame(rows, columns=FIGURE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """Evaluated figures for one contract: ``frame`` has one row per (kpi, period) reported."""
+
+    contract: Contract
+    frame: pd.DataFrame
+
+    @classmethod
+    def build(cls, contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None = None) -> Scorecard:
+        """Evaluate ``figures`` (columns contract, kpi, period, value[, benchmark]).
+
+        ``extra_periods`` adds a placeholder (missing) row for every KPI reported in that kind of
+        period, so a report at a period shows KPIs whose return has not arrived.
+        """
+        figs = figures[figures["contract"] == contract.id] if len(figures) else figures
+        figs = figs.reindex(columns=FIGURE_COLUMNS)
+        placeholders = []
+        present = set(zip(figs["kpi"], figs["period"], strict=False))
+        for p in extra_periods or []:
+            for k in contract.kpis:
+                target_p = _period_for(contract, k, p)
+                if target_p is not None and (k.code, target_p.label) not in present:
+                    placeholders.append({"contract": contract.id, "kpi": k.code, "period": target_p.label,
+                                         "value": math.nan, "benchmark": math.nan})
+                    present.add((k.code, target_p.label))
+        if placeholders:
+            figs = pd.concat([figs, pd.DataFrame(placeholders, columns=FIGURE_COLUMNS)], ignore_index=True)
+        if figs.empty:
+            return cls(contract, pd.DataFrame())
+        figs = figs.astype({"value": float, "benchmark": float})
+        figs = _fill_benchmarks(contract, figs)
+
+        def year_of(_c: str, p: Period) -> int | None:
+            y = contract.year_for(p)
+            return None if y is None else y.year
+
+        annotated = annotate_periods(figs, year_of, contract.reporting.year_start_month)
+        inside = annotated["year"] >= 0
+        result = evaluate(annotated[inside], contract_terms(contract))
+        return cls(contract, result.sort_values(["kpi", "period_start"]).reset_index(drop=True))
+
+    def at(self, period: Period) -> pd.DataFrame:
+        """One row per KPI at ``period`` (annual KPIs show their latest complete year)."""
+        if self.frame.empty:
+            return self.frame
+        wanted = {k.code: _period_for(self.contract, k, period) for k in self.contract.kpis}
+        labels = {code: p.label for code, p in wanted.items() if p is not None}
+        mask = self.frame.apply(lambda r: labels.get(r["kpi"]) == r["period"], axis=1)
+        rows = self.frame[mask]
+        order = {k.code: i for i, k in enumerate(self.contract.kpis)}
+        return rows.assign(_o=rows["kpi"].map(order)).sort_values("_o").drop(columns="_o")
+
+    def kpi_history(self, code: str) -> pd.DataFrame:
+        if self.frame.empty:
+            return self.frame
+        return self.frame[self.frame["kpi"] == code].sort_values("period_start")
+
+    def latest_period(self) -> Period | None:
+        """The latest quarter (or reporting kind) holding any submitted value."""
+        if self.frame.empty:
+            return None
+        kind = self.contract.reporting.period
+        rows = self.frame[(self.frame["kind"] == kind) & self.frame["value"].notna()]
+        if rows.empty:
+            return None
+        label = rows.sort_values("period_start")["period"].iloc[-1]
+        return self.contract.parse_period(label)
+
+
+def _period_for(contract: Contract, kpi: KPI, period: Period) -> Period | None:
+    kind = reporting_kind(kpi, contract.reporting.period)
+    if kind == period.kind:
+        return period if contract.year_for(period) is not None else None
+    if kind == "year":
+        last = period.reporting_year()
+        if period.end < last.end:
+            last = last.shift(-1)
+        return last if contract.year_for(last) is not None else None
+    return None
+
+
+def _fill_benchmarks(contract: Contract, figs: pd.DataFrame) -> pd.DataFrame:
+    series = {k.code: k for k in contract.kpis if k.benchmarks}
+    if not series:
+        return figs
+    bench = figs["benchmark"].to_numpy(copy=True)
+    for i, (code, label) in enumerate(zip(figs["kpi"], figs["period"], strict=True)):
+        k = series.get(code)
+        if k is not None and math.isnan(bench[i]):
+            b = k.benchmark(contract.parse_period(label))
+            if b is not None:
+                bench[i] = b
+    return figs.assign(benchmark=bench)

@@ -1,0 +1,129 @@
+"""Wiring: one object that holds the settings, the store and its repositories, and the clock.
+
+Every entry point (CLI, console demo, Slack and Teams adapters, scheduler) builds one
+``Services`` from ``Settings`` and passes it down, so nothing reads globals.
+
+>>> services = Services.from_settings(Settings(database_url="sqlite://"))
+>>> services.db.dialect
+'sqlite'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from kpibot.contract_files import load_contracts
+from kpibot.engine.model import Contract
+from kpibot.engine.periods import Period, period_containing
+from kpibot.engine.scorecard import FIGURE_COLUMNS, Scorecard
+from kpibot.settings import Settings
+from kpibot.store.database import Database
+from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
+from kpibot.store.rows import NewFigure
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class Services:
+    """The store, repositories, settings and clock that commands run against."""
+
+    settings: Settings
+    db: Database
+    contracts: ContractRepository
+    figures: FigureRepository
+    audit: AuditLog
+    clock: Clock
+    _contract_cache: dict[str, Contract] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
+        db = Database(settings.database_url)
+        return cls(settings, db, ContractRepository(db), FigureRepository(db), AuditLog(db),
+                   clock or settings.now)
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    # ---- contracts ----
+    def contract(self, contract_id: str) -> Contract | None:
+        """A contract by id (cached; ``reload`` clears it)."""
+        if contract_id not in self._contract_cache:
+            c = self.contracts.get(contract_id)
+            if c is None:
+                return None
+            self._contract_cache[contract_id] = c
+        return self._contract_cache[contract_id]
+
+    def all_contracts(self) -> list[Contract]:
+        for c in self.contracts.all():
+            self._contract_cache.setdefault(c.id, c)
+        return [self._contract_cache[i] for i in sorted(self._contract_cache)]
+
+    def reload(self) -> None:
+        self._contract_cache.clear()
+
+    def load_contracts(self, paths: Iterable[Path], actor: str, with_history: bool = True) -> list[Contract]:
+        """Validate every file first; only if all are valid, upsert them (and their demo history)."""
+        contracts = load_contracts(paths)
+        for c in contracts:
+            self.contracts.upsert(c, actor=actor)
+            if with_history and c.history:
+                self._load_history(c, actor)
+        self.reload()
+        return contracts
+
+    def _load_history(self, contract: Contract, actor: str) -> None:
+        digest = hashlib.sha256(
+            "|".join(f"{h.kpi}:{h.period}:{h.value}:{h.numerator}:{h.denominator}" for h in contract.history).encode()
+        ).hexdigest()[:16]
+        rows = []
+        for h in contract.history:
+            value = h.value
+            if value is None and h.numerator is not None and h.denominator:
+                value = 100.0 * h.numerator / h.denominator
+            rows.append(NewFigure(h.kpi, contract.parse_period(h.period), value=value, numerator=h.numerator,
+                                  denominator=h.denominator, note=h.note, reason="contract demo history"))
+        existing = {(f.kpi, f.period) for f in self.figures.current(contract.id)}
+        fresh = [r for r in rows if (r.kpi, r.period.label) not in existing]
+        if fresh:
+            self.figures.submit(contract.id, fresh, actor=actor, source="history",
+                                idempotency_key=f"history:{contract.id}:{digest}",
+                                note="Demo history shipped with the contract")
+
+    # ---- figures and scorecards ----
+    def figures_frame(self, contract_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        frame = self.figures.current_frame(contract_ids)
+        return frame.reindex(columns=[*FIGURE_COLUMNS, "late", "submitted_at", "status"])
+
+    def scorecard(self, contract: Contract, at: Period | None = None) -> Scorecard:
+        figures = self.figures_frame([contract.id])
+        return Scorecard.build(contract, figures, [at] if at is not None else None)
+
+    def is_late(self, contract: Contract) -> Callable[[Period], bool]:
+        """Whether a return for a period arriving now is late (after its due date)."""
+        from kpibot.calendars import due_date_for
+
+        now = self.now().date()
+
+        def late(period: Period) -> bool:
+            due = due_date_for(contract, period)
+            return due is not None and now > due
+
+        return late
+
+    def default_period(self, contract: Contract) -> Period:
+        """The latest ended reporting period inside the contract, as of now."""
+        today = self.now().date()
+        p = period_containing(today, contract.reporting.period, contract.reporting.year_start_month).previous()
+        last = period_containing(contract.end, contract.reporting.period, contract.reporting.year_start_month)
+        if p.start > last.start:
+            return last
+        first = period_containing(contract.start, contract.reporting.period, contract.reporting.year_start_month)
+        return first if p.start < first.start else p

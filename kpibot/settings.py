@@ -1,0 +1,42 @@
+"""Settings from environment variables (``KPIBOT_*``, ``SLACK_*``), with sensible embedded defaults.
+
+>>> Settings(database_url="sqlite:///:memory:").database_url
+'sqlite:///:memory:'
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LONDON = ZoneInfo("Europe/London")
+
+
+class Settings(BaseSettings):
+    """Everything a deployment configures. Secrets are ``SecretStr`` so they never reach logs."""
+
+    model_config = SettingsConfigDict(env_prefix="KPIBOT_", extra="ignore")
+
+    database_url: str = "sqlite:///kpibot.db"
+    contracts_dir: Path = Path("config/contracts")
+    access_file: Path = Path("config/access.yaml")
+    today: date | None = Field(default=None, description="Pin the clock (demos and previews only)")
+    chart_dir: Path = Path("charts")
+    host: str = "0.0.0.0"
+    port: int = 3000
+    run_scheduler: bool = True
+    log_level: str = "INFO"
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str | None = Field(default=None, validation_alias="SLACK_API_URL")
+
+    def now(self) -> datetime:
+        """The current time in Europe/London, or the pinned ``today`` at 09:00 for demos."""
+        if self.today is not None:
+            return datetime(self.today.year, self.today.month, self.today.day, 9, 0, tzinfo=LONDON)
+        return datetime.now(LONDON)

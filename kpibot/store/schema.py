@@ -1,0 +1,306 @@
+"""The store's tables as SQLAlchemy 2 declarative models, portable across SQLite and PostgreSQL.
+
+Figures are append-only: an amendment is a new row whose ``supersedes_id`` points at the row it
+replaces, and a figure is *current* when no other row supersedes it. Two unique indexes keep each
+(contract, KPI, period) chain linear, so there is never more than one current figure, even when
+two people amend at once. The initial migration also installs triggers that refuse UPDATE and
+DELETE on ``audit_events`` and on the facts of a figure (only ``figures.status`` may change).
+
+Every datetime column is :class:`UTCDateTime`: it refuses naive datetimes and always hands back
+aware UTC, on SQLite too.
+
+>>> from sqlalchemy import create_engine
+>>> engine = create_engine("sqlite://")
+>>> Base.metadata.create_all(engine)
+>>> sorted(Base.metadata.tables)[:3]
+['audit_events', 'contracts', 'figures']
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy import event as sa_event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SOURCES = ("chat", "import", "cli", "history", "api")
+FIGURE_STATUSES = ("submitted", "pending", "approved", "queried")
+PERIOD_KINDS = ("quarter", "year", "month")
+OUTCOMES = ("ok", "refused", "error")
+OUTBOX_STATUSES = ("pending", "claimed", "sent", "failed")
+
+# Named constraints let later migrations (and SQLite batch mode) find and alter them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive datetime is refused rather than guessed at.
+
+    >>> as_utc(datetime(2020, 1, 1, 12, tzinfo=UTC)).isoformat()
+    '2020-01-01T12:00:00+00:00'
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value.isoformat()} given; pass an aware UTC time")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; SQLite gets it back aware, like PostgreSQL.
+
+    Naive datetimes are refused: a time without a zone is a bug waiting to happen.
+
+    >>> UTCDateTime().process_result_value(datetime(2024, 1, 1), None).tzinfo  # type: ignore[arg-type, union-attr]
+    datetime.timezone.utc
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = as_utc(value)
+        # SQLite has no zone type: store UTC wall time so text ordering is time ordering.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_document() -> JSON:
+    """JSON everywhere, stored as JSONB on PostgreSQL so it can be indexed and compared."""
+    return JSON().with_variant(JSONB(), "postgresql")  # type: ignore[return-value]
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    """Declarative base for every kpibot table; ``Base.metadata`` is what migrations describe."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: json_document()}
+
+
+class ContractRecord(Base):
+    """A loaded contract: its full definition as JSON, plus a few columns for listing."""
+
+    __tablename__ = "contracts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    provider_name: Mapped[str] = mapped_column(String(300))
+    commissioner_name: Mapped[str] = mapped_column(String(300))
+    definition: Mapped[dict[str, Any]]
+    content_hash: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime]
+    loaded_by: Mapped[str] = mapped_column(String(200))
+
+
+class KPIRecord(Base):
+    """One KPI of a contract, denormalised from the definition so queries can join on it."""
+
+    __tablename__ = "kpis"
+
+    contract_id: Mapped[str] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    polarity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+
+
+class TargetRecord(Base):
+    """A KPI's target, tolerance and critical-failure text for one contract year."""
+
+    __tablename__ = "targets"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["contract_id", "kpi_code"], ["kpis.contract_id", "kpis.code"], ondelete="CASCADE"
+        ),
+    )
+
+    contract_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kpi_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target_text: Mapped[str | None] = mapped_column(Text)
+    tolerance_text: Mapped[str | None] = mapped_column(Text)
+    critical_text: Mapped[str | None] = mapped_column(Text)
+
+
+class SubmissionRecord(Base):
+    """One submission event: a chat command, an uploaded return, an import or an API call."""
+
+    __tablename__ = "submissions"
+    __table_args__ = (CheckConstraint(_in("source", SOURCES), name="source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str | None] = mapped_column(String(500))
+    row_count: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class FigureRecord(Base):
+    """One version of one figure. Rows are only ever added; amendments point at what they replace."""
+
+    __tablename__ = "figures"
+    __table_args__ = (
+        Index("ix_figures_contract_kpi_period", "contract_id", "kpi_code", "period_label"),
+        # At most one first version per (contract, KPI, period) ...
+        Index(
+            "uq_figures_first_version",
+            "contract_id",
+            "kpi_code",
+            "period_label",
+            unique=True,
+            sqlite_where="supersedes_id IS NULL",
+            postgresql_where="supersedes_id IS NULL",
+        ),
+        CheckConstraint(_in("period_kind", PERIOD_KINDS), name="period_kind"),
+        CheckConstraint("period_end >= period_start", name="period_dates"),
+        CheckConstraint(_in("status", FIGURE_STATUSES), name="status"),
+        CheckConstraint("numerator IS NULL OR numerator >= 0", name="numerator"),
+        CheckConstraint("denominator IS NULL OR denominator >= 0", name="denominator"),
+        CheckConstraint(
+            "supersedes_id IS NULL OR amendment_reason IS NOT NULL", name="amendment_reason"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    kpi_code: Mapped[str] = mapped_column(String(64))
+    period_label: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    period_kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    numerator: Mapped[float | None] = mapped_column(Float)
+    denominator: Mapped[float | None] = mapped_column(Float)
+    benchmark: Mapped[float | None] = mapped_column(Float)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), index=True)
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    submitted_at: Mapped[datetime]
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    # ... and each version is superseded at most once, so every chain is a line with one head.
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("figures.id"), unique=True)
+    amendment_reason: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="submitted", server_default="submitted")
+
+
+class AuditEventRecord(Base):
+    """Who did what, when, and how it ended. Rows are never updated or deleted."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        Index("ix_audit_events_contract_at", "contract_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(32))
+    # No foreign key: a refused action may name a contract that does not exist.
+    contract_id: Mapped[str | None] = mapped_column(String(64))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]]
+
+
+def _next_attempt_default(context: DefaultExecutionContext) -> Any:
+    return context.get_current_parameters()["due_at"]
+
+
+class OutboxRecord(Base):
+    """A message to deliver, written once under a unique idempotency key and claimed by a dispatcher.
+
+    ``next_attempt_at`` defaults to ``due_at``; a dispatcher claims rows with
+    ``status = 'pending' AND next_attempt_at <= now`` (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(300), unique=True)
+    contract_id: Mapped[str | None] = mapped_column(ForeignKey("contracts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    audience: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str | None] = mapped_column(String(32))
+    step: Mapped[str | None] = mapped_column(String(32))
+    due_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_next_attempt_default)
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class SchedulerStateRecord(Base):
+    """A named watermark: the tick has derived every message due up to ``watermark``."""
+
+    __tablename__ = "scheduler_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    watermark: Mapped[datetime]
+
+
+def _utc_on_set(_target: object, value: datetime | None, _old: object, _initiator: object) -> Any:
+    return None if value is None else as_utc(value)
+
+
+# Normalise on assignment too, so an object reads the same before and after it is saved.
+for _mapper in Base.registry.mappers:
+    for _attribute in _mapper.column_attrs:
+        if isinstance(_attribute.columns[0].type, UTCDateTime):
+            sa_event.listen(_attribute.class_attribute, "set", _utc_on_set, retval=True)

@@ -1,0 +1,191 @@
+"""Read CSV and XLSX files into rows with line numbers, and report problems by file, line and column.
+
+Both the ``kpibot evaluate`` spreadsheet interface and monitoring-return imports (CLI and chat)
+read files through here, so every bad file gets the same kind of answer.
+
+>>> table = read_table_bytes(b"KPI,Period,Value\\n1a,2019/20 Q1,45\\n", "return.csv")
+>>> table.columns, table.rows[0].line, table.rows[0]["value"]
+(['kpi', 'period', 'value'], 2, '45')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_BYTES = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CellError:
+    """One problem in an input file: where it is and what is wrong, in one sentence."""
+
+    file: str
+    line: int | None
+    column: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f", line {self.line}"
+        if self.column:
+            where += f", column '{self.column}'"
+        return f"{where}: {self.reason}"
+
+
+class TableError(Exception):
+    """The file as a whole cannot be read (empty, not UTF-8, no header, too big)."""
+
+    def __init__(self, error: CellError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row; ``line`` is the 1-based line (CSV) or row (XLSX) in the file."""
+
+    line: int
+    cells: dict[str, str]
+
+    def __getitem__(self, key: str) -> str:
+        return self.cells.get(key, "")
+
+    def get(self, key: str, default: str = "") -> str:
+        value = self.cells.get(key)
+        return default if value is None or value == "" else value
+
+
+@dataclass
+class Table:
+    name: str
+    columns: list[str]
+    rows: list[Row] = field(default_factory=list)
+    line_word: str = "line"
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.rows)
+
+    def error(self, row: Row | None, column: str | None, reason: str) -> CellError:
+        return CellError(self.name, row.line if row else None, column, reason)
+
+
+def normalise_header(name: object) -> str:
+    """Header names are case-insensitive and tolerate spaces: 'Critical Failure' → critical_failure."""
+    text = "" if name is None else str(name)
+    return "_".join(text.strip().lower().replace("-", " ").split())
+
+
+def read_table(path: Path) -> Table:
+    """Read a ``.csv`` or ``.xlsx`` file from disk."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise TableError(CellError(str(path), None, None, exc.strerror or "cannot be opened")) from None
+    if size > MAX_BYTES:
+        raise TableError(CellError(str(path), None, None,
+                                   f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"))
+    return read_table_bytes(path.read_bytes(), str(path))
+
+
+def read_table_bytes(data: bytes, name: str) -> Table:
+    """Read CSV or XLSX content; the format comes from the name, or from the content's magic bytes."""
+    if len(data) > MAX_BYTES:
+        raise TableError(CellError(name, None, None,
+                                   f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"))
+    if name.lower().endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
+        return _read_xlsx(data, name)
+    if name.lower().endswith(".xls"):
+        raise TableError(CellError(name, None, None, "old .xls files are not supported; save it as .xlsx or .csv"))
+    return _read_csv(data, name)
+
+
+def _read_csv(data: bytes, name: str) -> Table:
+    if not data.strip():
+        raise TableError(CellError(name, None, None, "the file is empty; it needs a header row and data rows"))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TableError(CellError(
+            name, line, None,
+            "the file is not UTF-8 text; in Excel use 'Save as → CSV UTF-8 (comma delimited)'",
+        )) from None
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    header: list[str] | None = None
+    table: Table | None = None
+    for raw in reader:
+        if header is None:
+            if not any(c.strip() for c in raw):
+                continue
+            header = [normalise_header(c) for c in raw]
+            table = Table(name, header)
+            continue
+        if not any(c.strip() for c in raw):
+            continue
+        assert table is not None
+        cells = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}
+        table.rows.append(Row(reader.line_num, cells))
+    if table is None:
+        raise TableError(CellError(name, None, None, "the file has no header row"))
+    if not table.rows:
+        raise TableError(CellError(name, None, None, "the file has a header but no data rows"))
+    return table
+
+
+def _read_xlsx(data: bytes, name: str) -> Table:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=False, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a damaged file
+        raise TableError(CellError(name, None, None, f"this is not a readable XLSX workbook ({type(exc).__name__})")) from None
+    ws = wb.worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    first = next((i for i, r in enumerate(rows) if any(c not in (None, "") for c in r)), None)
+    if first is None:
+        raise TableError(CellError(name, None, None, "the first sheet is empty"))
+    header_row = first + 1
+    for rng in ws.merged_cells.ranges:
+        if rng.min_row <= header_row <= rng.max_row:
+            rows_text = (f"rows {rng.min_row}–{rng.max_row}" if rng.max_row > rng.min_row
+                         else f"row {rng.min_row}")
+            raise TableError(CellError(
+                name, header_row, None,
+                f"the header is made of merged cells ({rng.coord}, {rows_text}), like a report "
+                "layout; put one column name per cell on a single header row, such as kpi, period, value",
+            ))
+    header = [normalise_header(c) for c in rows[first]]
+    if header_row + 1 <= ws.max_row:
+        for rng in ws.merged_cells.ranges:
+            if rng.min_row == header_row + 1 and rng.min_row < rng.max_row:
+                raise TableError(CellError(
+                    name, header_row, None,
+                    f"the header continues into merged rows {rng.min_row}–{rng.max_row} ({rng.coord}); "
+                    "use a single header row",
+                ))
+    table = Table(name, header, line_word="row")
+    for offset, raw in enumerate(rows[first + 1 :], start=header_row + 1):
+        if not any(c not in (None, "") for c in raw):
+            continue
+        cells = {h: _cell_text(raw[i]) if i < len(raw) else "" for i, h in enumerate(header) if h}
+        table.rows.append(Row(offset, cells))
+    if not table.rows:
+        raise TableError(CellError(name, None, None, "the sheet has a header but no data rows"))
+    return table
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
