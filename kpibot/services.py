@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +41,7 @@ class Services:
     audit: AuditLog
     clock: Clock
     _contract_cache: dict[str, Contract] = field(default_factory=dict)
+    status_hooks: list[Callable[[Services, Contract, Period], list[str]]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -117,6 +118,32 @@ class Services:
             return due is not None and now > due
 
         return late
+
+    def due_date(self, contract: Contract, period: Period) -> date | None:
+        """The return due date the contract sets for ``period``, or None without a calendar."""
+        from kpibot.calendars import due_date_for
+
+        return due_date_for(contract, period)
+
+    def next_due(self, contract: Contract, today: date) -> str | None:
+        """'2019/20 Q4 on Fri 10 Apr 2020' for the next return due on or after ``today``."""
+        from kpibot.calendars import calendar_for
+
+        cal = calendar_for(contract)
+        if cal is None:
+            return None
+        upcoming = cal.returns_due_between(today, today + timedelta(days=400))
+        if not upcoming:
+            return None
+        nxt = upcoming[0]
+        return f"{nxt.name} on {nxt.due_date:%a %-d %b %Y}"
+
+    def status_extras(self, contract: Contract, period: Period) -> list[str]:
+        """Extra lines for a status overview from features that register a hook (money, plans)."""
+        lines: list[str] = []
+        for hook in self.status_hooks:
+            lines.extend(hook(self, contract, period))
+        return lines
 
     def default_period(self, contract: Contract) -> Period:
         """The latest ended reporting period inside the contract, as of now."""

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     port: int = 3000
     run_scheduler: bool = True
     log_level: str = "INFO"
+    secret_key: SecretStr | None = Field(default=None, description="Signs confirmation buttons; share across replicas")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")

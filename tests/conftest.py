@@ -50,9 +50,7 @@ def postgres_server() -> Iterator[tuple[Engine | None, str]]:
 def _postgres_database(server: tuple[Engine | None, str]) -> Iterator[Database]:
     admin, url = server
     if admin is None:
-        message = (
-            f"PostgreSQL is unreachable at {url}; start it or set KPIBOT_TEST_POSTGRES_URL"
-        )
+        message = f"PostgreSQL is unreachable at {url}; start it or set KPIBOT_TEST_POSTGRES_URL"
         if _in_ci():
             pytest.fail(f"{message} (CI=true requires the PostgreSQL tests to run).", pytrace=False)
         pytest.skip(message)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from alembic import command
@@ -28,6 +30,7 @@ from kpibot.store import (
     IdempotencyKeyConflict,
     NewFigure,
     StoreError,
+    SubmissionResult,
     UnknownContract,
     UnknownKPI,
 )
@@ -57,7 +60,7 @@ Q1, Q2, Q3 = (parse_period(f"2019/20 Q{q}") for q in (1, 2, 3))
 
 
 def make_contract(contract_id: str = "demo", *, drop_kpi: str | None = None) -> Contract:
-    kpis = [
+    kpis: list[dict[str, Any]] = [
         {
             "code": "1a",
             "name": "New birth visits within 14 days",
@@ -213,8 +216,11 @@ def test_amend_with_reason_supersedes_and_keeps_history(
     db: Database, figures: FigureRepository
 ) -> None:
     first = figures.submit(
-        "demo", [NewFigure("1a", Q1, numerator=45, denominator=50), NewFigure("2", Q1, value=30)],
-        "provider", "import", filename="q1.xlsx",
+        "demo",
+        [NewFigure("1a", Q1, numerator=45, denominator=50), NewFigure("2", Q1, value=30)],
+        "provider",
+        "import",
+        filename="q1.xlsx",
     )
     second = figures.submit(
         "demo",
@@ -304,8 +310,14 @@ def test_audit_rows_are_recorded(db: Database, figures: FigureRepository) -> Non
     figures.submit("demo", [NewFigure("1a", Q1, value=80.0)], "provider", "chat")
     figures.submit("demo", [NewFigure("1a", Q1, value=81.0, reason="typo")], "officer", "chat")
     audit = AuditLog(db)
-    manual = audit.record("U9", "refuse", "demo", "submit 2", outcome="refused",
-                          detail={"why": "not a provider", "on": date(2020, 1, 1)})
+    manual = audit.record(
+        "U9",
+        "refuse",
+        "demo",
+        "submit 2",
+        outcome="refused",
+        detail={"why": "not a provider", "on": date(2020, 1, 1)},
+    )
     assert manual.detail == {"why": "not a provider", "on": "2020-01-01"}
     entries = audit.recent(10, contract_id="demo")
     assert [(e.action, e.actor, e.outcome) for e in entries] == [
@@ -397,8 +409,9 @@ def test_current_frame_has_one_row_per_current_figure(
     assert list(figures.current_frame().columns) == FRAME_COLUMNS
     assert figures.current_frame().empty
     ContractRepository(db).upsert(make_contract("other"), actor="loader")
-    figures.submit("demo", [NewFigure("1a", q, numerator=40, denominator=50) for q in (Q1, Q2)],
-                   "U1", "import")
+    figures.submit(
+        "demo", [NewFigure("1a", q, numerator=40, denominator=50) for q in (Q1, Q2)], "U1", "import"
+    )
     figures.submit("demo", [NewFigure("1a", Q2, value=81.0, late=True, reason="x")], "U1", "chat")
     figures.submit("other", [NewFigure("2", Q1, value=12.0, benchmark=30.5)], "U1", "chat")
 
@@ -417,31 +430,44 @@ def test_current_frame_has_one_row_per_current_figure(
     assert figures.current_frame([]).empty
 
 
+def run_together(*calls: Callable[[], object]) -> list[object]:
+    """Run each call on its own thread, all released at once; return each result or error."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = call()
+        except Exception as error:
+            outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=item) for item in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
 def test_concurrent_submits_with_one_key_store_one_submission(
     db: Database, figures: FigureRepository
 ) -> None:
     for attempt in range(5):
         rows = [NewFigure("1a", Q1.shift(attempt), value=float(attempt))]
-        barrier = threading.Barrier(2)
-        results, errors = [], []
-
-        def submit(rows: list[NewFigure] = rows, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait()
-            try:
-                results.append(
-                    figures.submit("demo", rows, "U1", "chat", idempotency_key=f"key-{attempt}")
+        key = f"key-{attempt}"
+        results = run_together(
+            *[
+                lambda rows=rows, key=key: figures.submit(
+                    "demo", rows, "U1", "chat", idempotency_key=key
                 )
-            except Exception as error:  # pragma: no cover - reported by the assert below
-                errors.append(error)
-
-        threads = [threading.Thread(target=submit) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert errors == []
-        assert sorted(r.duplicate for r in results) == [False, True]
-        assert len({r.submission_id for r in results}) == 1
+            ]
+            * 2
+        )
+        assert all(isinstance(r, SubmissionResult) for r in results), results
+        submitted = [r for r in results if isinstance(r, SubmissionResult)]
+        assert sorted(r.duplicate for r in submitted) == [False, True]
+        assert len({r.submission_id for r in submitted}) == 1
     with db.session(read_only=True) as session:
         assert session.scalar(select(func.count()).select_from(SubmissionRecord)) == 5
         assert session.scalar(select(func.count()).select_from(FigureRecord)) == 5
@@ -450,23 +476,14 @@ def test_concurrent_submits_with_one_key_store_one_submission(
 def test_concurrent_first_figures_leave_exactly_one_current(
     db: Database, figures: FigureRepository
 ) -> None:
-    barrier = threading.Barrier(2)
-    outcomes: list[object] = []
-
-    def submit(value: float) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(figures.submit("demo", [NewFigure("2", Q1, value=value)], "U", "chat"))
-        except StoreError as error:
-            outcomes.append(error)
-
-    threads = [threading.Thread(target=submit, args=(v,)) for v in (1.0, 2.0)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = run_together(
+        *[
+            lambda v=v: figures.submit("demo", [NewFigure("2", Q1, value=v)], "U", "chat")
+            for v in (1.0, 2.0)
+        ]
+    )
     refused = [o for o in outcomes if isinstance(o, StoreError)]
-    assert len(outcomes) == 2 and len(refused) == 1
+    assert len(refused) == 1 and sum(isinstance(o, SubmissionResult) for o in outcomes) == 1
     assert isinstance(refused[0], AmendmentNeedsReason | ConcurrentChange)
     assert len(figures.current("demo", "2")) == 1
     assert len(figures.history("demo", "2", Q1)) == 1

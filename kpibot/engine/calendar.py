@@ -246,7 +246,7 @@ class DayOfMonthRule(DueRule):
             day = "last day" if self.nth == -1 else _nth_text(self.nth)
         if self.months_after == 0:
             return f"the {day} of the {_anchor_name(self.anchor)}"
-        month = "month" if self.months_after == 1 else f"{_nth_text(self.months_after)} month"
+        month = "month" if self.months_after == 1 else f"{_ORDINALS[self.months_after - 1]} month"
         after = "the period" if self.anchor == "period" else "the reporting year ends"
         return f"the {day} of the {month} after {after}"
 
@@ -312,12 +312,15 @@ def parse_due_rule(text: str, field: str = "calendar.due") -> DueRule:
     )
     if m := _DUE_PATTERNS["fixed"].match(s):
         day, month = _ordinal(m["day"] or m["day2"]), _MONTHS[m["month"] or m["month2"]]
-        try:
-            date(2001, month, day)  # 2001 is not a leap year: the date must exist every year
-        except ValueError:
+        if (month, day) == (2, 29):
             raise CalendarError(
-                _loc(field), text, "names a date that does not fall every year; check the day."
-            ) from None
+                _loc(field), text, "falls only in leap years; use 28 February or 1 March."
+            )
+        try:
+            date(2001, month, day)
+        except ValueError:
+            reason = f"names a day that {_MONTH_NAMES[month - 1]} does not have; check the date."
+            raise CalendarError(_loc(field), text, reason) from None
         return AnnualDateRule(month, day, _anchor(m["anchor"] or "period"))
     if m := _DUE_PATTERNS["offset"].match(s):
         return OffsetRule(_number(m["n"]), _OFFSET_UNITS[m["unit"]], _anchor(m["anchor"]))
@@ -577,21 +580,29 @@ class MeetingSpec(_Strict):
         return value
 
 
+# Seed 001 words it "To be arrange[d] for the end of the month of the monitoring return".
 _RETURN_MONTH_RE = re.compile(
-    r"(?:at |by )?(?:the )?end of (?:the )?month (?:that |when |in which )?"
-    r"(?:the |of the |of )?(?:monitoring )?return(?: is due)?"
+    r"\bend of (?:the )?month (?:that |when |in which )?(?:the |of the |of )?"
+    r"(?:monitoring )?return(?: is due)?$"
 )
 
 
 def meeting_rule(text: str) -> DueRule | None:
     """The meeting rule as a ``DueRule``, or None for "end of the month the return is due".
 
-    >>> meeting_rule("End of the month of the monitoring return") is None
+    >>> meeting_rule("To be arranged for the end of the month of the monitoring return") is None
     True
     """
-    if _RETURN_MONTH_RE.fullmatch(" ".join(text.lower().split())):
+    if _RETURN_MONTH_RE.search(" ".join(text.lower().split())):
         return None
-    return parse_due_rule(text, "calendar.meetings.rule")
+    try:
+        return parse_due_rule(text, "calendar.meetings.rule")
+    except CalendarError:
+        reason = (
+            f"is not a meeting rule I can read; write '{MEETING_RETURN_MONTH}' "
+            f"or a due rule like '2nd Friday of the month after the period'."
+        )
+        raise CalendarError(("calendar", "meetings", "rule"), text, reason) from None
 
 
 class AnnualReturnSpec(_Strict):

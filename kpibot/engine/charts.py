@@ -66,6 +66,7 @@ _INK, _MUTED, _GRIDLINE, _SPINE = "#212121", "#616161", "#e4e4e4", "#b0bec5"
 _LINE, _TARGET, _BENCHMARK, _CRITICAL = "#455a64", "#263238", "#1565c0", "#6a1b9a"
 _BAND, _NO_FIGURE, _EMPTY_CELL, _EMPTY_INK = "#fdecc8", "#757575", "#f4f4f4", "#bdbdbd"
 _PAD = 10
+_PANEL_RIGHT = 34  # room for the last period's label and value, clear of the next panel
 
 
 @dataclass(frozen=True)
@@ -211,11 +212,12 @@ def render_rag_grid(data: RagGridData, width_px: int = 900, height_px: int | Non
     title = _wrap(data.title, renderer, 14, width_px - 2 * _PAD, bold=True)
     label_limit = int(width_px * 0.45 / (font * DPI / 72 * 0.56))
     row_labels = [_truncate(r, label_limit) for r in data.rows]
-    label_px = max((_text_px(renderer, s, font)[0] for s in _longest(row_labels)), default=0)
+    # Every label is measured: names cut to the same length still differ in width by a tenth.
+    label_px = max((_text_px(renderer, s, font)[0] for s in set(row_labels)), default=0.0)
     col_px = (width_px - 2 * _PAD - label_px - 8) / n_cols
-    col_labels = _fit_labels(data.columns, renderer, col_px, font + 0.5)
+    col_labels = _fit_labels(data.columns, renderer, col_px, font, thin=False)
     header_px = _line_px(14) * (title.count("\n") + 1) + 12
-    header_px += _line_px(font + 0.5) * max(s.count("\n") + 1 for s in [*col_labels, ""]) + 10
+    header_px += _line_px(font) * max(s.count("\n") + 1 for s in [*col_labels, ""]) + 10
     footer_px = _PAD + _line_px(11) * 1.6
     height_px = height_px or round(_PAD + header_px + n_rows * row_px + footer_px)
     canvas.figure.set_size_inches(width_px / DPI, height_px / DPI)
@@ -241,7 +243,6 @@ def render_rag_grid(data: RagGridData, width_px: int = 900, height_px: int | Non
     ax.set_xticks(np.arange(len(data.columns)) + 0.5, col_labels, parse_math=False)
     ax.set_yticks(np.arange(len(data.rows)) + 0.5, row_labels, parse_math=False)
     ax.tick_params(length=0, labelsize=font, colors=_INK, pad=4)
-    ax.tick_params(axis="x", labelsize=font + 0.5)
     for spine in ax.spines.values():
         spine.set_visible(False)
     _heading(fig, title, 14, size)
@@ -278,13 +279,15 @@ def render_small_multiples(
     header_px = _PAD + (_line_px(16) * (heading.count("\n") + 1) + 10 if title else 0)
     panel_w = (width_px - 2 * _PAD) / columns
     panels: list[tuple[Axes, _Drawn, str]] = []
+    arrow_px = _text_px(renderer, "↑ better", 9.5)[0] + 12
     handles: dict[str, Artist] = {}
     for chart in charts:
         ax = canvas.figure.add_axes((0.0, 0.0, 1.0, 1.0))
         drawn = _draw_kpi(ax, chart, _PANEL, renderer, panel_w * 0.8)
         for artist, label in drawn.handles:
             handles.setdefault(label, artist)
-        panels.append((ax, drawn, _wrap(chart.title, renderer, _PANEL.title, panel_w - 80, True)))
+        title_px = panel_w - drawn.ytick_px - _PANEL_RIGHT - 6 - arrow_px
+        panels.append((ax, drawn, _wrap(chart.title, renderer, _PANEL.title, title_px, True)))
     legend_cols = max(1, min(len(handles), (width_px - 2 * _PAD) // 175))
     legend_px = math.ceil(len(handles) / legend_cols) * _line_px(11) * 1.3
     footer_px = _PAD + _line_px(11) + legend_px + 6
@@ -300,7 +303,7 @@ def render_small_multiples(
             ax,
             size,
             left=x0 + drawn.ytick_px + 6,
-            right=width_px - x0 - panel_w + 24,
+            right=width_px - x0 - panel_w + _PANEL_RIGHT,
             top=top,
             bottom=height_px - y0 - panel_height_px + drawn.xtick_lines * _line_px(9.5) + 20,
         )
@@ -437,7 +440,18 @@ def _draw_kpi(
     ax.set_xlim(-0.5, n - 0.5)
     x_labels = _fit_labels([p.period for p in points], renderer, axes_px / n, style.ticks)
     ax.set_xticks(xs, x_labels, parse_math=False)
-    if present.any():
+    if not present.any():
+        ax.text(
+            0.5,
+            0.5,
+            "No figures reported",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=style.title,
+            color=_MUTED,
+        )
+    else:
         last = int(np.flatnonzero(present)[-1])
         ax.annotate(
             _format_value(float(values[last]), data.unit),
@@ -577,6 +591,8 @@ def _cell_labels(ax: Axes, cells: Sequence[Sequence[str | None]], font: float) -
         facecolors=[ink[cell] for _, _, cell in flat],
         edgecolors="none",
         zorder=3,
+        # Snapping would round the thin dash to zero height in some rows.
+        snap=False,
     )
 
 
@@ -649,11 +665,10 @@ def _steps(values: Sequence[float | None], offset: int) -> tuple[np.ndarray, np.
 
 
 def _fit_labels(
-    labels: Sequence[str], renderer: RendererAgg, slot_px: float, font: float
+    labels: Sequence[str], renderer: RendererAgg, slot_px: float, font: float, thin: bool = True
 ) -> list[str]:
-    """Period labels that fit their slots: split onto two lines, then keep every k-th.
-
-    The latest period always keeps its label, because it is the one people ask about.
+    """Period labels that fit their slots: split onto two lines, then (if ``thin``) keep every
+    k-th. The latest period always keeps its label, because it is the one people ask about.
     """
     fitted = list(labels)
     widest = max((_text_px(renderer, s, font)[0] for s in _longest(fitted)), default=0.0)
@@ -661,14 +676,15 @@ def _fit_labels(
         fitted = [s.replace(" ", "\n", 1) for s in fitted]
         lines = [line for s in fitted for line in s.split("\n")]
         widest = max(_text_px(renderer, s, font)[0] for s in _longest(lines))
-    step = max(1, math.ceil((widest + 8) / max(slot_px, 1.0)))
+    step = max(1, math.ceil((widest + 8) / max(slot_px, 1.0))) if thin else 1
     keep = set(range(len(fitted) - 1, -1, -step))
     return [s if i in keep else "" for i, s in enumerate(fitted)]
 
 
 def _wrap(text: str, renderer: RendererAgg, font: float, width_px: float, bold: bool) -> str:
     """Wrap a title to at most two lines of ``width_px``, ending in an ellipsis if cut."""
-    char_px = _text_px(renderer, text, font, bold)[0] / max(len(text), 1)
+    # 5% spare, because a line of wide letters runs over the average.
+    char_px = _text_px(renderer, text, font, bold)[0] / max(len(text), 1) * 1.05
     wrapped = textwrap.wrap(
         text, width=max(10, int(width_px / max(char_px, 1.0))), max_lines=2, placeholder=" …"
     )

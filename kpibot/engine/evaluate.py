@@ -272,6 +272,7 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     out["target"] = np.where(unknown, "", spec["target_text"].to_numpy(dtype=object))
     out["threshold"] = t_thr
     out["tolerance_threshold"] = tol_thr
+    out["critical_threshold"] = crit_thr
     position = np.asarray(POSITIONS, dtype=object)[pos_code]
     out["position"] = position
     out["rag"] = pd.Series(position).map(RAG_OF).to_numpy()

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from kpibot.engine.charts import ChartPoint, KpiChartData
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.targets import CompiledKpi, compile_contract
 
+_UNITS = ("percent", "count", "days", "score", "rate", "grade")
 FIGURE_COLUMNS = ["contract", "kpi", "period", "value", "benchmark"]
 
 
@@ -132,6 +134,33 @@ class Scorecard:
         if self.frame.empty:
             return self.frame
         return self.frame[self.frame["kpi"] == code].sort_values("period_start")
+
+    def chart_data(self, code: str, years: int | None = None) -> KpiChartData:
+        """Chart input for one KPI: values, RAG, the target stepping by year, tolerance, benchmark."""
+        kpi = self.contract.kpi(code)
+        unit = compiled(self.contract)[kpi.code].unit
+        hist = self.kpi_history(kpi.code)
+        if not hist.empty:
+            kind = self.contract.reporting.period if (hist["kind"] == self.contract.reporting.period).any() \
+                else hist["kind"].iloc[0]
+            hist = hist[hist["kind"] == kind]
+            if years is not None:
+                per_year = int(hist["per_year"].iloc[0])
+                hist = hist.tail(max(1, years) * per_year)
+
+        def num(v: object) -> float | None:
+            f = float(v)  # type: ignore[arg-type]
+            return None if math.isnan(f) else f
+
+        points = tuple(
+            ChartPoint(r.period, num(r.value), r.rag, bool(getattr(r, "status", "") == "pending"),
+                       num(r.threshold),
+                       num(r.tolerance_threshold), num(r.benchmark), num(r.critical_threshold))
+            for r in hist.itertuples()
+        )
+        polarity = "bigger" if kpi.polarity == "bigger" else "smaller"
+        return KpiChartData(f"{self.contract.id} · {kpi.code} · {kpi.name}", unit if unit in _UNITS else "count",  # type: ignore[arg-type]
+                            polarity, points)  # type: ignore[arg-type]
 
     def latest_period(self) -> Period | None:
         """The latest quarter (or reporting kind) holding any submitted value."""

@@ -40,8 +40,10 @@ def normalise_url(url: str | URL) -> URL:
     >>> normalise_url("postgres://u@h/db").render_as_string()
     'postgresql+psycopg://u@h/db'
     """
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1) if isinstance(url, str) else url)
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+    parsed = make_url(
+        url.replace("postgres://", "postgresql://", 1) if isinstance(url, str) else url
+    )
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername != "postgresql+psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 

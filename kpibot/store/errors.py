@@ -13,7 +13,11 @@ KPI 1a for 2019/20 Q3 already has a figure, so this is an amendment: give a reas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
 
 # Rules the database enforces, by constraint name, in words a provider understands.
 CONSTRAINT_RULES = {
@@ -135,3 +139,54 @@ class IdempotencyKeyConflict(StoreError):
             f"This submission's key was already used for contract '{used_for}', so nothing was "
             f"saved for '{contract_id}'; submit it again as a new submission."
         )
+
+
+class _FigureValues(Protocol):
+    @property
+    def kpi_code(self) -> str: ...
+    @property
+    def numerator(self) -> float | None: ...
+    @property
+    def denominator(self) -> float | None: ...
+
+
+# Unique indexes that only a concurrent writer can trip: someone amended the same figure first.
+_RACE_CONSTRAINTS = {"uq_figures_supersedes_id", "uq_figures_first_version"}
+# SQLite names the columns of a failed unique index, not the index.
+_SQLITE_UNIQUE = {
+    "figures.supersedes_id": "uq_figures_supersedes_id",
+    "figures.contract_id, figures.kpi_code, figures.period_label": "uq_figures_first_version",
+    "submissions.idempotency_key": "uq_submissions_idempotency_key",
+}
+_OFFENDS: dict[str, Callable[[_FigureValues], bool]] = {
+    "ck_figures_numerator": lambda f: f.numerator is not None and f.numerator < 0,
+    "ck_figures_denominator": lambda f: f.denominator is not None and f.denominator < 0,
+}
+
+
+def constraint_name(error: IntegrityError) -> str | None:
+    """The name of the constraint behind ``error``, from psycopg's diagnostics or SQLite's text."""
+    diag = getattr(error.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if isinstance(name, str):
+        return name
+    message = str(error.orig)
+    if match := re.search(r"CHECK constraint failed: (\w+)", message):
+        return match[1]
+    if match := re.search(r"UNIQUE constraint failed: (.+)$", message):
+        return _SQLITE_UNIQUE.get(match[1].strip())
+    return None
+
+
+def rejection_for(
+    contract_id: str, error: IntegrityError, figures: Sequence[_FigureValues]
+) -> StoreError | None:
+    """The store error a user should see for a failed figure insert, or None if it is a bug."""
+    name = constraint_name(error)
+    if name in _RACE_CONSTRAINTS:
+        return ConcurrentChange(contract_id)
+    if name in CONSTRAINT_RULES:
+        offends = _OFFENDS.get(name)
+        kpi = next((f.kpi_code for f in figures if offends and offends(f)), None)
+        return FigureRejected(contract_id, CONSTRAINT_RULES[name], kpi)
+    return None

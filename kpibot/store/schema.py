@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -99,7 +100,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def json_document() -> JSON:
     """JSON everywhere, stored as JSONB on PostgreSQL so it can be indexed and compared."""
-    return JSON().with_variant(JSONB(), "postgresql")  # type: ignore[return-value]
+    return JSON().with_variant(JSONB(), "postgresql")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -192,8 +193,8 @@ class FigureRecord(Base):
             "kpi_code",
             "period_label",
             unique=True,
-            sqlite_where="supersedes_id IS NULL",
-            postgresql_where="supersedes_id IS NULL",
+            sqlite_where=text("supersedes_id IS NULL"),
+            postgresql_where=text("supersedes_id IS NULL"),
         ),
         CheckConstraint(_in("period_kind", PERIOD_KINDS), name="period_kind"),
         CheckConstraint("period_end >= period_start", name="period_dates"),
@@ -248,7 +249,8 @@ class AuditEventRecord(Base):
 
 
 def _next_attempt_default(context: DefaultExecutionContext) -> Any:
-    return context.get_current_parameters()["due_at"]
+    # The typed stubs miss this method; it is public API (context-sensitive defaults).
+    return context.get_current_parameters()["due_at"]  # type: ignore[no-untyped-call]
 
 
 class OutboxRecord(Base):

@@ -1,0 +1,79 @@
+"""What every benchmark shares: timing, peak memory and the one-line result format.
+
+A benchmark prints a short human summary and then, as its last line, ``key=value`` pairs that
+``run_all.py`` (and CI logs) pick up:
+
+>>> from _common import best_of, emit_result, peak_rss_mb
+>>> seconds, total = best_of(3, lambda: sum(range(1000)))
+>>> emit_result(sum_per_s=int(1000 / seconds), peak_rss_mb=peak_rss_mb())  # doctest: +SKIP
+sum_per_s=... peak_rss_mb=...
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def peak_rss_mb() -> int:
+    """The process's peak resident memory so far, in MB (Linux reports ``ru_maxrss`` in KB)."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if sys.platform == "darwin":  # macOS reports bytes
+        kb //= 1024
+    return int(kb // 1024)
+
+
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    """Run ``fn`` once; return (wall seconds, its result)."""
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def best_of(runs: int, fn: Callable[[], T]) -> tuple[float, T]:
+    """Run ``fn`` ``runs`` times; return the fastest wall time and the last result.
+
+    The best run is the least disturbed by other work on the machine, so it is the fairest
+    figure to compare between runs.
+    """
+    if runs < 1:
+        raise ValueError("best_of needs at least one run")
+    best, result = timed(fn)
+    for _ in range(runs - 1):
+        seconds, result = timed(fn)
+        best = min(best, seconds)
+    return best, result
+
+
+def say(message: str = "") -> None:
+    """Print a summary line at once, so ``run_all.py`` can stream it while the benchmark runs."""
+    print(message, flush=True)
+
+
+def heading(title: str) -> None:
+    say(f"== {title}")
+
+
+def format_metric(value: object) -> str:
+    """Integers as they are, floats to one decimal, anything else as text."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def emit_result(**metrics: object) -> str:
+    """Print the final ``key=value ...`` line (it must be the benchmark's last line) and return it."""
+    line = " ".join(f"{key}={format_metric(value)}" for key, value in metrics.items())
+    say(line)
+    return line
+
+
+class BenchmarkFailure(AssertionError):
+    """A benchmark's own correctness check failed: the run must exit non-zero."""

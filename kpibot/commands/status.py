@@ -1,0 +1,195 @@
+"""``status [contract] [kpi] [period]``: where contracts stand, reds and ambers first.
+
+>>> # dispatch(Request.from_text("status childrens-trust", user="U1", platform="console"), ctx)
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from kpibot.commands.base import Action, Cell, Context, Reply, Request, error
+from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
+from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
+from kpibot.engine.model import KPI, Contract
+from kpibot.engine.periods import Period
+from kpibot.engine.scorecard import Scorecard, compiled
+
+MAX_ROWS = 12
+
+
+def _value(row: object, unit: str) -> str:
+    v = getattr(row, "value")
+    text = format_value(None if math.isnan(v) else v, unit)
+    ytd = getattr(row, "ytd_value")
+    if not math.isnan(ytd):
+        text += f" (YTD {format_value(ytd, unit)} vs {format_value(getattr(row, 'ytd_target'), unit)})"
+    return text
+
+
+def _target_cell(contract: Contract, row: object) -> str:
+    terms = compiled(contract)[getattr(row, "kpi")].years.get(getattr(row, "year"))
+    text = str(getattr(row, "target"))
+    if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
+        text += f" (tol. {terms.tolerance.text.strip()})"
+    return text
+
+
+def report_period(ctx: Context, contract: Contract) -> Period:
+    """The latest period with figures in, else the latest ended period of the contract."""
+    card = ctx.services.scorecard(contract)
+    latest = card.latest_period()
+    return latest or ctx.services.default_period(contract)
+
+
+class StatusHandler:
+    verb = "status"
+    summary = "where a contract stands: red, amber and green, values against targets, trends"
+    usage = "status [contract] [kpi] [period]"
+    examples = ("status", "status childrens-trust", "status childrens-trust C7",
+                "status childrens-trust C7 2019/20 Q3")
+
+    def check(self, request: Request, ctx: Context) -> Reply | None:
+        return None
+
+    def handle(self, request: Request, ctx: Context) -> Reply:
+        if not request.args and ctx.policy.bound_contract(request.channel) is None:
+            return self.overview_all(ctx)
+        resolved = resolve_contract(request, ctx, "view")
+        if isinstance(resolved, Reply):
+            return resolved
+        contract, rest = resolved
+        today = ctx.services.now().date()
+        period, rest2, why = take_period(contract, rest, today)
+        if period is None and rest:
+            kpi = resolve_kpi(contract, rest[0])
+            if isinstance(kpi, Reply):
+                return error(why, "Unknown period") if why and len(rest) > 1 else kpi
+            period, extra, why = take_period(contract, rest[1:], today)
+            if period is None and extra:
+                return error(why or f"I could not read '{' '.join(extra)}' as a period.", "Unknown period")
+            return self.kpi_detail(ctx, contract, kpi, period)
+        if rest2:
+            return error(f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status")
+        return self.contract_overview(ctx, contract, period or report_period(ctx, contract))
+
+    # ------------------------------------------------------------------ views
+    def overview_all(self, ctx: Context) -> Reply:
+        ids = ctx.policy.visible(ctx.who, ctx.services.contracts.ids())
+        if not ids:
+            return Reply("No contracts yet", f"You have no kpibot contracts yet. {ctx.policy.grantor} can give "
+                         "you access.", kind="refusal", ephemeral=True)
+        reply = Reply("Your contracts", columns=["Contract", "Period", "Red", "Amber", "Green", "Other"])
+        for cid in ids:
+            contract = ctx.services.contract(cid)
+            if contract is None:
+                continue
+            period = report_period(ctx, contract)
+            rows = ctx.services.scorecard(contract, period).at(period)
+            counts = rows["rag"].value_counts() if not rows.empty else pd.Series(dtype=int)
+            worst = "red" if counts.get("red", 0) else "amber" if counts.get("amber", 0) else "green"
+            reply.rows.append([Cell(cid, worst), Cell(period.label), Cell(str(counts.get("red", 0)), "red"),
+                               Cell(str(counts.get("amber", 0)), "amber"), Cell(str(counts.get("green", 0)), "green"),
+                               Cell(str(counts.get("grey", 0)), "grey")])
+        reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
+        return reply
+
+    def contract_overview(self, ctx: Context, contract: Contract, period: Period) -> Reply:
+        card = ctx.services.scorecard(contract, period)
+        rows = card.at(period)
+        comp = compiled(contract)
+        year = contract.year_for(period)
+        counts = {rag: int((rows["rag"] == rag).sum()) if not rows.empty else 0 for rag in RAG_ORDER}
+        summary = (f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
+                   f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure")
+        lines = [summary]
+        if not rows.empty:
+            crit = rows[rows["critical"]]
+            if len(crit):
+                lines.append("*Critical failures:* " + ", ".join(
+                    f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples()))
+            missing = rows[rows["position"] == "missing"]
+            late = self._late_missing(ctx, contract, missing)
+            if late:
+                lines.append("*Late or missing returns:* " + late)
+        extra = ctx.services.status_extras(contract, period)
+        lines.extend(extra)
+        reply = Reply(f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""), "\n".join(lines),
+                      columns=["KPI", "Measure", "Value", "Target", "Trend"])
+        focus = rows[rows["rag"].isin(["red", "amber"]) | rows["critical"]] if not rows.empty else rows
+        if not focus.empty:
+            focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(["_c", "_o"])
+        for r in list(focus.itertuples())[:MAX_ROWS]:
+            kpi = contract.kpi(r.kpi)
+            reply.rows.append([Cell(r.kpi, r.rag), Cell(_short(kpi.name)), Cell(_value(r, comp[r.kpi].unit)),
+                               Cell(_target_cell(contract, r)), Cell(trend_text(r.trend))])
+        hidden = len(focus) - MAX_ROWS
+        footer = [f"…and {hidden} more red or amber" if hidden > 0 else ""]
+        if focus.empty and not rows.empty:
+            footer.append("Nothing is red or amber.")
+        footer.append(f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history.")
+        reply.footer = " ".join(f for f in footer if f)
+        worst = next(iter(focus["kpi"]), None) if not focus.empty else None
+        if worst:
+            reply.actions.append(Action(f"Chart {worst}", f"chart {contract.id} {worst}", "primary"))
+        if ctx.policy.can(ctx.who, "submit", contract.id):
+            reply.actions.append(Action("Submit a figure", f"submit {contract.id}"))
+        return reply
+
+    def _late_missing(self, ctx: Context, contract: Contract, missing: pd.DataFrame) -> str:
+        if missing.empty:
+            return ""
+        due = ctx.services.due_date(contract, contract.parse_period(missing["period"].iloc[0]))
+        today = ctx.services.now().date()
+        if due is not None and today <= due:
+            return ""
+        codes = list(missing["kpi"])
+        shown = ", ".join(codes[:10]) + (f" …and {len(codes) - 10} more" if len(codes) > 10 else "")
+        when = f" (due {due:%-d %b %Y})" if due else ""
+        return f"{len(codes)} KPI(s) have no figure{when}: {shown}"
+
+    def kpi_detail(self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None) -> Reply:
+        card: Scorecard = ctx.services.scorecard(contract, period)
+        hist = card.kpi_history(kpi.code)
+        comp = compiled(contract)[kpi.code]
+        today_period = period or (contract.parse_period(hist["period"].iloc[-1]) if not hist.empty
+                                  else ctx.services.default_period(contract))
+        year = contract.year_for(today_period)
+        terms = comp.years.get(year.year) if year else None
+        lines = [f"*{kpi.name}* ({'higher' if kpi.polarity == 'bigger' else 'lower'} is better)"]
+        if terms is not None:
+            lines.append(f"*{year.name if year else ''} target:* {terms.target.explain()} — “{terms.target.text.strip()}”")
+            if terms.tolerance is not None:
+                lines.append(f"*Tolerance:* {terms.tolerance.explain()}")
+            if terms.critical is not None and terms.critical.kind != "none":
+                lines.append(f"*Critical failure:* {terms.critical.explain()}")
+            if terms.exempt:
+                lines.append("*Exempt* from its performance level this year.")
+        if not hist.empty:
+            last = hist[hist["value"].notna()]
+            if not last.empty:
+                lines.append(f"*Trend:* {trend_text(last['trend'].iloc[-1])}")
+        nxt = ctx.services.next_due(contract, ctx.services.now().date())
+        if nxt:
+            lines.append(f"*Next return due:* {nxt}")
+        reply = Reply(f"{contract.id} · {kpi.code}", "\n".join(lines),
+                      columns=["Period", "Value", "Target", "Position", "Trend"])
+        shown = hist if period is None else hist[hist["period_start"] <= period.start]
+        for r in shown.tail(MAX_ROWS).itertuples():
+            reply.rows.append([Cell(r.period, r.rag), Cell(_value(r, comp.unit)), Cell(str(r.target)),
+                               Cell(r.position.replace("_", " ")), Cell(trend_text(r.trend))])
+        if period is not None:
+            versions = ctx.services.figures.history(contract.id, kpi.code, period)
+            if len(versions) > 1:
+                reply.footer = "Amendments: " + "; ".join(
+                    f"{format_value(v.value, comp.unit)} by {v.submitted_by} {v.submitted_at:%-d %b %Y}"
+                    + (f" ({v.reason})" if v.reason else "") for v in versions)
+        if hist.empty:
+            reply.text += "\nNo figures yet."
+        reply.actions.append(Action(f"Chart {kpi.code}", f"chart {contract.id} {kpi.code}", "primary"))
+        return reply
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

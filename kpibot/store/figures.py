@@ -1,0 +1,390 @@
+"""The figure repository: append-only figures, amendments that say why, and fast current views.
+
+A figure for a (contract, KPI, period) that already has one is an amendment: a new row that
+supersedes the old one and carries a reason. Nothing a user submits is ever overwritten or lost.
+
+>>> db = Database("sqlite://")
+>>> db.upgrade()
+>>> FigureRepository(db).current_frame().columns.tolist()[:3]
+['contract', 'kpi', 'period']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from kpibot.engine.periods import Period
+from kpibot.store.audit import add_event
+from kpibot.store.database import Database
+from kpibot.store.errors import (
+    AmendmentNeedsReason,
+    ConcurrentChange,
+    DuplicateFigureInBatch,
+    FigureRejected,
+    IdempotencyKeyConflict,
+    UnknownContract,
+    UnknownKPI,
+    rejection_for,
+)
+from kpibot.store.rows import Clock, FigureRow, NewFigure, Source, SubmissionResult, utc_now
+from kpibot.store.schema import SOURCES, FigureRecord, KPIRecord, SubmissionRecord
+
+FRAME_COLUMNS = [
+    "contract",
+    "kpi",
+    "period",
+    "period_start",
+    "value",
+    "numerator",
+    "denominator",
+    "benchmark",
+    "submitted_at",
+    "late",
+    "status",
+]
+_FRAME_DTYPES = {
+    "contract": "str",
+    "kpi": "str",
+    "period": "str",
+    "value": "float64",
+    "numerator": "float64",
+    "denominator": "float64",
+    "benchmark": "float64",
+    "late": "bool",
+    "status": "str",
+}
+_newer = aliased(FigureRecord)
+IS_CURRENT = ~exists().where(_newer.supersedes_id == FigureRecord.id)
+"""True for figures that no other figure supersedes: the current version of each figure."""
+
+
+class _KeyTaken(Exception):
+    """Another transaction committed the same idempotency key while ours was running."""
+
+
+def _row(record: FigureRecord) -> FigureRow:
+    return FigureRow(
+        id=record.id,
+        contract_id=record.contract_id,
+        kpi=record.kpi_code,
+        period=record.period_label,
+        period_start=record.period_start,
+        period_end=record.period_end,
+        period_kind=record.period_kind,
+        value=record.value,
+        numerator=record.numerator,
+        denominator=record.denominator,
+        benchmark=record.benchmark,
+        submission_id=record.submission_id,
+        submitted_by=record.submitted_by,
+        submitted_at=record.submitted_at,
+        late=record.late,
+        note=record.note,
+        supersedes_id=record.supersedes_id,
+        reason=record.amendment_reason,
+        status=record.status,
+    )
+
+
+def _numbers(record: FigureRecord) -> dict[str, float | None]:
+    return {
+        "value": record.value,
+        "numerator": record.numerator,
+        "denominator": record.denominator,
+        "benchmark": record.benchmark,
+    }
+
+
+def _canonical_kpi(session: Session, contract_id: str, kpi: str) -> str:
+    codes = session.scalars(select(KPIRecord.code).where(KPIRecord.contract_id == contract_id))
+    by_lower = {code.lower(): code for code in codes}
+    return by_lower.get(kpi.strip().lower(), kpi.strip())
+
+
+class FigureRepository:
+    """Submitted figures: append-only, with amendments that say who changed what, when and why.
+
+    >>> figures = FigureRepository(db)  # doctest: +SKIP
+    >>> q3 = contract.parse_period("2019/20 Q3")  # doctest: +SKIP
+    >>> figures.submit("demo", [NewFigure("1a", q3, numerator=45, denominator=50)],
+    ...                actor="U123", source="chat", idempotency_key="slack:1700000000.1234")
+    ... # doctest: +SKIP
+    >>> figures.submit("demo", [NewFigure("1a", q3, numerator=46, denominator=50,
+    ...                reason="one case recoded")], actor="U123", source="chat")  # doctest: +SKIP
+    >>> [f.value for f in figures.history("demo", "1a", q3)]  # doctest: +SKIP
+    """
+
+    def __init__(self, db: Database, *, clock: Clock = utc_now) -> None:
+        self._db = db
+        self._clock = clock
+
+    def submit(
+        self,
+        contract_id: str,
+        rows: Sequence[NewFigure],
+        actor: str,
+        source: Source,
+        idempotency_key: str | None = None,
+        filename: str | None = None,
+        note: str | None = None,
+    ) -> SubmissionResult:
+        """Store one submission and its figures together, or nothing at all.
+
+        Raises the errors in :mod:`kpibot.store.errors`; a replayed ``idempotency_key`` returns
+        the earlier submission with ``duplicate=True`` and writes nothing.
+        """
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        try:
+            with self._db.session() as session:
+                if idempotency_key is not None:
+                    earlier = _submission_by_key(session, idempotency_key)
+                    if earlier is not None:
+                        return _replay(session, earlier, contract_id)
+                return self._write(
+                    session, contract_id, list(rows), actor, source, idempotency_key, filename, note
+                )
+        except _KeyTaken:
+            with self._db.session(read_only=True) as session:
+                earlier = _submission_by_key(session, idempotency_key or "")
+                if earlier is None:
+                    raise ConcurrentChange(contract_id) from None
+                return _replay(session, earlier, contract_id)
+
+    def _write(
+        self,
+        session: Session,
+        contract_id: str,
+        rows: list[NewFigure],
+        actor: str,
+        source: str,
+        idempotency_key: str | None,
+        filename: str | None,
+        note: str | None,
+    ) -> SubmissionResult:
+        codes = {
+            code.lower(): code
+            for code in session.scalars(
+                select(KPIRecord.code).where(KPIRecord.contract_id == contract_id)
+            )
+        }
+        if not codes:
+            raise UnknownContract(contract_id)
+        keyed: dict[tuple[str, str], NewFigure] = {}
+        for row in rows:
+            code = codes.get(row.kpi.strip().lower())
+            if code is None:
+                raise UnknownKPI(contract_id, row.kpi)
+            for name in ("value", "numerator", "denominator", "benchmark"):
+                number = getattr(row, name)
+                if number is not None and not math.isfinite(number):
+                    raise FigureRejected(contract_id, f"the {name} must be a number", code)
+            if (code, row.period.label) in keyed:
+                raise DuplicateFigureInBatch(contract_id, code, row.period.label)
+            keyed[(code, row.period.label)] = row
+
+        current = {
+            (record.kpi_code, record.period_label): record
+            for record in session.scalars(
+                select(FigureRecord).where(
+                    FigureRecord.contract_id == contract_id,
+                    FigureRecord.kpi_code.in_({code for code, _ in keyed}),
+                    IS_CURRENT,
+                )
+            )
+            if (record.kpi_code, record.period_label) in keyed
+        }
+        unexplained = [
+            key for key, row in keyed.items() if key in current and not (row.reason or "").strip()
+        ]
+        if unexplained:
+            raise AmendmentNeedsReason(contract_id, unexplained)
+
+        now = self._clock()
+        submission = SubmissionRecord(
+            contract_id=contract_id,
+            submitted_by=actor,
+            submitted_at=now,
+            source=source,
+            filename=filename,
+            row_count=len(keyed),
+            idempotency_key=idempotency_key,
+            note=note,
+        )
+        session.add(submission)
+        try:
+            session.flush()
+        except IntegrityError as error:
+            if idempotency_key is not None:
+                raise _KeyTaken from error
+            raise
+
+        records = [
+            FigureRecord(
+                contract_id=contract_id,
+                kpi_code=code,
+                period_label=label,
+                period_start=row.period.start,
+                period_end=row.period.end,
+                period_kind=row.period.kind,
+                value=row.value,
+                numerator=row.numerator,
+                denominator=row.denominator,
+                benchmark=row.benchmark,
+                submission_id=submission.id,
+                submitted_by=actor,
+                submitted_at=now,
+                late=row.late,
+                note=row.note,
+                supersedes_id=current[(code, label)].id if (code, label) in current else None,
+                amendment_reason=(row.reason or "").strip() or None,
+            )
+            for (code, label), row in keyed.items()
+        ]
+        session.add_all(records)
+        try:
+            session.flush()
+        except IntegrityError as error:
+            rejection = rejection_for(contract_id, error, records)
+            if rejection is None:
+                raise
+            raise rejection from error
+
+        add_event(
+            session,
+            at=now,
+            actor=actor,
+            action="submit",
+            contract_id=contract_id,
+            subject=filename,
+            outcome="ok",
+            detail={
+                "submission_id": submission.id,
+                "source": source,
+                "rows": len(records),
+                "amendments": sum(r.supersedes_id is not None for r in records),
+                "idempotency_key": idempotency_key,
+            },
+        )
+        for record in records:
+            if record.supersedes_id is not None:
+                old = current[(record.kpi_code, record.period_label)]
+                add_event(
+                    session,
+                    at=now,
+                    actor=actor,
+                    action="amend",
+                    contract_id=contract_id,
+                    subject=f"{record.kpi_code} {record.period_label}",
+                    outcome="ok",
+                    detail={
+                        "figure_id": record.id,
+                        "supersedes_id": old.id,
+                        "reason": record.amendment_reason,
+                        "before": _numbers(old),
+                        "after": _numbers(record),
+                    },
+                )
+        return _result(submission, records, duplicate=False)
+
+    def current(self, contract_id: str, kpi: str | None = None) -> list[FigureRow]:
+        """The current version of each figure for a contract (one KPI if given), by KPI and date."""
+        with self._db.session(read_only=True) as session:
+            query = select(FigureRecord).where(FigureRecord.contract_id == contract_id, IS_CURRENT)
+            if kpi is not None:
+                code = _canonical_kpi(session, contract_id, kpi)
+                query = query.where(FigureRecord.kpi_code == code)
+            query = query.order_by(FigureRecord.kpi_code, FigureRecord.period_start)
+            return [_row(r) for r in session.scalars(query)]
+
+    def history(self, contract_id: str, kpi: str, period: Period | str) -> list[FigureRow]:
+        """Every version of one figure, oldest first, each with who, when and why."""
+        label = period.label if isinstance(period, Period) else " ".join(period.split())
+        with self._db.session(read_only=True) as session:
+            code = _canonical_kpi(session, contract_id, kpi)
+            query = (
+                select(FigureRecord)
+                .where(
+                    FigureRecord.contract_id == contract_id,
+                    FigureRecord.kpi_code == code,
+                    FigureRecord.period_label == label,
+                )
+                .order_by(FigureRecord.id)
+            )
+            return [_row(r) for r in session.scalars(query)]
+
+    def current_frame(self, contract_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Current figures for many contracts as one DataFrame, read in a single query.
+
+        Columns: ``contract, kpi, period, period_start, value, numerator, denominator,
+        benchmark, submitted_at, late, status``; ``period_start`` is a datetime64 and
+        ``submitted_at`` a UTC datetime64.
+
+        >>> frame = FigureRepository(db).current_frame(["one-you-lifestyle"])  # doctest: +SKIP
+        >>> frame.groupby("kpi")["value"].last()  # doctest: +SKIP
+        """
+        query = select(
+            FigureRecord.contract_id,
+            FigureRecord.kpi_code,
+            FigureRecord.period_label,
+            FigureRecord.period_start,
+            FigureRecord.value,
+            FigureRecord.numerator,
+            FigureRecord.denominator,
+            FigureRecord.benchmark,
+            FigureRecord.submitted_at,
+            FigureRecord.late,
+            FigureRecord.status,
+        ).where(IS_CURRENT)
+        if contract_ids is not None:
+            query = query.where(FigureRecord.contract_id.in_(list(contract_ids)))
+        query = query.order_by(
+            FigureRecord.contract_id, FigureRecord.kpi_code, FigureRecord.period_start
+        )
+        with self._db.session(read_only=True) as session:
+            rows = session.execute(query).all()
+        frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS).astype(_FRAME_DTYPES)
+        frame["period_start"] = pd.to_datetime(frame["period_start"])
+        frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True)
+        return frame
+
+
+def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:
+    return session.scalar(select(SubmissionRecord).where(SubmissionRecord.idempotency_key == key))
+
+
+def _replay(session: Session, earlier: SubmissionRecord, contract_id: str) -> SubmissionResult:
+    if earlier.contract_id != contract_id:
+        raise IdempotencyKeyConflict(
+            earlier.idempotency_key or "", contract_id, earlier.contract_id
+        )
+    records = session.scalars(
+        select(FigureRecord)
+        .where(FigureRecord.submission_id == earlier.id)
+        .order_by(FigureRecord.id)
+    ).all()
+    return _result(earlier, records, duplicate=True)
+
+
+def _result(
+    submission: SubmissionRecord, records: Sequence[FigureRecord], *, duplicate: bool
+) -> SubmissionResult:
+    return SubmissionResult(
+        submission_id=submission.id,
+        contract_id=submission.contract_id,
+        submitted_by=submission.submitted_by,
+        submitted_at=submission.submitted_at,
+        source=submission.source,
+        filename=submission.filename,
+        row_count=submission.row_count,
+        idempotency_key=submission.idempotency_key,
+        note=submission.note,
+        duplicate=duplicate,
+        figures=tuple(_row(r) for r in records),
+    )
