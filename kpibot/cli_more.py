@@ -7,6 +7,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import date
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kpibot.demo import DemoOptions, run_demo
+
+    today = date.fromisoformat(args.today) if args.today else None
+    return run_demo(DemoOptions(run=args.run or [], user=args.user, today=today, database=args.database))
 
 
 def register(
@@ -15,4 +23,10 @@ def register(
     db_arg: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add the feature commands to the ``kpibot`` parser."""
-    return None
+    p = add("demo", cmd_demo, "Run kpibot in the terminal on the seed contracts (fresh SQLite database). "
+                              "Without a terminal it tours every command and exits.")
+    p.add_argument("--run", action="append", metavar="COMMAND",
+                   help="run one command (repeatable), e.g. --run '/kpi status childrens-trust', then exit")
+    p.add_argument("--user", default="U-COMMISSIONER", help="act as this user from config/access.yaml")
+    p.add_argument("--today", help="pin the clock to this date (default 2020-02-20)")
+    db_arg(p)

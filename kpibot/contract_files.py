@@ -8,6 +8,7 @@ A file that does not validate is rejected whole: nothing from it is used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,18 @@ def _line_for(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
     return line
 
 
+def _impossible_date_line(text: str) -> int | None:
+    from datetime import date
+
+    for i, line in enumerate(text.splitlines(), start=1):
+        for y, m, d in re.findall(r"\b(\d{4})-(\d{2})-(\d{2})\b", line):
+            try:
+                date(int(y), int(m), int(d))
+            except ValueError:
+                return i
+    return None
+
+
 def _field_name(loc: Sequence[int | str], data: Any) -> str:
     """A readable field path, naming KPIs by code rather than list index: ``kpis[1a].targets``."""
     parts: list[str] = []
@@ -88,6 +101,10 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise ContractFilesInvalid([ContractFileError(path, line, None, f"not valid YAML: {reason}")]) from None
+    except ValueError as exc:
+        # PyYAML turns 2019-02-31 into a date and fails outside its own error type.
+        line = _impossible_date_line(text)
+        raise ContractFilesInvalid([ContractFileError(path, line, None, f"an impossible date ({exc})")]) from None
     if not isinstance(data, dict):
         raise ContractFilesInvalid([ContractFileError(path, 1, None, "a contract file must be a YAML mapping")])
     try:
@@ -102,12 +119,18 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
                 )
             )
         raise ContractFilesInvalid(errors) from None
+    from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
     from kpibot.engine.targets import TargetError, compile_contract
 
     try:
         compile_contract(contract)
-    except TargetError as exc:
-        raise ContractFilesInvalid([ContractFileError(path, _line_for(node, exc.loc), exc.field, str(exc))]) from None
+        ReturnCalendar.for_contract(contract)
+        incident_rules(contract.incidents)
+    except (TargetError, CalendarError) as exc:
+        loc = tuple(exc.loc)
+        if isinstance(exc, CalendarError) and loc and loc[0] != "calendar" and exc.field and exc.field.startswith("incidents"):
+            loc = ("incidents", *loc)
+        raise ContractFilesInvalid([ContractFileError(path, _line_for(node, loc), exc.field, str(exc))]) from None
     return contract
 
 

@@ -14,13 +14,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period, PeriodError
 from kpibot.engine.scorecard import compiled
 from kpibot.engine.targets import parse_grade
-from kpibot.store.rows import NewFigure
 from kpibot.tabular import CellError, Row, Table
+
+if TYPE_CHECKING:
+    from kpibot.store.rows import NewFigure
 
 NON_NEGATIVE = ("count", "days", "percent", "rate", "score")
 
@@ -208,6 +211,8 @@ def _check_row(contract: Contract, table: Table, row: Row, now: datetime, units:
         return
     if parsed.value is None:
         return
+    from kpibot.store.rows import NewFigure
+
     out.figures.append(NewFigure(
         kpi.code, period, value=parsed.value, numerator=parsed.numerator, denominator=parsed.denominator,
         benchmark=bench, late=bool(is_late and is_late(period)), note=row.get("note") or None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -45,9 +45,17 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        db = Database(settings.database_url)
-        return cls(settings, db, ContractRepository(db), FigureRepository(db), AuditLog(db),
-                   clock or settings.now)
+        return cls.for_database(Database(settings.database_url), settings, clock)
+
+    @classmethod
+    def for_database(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:
+        now = clock or settings.now
+
+        def utc() -> datetime:
+            return now().astimezone(UTC)
+
+        return cls(settings, db, ContractRepository(db, clock=utc), FigureRepository(db, clock=utc),
+                   AuditLog(db, clock=utc), now)
 
     def now(self) -> datetime:
         return self.clock()

@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LONDON = ZoneInfo("Europe/London")
+_STARTED = time.monotonic()
 
 
 class Settings(BaseSettings):
@@ -37,7 +39,8 @@ class Settings(BaseSettings):
     slack_api_url: str | None = Field(default=None, validation_alias="SLACK_API_URL")
 
     def now(self) -> datetime:
-        """The current time in Europe/London, or the pinned ``today`` at 09:00 for demos."""
+        """The current time in Europe/London; with ``today`` pinned, a clock that started at 09:00 that day."""
         if self.today is not None:
-            return datetime(self.today.year, self.today.month, self.today.day, 9, 0, tzinfo=LONDON)
+            start = datetime(self.today.year, self.today.month, self.today.day, 9, 0, tzinfo=LONDON)
+            return start + timedelta(seconds=time.monotonic() - _STARTED)
         return datetime.now(LONDON)

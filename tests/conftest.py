@@ -93,3 +93,54 @@ def db(bare_db: Database) -> Database:
     """A database migrated to the latest schema, on each backend."""
     bare_db.upgrade()
     return bare_db
+
+
+# ---------------------------------------------------------------- contracts, services and the bot
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "config" / "contracts"
+ACCESS_FILE = Path(__file__).resolve().parent.parent / "config" / "access.yaml"
+
+
+@pytest.fixture(scope="session")
+def seed_contracts():
+    """The four shipped contracts, parsed once per session."""
+    from kpibot.contract_files import load_contracts
+
+    return {c.id: c for c in load_contracts([CONTRACTS_DIR])}
+
+
+class FixedClock:
+    """A settable clock for tests: ``clock.now`` is Europe/London."""
+
+    def __init__(self, when):
+        self.when = when
+
+    def __call__(self):
+        return self.when
+
+
+@pytest.fixture
+def clock():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return FixedClock(datetime(2020, 2, 20, 10, 0, tzinfo=ZoneInfo("Europe/London")))
+
+
+@pytest.fixture
+def services(db, clock):
+    """Services on each backend with the four seed contracts and their demo history loaded."""
+    from kpibot.services import Services
+    from kpibot.settings import Settings
+
+    svc = Services.for_database(db, Settings(access_file=ACCESS_FILE), clock)
+    svc.load_contracts([CONTRACTS_DIR], actor="test")
+    return svc
+
+
+@pytest.fixture
+def bot(services):
+    from kpibot.access import AccessPolicy
+    from kpibot.bot import Bot
+
+    return Bot(services, AccessPolicy.load(ACCESS_FILE), b"test-secret")

@@ -98,7 +98,11 @@ SEED_003_YEARS = [
     ("2019-07-01", "2020-06-30"),
     ("2020-07-01", "2021-06-30"),
 ]
-SEED_001_YEARS = [("2019-11-01", "2020-10-31"), ("2020-11-01", "2021-10-31")]
+SEED_001_YEARS = [
+    ("2018-11-01", "2019-10-31"),
+    ("2019-11-01", "2020-10-31"),
+    ("2020-11-01", "2021-10-31"),
+]
 SEED_000_YEARS = [
     ("2016-10-01", "2017-03-31"),
     ("2017-04-01", "2018-03-31"),
@@ -173,7 +177,7 @@ def test_seed_001_quarter_one_nov_to_jan_is_due_15_february() -> None:
     assert cal.due_date(q1) == date(2020, 2, 15)
     quarterly = [
         (r.period.label, r.due_date)
-        for r in cal.returns_due_between(date(2019, 11, 1), date(2020, 12, 31))
+        for r in cal.returns_due_between(date(2020, 1, 1), date(2020, 12, 31))
         if r.kind == "quarterly"
     ]
     assert quarterly == [
@@ -185,9 +189,10 @@ def test_seed_001_quarter_one_nov_to_jan_is_due_15_february() -> None:
 
 
 def test_seed_001_annual_return_by_30_april_covers_the_financial_year() -> None:
-    annual = [r for r in seed_001().returns_due_between(date(2019, 1, 1), date(2023, 1, 1))]
-    annual = [r for r in annual if r.kind == "annual"]
+    returns = seed_001().returns_due_between(date(2019, 1, 1), date(2023, 1, 1))
+    annual = [r for r in returns if r.kind == "annual"]
     assert [(r.period.label, r.due_date, r.name) for r in annual] == [
+        ("2018/19", date(2019, 4, 30), "annual return"),
         ("2019/20", date(2020, 4, 30), "annual return"),
         ("2020/21", date(2021, 4, 30), "annual return"),
         ("2021/22", date(2022, 4, 30), "annual return"),
@@ -485,6 +490,20 @@ def test_default_incident_rules_follow_the_seeds() -> None:
     assert incident_rules({"sui": "48h"})["sui"].describe() == "within 48 hours"
 
 
+def test_incident_rules_read_the_shipped_contract_shape() -> None:
+    incidents = {
+        "inspection": {"label": "Inspection report", "deadline": "2 working days"},
+        "critical_failure": {"label": "Critical PI breached", "deadline": "immediately"},
+    }
+    rules = incident_rules(incidents)
+    assert rules["critical_failure"].describe() == "immediately"
+    assert rules["inspection"].describe() == "within 2 working days"
+    assert rules["sui"].describe() == "within 24 hours"
+    with pytest.raises(CalendarError) as caught:
+        incident_rules({"sui": {"label": "SUI", "deadline": "a day or so"}})
+    assert (caught.value.field, caught.value.text) == ("incidents.sui.deadline", "a day or so")
+
+
 def test_inspection_report_skips_weekend_and_bank_holiday() -> None:
     rule = incident_rules()["inspection"]
     friday = datetime(2019, 5, 24, 14, 0, tzinfo=LONDON)  # spring bank holiday on 27 May
@@ -606,6 +625,8 @@ def test_naive_opened_at_is_refused() -> None:
         ({"reminders": {"before_days": [7, -1]}}, "calendar.reminders.before_days", "[7, -1]"),
         ({"reminders": {"every": 3}}, "calendar.reminders.every", None),
         ({"meetings": {"rule": "whenever"}}, "calendar.meetings.rule", "whenever"),
+        ({"annual_return": {"name": "survey"}}, "calendar.annual_return.due", None),
+        ({"roll_forward": "maybe"}, "calendar.roll_forward", "maybe"),
     ],
 )
 def test_bad_calendar_settings_name_the_field(

@@ -30,7 +30,14 @@ from dateutil.rrule import YEARLY, rrule
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from kpibot.engine.model import Contract
-from kpibot.engine.periods import Period, PeriodError, PeriodKind, parse_period, period_containing
+from kpibot.engine.periods import (
+    Period,
+    PeriodError,
+    PeriodKind,
+    make_period,
+    parse_period,
+    period_containing,
+)
 
 LONDON = ZoneInfo("Europe/London")
 Anchor = Literal["period", "year"]
@@ -472,8 +479,8 @@ class IncidentRule:
         return f"within {self.amount} {unit}"
 
 
+# No bare "m": in "3m" a reader cannot tell minutes from months.
 _INCIDENT_UNITS: dict[str, IncidentUnit] = {
-    "m": "minutes",
     "min": "minutes",
     "mins": "minutes",
     "minute": "minutes",
@@ -496,6 +503,7 @@ _INCIDENT_RE = re.compile(
     rf"(?P<unit>{_alternation(_INCIDENT_UNITS)})$"
 )
 _IMMEDIATE = {"immediately", "at once", "straight away", "without delay", "0", "0 hours"}
+# Seed 000 Table 5 (SUIs, near misses), seed 001 2.1.1(d) (interruption) and 2.6 (inspection).
 DEFAULT_INCIDENT_RULES: Mapping[str, str] = {
     "sui": "24 hours",
     "near-miss": "72 hours",
@@ -524,19 +532,23 @@ def parse_incident_rule(text: str, field: str = "incidents") -> IncidentRule:
 
 
 def incident_rules(overrides: Mapping[str, object] | None = None) -> dict[str, IncidentRule]:
-    """The contract's incident deadlines: DESIGN.md's defaults, with the contract's own words on top.
+    """The contract's incident deadlines: DESIGN.md's defaults, with the contract's own on top.
 
-    >>> incident_rules({"sui": "48 hours"})["sui"].describe()
+    Pass ``contract.incidents``; each kind maps to its deadline text, or to a mapping with a
+    ``deadline`` key as the shipped contracts write it.
+
+    >>> incident_rules({"sui": {"label": "SUI", "deadline": "48 hours"}})["sui"].describe()
     'within 48 hours'
     """
-    texts: dict[str, object] = {**DEFAULT_INCIDENT_RULES, **(overrides or {})}
-    rules: dict[str, IncidentRule] = {}
-    for kind, text in texts.items():
+    rules = {kind: parse_incident_rule(text) for kind, text in DEFAULT_INCIDENT_RULES.items()}
+    for kind, value in (overrides or {}).items():
+        loc: Loc = ("incidents", kind)
+        text = value
+        if isinstance(value, Mapping):
+            loc, text = (*loc, "deadline"), value.get("deadline")
         if not isinstance(text, str):
-            raise CalendarError(
-                ("incidents", kind), text, "should be text in quotes, like '24 hours'."
-            )
-        rules[kind] = parse_incident_rule(text, f"incidents.{kind}")
+            raise CalendarError(loc, text, "should be text in quotes, like '24 hours'.")
+        rules[kind] = parse_incident_rule(text, ".".join(map(str, loc)))
     return rules
 
 
@@ -545,7 +557,11 @@ class _Strict(BaseModel):
 
 
 class ReminderSpec(_Strict):
-    """When providers hear about a return: days before it is due, then while it is overdue."""
+    """When providers hear about a return: days before it is due, then while it is overdue.
+
+    >>> ReminderSpec(before_days=(1, 7, 7)).before_days
+    (7, 1)
+    """
 
     before_days: tuple[int, ...] = (14, 7, 1)
     overdue_every_working_days: int = Field(default=1, ge=1)
@@ -568,6 +584,9 @@ class MeetingSpec(_Strict):
     rule "end of the month the return is due" (the last working day of that month, seed 001).
     ``monthly_in_first_year`` holds monthly reviews, on each month's last working day, through
     the first contract year before the per-period rule takes over (seed 003).
+
+    >>> MeetingSpec(monthly_in_first_year=True).rule
+    'end of the month the return is due'
     """
 
     rule: str = MEETING_RETURN_MONTH
@@ -600,7 +619,7 @@ def meeting_rule(text: str) -> DueRule | None:
     except CalendarError:
         reason = (
             f"is not a meeting rule I can read; write '{MEETING_RETURN_MONTH}' "
-            f"or a due rule like '2nd Friday of the month after the period'."
+            "or a due rule like '2nd Friday of the month after the period'."
         )
         raise CalendarError(("calendar", "meetings", "rule"), text, reason) from None
 
@@ -608,6 +627,9 @@ def meeting_rule(text: str) -> DueRule | None:
 class AnnualReturnSpec(_Strict):
     """An annual return beside the periodic ones. ``year_start_month`` is the year it covers;
     it defaults to the contract's financial year (April).
+
+    >>> AnnualReturnSpec(due="no later than 30 April").name
+    'annual return'
     """
 
     name: str = "annual return"
@@ -715,20 +737,28 @@ def _time_of_day(value: object) -> time | None:
 def _period_label(text: str, year_start_month: int | None) -> str:
     # Without the contract, try financial then calendar years; ReturnCalendar checks again.
     try:
-        return parse_period(text, year_start_month or 4).label
+        return _parse_period(text, year_start_month or 4).label
     except PeriodError:
         if year_start_month is not None:
             raise
-        return parse_period(text, 1).label
+        return _parse_period(text, 1).label
+
+
+@lru_cache(maxsize=4096)
+def _parse_period(text: str, year_start_month: int) -> Period:
+    return parse_period(text, year_start_month)
+
+
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+_UK_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_WORDS_DATE = re.compile(rf"(\d{{1,2}})(?:st|nd|rd|th)? ({_alternation(_MONTHS)}) (\d{{4}})")
 
 
 def _table_date(value: object, loc: Loc) -> date:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
     text = " ".join(str(value).lower().split())
-    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
-    uk = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{4})", text)
-    words = re.fullmatch(rf"(\d{{1,2}})(?:st|nd|rd|th)? ({_alternation(_MONTHS)}) (\d{{4}})", text)
+    iso, uk, words = (pattern.fullmatch(text) for pattern in (_ISO_DATE, _UK_DATE, _WORDS_DATE))
     try:
         if iso:
             return date(int(iso[1]), int(iso[2]), int(iso[3]))
@@ -763,6 +793,8 @@ def parse_calendar_spec(data: Mapping[str, Any]) -> CalendarSpec:
         if isinstance(original, CalendarError):
             raise original from None
         loc: Loc = ("calendar", *err["loc"])
+        if err["type"] == "missing":
+            raise CalendarError(loc, None, "is required.") from None
         if err["type"] == "extra_forbidden":
             model = _SUBMODELS.get(tuple(err["loc"][:-1]), CalendarSpec)
             known = ", ".join(model.model_fields)
@@ -773,7 +805,11 @@ def parse_calendar_spec(data: Mapping[str, Any]) -> CalendarSpec:
 
 @dataclass(frozen=True)
 class DueReturn:
-    """One return a provider owes: which period, when, and whether periodic or annual."""
+    """One return a provider owes: which period, when, and whether periodic or annual.
+
+    ``due_at`` is a Europe/London datetime; compare or subtract such moments in UTC, because
+    Python ignores the offset when both sides share a tzinfo.
+    """
 
     period: Period
     due_date: date
@@ -793,6 +829,33 @@ class Meeting:
     @property
     def label(self) -> str:
         return f"{self.kind} performance review for {self.period.label}"
+
+
+# Ten thousand contracts share a handful of rules and periods, and relativedelta arithmetic is
+# slow enough to matter at that scale, so periods and rule dates are computed once each.
+@lru_cache(maxsize=4096)
+def _periods(kind: PeriodKind, year_start_month: int, start: date, end: date) -> tuple[Period, ...]:
+    if end < start:
+        return ()
+    period = period_containing(start, kind, year_start_month)
+    periods: list[Period] = []
+    while period.start <= end:
+        periods.append(period)
+        period = period.shift(1)
+    return tuple(periods)
+
+
+@lru_cache(maxsize=65536)
+def _rule_date(
+    rule: DueRule, kind: PeriodKind, start: date, year_start_month: int, roll: bool
+) -> date:
+    due = rule.due_date(make_period(kind, start, year_start_month))
+    return roll_forward(due) if roll else due
+
+
+@lru_cache(maxsize=4096)
+def _last_working_day_of_month(first: date) -> date:
+    return roll_back(first + relativedelta(day=31))
 
 
 class ReturnCalendar:
@@ -845,7 +908,7 @@ class ReturnCalendar:
         for key, when in self.spec.due_dates.items():
             loc = ("calendar", "due_dates", key)
             try:
-                period = parse_period(key, self.year_start_month)
+                period = _parse_period(key, self.year_start_month)
             except PeriodError as exc:
                 raise CalendarError(loc, key, f"is not a period of this contract: {exc}") from None
             if period.kind != self.kind:
@@ -858,14 +921,9 @@ class ReturnCalendar:
         return table
 
     @cached_property
-    def all_periods(self) -> list[Period]:
+    def all_periods(self) -> tuple[Period, ...]:
         """Every reporting period that overlaps the contract's years."""
-        period = period_containing(self.contract.start, self.kind, self.year_start_month)
-        periods: list[Period] = []
-        while period.start <= self.contract.end:
-            periods.append(period)
-            period = period.shift(1)
-        return periods
+        return _periods(self.kind, self.year_start_month, self.contract.start, self.contract.end)
 
     def periods_between(self, start: date, end: date) -> list[Period]:
         """Contract periods that overlap ``start`` to ``end`` (inclusive)."""
@@ -873,8 +931,10 @@ class ReturnCalendar:
 
     def due_date(self, period: Period) -> date:
         """When ``period``'s return is due: the table's date, else the rule's (rolled if asked)."""
-        own = period_containing(period.start, self.kind, self.year_start_month)
-        if own != period:
+        own = period
+        if period.kind != self.kind or period.year_start_month != self.year_start_month:
+            own = period_containing(period.start, self.kind, self.year_start_month)
+        if own != period or (own.start.month - self.year_start_month) % own.months:
             raise CalendarError(
                 ("period",), period.label, f"does not match this contract's {self.kind}s."
             )
@@ -883,8 +943,7 @@ class ReturnCalendar:
         rule = self.spec.due_rule
         if rule is None:
             raise CalendarError(("calendar", "due_dates"), own.label, "has no due date.")
-        due = rule.due_date(own)
-        return roll_forward(due) if self.spec.roll_forward else due
+        return _rule_date(rule, own.kind, own.start, self.year_start_month, self.spec.roll_forward)
 
     def due_at(self, period: Period) -> datetime:
         """The Europe/London moment the return for ``period`` is due."""
@@ -908,12 +967,9 @@ class ReturnCalendar:
         if annual is not None:
             rule = parse_due_rule(annual.due, "calendar.annual_return.due")
             ysm = annual.year_start_month or self.contract.financial_year_start_month
-            year = period_containing(self.contract.start, "year", ysm)
-            while year.start <= self.contract.end:
-                due = rule.due_date(year)
-                due = roll_forward(due) if self.spec.roll_forward else due
+            for year in _periods("year", ysm, self.contract.start, self.contract.end):
+                due = _rule_date(rule, "year", year.start, ysm, self.spec.roll_forward)
                 out.append(DueReturn(year, due, self._moment(due), "annual", annual.name))
-                year = year.shift(1)
         return sorted(out, key=lambda r: (r.due_date, r.period.start))
 
     def returns_due_between(self, start: date, end: date) -> list[DueReturn]:
@@ -928,26 +984,18 @@ class ReturnCalendar:
         first = min(self.contract.contract_years, key=lambda y: y.start)
         monthly_until = first.end if spec.monthly_in_first_year else date.min
         meetings = [
-            Meeting(month, roll_back(month.end), "monthly")
-            for month in self._months(first.start, monthly_until)
+            Meeting(month, _last_working_day_of_month(month.start), "monthly")
+            for month in _periods("month", self.year_start_month, first.start, monthly_until)
         ]
         rule = meeting_rule(spec.rule)
         for period in self.all_periods:
             if rule is None:
-                day = roll_back(self.due_date(period) + relativedelta(day=31))
+                day = _last_working_day_of_month(self.due_date(period).replace(day=1))
             else:
-                day = roll_forward(rule.due_date(period))
+                day = _rule_date(rule, period.kind, period.start, self.year_start_month, True)
             if day > monthly_until:
                 meetings.append(Meeting(period, day, _KIND_WORD[self.kind]))
         return sorted(meetings, key=lambda m: m.day)
-
-    def _months(self, start: date, end: date) -> list[Period]:
-        month = period_containing(start, "month", self.year_start_month)
-        months = []
-        while month.start <= end:
-            months.append(month)
-            month = month.shift(1)
-        return months
 
     def meetings_between(self, start: date, end: date) -> list[Meeting]:
         """Performance meetings dated from ``start`` to ``end`` inclusive."""

@@ -178,7 +178,8 @@ def render_kpi_chart(data: KpiChartData, width_px: int = 900, height_px: int = 4
     title = _wrap(data.title, renderer, _FULL.title, width_px - 2 * _PAD, bold=True)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
     drawn = _draw_kpi(ax, data, _FULL, renderer, width_px * 0.88)
-    columns = max(1, min(len(drawn.handles), (width_px - 2 * _PAD) // 175))
+    labels = [label for _, label in drawn.handles]
+    columns = _legend_columns(renderer, labels, _FULL.legend, width_px - 2 * _PAD)
     legend_px = math.ceil(len(drawn.handles) / columns) * _line_px(_FULL.legend) * 1.3
     footer_px = _PAD + _line_px(11)
     _place(
@@ -237,6 +238,17 @@ def render_rag_grid(data: RagGridData, width_px: int = 900, height_px: int | Non
             linewidth=2,
         )
         ax.add_collection(_cell_labels(ax, data.cells, font))
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "No KPIs to show",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=12,
+            color=_MUTED,
+        )
     ax.set_xlim(0, n_cols)
     ax.set_ylim(n_rows, 0)
     ax.xaxis.tick_top()
@@ -288,7 +300,7 @@ def render_small_multiples(
             handles.setdefault(label, artist)
         title_px = panel_w - drawn.ytick_px - _PANEL_RIGHT - 6 - arrow_px
         panels.append((ax, drawn, _wrap(chart.title, renderer, _PANEL.title, title_px, True)))
-    legend_cols = max(1, min(len(handles), (width_px - 2 * _PAD) // 175))
+    legend_cols = _legend_columns(renderer, list(handles), 11, width_px - 2 * _PAD)
     legend_px = math.ceil(len(handles) / legend_cols) * _line_px(11) * 1.3
     footer_px = _PAD + _line_px(11) + legend_px + 6
     height_px = round(header_px + n_rows * panel_height_px + footer_px)
@@ -434,9 +446,11 @@ def _draw_kpi(
         )
         handles.append((_marker("white", _NO_FIGURE, style, edge=1.3, scale=0.55), "No figure"))
 
-    ytick_px = _set_y_axis(
-        ax, data.unit, [values, benchmarks, targets, tolerances, criticals], style, renderer
-    )
+    # A tolerance with no target draws nothing, so it must not stretch the axis either.
+    drawn_tolerances = [tol if band else None for tol, band in zip(tolerances, banded, strict=True)]
+    extents: list[Sequence[float | None] | np.ndarray] = [values, benchmarks, targets]
+    extents += [drawn_tolerances, criticals]
+    ytick_px = _set_y_axis(ax, data.unit, extents, style, renderer)
     ax.set_xlim(-0.5, n - 0.5)
     x_labels = _fit_labels([p.period for p in points], renderer, axes_px / n, style.ticks)
     ax.set_xticks(xs, x_labels, parse_math=False)
@@ -491,7 +505,7 @@ def _set_y_axis(
     # The extra headroom above the data leaves space for the latest-value label.
     bottom, top = low - span * 0.12, high + span * 0.24
     ax.set_ylim(bottom, top)
-    locator = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10], integer=unit in ("grade", "count"))
+    locator = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=unit in ("grade", "count"))
     ticks = [float(t) for t in locator.tick_values(bottom, top) if bottom <= t <= top]
     # The padding may run past 0 or 100%; the ticks stay inside what the unit can take.
     if low >= 0:
@@ -670,15 +684,36 @@ def _fit_labels(
     """Period labels that fit their slots: split onto two lines, then (if ``thin``) keep every
     k-th. The latest period always keeps its label, because it is the one people ask about.
     """
-    fitted = list(labels)
-    widest = max((_text_px(renderer, s, font)[0] for s in _longest(fitted)), default=0.0)
-    if widest + 8 > slot_px and any(" " in s for s in fitted):
-        fitted = [s.replace(" ", "\n", 1) for s in fitted]
-        lines = [line for s in fitted for line in s.split("\n")]
-        widest = max(_text_px(renderer, s, font)[0] for s in _longest(lines))
-    step = max(1, math.ceil((widest + 8) / max(slot_px, 1.0))) if thin else 1
-    keep = set(range(len(fitted) - 1, -1, -step))
+
+    def step_for(texts: Sequence[str]) -> int:
+        lines = [line for s in texts for line in s.split("\n")]
+        widest = max((_text_px(renderer, s, font)[0] for s in _longest(lines)), default=0.0)
+        return max(1, math.ceil((widest + 8) / max(slot_px, 1.0)))
+
+    fitted, step = list(labels), step_for(labels)
+    if step > 1 and any(" " in s for s in fitted):
+        # Two lines only when that shows more labels than one line does; else keep it short.
+        split = [s.replace(" ", "\n", 1) for s in fitted]
+        split_step = step_for(split)
+        if split_step < step or not thin:
+            fitted, step = split, split_step
+    keep = set(range(len(fitted) - 1, -1, -step if thin else -1))
     return [s if i in keep else "" for i, s in enumerate(fitted)]
+
+
+def _legend_columns(
+    renderer: RendererAgg, labels: Sequence[str], font: float, width_px: float
+) -> int:
+    """The most legend columns that fit ``width_px``."""
+    em = font * DPI / 72
+    # Each entry is its handle (2.2 em), a gap (0.8 em) and its text; columns are 1.6 em apart.
+    widths = [_text_px(renderer, s, font)[0] + 3.0 * em for s in labels]
+    for columns in range(len(labels), 1, -1):
+        # Split the way matplotlib's Legend does (np.array_split), so the widths match.
+        used = sum(float(max(part)) for part in np.array_split(widths, columns) if len(part))
+        if used + (columns - 1) * 1.6 * em <= width_px - 2 * _PAD:
+            return columns
+    return 1
 
 
 def _wrap(text: str, renderer: RendererAgg, font: float, width_px: float, bold: bool) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,10 @@ _REL_MATERIAL = 0.05
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+_S = TypeVar("_S", bound=np.generic)
+# With copy-on-write (always on from pandas 3) a shallow copy of the figures is as safe as a deep one.
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3
 
 
 @dataclass(frozen=True)
@@ -135,55 +140,171 @@ def annotate_periods(
     return out.merge(fdf, on=["contract", "period"], how="left", sort=False)
 
 
-def _cmp(v: FloatArray, op: npt.NDArray[np.int64], t: FloatArray) -> BoolArray:
+def _cmp(v: FloatArray, op: npt.NDArray[np.int8], t: FloatArray) -> BoolArray:
     with np.errstate(invalid="ignore"):
         return (((op == 1) & (v > t)) | ((op == 2) & (v >= t)) | ((op == 3) & (v < t))
                 | ((op == 4) & (v <= t)))
 
 
-def _threshold(spec: pd.DataFrame, prefix: str, bench: FloatArray, prev: FloatArray) -> FloatArray:
-    kind = spec[f"{prefix}_kind"].to_numpy()
-    value = spec[f"{prefix}_value"].to_numpy(dtype=float)
-    uplift = spec[f"{prefix}_uplift"].to_numpy(dtype=float)
-    combine = spec[f"{prefix}_combine"].to_numpy(dtype=float)
-    hint = spec[f"{prefix}_hint"].to_numpy(dtype=float)
-    base = spec["baseline"].to_numpy(dtype=float)
+# How a threshold is found, per terms row: one small code plus one number (the constant, the
+# uplifted baseline or the improvement hint), so each figure row needs only two lookups.
+_T_NONE, _T_CONST, _T_BENCH, _T_BENCH_MAX, _T_BENCH_MIN, _T_IMPROVE = range(6)
+
+
+def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.int8], FloatArray]:
+    """Per terms row: (rule code, its number) for the ``prefix`` target."""
+    kind = terms[f"{prefix}_kind"].to_numpy()
+    value = terms[f"{prefix}_value"].to_numpy(dtype=float)
+    uplift = terms[f"{prefix}_uplift"].to_numpy(dtype=float)
+    combine = terms[f"{prefix}_combine"].to_numpy(dtype=float)
+    hint = terms[f"{prefix}_hint"].to_numpy(dtype=float)
+    base = terms["baseline"].to_numpy(dtype=float)
     base = np.where(np.isnan(base), hint, base)
     up = base * (1.0 + uplift)
-    combined = np.where(combine < 0, np.fmin(bench, up), np.fmax(bench, up))
-    bench_t = np.where(np.isnan(uplift), bench, combined)
-    improve_t = np.where(np.isnan(prev), hint, prev)
-    out = np.full(len(kind), np.nan)
-    out = np.where(kind == 1, value, out)
-    out = np.where(kind == 2, bench_t, out)
-    return np.where(kind == 3, improve_t, out)
+    bench_rule = np.where(np.isnan(uplift), _T_BENCH, np.where(combine < 0, _T_BENCH_MIN, _T_BENCH_MAX))
+    rule = np.select([kind == 1, kind == 2, kind == 3], [_T_CONST, bench_rule, _T_IMPROVE], _T_NONE)
+    number = np.select([kind == 1, kind == 2, kind == 3], [value, up, hint], np.nan)
+    return rule.astype(np.int8), number
 
 
-def _previous_year(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64], per_year: npt.NDArray[np.int64],
+def _threshold(rule: npt.NDArray[np.int8], number: FloatArray, bench: FloatArray, prev: FloatArray) -> FloatArray:
+    out = np.full(len(rule), np.nan)
+    for code, compute in (
+        (_T_CONST, lambda m: number[m]),
+        (_T_BENCH, lambda m: bench[m]),
+        (_T_BENCH_MAX, lambda m: np.fmax(bench[m], number[m])),
+        (_T_BENCH_MIN, lambda m: np.fmin(bench[m], number[m])),
+        (_T_IMPROVE, lambda m: np.where(np.isnan(prev[m]), number[m], prev[m])),
+    ):
+        mask = rule == code
+        if mask.any():
+            out[mask] = compute(mask)
+    return out
+
+
+def _codes(column: pd.Series) -> tuple[IntArray, npt.NDArray[Any]]:
+    """Factorize a column (missing values get a code too), one hash per run of equal values.
+
+    Figures usually arrive grouped by contract and KPI, so hashing only where the value changes
+    is several times quicker than hashing every row, and no slower when nothing repeats.
+    """
+    values = column.to_numpy()
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.asarray(pd.unique(values))
+    try:
+        with np.errstate(invalid="ignore"):
+            changed = np.asarray(values[1:] != values[:-1], dtype=bool)
+    except (TypeError, ValueError):  # values without a plain truth for "differs" (pd.NA)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        return codes.astype(np.int64), np.asarray(uniques)
+    starts = np.concatenate(([0], np.flatnonzero(changed) + 1))
+    codes, uniques = pd.factorize(values[starts], use_na_sentinel=False)
+    lengths = np.diff(np.append(starts, n))
+    return np.repeat(codes.astype(np.int64), lengths), np.asarray(uniques)
+
+
+def _terms_rows(figures: pd.DataFrame, terms: pd.DataFrame, key_cols: list[str]) -> tuple[IntArray, list[IntArray]]:
+    """The terms row of each figure (-1 when none), and the figures' own codes per key column."""
+    fig_codes: list[IntArray] = []
+    fkey = np.zeros(len(figures), dtype=np.int64)
+    tkey = np.zeros(len(terms), dtype=np.int64)
+    span = 1
+    for col in key_cols:
+        fc, fu = _codes(figures[col])
+        tc, tu = _codes(terms[col])
+        width = max(len(tu), 1)
+        to_terms = pd.Index(tu).get_indexer(fu).astype(np.int64) if len(tu) else np.full(len(fu), -1)
+        fk = to_terms[fc]
+        fig_codes.append(fc)
+        fkey = np.where((fkey < 0) | (fk < 0), -1, fkey * width + fk)
+        tkey = tkey * width + tc
+        span *= width
+        if span >= 2**62:  # too many distinct keys to number densely: match the labels instead
+            tindex = pd.MultiIndex.from_frame(terms[key_cols])
+            idx = tindex.get_indexer(pd.MultiIndex.from_frame(figures[key_cols]))
+            return idx.astype(np.int64), [_codes(figures[c])[0] for c in key_cols]
+    # Terms keys are dense (at most the product of distinct values), so a direct table is the
+    # quickest lookup. A duplicated terms row is an error, as with an index.
+    rows = np.arange(len(terms), dtype=np.int64)
+    if span <= 8 * len(terms) + 1_000_000:
+        table = np.full(span, -1, dtype=np.int64)
+        table[tkey] = rows
+        if not np.array_equal(table[tkey], rows):
+            raise pd.errors.InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
+        idx = np.where(fkey >= 0, table[np.clip(fkey, 0, None)], -1)
+    else:
+        idx = np.where(fkey >= 0, pd.Index(tkey).get_indexer(fkey), -1)
+    return idx.astype(np.int64), fig_codes
+
+
+def _series_order(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64],
+                  ) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64], int]:
+    """Row order by (group, ordinal), stable; None when the rows already are in that order.
+
+    Returns (order, sorted key, lowest ordinal); key = group * span + (ordinal - lowest).
+    """
+    if len(ordinal) == 0:
+        return None, np.empty(0, dtype=np.int64), 0
+    lo, hi = int(ordinal.min()), int(ordinal.max())
+    span = hi - lo + 1
+    if (int(gid.max()) + 1) * span >= 2**62:
+        gid = pd.factorize(gid)[0].astype(np.int64)
+    key = gid * span + (ordinal - lo)
+    if bool((key[1:] >= key[:-1]).all()):
+        return None, key, lo
+    n = len(key)
+    if (int(key.max()) + 1) * n < 2**62:
+        # Ties broken by row number make the keys unique, so the fast unstable sort is stable.
+        order = np.argsort(key * n + np.arange(n, dtype=np.int64))
+    else:
+        order = np.argsort(key, kind="stable")
+    return order, key[order], lo
+
+
+def _sorted(a: npt.NDArray[_S], order: npt.NDArray[np.int64] | None) -> npt.NDArray[_S]:
+    return a if order is None else a[order]
+
+
+def _unsorted(a: npt.NDArray[_S], order: npt.NDArray[np.int64] | None) -> npt.NDArray[_S]:
+    if order is None:
+        return a
+    out = np.empty_like(a)
+    out[order] = a
+    return out
+
+
+def _previous_year(order: npt.NDArray[np.int64] | None, key_s: npt.NDArray[np.int64], lowest: int,
+                   ordinal: npt.NDArray[np.int64], per_year: npt.NDArray[np.int64],
                    value: FloatArray) -> FloatArray:
-    key = gid * 1_000_000 + ordinal
-    lookup = pd.Series(value, index=key)
-    lookup = lookup[~lookup.index.duplicated(keep="last")]
-    return lookup.reindex(key - per_year).to_numpy(dtype=float)
+    """The value of the same period a year earlier in the same group (the last such row), or NaN."""
+    value_s = _sorted(value, order)
+    want = key_s - _sorted(per_year, order)
+    pos = np.searchsorted(key_s, want, side="right") - 1
+    safe = np.clip(pos, 0, None)
+    hit = (pos >= 0) & (_sorted(ordinal, order) - _sorted(per_year, order) >= lowest)
+    if len(key_s):
+        hit &= key_s[safe] == want
+    prev_s = np.where(hit, value_s[safe] if len(key_s) else np.nan, np.nan)
+    return _unsorted(prev_s, order)
 
 
-def _trend(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64], value: FloatArray, pol: FloatArray,
+def _trend(order: npt.NDArray[np.int64] | None, gid: npt.NDArray[np.int64], value: FloatArray, pol: FloatArray,
            pct: BoolArray) -> npt.NDArray[np.int8]:
     """Trend codes (index into TRENDS) from the last three values, read in polarity's direction."""
     n = len(value)
-    order = np.lexsort((ordinal, gid))
-    gs, vs = gid[order], value[order]
+    gs, vs = _sorted(gid, order), _sorted(value, order)
     nn = np.flatnonzero(~np.isnan(vs))
     g, v = gs[nn], vs[nn]
     p1 = np.concatenate(([np.nan], v[:-1]))
     p2 = np.concatenate(([np.nan, np.nan], v[:-2]))[: len(v)]
     g2 = np.concatenate(([-1, -1], g[:-2]))[: len(g)]
     ok = g2 == g
-    sign = pol[order][nn]
+    sign = _sorted(pol, order)[nn]
     d1 = (p1 - p2) * sign
     d2 = (v - p1) * sign
     level = (np.abs(p2) + np.abs(p1) + np.abs(v)) / 3.0
-    mat = np.where(pct[order][nn], _PCT_MATERIAL, _REL_MATERIAL * level)
+    mat = np.where(_sorted(pct, order)[nn], _PCT_MATERIAL, _REL_MATERIAL * level)
     mat = np.maximum(mat, 1e-9)
     m1, m2 = np.abs(d1) >= mat, np.abs(d2) >= mat
     net = d1 + d2
@@ -193,13 +314,51 @@ def _trend(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64], value: Fl
         1,
     ).astype(np.int8)
     # Rows without a value carry the trend of the group's latest earlier value.
-    sorted_codes = np.full(n, -1, dtype=np.int8)
+    last = np.full(n, -1, dtype=np.int64)
+    last[nn] = nn
+    last = np.maximum.accumulate(last) if n else last
+    safe = np.clip(last, 0, None)
+    sorted_codes = np.full(n, 4, dtype=np.int8)
     sorted_codes[nn] = code
-    s = pd.Series(sorted_codes).where(sorted_codes >= 0)
-    filled = s.groupby(gs).ffill().fillna(4).to_numpy(dtype=np.int8)
-    out = np.empty(n, dtype=np.int8)
-    out[order] = filled
+    carried = (last >= 0) & (gs[safe] == gs) if n else np.zeros(0, dtype=bool)
+    filled = np.where(carried, sorted_codes[safe] if n else sorted_codes, 4).astype(np.int8)
+    return _unsorted(filled, order)
+
+
+def _year_to_date(order: npt.NDArray[np.int64] | None, gid: npt.NDArray[np.int64], ry: npt.NDArray[np.int64],
+                  ordinal: npt.NDArray[np.int64], value: FloatArray, annual: BoolArray) -> FloatArray:
+    """Running total within (group, reporting year) in period order, for the rows of ``annual``."""
+    n = len(value)
+    gs, rys = _sorted(gid, order), _sorted(ry, order)
+    same_group = gs[1:] == gs[:-1]
+    if not bool((rys[1:][same_group] >= rys[:-1][same_group]).all()):
+        # Reporting years out of step with ordinals: sort by (group, year, ordinal) as well.
+        order = np.lexsort((ordinal, ry, gid))
+        gs, rys = gid[order], ry[order]
+    new_seg = np.ones(n, dtype=bool)
+    new_seg[1:] = (gs[1:] != gs[:-1]) | (rys[1:] != rys[:-1])
+    seg = np.cumsum(new_seg) - 1
+    wanted = np.zeros(int(seg[-1]) + 1 if n else 0, dtype=bool)
+    wanted[seg[_sorted(annual, order)]] = True
+    rows = np.flatnonzero(wanted[seg])
+    v = np.nan_to_num(_sorted(value, order)[rows])
+    # pandas' grouped cumsum (compensated summation), as the totals have always been computed.
+    cums = pd.Series(v).groupby(seg[rows], sort=False).cumsum().to_numpy(dtype=float)
+    out = np.full(n, np.nan)
+    out[rows if order is None else order[rows]] = cums
     return out
+
+
+def _labels(names: Sequence[str], codes: npt.NDArray[np.integer[Any]]) -> Any:
+    """A text column from small codes, with the dtype pandas infers for those texts.
+
+    Inferring from the distinct texts gives the dtype the full column would get, without
+    checking a million strings one by one.
+    """
+    used = np.zeros(len(names), dtype=bool)
+    used[codes] = True
+    renumber = np.cumsum(used) - 1
+    return pd.Series(np.asarray(names, dtype=object)[used]).array.take(renumber[codes])
 
 
 def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
@@ -211,36 +370,41 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     """
     figures = figures.reset_index(drop=True)
     n = len(figures)
-    key_cols = ["contract", "kpi", "year"]
-    tindex = pd.MultiIndex.from_frame(terms[key_cols])
-    idx = tindex.get_indexer(pd.MultiIndex.from_frame(figures[key_cols]))
+    idx, (c_code, k_code, _y) = _terms_rows(figures, terms, ["contract", "kpi", "year"])
     unknown = idx < 0
-    spec = terms.iloc[np.where(unknown, 0, idx)].reset_index(drop=True) if len(terms) else terms
+    at = np.where(unknown, 0, idx)
+
+    def spec(column: str, dtype: type | str) -> npt.NDArray:  # type: ignore[type-arg]
+        values = terms[column].to_numpy(dtype=dtype)
+        return values[at] if len(values) else np.zeros(n, dtype=values.dtype)
+
     value = figures["value"].to_numpy(dtype=float)
     bench = (figures["benchmark"].to_numpy(dtype=float) if "benchmark" in figures
              else np.full(n, np.nan))
     ordinal = figures["ordinal"].to_numpy(dtype=np.int64)
     per_year = figures["per_year"].to_numpy(dtype=np.int64)
-    gid = pd.MultiIndex.from_arrays([figures["contract"], figures["kpi"], figures["kind"]]).codes
-    gid_arr = (np.asarray(gid[0], dtype=np.int64) * 1_000_003 + np.asarray(gid[1], dtype=np.int64)) * 3 \
-        + np.asarray(gid[2], dtype=np.int64)
-    gid_arr = pd.factorize(gid_arr)[0].astype(np.int64)
-    prev = _previous_year(gid_arr, ordinal, per_year, value)
+    kind_code, kinds = _codes(figures["kind"])
+    gid_arr = (c_code * (int(k_code.max(initial=0)) + 1) + k_code) * max(len(kinds), 1) + kind_code
+    order, key_s, lowest = _series_order(gid_arr, ordinal)
+    prev = _previous_year(order, key_s, lowest, ordinal, per_year, value)
 
-    t_thr = _threshold(spec, "t", bench, prev)
-    tol_thr = _threshold(spec, "tol", bench, prev)
-    crit_thr = _threshold(spec, "crit", bench, prev)
+    thresholds = []
+    for prefix in ("t", "tol", "crit"):
+        rule, number = _threshold_rules(terms, prefix)
+        rule_r = rule[at] if len(rule) else np.zeros(n, dtype=np.int8)
+        number_r = number[at] if len(number) else np.full(n, np.nan)
+        thresholds.append(_threshold(rule_r, number_r, bench, prev))
+    t_thr, tol_thr, crit_thr = thresholds
+    t_kind = spec("t_kind", np.int64)
 
     # Annual count targets checked at a quarter: compare the year to date with the pro-rata profile.
-    annual = spec["annual"].to_numpy(dtype=bool) & (figures["kind"].to_numpy() != "year")
+    is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
+    annual = spec("annual", bool) & ~(is_year[kind_code] if n else np.zeros(0, dtype=bool))
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():
         ry = figures["ry"].to_numpy(dtype=np.int64)
-        frame = pd.DataFrame({"g": gid_arr, "ry": ry, "o": ordinal, "v": np.nan_to_num(value)})
-        frame = frame.sort_values(["g", "ry", "o"])
-        cums = frame.groupby(["g", "ry"], sort=False)["v"].cumsum()
-        ytd_all = cums.reindex(figures.index).to_numpy(dtype=float)
+        ytd_all = _year_to_date(order, gid_arr, ry, ordinal, value, annual)
         frac = (figures["idx_in_year"].to_numpy(dtype=float) + 1.0) / per_year
         ytd_value = np.where(annual, ytd_all, np.nan)
         ytd_target = np.where(annual, t_thr * frac, np.nan)
@@ -253,30 +417,28 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
         cmp_value = value
 
     v = np.round(cmp_value, 9)
-    t_op = spec["t_op"].to_numpy(dtype=np.int64)
-    exempt = spec["exempt"].to_numpy(dtype=bool) & ~unknown
+    exempt = spec("exempt", bool) & ~unknown
     missing = np.isnan(value)
-    has_t = (spec["t_kind"].to_numpy() != 0) & ~np.isnan(t_thr) & ~exempt & ~unknown
-    met = has_t & _cmp(v, t_op, np.round(t_thr, 9))
-    tol_ok = has_t & _cmp(v, spec["tol_op"].to_numpy(dtype=np.int64), np.round(tol_thr, 9))
-    pos_code = np.select([missing, ~has_t, met, tol_ok], [4, 3, 0, 1], 2)
+    has_t = (t_kind != 0) & ~np.isnan(t_thr) & ~exempt & ~unknown
+    met = has_t & _cmp(v, spec("t_op", np.int8), np.round(t_thr, 9))
+    tol_ok = has_t & _cmp(v, spec("tol_op", np.int8), np.round(tol_thr, 9))
+    pos_code = np.select([missing, ~has_t, met, tol_ok], [4, 3, 0, 1], 2).astype(np.int8)
     critical = (~missing & ~exempt & ~unknown
-                & _cmp(v, spec["crit_op"].to_numpy(dtype=np.int64), np.round(crit_thr, 9)))
-    exception = spec["exception"].to_numpy(dtype=bool) & ((pos_code == 1) | (pos_code == 2))
+                & _cmp(v, spec("crit_op", np.int8), np.round(crit_thr, 9)))
+    exception = spec("exception", bool) & ((pos_code == 1) | (pos_code == 2))
 
-    pol = spec["pol"].to_numpy(dtype=float)
-    pct = spec["pct"].to_numpy(dtype=bool)
-    trend = _trend(gid_arr, ordinal, value, pol, pct)
+    trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))
 
-    out = figures.copy()
-    out["target"] = np.where(unknown, "", spec["target_text"].to_numpy(dtype=object))
+    text_code, texts = _codes(terms["target_text"]) if len(terms) else (np.zeros(0, np.int64), np.empty(0, object))
+    text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
+
+    out = figures.copy(deep=not _COPY_ON_WRITE)
+    out["target"] = _labels([*texts, ""], text_r)
     out["threshold"] = t_thr
     out["tolerance_threshold"] = tol_thr
-    out["critical_threshold"] = crit_thr
-    position = np.asarray(POSITIONS, dtype=object)[pos_code]
-    out["position"] = position
-    out["rag"] = pd.Series(position).map(RAG_OF).to_numpy()
-    out["trend"] = np.asarray(TRENDS, dtype=object)[trend]
+    out["position"] = _labels(POSITIONS, pos_code)
+    out["rag"] = _labels([RAG_OF[p] for p in POSITIONS], pos_code)
+    out["trend"] = _labels(TRENDS, trend)
     out["critical"] = critical
     out["exception_required"] = exception
     out["exempt"] = exempt

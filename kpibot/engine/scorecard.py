@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from kpibot.engine.charts import ChartPoint, KpiChartData
+if TYPE_CHECKING:
+    from kpibot.engine.charts import KpiChartData
+
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
@@ -137,6 +140,8 @@ class Scorecard:
 
     def chart_data(self, code: str, years: int | None = None) -> KpiChartData:
         """Chart input for one KPI: values, RAG, the target stepping by year, tolerance, benchmark."""
+        from kpibot.engine.charts import ChartPoint, KpiChartData
+
         kpi = self.contract.kpi(code)
         unit = compiled(self.contract)[kpi.code].unit
         hist = self.kpi_history(kpi.code)

@@ -244,7 +244,7 @@ _IMPROVE = re.compile(
     r"^(an? )?(improvement|improve|improved|better performance|increase|reduction|decrease) "
     r"(on|over|from|against|compared (with|to)) (the )?(previous|last|prior|preceding) (year|years|period)('s)?( figure| performance| result)?\s*"
 )
-_HINT = re.compile(r"\(\s*(?P<val>\d[\d,]*(?:\.\d+)?)\s*%?\s*(?P<note>[^)]*)\)")
+_HINT = re.compile(r"\(\s*(?P<val>\d[\d,]*(?:\.\d+)?)\s*(?P<pct>%)?\s*(?P<note>[^)]*)\)")
 _EXCEPTION = re.compile(r",?\s*(with|subject to|plus)?\s*exception reporting\b\.?", re.IGNORECASE)
 _P_A = re.compile(r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b\.?")
 # "100% parents with at least 60% parental capacity improvement": a population described by a clause.
@@ -322,6 +322,8 @@ def parse_target(
     m = _HINT.search(t)
     if m:
         hint = _num(m["val"])
+        if m["pct"] and unit is None:
+            unit = "percent"
         t = (t[: m.start()] + t[m.end() :]).strip()
     annual = bool(_P_A.search(t))
     t = _P_A.sub("", t).strip(" ,.")
@@ -389,6 +391,9 @@ def parse_target(
                    "'Improvement on previous year' or a no-target phrase such as 'TBD'")
     value = _num(m["num"])
     rest2 = rest[m.end() :].strip()
+    if rest2 and not m["pct"] and rest[m.end() - 1 : m.end()].strip() and not rest2.startswith(("+", "(")):
+        # "2e-5", "40x": letters glued to a number change its meaning.
+        raise fail(f"'{m['num']}{rest2.split()[0]}' is not a number I can read")
     for pattern, sop in _SUFFIX_OPS:
         ms = pattern.match(rest2)
         if ms:

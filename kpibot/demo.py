@@ -1,0 +1,135 @@
+"""``kpibot demo``: a fresh SQLite database, the four seed contracts, and the console adapter.
+
+With a terminal it opens a prompt; without one (``make demo </dev/null``) it runs a scripted tour
+of every verb and exits 0. ``--run "/kpi status childrens-trust"`` runs one command and exits.
+
+The clock is pinned to 20 February 2020 (inside the seed contracts) unless ``KPIBOT_TODAY`` or
+``--today`` says otherwise, so figures, due dates and lateness read as they did then.
+
+>>> # run_demo(DemoOptions(run=["/kpi status childrens-trust"]))
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from rich.console import Console
+
+from kpibot.bot import Bot
+from kpibot.chat.console import ConsoleAdapter
+from kpibot.services import Services
+from kpibot.settings import Settings
+
+DEMO_TODAY = date(2020, 2, 20)
+
+GOOD_RETURN = ("kpi,period,value,note\nS11,2019/20 Q3,98,RI+ from the case file audit\n"
+               "S11,2019/20 Q2,97,RI+ from the case file audit\n")
+BAD_RETURN = ("kpi,period,numerator,denominator\nC99,2019/20 Q3,5,10\nS25,2019/20 Q3,12,10\n"
+              "S11,2025/26 Q1,1,2\nS11,2019/20 Q3,abc,10\n")
+
+# Each step: (user, channel, command). Lines starting with '#' are printed as narration.
+TOUR: list[tuple[str, str | None, str]] = [
+    ("", None, "# kpibot demo — the same /kpi commands as in Slack, on the four seed contracts."),
+    ("U-COMMISSIONER", None, "/kpi whoami"),
+    ("U-COMMISSIONER", None, "/kpi help"),
+    ("U-COMMISSIONER", None, "/kpi status"),
+    ("U-COMMISSIONER", None, "/kpi status childrens-trust"),
+    ("U-COMMISSIONER", None, "/kpi status childrens-trust C7"),
+    ("U-COMMISSIONER", None, "/kpi chart childrens-trust C7"),
+    ("", None, "# A provider submits a figure: preview first, then confirm."),
+    ("U-TRUST", "C-TRUST", "/kpi whoami"),
+    ("U-TRUST", "C-TRUST", "/kpi submit S25 2019/20 Q3 8/100"),
+    ("", None, "# Changing a figure already in is an amendment and needs a reason."),
+    ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q3 45%"),
+    ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q3 45% reason: two adoptions recoded after audit"),
+    ("U-TRUST", "C-TRUST", "/kpi status C7 2019/20 Q3"),
+    ("", None, "# Bad input gets one helpful sentence and changes nothing."),
+    ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q4 45%"),
+    ("U-TRUST", "C-TRUST", "/kpi submit C1 2019/20 Q3 120/100"),
+    ("U-TRUST", "C-TRUST", "/kpi status childrns-trust"),
+    ("U-TRUST", None, "/kpi status healthy-child-0-19"),
+    ("U-TRUST", None, "/kpi frobnicate"),
+    ("", None, "# Monitoring returns as files: all rows or none."),
+    ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{bad}"),
+    ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{good}"),
+]
+
+
+@dataclass
+class DemoOptions:
+    run: list[str] = field(default_factory=list)
+    user: str = "U-COMMISSIONER"
+    today: date | None = None
+    database: str | None = None
+    interactive: bool | None = None
+    extra_steps: list[Callable[[Bot, ConsoleAdapter], None]] = field(default_factory=list)
+
+
+def build_demo_bot(options: DemoOptions, workdir: Path) -> Bot:
+    settings = Settings()
+    updates: dict[str, object] = {"today": options.today or settings.today or DEMO_TODAY}
+    updates["database_url"] = options.database or f"sqlite:///{workdir / 'kpibot-demo.db'}"
+    settings = settings.model_copy(update=updates)
+    services = Services.from_settings(settings)
+    services.db.upgrade()
+    services.load_contracts([settings.contracts_dir], actor="demo")
+    return Bot.from_settings(settings, services)
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    console = console or Console(width=None if sys.stdout.isatty() else 120)
+    with tempfile.TemporaryDirectory(prefix="kpibot-demo-") as tmp:
+        workdir = Path(tmp)
+        bot = build_demo_bot(options, workdir)
+        interactive = sys.stdin.isatty() if options.interactive is None else options.interactive
+        chart_dir = Path(bot.services.settings.chart_dir)
+        adapter = ConsoleAdapter(bot, user=options.user, console=console, chart_dir=chart_dir,
+                                 interactive=interactive and not options.run)
+        console.print(f"[dim]kpibot demo · clock pinned to {bot.services.now():%-d %B %Y} · "
+                      f"{len(bot.services.contracts.ids())} contracts loaded[/dim]\n")
+        if options.run:
+            for line in options.run:
+                adapter.run_line(line)
+            return 0
+        if interactive:
+            return _prompt(adapter, console)
+        return _tour(adapter, console, workdir, options)
+
+
+def _tour(adapter: ConsoleAdapter, console: Console, workdir: Path, options: DemoOptions) -> int:
+    good, bad = workdir / "q3-return.csv", workdir / "q3-return-with-errors.csv"
+    good.write_text(GOOD_RETURN, encoding="utf-8")
+    bad.write_text(BAD_RETURN, encoding="utf-8")
+    adapter.auto_confirm = True
+    for user, channel, command in TOUR:
+        if command.startswith("#"):
+            console.rule(command.lstrip("# "))
+            continue
+        adapter.user, adapter.channel = user, channel
+        line = command.format(good=good, bad=bad)
+        console.print(f"[bold]{user}{' in ' + channel if channel else ''}>[/bold] {line}")
+        adapter.run_line(line)
+    for step in options.extra_steps:
+        step(adapter.bot, adapter)
+    console.rule("End of the tour")
+    return 0
+
+
+def _prompt(adapter: ConsoleAdapter, console: Console) -> int:
+    console.print("Type /kpi commands as in Slack (e.g. [cyan]/kpi status childrens-trust[/cyan]). "
+                  "[cyan]as U-TRUST[/cyan] switches user, [cyan]in C-TRUST[/cyan] switches channel, "
+                  "[cyan]quit[/cyan] leaves.")
+    while True:
+        try:
+            line = console.input(f"[bold]{adapter.user}>[/bold] ")
+        except (EOFError, KeyboardInterrupt):
+            console.print()
+            return 0
+        if line.strip().lower() in ("quit", "exit", "q"):
+            return 0
+        adapter.run_line(line)
