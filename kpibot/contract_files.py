@@ -93,9 +93,9 @@ def _field_name(loc: Sequence[int | str], data: Any) -> str:
 
 def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
     """Validate one contract's YAML text; raise ``ContractFilesInvalid`` naming every error."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -105,6 +105,10 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         # PyYAML turns 2019-02-31 into a date and fails outside its own error type.
         line = _impossible_date_line(text)
         raise ContractFilesInvalid([ContractFileError(path, line, None, f"an impossible date ({exc})")]) from None
+    def node() -> yaml.Node | None:
+        # Line numbers are only needed to report an error, so compose lazily.
+        return yaml.compose(text, Loader=loader)
+
     if not isinstance(data, dict):
         raise ContractFilesInvalid([ContractFileError(path, 1, None, "a contract file must be a YAML mapping")])
     try:
@@ -115,7 +119,7 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
             errors.append(
                 ContractFileError(
-                    path, _line_for(node, loc), _field_name(loc, data) or None, err["msg"].removeprefix("Value error, ")
+                    path, _line_for(node(), loc), _field_name(loc, data) or None, err["msg"].removeprefix("Value error, ")
                 )
             )
         raise ContractFilesInvalid(errors) from None
@@ -130,7 +134,7 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         loc = tuple(exc.loc)
         if isinstance(exc, CalendarError) and loc and loc[0] != "calendar" and exc.field and exc.field.startswith("incidents"):
             loc = ("incidents", *loc)
-        raise ContractFilesInvalid([ContractFileError(path, _line_for(node, loc), exc.field, str(exc))]) from None
+        raise ContractFilesInvalid([ContractFileError(path, _line_for(node(), loc), exc.field, str(exc))]) from None
     return contract
 
 

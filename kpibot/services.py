@@ -80,7 +80,10 @@ class Services:
 
     def load_contracts(self, paths: Iterable[Path], actor: str, with_history: bool = True) -> list[Contract]:
         """Validate every file first; only if all are valid, upsert them (and their demo history)."""
-        contracts = load_contracts(paths)
+        return self.store_contracts(load_contracts(paths), actor, with_history)
+
+    def store_contracts(self, contracts: list[Contract], actor: str, with_history: bool = True) -> list[Contract]:
+        """Upsert already-validated contracts (and their demo history)."""
         for c in contracts:
             self.contracts.upsert(c, actor=actor)
             if with_history and c.history:

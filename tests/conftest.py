@@ -21,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 from kpibot.store.database import Database, normalise_url
 
+pytest_plugins = ["tests.slack_mock.fixtures"]
+
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -128,13 +130,13 @@ def clock():
 
 
 @pytest.fixture
-def services(db, clock):
+def services(db, clock, seed_contracts):
     """Services on each backend with the four seed contracts and their demo history loaded."""
     from kpibot.services import Services
     from kpibot.settings import Settings
 
     svc = Services.for_database(db, Settings(access_file=ACCESS_FILE), clock)
-    svc.load_contracts([CONTRACTS_DIR], actor="test")
+    svc.store_contracts(list(seed_contracts.values()), actor="test")
     return svc
 
 

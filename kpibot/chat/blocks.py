@@ -64,8 +64,12 @@ class ButtonValues:
     True
     """
 
-    def __init__(self, ttl_s: float = 24 * 3600, capacity: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float = 24 * 3600,
+        capacity: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl_s = ttl_s
         self._capacity = capacity
         self._clock = clock
@@ -107,14 +111,19 @@ def fallback_text(reply: Reply) -> str:
     return _cut(text, MAX_FALLBACK_CHARS)
 
 
-def reply_to_blocks(reply: Reply, values: ButtonValues | None = None,
-                    max_blocks: int = MAX_MESSAGE_BLOCKS) -> list[Block]:
+def reply_to_blocks(
+    reply: Reply, values: ButtonValues | None = None, max_blocks: int = MAX_MESSAGE_BLOCKS
+) -> list[Block]:
     """The reply as Block Kit blocks: title, text, rows, footer and buttons, within limits."""
     values = values or _DEFAULT_VALUES
     head = [_title_block(reply.title)]
     text_chunks = _pack(escape(reply.text).splitlines()) if reply.text.strip() else []
     row_lines = [row_line(row) for row in reply.rows]
-    columns = [_context(" · ".join(f"*{escape(c)}*" for c in reply.columns))] if reply.columns and row_lines else []
+    columns = (
+        [_context(" · ".join(f"*{escape(c)}*" for c in reply.columns))]
+        if reply.columns and row_lines
+        else []
+    )
     footer = [_context(escape(reply.footer))] if reply.footer else []
     actions = action_blocks(reply.actions, values)
     budget = max_blocks - len(head) - len(columns) - len(footer) - len(actions)
@@ -151,18 +160,27 @@ def action_blocks(actions: list[Action], values: ButtonValues) -> list[Block]:
             action_id, value = CANCEL_ACTION, CANCEL_COMMAND
         else:
             action_id, value = RUN_ACTION, values.pack(action.command)
-        button: Block = {"type": "button", "action_id": f"{action_id}:{i}",
-                         "text": plain(action.label, MAX_BUTTON_LABEL), "value": value}
+        button: Block = {
+            "type": "button",
+            "action_id": f"{action_id}:{i}",
+            "text": plain(action.label, MAX_BUTTON_LABEL),
+            "value": value,
+        }
         if action.style in ("primary", "danger"):
             button["style"] = action.style
         buttons.append(button)
     return [{"type": "actions", "block_id": "kpi_actions", "elements": buttons}] if buttons else []
 
 
-def home_view(reply: Reply, values: ButtonValues | None = None, private_metadata: str = "") -> Block:
+def home_view(
+    reply: Reply, values: ButtonValues | None = None, private_metadata: str = ""
+) -> Block:
     """The App Home tab showing ``reply``; ``private_metadata`` travels back with its clicks."""
-    return {"type": "home", "private_metadata": private_metadata,
-            "blocks": reply_to_blocks(reply, values, max_blocks=MAX_VIEW_BLOCKS)}
+    return {
+        "type": "home",
+        "private_metadata": private_metadata,
+        "blocks": reply_to_blocks(reply, values, max_blocks=MAX_VIEW_BLOCKS),
+    }
 
 
 def form_view(form: Form, channel: str | None) -> Block:
@@ -172,22 +190,45 @@ def form_view(form: Form, channel: str | None) -> Block:
         element: Block
         if f.options:
             options = [_option(o) for o in f.options[:MAX_OPTIONS]]
-            element = {"type": "static_select", "action_id": FORM_ACTION, "options": options,
-                       "placeholder": plain(f.placeholder or f.label, 150)}
+            element = {
+                "type": "static_select",
+                "action_id": FORM_ACTION,
+                "options": options,
+                "placeholder": plain(f.placeholder or f.label, 150),
+            }
             if f.value in f.options[:MAX_OPTIONS]:
                 element["initial_option"] = _option(f.value)
         else:
-            element = {"type": "plain_text_input", "action_id": FORM_ACTION, "multiline": f.multiline}
+            element = {
+                "type": "plain_text_input",
+                "action_id": FORM_ACTION,
+                "multiline": f.multiline,
+            }
             if f.placeholder:
                 element["placeholder"] = plain(f.placeholder, 150)
             if f.value:
                 element["initial_value"] = f.value
-        blocks.append({"type": "input", "block_id": f.name, "label": plain(f.label, 2000),
-                       "optional": f.optional, "element": element})
-    metadata = json.dumps({"channel": channel, "verb": form.verb, "fields": [f.name for f in form.fields]})
-    return {"type": "modal", "callback_id": FORM_CALLBACK, "title": plain(form.title, MAX_MODAL_TITLE),
-            "submit": plain(form.submit_label, MAX_MODAL_TITLE), "close": plain("Cancel", MAX_MODAL_TITLE),
-            "private_metadata": metadata, "blocks": blocks[:MAX_VIEW_BLOCKS]}
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": f.name,
+                "label": plain(f.label, 2000),
+                "optional": f.optional,
+                "element": element,
+            }
+        )
+    metadata = json.dumps(
+        {"channel": channel, "verb": form.verb, "fields": [f.name for f in form.fields]}
+    )
+    return {
+        "type": "modal",
+        "callback_id": FORM_CALLBACK,
+        "title": plain(form.title, MAX_MODAL_TITLE),
+        "submit": plain(form.submit_label, MAX_MODAL_TITLE),
+        "close": plain("Cancel", MAX_MODAL_TITLE),
+        "private_metadata": metadata,
+        "blocks": blocks[:MAX_VIEW_BLOCKS],
+    }
 
 
 def form_submission(view: Block) -> tuple[str, str | None]:
@@ -233,7 +274,10 @@ def _section(text: str) -> Block:
 
 
 def _context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, MAX_SECTION_CHARS)}]}
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _cut(text, MAX_SECTION_CHARS)}],
+    }
 
 
 def _cut(text: str, limit: int) -> str:

@@ -21,8 +21,14 @@ from kpibot.bot import Bot
 from kpibot.commands.base import Attachment, Reply, Request, tokenise
 
 RAG_STYLE = {"green": "bold green", "amber": "bold yellow", "red": "bold red", "grey": "dim"}
-KIND_STYLE = {"error": "bold red", "refusal": "bold magenta", "done": "bold green", "preview": "bold cyan",
-              "soon": "bold blue", "info": "bold"}
+KIND_STYLE = {
+    "error": "bold red",
+    "refusal": "bold magenta",
+    "done": "bold green",
+    "preview": "bold cyan",
+    "soon": "bold blue",
+    "info": "bold",
+}
 
 
 def _markup(text: str) -> str:
@@ -35,9 +41,16 @@ def _markup(text: str) -> str:
 class ConsoleAdapter:
     """Reads command lines, runs them through the bot as ``user``, prints the replies."""
 
-    def __init__(self, bot: Bot, user: str = "U-COMMISSIONER", console: Console | None = None,
-                 chart_dir: Path = Path("charts"), channel: str | None = None,
-                 auto_confirm: bool = False, interactive: bool = False) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        user: str = "U-COMMISSIONER",
+        console: Console | None = None,
+        chart_dir: Path = Path("charts"),
+        channel: str | None = None,
+        auto_confirm: bool = False,
+        interactive: bool = False,
+    ) -> None:
         self.bot = bot
         self.user = user
         self.console = console or Console()
@@ -49,8 +62,12 @@ class ConsoleAdapter:
     def request(self, line: str) -> Request:
         words = tokenise(line)
         files = tuple(self._attach(w[1:]) for w in words if w.startswith("@") and len(w) > 1)
-        kept = " ".join(f'"{w}"' if " " in w else w for w in words if not (w.startswith("@") and len(w) > 1))
-        return Request.from_text(kept, user=self.user, platform="console", channel=self.channel, files=files)
+        kept = " ".join(
+            f'"{w}"' if " " in w else w for w in words if not (w.startswith("@") and len(w) > 1)
+        )
+        return Request.from_text(
+            kept, user=self.user, platform="console", channel=self.channel, files=files
+        )
 
     def _attach(self, path: str) -> Attachment:
         p = Path(path)
@@ -100,14 +117,27 @@ class ConsoleAdapter:
         self.console.print(f"[bold]{escape(form.title)}[/bold]")
         values = []
         for f in form.fields:
-            hint = f" ({', '.join(f.options)})" if f.options else f" [{f.placeholder}]" if f.placeholder else ""
+            hint = (
+                f" ({', '.join(f.options)})"
+                if f.options
+                else f" [{f.placeholder}]"
+                if f.placeholder
+                else ""
+            )
             answer = self.console.input(f"{escape(f.label)}{escape(hint)}: ") or f.value
             if f.name == "reason" and answer:
                 answer = "reason: " + answer
             values.append(answer)
-        line = form.verb + " " + " ".join(f'"{v}"' if " " in v and not v.startswith("reason:") else v
-                                          for v in values if v)
-        return self.bot.handle(Request.from_text(line, user=self.user, platform="console", channel=self.channel))
+        line = (
+            form.verb
+            + " "
+            + " ".join(
+                f'"{v}"' if " " in v and not v.startswith("reason:") else v for v in values if v
+            )
+        )
+        return self.bot.handle(
+            Request.from_text(line, user=self.user, platform="console", channel=self.channel)
+        )
 
     def render(self, reply: Reply) -> None:
         c = self.console
@@ -140,5 +170,9 @@ class ConsoleAdapter:
             c.print(f"[dim]{_markup(reply.footer)}[/dim]")
         suggestions = [a for a in reply.actions if not a.token and a.command != "cancel"]
         if suggestions:
-            c.print("[dim]Next: " + " · ".join(f"/kpi {escape(a.command)}" for a in suggestions) + "[/dim]")
+            c.print(
+                "[dim]Next: "
+                + " · ".join(f"/kpi {escape(a.command)}" for a in suggestions)
+                + "[/dim]"
+            )
         c.print()

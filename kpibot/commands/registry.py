@@ -36,6 +36,18 @@ for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), Wh
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}
 
 
+def peek_verb(token: str) -> str | None:
+    import base64
+    import json
+
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.rsplit(".", 1)[0].encode()))
+    except (ValueError, json.JSONDecodeError):
+        return "submit"
+    verb = data.get("x", "submit") if isinstance(data, dict) else "submit"
+    return verb if verb in REGISTRY else "submit"
+
+
 def closest_verb(word: str) -> str:
     close = difflib.get_close_matches(word, list(REGISTRY), n=1, cutoff=0.5)
     return f" Did you mean `{close[0]}`?" if close else ""
@@ -44,6 +56,9 @@ def closest_verb(word: str) -> str:
 def dispatch(request: Request, ctx: Context) -> Reply:
     """Run one command; never raises."""
     verb = ALIASES.get(request.verb, request.verb)
+    if request.confirm_token:
+        # The handler verifies the token's signature; here we only route by the verb it names.
+        verb = peek_verb(request.confirm_token) or verb
     handler = REGISTRY.get(verb)
     if handler is None:
         help_reply = REGISTRY["help"].handle(request.with_args([]), ctx)

@@ -138,7 +138,7 @@ class SubmitHandler:
                 lines.append("An amendment needs a reason: add `reason: …` at the end and preview again.")
                 return Reply(f"Preview · {contract.id} {code} {period.label}", "\n".join(lines), kind="preview",
                              ephemeral=True)
-        payload = {"c": contract.id, "k": code, "p": period.label, "v": value, "n": num, "d": den,
+        payload = {"x": "submit", "c": contract.id, "k": code, "p": period.label, "v": value, "n": num, "d": den,
                    "note": note, "reason": reason, "u": request.user, "t": int(time.time())}
         token = sign(payload, ctx.secret)
         reply = Reply(f"Preview · {contract.id} {code} {period.label}", "\n".join(lines), kind="preview",

@@ -182,37 +182,51 @@ def _threshold(rule: npt.NDArray[np.int8], number: FloatArray, bench: FloatArray
     return out
 
 
-def _codes(column: pd.Series) -> tuple[IntArray, npt.NDArray[Any]]:
-    """Factorize a column (missing values get a code too), one hash per run of equal values.
+def _factorize(values: npt.NDArray[Any]) -> tuple[IntArray, npt.NDArray[Any]]:
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
 
-    Figures usually arrive grouped by contract and KPI, so hashing only where the value changes
-    is several times quicker than hashing every row, and no slower when nothing repeats.
+
+def _run_starts(columns: Sequence[npt.NDArray[Any]], n: int) -> IntArray:
+    """The first row of each run of rows equal in every one of ``columns``.
+
+    Figures usually arrive grouped by contract and KPI, so working on one row per run instead
+    of every row makes the key handling several times quicker, and no slower when nothing
+    repeats.
     """
-    values = column.to_numpy()
-    n = len(values)
     if n == 0:
-        return np.zeros(0, dtype=np.int64), np.asarray(pd.unique(values))
-    try:
-        with np.errstate(invalid="ignore"):
-            changed = np.asarray(values[1:] != values[:-1], dtype=bool)
-    except (TypeError, ValueError):  # values without a plain truth for "differs" (pd.NA)
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-        return codes.astype(np.int64), np.asarray(uniques)
-    starts = np.concatenate(([0], np.flatnonzero(changed) + 1))
-    codes, uniques = pd.factorize(values[starts], use_na_sentinel=False)
-    lengths = np.diff(np.append(starts, n))
-    return np.repeat(codes.astype(np.int64), lengths), np.asarray(uniques)
+        return np.zeros(0, dtype=np.int64)
+    changed = np.zeros(n - 1, dtype=bool)
+    for values in columns:
+        try:
+            with np.errstate(invalid="ignore"):
+                differs = np.asarray(values[1:] != values[:-1], dtype=bool)
+        except (TypeError, ValueError):  # no plain truth for "differs" (pd.NA): one row per run
+            return np.arange(n, dtype=np.int64)
+        if differs.shape != changed.shape:
+            return np.arange(n, dtype=np.int64)
+        changed |= differs
+    return np.concatenate(([0], np.flatnonzero(changed) + 1)).astype(np.int64)
 
 
-def _terms_rows(figures: pd.DataFrame, terms: pd.DataFrame, key_cols: list[str]) -> tuple[IntArray, list[IntArray]]:
-    """The terms row of each figure (-1 when none), and the figures' own codes per key column."""
+def _codes(values: npt.NDArray[Any]) -> tuple[IntArray, npt.NDArray[Any]]:
+    """Factorize one column (missing values get a code too), hashing once per run of equal values."""
+    starts = _run_starts([values], len(values))
+    codes, uniques = _factorize(values[starts])
+    return np.repeat(codes, np.diff(np.append(starts, len(values)))), uniques
+
+
+def _terms_rows(fig_keys: Sequence[npt.NDArray[Any]], terms: pd.DataFrame, key_cols: list[str],
+                ) -> tuple[IntArray, list[IntArray]]:
+    """The terms row of each figure key (-1 when none), and the figures' own codes per key column."""
+    n = len(fig_keys[0])
     fig_codes: list[IntArray] = []
-    fkey = np.zeros(len(figures), dtype=np.int64)
+    fkey = np.zeros(n, dtype=np.int64)
     tkey = np.zeros(len(terms), dtype=np.int64)
     span = 1
-    for col in key_cols:
-        fc, fu = _codes(figures[col])
-        tc, tu = _codes(terms[col])
+    for values, col in zip(fig_keys, key_cols, strict=True):
+        fc, fu = _factorize(values)
+        tc, tu = _codes(terms[col].to_numpy())
         width = max(len(tu), 1)
         to_terms = pd.Index(tu).get_indexer(fu).astype(np.int64) if len(tu) else np.full(len(fu), -1)
         fk = to_terms[fc]
@@ -220,10 +234,10 @@ def _terms_rows(figures: pd.DataFrame, terms: pd.DataFrame, key_cols: list[str])
         fkey = np.where((fkey < 0) | (fk < 0), -1, fkey * width + fk)
         tkey = tkey * width + tc
         span *= width
-        if span >= 2**62:  # too many distinct keys to number densely: match the labels instead
-            tindex = pd.MultiIndex.from_frame(terms[key_cols])
-            idx = tindex.get_indexer(pd.MultiIndex.from_frame(figures[key_cols]))
-            return idx.astype(np.int64), [_codes(figures[c])[0] for c in key_cols]
+    if span >= 2**62:  # too many distinct keys to number densely: match the labels instead
+        tindex = pd.MultiIndex.from_frame(terms[key_cols])
+        idx = tindex.get_indexer(pd.MultiIndex.from_arrays(list(fig_keys), names=key_cols))
+        return idx.astype(np.int64), fig_codes
     # Terms keys are dense (at most the product of distinct values), so a direct table is the
     # quickest lookup. A duplicated terms row is an error, as with an index.
     rows = np.arange(len(terms), dtype=np.int64)
@@ -239,7 +253,7 @@ def _terms_rows(figures: pd.DataFrame, terms: pd.DataFrame, key_cols: list[str])
 
 
 def _series_order(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64],
-                  ) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64], int]:
+                  ) -> tuple[IntArray | None, npt.NDArray[np.int64], int]:
     """Row order by (group, ordinal), stable; None when the rows already are in that order.
 
     Returns (order, sorted key, lowest ordinal); key = group * span + (ordinal - lowest).
@@ -262,11 +276,11 @@ def _series_order(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64],
     return order, key[order], lo
 
 
-def _sorted(a: npt.NDArray[_S], order: npt.NDArray[np.int64] | None) -> npt.NDArray[_S]:
+def _sorted(a: npt.NDArray[_S], order: IntArray | None) -> npt.NDArray[_S]:
     return a if order is None else a[order]
 
 
-def _unsorted(a: npt.NDArray[_S], order: npt.NDArray[np.int64] | None) -> npt.NDArray[_S]:
+def _unsorted(a: npt.NDArray[_S], order: IntArray | None) -> npt.NDArray[_S]:
     if order is None:
         return a
     out = np.empty_like(a)
@@ -274,58 +288,70 @@ def _unsorted(a: npt.NDArray[_S], order: npt.NDArray[np.int64] | None) -> npt.ND
     return out
 
 
-def _previous_year(order: npt.NDArray[np.int64] | None, key_s: npt.NDArray[np.int64], lowest: int,
-                   ordinal: npt.NDArray[np.int64], per_year: npt.NDArray[np.int64],
-                   value: FloatArray) -> FloatArray:
+def _previous_year(order: IntArray | None, key_s: IntArray, lowest: int, ordinal: IntArray,
+                   per_year: IntArray, value: FloatArray) -> FloatArray:
     """The value of the same period a year earlier in the same group (the last such row), or NaN."""
+    n = len(key_s)
+    if n == 0:
+        return np.full(0, np.nan)
     value_s = _sorted(value, order)
-    want = key_s - _sorted(per_year, order)
-    pos = np.searchsorted(key_s, want, side="right") - 1
-    safe = np.clip(pos, 0, None)
-    hit = (pos >= 0) & (_sorted(ordinal, order) - _sorted(per_year, order) >= lowest)
-    if len(key_s):
-        hit &= key_s[safe] == want
-    prev_s = np.where(hit, value_s[safe] if len(key_s) else np.nan, np.nan)
+    back_s = _sorted(per_year, order)
+    want = key_s - back_s
+    valid = _sorted(ordinal, order) - back_s >= lowest
+    last = np.ones(n, dtype=bool)
+    last[:-1] = key_s[1:] != key_s[:-1]  # of rows repeating a period, the last one counts
+    top = int(key_s[-1])
+    if top < 4 * n + 1024:
+        table = np.full(top + 1, -1, dtype=np.int64)
+        table[key_s[last]] = np.flatnonzero(last)
+        pos = np.where(valid, table[np.clip(want, 0, top)], -1)
+    else:
+        pos = np.searchsorted(key_s, want, side="right") - 1
+        pos = np.where(valid & (pos >= 0) & (key_s[np.clip(pos, 0, None)] == want), pos, -1)
+    prev_s = np.where(pos >= 0, value_s[np.clip(pos, 0, None)], np.nan)
     return _unsorted(prev_s, order)
 
 
-def _trend(order: npt.NDArray[np.int64] | None, gid: npt.NDArray[np.int64], value: FloatArray, pol: FloatArray,
+def _trend(order: IntArray | None, gid: IntArray, value: FloatArray, pol: FloatArray,
            pct: BoolArray) -> npt.NDArray[np.int8]:
     """Trend codes (index into TRENDS) from the last three values, read in polarity's direction."""
     n = len(value)
-    gs, vs = _sorted(gid, order), _sorted(value, order)
+    vs = _sorted(value, order)
     nn = np.flatnonzero(~np.isnan(vs))
-    g, v = gs[nn], vs[nn]
-    p1 = np.concatenate(([np.nan], v[:-1]))
-    p2 = np.concatenate(([np.nan, np.nan], v[:-2]))[: len(v)]
-    g2 = np.concatenate(([-1, -1], g[:-2]))[: len(g)]
-    ok = g2 == g
-    sign = _sorted(pol, order)[nn]
-    d1 = (p1 - p2) * sign
-    d2 = (v - p1) * sign
-    level = (np.abs(p2) + np.abs(p1) + np.abs(v)) / 3.0
-    mat = np.where(_sorted(pct, order)[nn], _PCT_MATERIAL, _REL_MATERIAL * level)
-    mat = np.maximum(mat, 1e-9)
-    m1, m2 = np.abs(d1) >= mat, np.abs(d2) >= mat
-    net = d1 + d2
-    code = np.select(
-        [~ok, m1 & m2 & (np.sign(d1) != np.sign(d2)), net >= mat, net <= -mat],
-        [4, 3, 0, 2],
-        1,
-    ).astype(np.int8)
+    src = nn if order is None else order[nn]  # the reported values' own rows, in series order
+    g, v = gid[src], value[src]
+    code = np.full(len(nn), 4, dtype=np.int8)
+    if len(nn) > 2:
+        # Each value with the two reported before it (p2, p1); the first two of a series are new.
+        p2, p1, v3 = v[:-2], v[1:-1], v[2:]
+        ok = g[:-2] == g[2:]
+        sign = pol[src[2:]]
+        d1 = (p1 - p2) * sign
+        d2 = (v3 - p1) * sign
+        level = (np.abs(p2) + np.abs(p1) + np.abs(v3)) / 3.0
+        mat = np.where(pct[src[2:]], _PCT_MATERIAL, _REL_MATERIAL * level)
+        mat = np.maximum(mat, 1e-9)
+        m1, m2 = np.abs(d1) >= mat, np.abs(d2) >= mat
+        net = d1 + d2
+        code[2:] = np.select(
+            [~ok, m1 & m2 & (np.sign(d1) != np.sign(d2)), net >= mat, net <= -mat],
+            [4, 3, 0, 2],
+            1,
+        )
     # Rows without a value carry the trend of the group's latest earlier value.
-    last = np.full(n, -1, dtype=np.int64)
-    last[nn] = nn
-    last = np.maximum.accumulate(last) if n else last
-    safe = np.clip(last, 0, None)
     sorted_codes = np.full(n, 4, dtype=np.int8)
     sorted_codes[nn] = code
-    carried = (last >= 0) & (gs[safe] == gs) if n else np.zeros(0, dtype=bool)
-    filled = np.where(carried, sorted_codes[safe] if n else sorted_codes, 4).astype(np.int8)
-    return _unsorted(filled, order)
+    if len(nn) < n:
+        last = np.full(n, -1, dtype=np.int64)
+        last[nn] = nn
+        last = np.maximum.accumulate(last)
+        safe = np.clip(last, 0, None)
+        gs = _sorted(gid, order)
+        sorted_codes = np.where((last >= 0) & (gs[safe] == gs), sorted_codes[safe], 4).astype(np.int8)
+    return _unsorted(sorted_codes, order)
 
 
-def _year_to_date(order: npt.NDArray[np.int64] | None, gid: npt.NDArray[np.int64], ry: npt.NDArray[np.int64],
+def _year_to_date(order: IntArray | None, gid: npt.NDArray[np.int64], ry: npt.NDArray[np.int64],
                   ordinal: npt.NDArray[np.int64], value: FloatArray, annual: BoolArray) -> FloatArray:
     """Running total within (group, reporting year) in period order, for the rows of ``annual``."""
     n = len(value)
@@ -370,7 +396,18 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     """
     figures = figures.reset_index(drop=True)
     n = len(figures)
-    idx, (c_code, k_code, _y) = _terms_rows(figures, terms, ["contract", "kpi", "year"])
+    # Keys are resolved once per run of rows sharing contract, KPI, year and period kind.
+    key_cols = ["contract", "kpi", "year"]
+    keys = [figures[c].to_numpy() for c in (*key_cols, "kind")]
+    starts = _run_starts(keys, n)
+    lengths = np.diff(np.append(starts, n))
+    heads = [k[starts] for k in keys]
+    idx_h, (c_h, k_h, _y) = _terms_rows(heads[:3], terms, key_cols)
+    kind_h, kinds = _factorize(heads[3])
+    gid_h = (c_h * (int(k_h.max(initial=0)) + 1) + k_h) * max(len(kinds), 1) + kind_h
+    idx = np.repeat(idx_h, lengths)
+    gid_arr = np.repeat(gid_h, lengths)
+    kind_code = np.repeat(kind_h, lengths)
     unknown = idx < 0
     at = np.where(unknown, 0, idx)
 
@@ -383,8 +420,6 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
              else np.full(n, np.nan))
     ordinal = figures["ordinal"].to_numpy(dtype=np.int64)
     per_year = figures["per_year"].to_numpy(dtype=np.int64)
-    kind_code, kinds = _codes(figures["kind"])
-    gid_arr = (c_code * (int(k_code.max(initial=0)) + 1) + k_code) * max(len(kinds), 1) + kind_code
     order, key_s, lowest = _series_order(gid_arr, ordinal)
     prev = _previous_year(order, key_s, lowest, ordinal, per_year, value)
 
@@ -429,21 +464,29 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
 
     trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))
 
-    text_code, texts = _codes(terms["target_text"]) if len(terms) else (np.zeros(0, np.int64), np.empty(0, object))
+    text_code, texts = _codes(terms["target_text"].to_numpy())
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
 
+    results = {
+        "target": _labels([*texts, ""], text_r),
+        "threshold": t_thr,
+        "tolerance_threshold": tol_thr,
+        "critical_threshold": crit_thr,
+        "position": _labels(POSITIONS, pos_code),
+        "rag": _labels([RAG_OF[p] for p in POSITIONS], pos_code),
+        "trend": _labels(TRENDS, trend),
+        "critical": critical,
+        "exception_required": exception,
+        "exempt": exempt,
+        "ytd_value": ytd_value,
+        "ytd_target": ytd_target,
+    }
+    if figures.columns.intersection(list(results)).empty:
+        # One concat instead of a dozen column inserts (each of which rebuilds the block list).
+        return pd.concat([figures, pd.DataFrame(results, index=figures.index, copy=False)], axis=1)
     out = figures.copy(deep=not _COPY_ON_WRITE)
-    out["target"] = _labels([*texts, ""], text_r)
-    out["threshold"] = t_thr
-    out["tolerance_threshold"] = tol_thr
-    out["position"] = _labels(POSITIONS, pos_code)
-    out["rag"] = _labels([RAG_OF[p] for p in POSITIONS], pos_code)
-    out["trend"] = _labels(TRENDS, trend)
-    out["critical"] = critical
-    out["exception_required"] = exception
-    out["exempt"] = exempt
-    out["ytd_value"] = ytd_value
-    out["ytd_target"] = ytd_target
+    for column, values in results.items():
+        out[column] = values
     return out
 
 

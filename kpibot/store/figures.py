@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
-from sqlalchemy import String, exists, select, type_coerce
+from sqlalchemy import Date, DateTime, String, exists, select, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -329,21 +329,24 @@ class FigureRepository:
         >>> frame = FigureRepository(db).current_frame(["one-you-lifestyle"])  # doctest: +SKIP
         >>> frame.groupby("kpi")["value"].last()  # doctest: +SKIP
         """
-        # SQLite keeps dates as ISO text: hand pandas the text to parse in one vectorised pass
-        # rather than building a Python date per row.
-        as_text = self._db.dialect == "sqlite"
-        period_start = FigureRecord.period_start
-        submitted_at = FigureRecord.submitted_at
+        # Skip per-row conversion and let pandas convert whole columns at once: SQLite's ISO
+        # text as text, PostgreSQL's aware datetimes without the UTCDateTime round trip.
+        if self._db.dialect == "sqlite":
+            period_start = type_coerce(FigureRecord.period_start, String)
+            submitted_at = type_coerce(FigureRecord.submitted_at, String)
+        else:
+            period_start = type_coerce(FigureRecord.period_start, Date)
+            submitted_at = type_coerce(FigureRecord.submitted_at, DateTime(timezone=True))
         query = select(
             FigureRecord.contract_id,
             FigureRecord.kpi_code,
             FigureRecord.period_label,
-            type_coerce(period_start, String) if as_text else period_start,
+            period_start,
             FigureRecord.value,
             FigureRecord.numerator,
             FigureRecord.denominator,
             FigureRecord.benchmark,
-            type_coerce(submitted_at, String) if as_text else submitted_at,
+            submitted_at,
             FigureRecord.late,
             FigureRecord.status,
         ).where(IS_CURRENT)

@@ -1,0 +1,85 @@
+"""The HTTP server: one ASGI app with health checks and each chat platform's routes.
+
+``GET /healthz`` says the process is up (no database call); ``GET /readyz`` says it can serve,
+which needs the database to answer. Platform routes come from ``PLATFORM_ROUTES``: Slack posts to
+``/slack/events``; a Teams adapter adds its factory there for ``POST /api/messages``.
+
+>>> app = create_app(Settings(database_url="sqlite://"))  # doctest: +SKIP
+>>> serve(Settings(), socket_mode=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from kpibot.bot import Bot
+from kpibot.chat.slack import run_socket_mode, slack_routes
+from kpibot.settings import Settings
+from kpibot.store.database import Database
+
+log = logging.getLogger("kpibot.server")
+
+RouteFactory = Callable[[Settings, Bot], list[BaseRoute]]
+
+# Each chat platform contributes its routes; a platform without settings contributes none.
+PLATFORM_ROUTES: tuple[RouteFactory, ...] = (slack_routes,)
+
+
+def create_app(
+    settings: Settings,
+    bot: Bot | None = None,
+    platforms: tuple[RouteFactory, ...] = PLATFORM_ROUTES,
+) -> Starlette:
+    """The ASGI app: health checks plus the routes of every configured chat platform."""
+    bot = bot or Bot.from_settings(settings)
+    db = bot.services.db
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        if await run_in_threadpool(database_answers, db):
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    for platform in platforms:
+        routes.extend(platform(settings, bot))
+    return Starlette(routes=routes)
+
+
+def database_answers(db: Database) -> bool:
+    """Whether the database answers ``SELECT 1``; the reason for a failure goes to the log only."""
+    try:
+        with db.session(read_only=True) as session:
+            session.execute(text("SELECT 1"))
+        return True
+    except Exception as exc:
+        log.warning("readiness: database did not answer (%s)", type(exc).__name__)
+        return False
+
+
+def serve(settings: Settings, socket_mode: bool = False) -> None:
+    """Run the bot: Slack over Socket Mode, or the HTTP app under uvicorn on settings.host:port."""
+    if socket_mode:
+        run_socket_mode(settings)
+        return
+    import uvicorn
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
