@@ -149,6 +149,14 @@ class Services:
         nxt = upcoming[0]
         return f"{nxt.name} on {nxt.due_date:%a %-d %b %Y}"
 
+    def received_periods(self, contract_id: str) -> dict[str, datetime]:
+        """When each period's return first arrived (earliest figure submitted), by period label."""
+        frame = self.figures.current_frame([contract_id])
+        if frame.empty:
+            return {}
+        first = frame.groupby("period")["submitted_at"].min()
+        return {str(k): v.to_pydatetime() for k, v in first.items()}
+
     def status_extras(self, contract: Contract, period: Period) -> list[str]:
         """Extra lines for a status overview from features that register a hook (money, plans)."""
         lines: list[str] = []

@@ -15,6 +15,7 @@ import uuid
 from kpibot import messages
 from kpibot.commands.base import Context, Handler, Reply, Request
 from kpibot.commands.chart import ChartHandler
+from kpibot.commands.due import DueHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.importfile import ImportHandler
 from kpibot.commands.status import StatusHandler
@@ -30,7 +31,8 @@ def register(handler: Handler) -> None:
     REGISTRY[handler.verb] = handler
 
 
-for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), WhoamiHandler(), HelpHandler()):
+for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), WhoamiHandler(),
+           HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

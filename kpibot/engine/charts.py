@@ -211,15 +211,25 @@ def render_rag_grid(data: RagGridData, width_px: int = 900, height_px: int | Non
     row_px = 24 if n_rows <= 30 else 21
     canvas, renderer = _new_canvas(width_px, 1)
     title = _wrap(data.title, renderer, 14, width_px - 2 * _PAD, bold=True)
-    label_limit = int(width_px * 0.45 / (font * DPI / 72 * 0.56))
-    row_labels = [_truncate(r, label_limit) for r in data.rows]
-    # Every label is measured: names cut to the same length still differ in width by a tenth.
-    label_px = max((_text_px(renderer, s, font)[0] for s in set(row_labels)), default=0.0)
+    # Columns get room for their (two-line) period labels first; KPI names get the rest.
+    split = [line for c in data.columns for line in c.split(" ", 1)]
+    col_need = max((_text_px(renderer, s, font)[0] for s in _longest(split)), default=0.0) + 8
+    label_room = min(width_px * 0.45, width_px - 2 * _PAD - 8 - n_cols * col_need)
+    label_limit = max(8, int(label_room / (font * DPI / 72 * 0.56)))
+    for _attempt in range(2):
+        row_labels = [_truncate(r, label_limit) for r in data.rows]
+        # Every label is measured: names cut to one length still differ in width by a tenth.
+        label_px = max((_text_px(renderer, s, font)[0] for s in set(row_labels)), default=0.0)
+        if label_px <= label_room or label_limit == 8:
+            break
+        label_limit = max(8, int(label_limit * label_room / label_px))
     col_px = (width_px - 2 * _PAD - label_px - 8) / n_cols
     col_labels = _fit_labels(data.columns, renderer, col_px, font, thin=False)
     header_px = _line_px(14) * (title.count("\n") + 1) + 12
     header_px += _line_px(font) * max(s.count("\n") + 1 for s in [*col_labels, ""]) + 10
-    footer_px = _PAD + _line_px(11) * 1.6
+    legend_labels = [f"{_RAG_SHORT[r]}  {RAG_MEANINGS[r]}" for r in RAG_COLOURS] + ["–  No figure"]
+    legend_cols = _legend_columns(renderer, legend_labels, 11, width_px - 2 * _PAD)
+    footer_px = _PAD + math.ceil(len(legend_labels) / legend_cols) * _line_px(11) * 1.3 + 6
     height_px = height_px or round(_PAD + header_px + n_rows * row_px + footer_px)
     canvas.figure.set_size_inches(width_px / DPI, height_px / DPI)
     fig = canvas.figure
@@ -258,12 +268,9 @@ def render_rag_grid(data: RagGridData, width_px: int = 900, height_px: int | Non
     for spine in ax.spines.values():
         spine.set_visible(False)
     _heading(fig, title, 14, size)
-    legend: list[tuple[Artist, str]] = [
-        (Patch(facecolor=RAG_COLOURS[r], edgecolor="none"), f"{_RAG_SHORT[r]}  {RAG_MEANINGS[r]}")
-        for r in RAG_COLOURS
-    ]
-    legend.append((Patch(facecolor=_EMPTY_CELL, edgecolor=_EMPTY_INK), "–  No figure"))
-    _legend(fig, legend, len(legend), _PAD / height_px, 11)
+    patches = [Patch(facecolor=c, edgecolor="none") for c in RAG_COLOURS.values()]
+    patches.append(Patch(facecolor=_EMPTY_CELL, edgecolor=_EMPTY_INK))
+    _legend(fig, list(zip(patches, legend_labels, strict=True)), legend_cols, _PAD / height_px, 11)
     return _png(canvas)
 
 

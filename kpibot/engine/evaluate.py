@@ -183,8 +183,14 @@ def _threshold(rule: npt.NDArray[np.int8], number: FloatArray, bench: FloatArray
 
 
 def _factorize(values: npt.NDArray[Any]) -> tuple[IntArray, npt.NDArray[Any]]:
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return codes.astype(np.int64, copy=False), np.asarray(uniques)
+    """Codes and distinct values; a missing value is a value too (as an index level treats it)."""
+    codes, uniques = pd.factorize(values)
+    codes = codes.astype(np.int64, copy=False)
+    uniques = np.asarray(uniques)
+    if len(codes) and codes.min() < 0:  # cheaper than asking pandas to code missing values
+        codes = np.where(codes < 0, len(uniques), codes)
+        uniques = np.append(uniques.astype(object), [values[np.argmax(pd.isna(values))]])
+    return codes, uniques
 
 
 def _run_starts(columns: Sequence[npt.NDArray[Any]], n: int) -> IntArray:

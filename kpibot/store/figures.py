@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
-from sqlalchemy import Date, DateTime, String, exists, select, type_coerce
+from sqlalchemy import String, cast, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -329,24 +329,18 @@ class FigureRepository:
         >>> frame = FigureRepository(db).current_frame(["one-you-lifestyle"])  # doctest: +SKIP
         >>> frame.groupby("kpi")["value"].last()  # doctest: +SKIP
         """
-        # Skip per-row conversion and let pandas convert whole columns at once: SQLite's ISO
-        # text as text, PostgreSQL's aware datetimes without the UTCDateTime round trip.
-        if self._db.dialect == "sqlite":
-            period_start = type_coerce(FigureRecord.period_start, String)
-            submitted_at = type_coerce(FigureRecord.submitted_at, String)
-        else:
-            period_start = type_coerce(FigureRecord.period_start, Date)
-            submitted_at = type_coerce(FigureRecord.submitted_at, DateTime(timezone=True))
+        # Dates come back as ISO text for pandas to parse a whole column at once: building a
+        # Python date or datetime per row, and inferring their type, costs more than the query.
         query = select(
             FigureRecord.contract_id,
             FigureRecord.kpi_code,
             FigureRecord.period_label,
-            period_start,
+            cast(FigureRecord.period_start, String),
             FigureRecord.value,
             FigureRecord.numerator,
             FigureRecord.denominator,
             FigureRecord.benchmark,
-            submitted_at,
+            cast(FigureRecord.submitted_at, String),
             FigureRecord.late,
             FigureRecord.status,
         ).where(IS_CURRENT)
