@@ -164,7 +164,9 @@ def assert_within_slack_limits(blocks: list[dict[str, Any]], max_blocks: int = 5
         elif block["type"] == "actions":
             ids = [b["action_id"] for b in block["elements"]]
             assert len(ids) == len(set(ids)) and 0 < len(ids) <= 25
-            assert all(len(b["value"]) <= 2000 and len(b["text"]["text"]) <= 75 for b in block["elements"])
+            assert all(
+                len(b["value"]) <= 2000 and len(b["text"]["text"]) <= 75 for b in block["elements"]
+            )
 
 
 def texts(blocks: list[dict[str, Any]]) -> str:
@@ -172,7 +174,9 @@ def texts(blocks: list[dict[str, Any]]) -> str:
     for block in blocks:
         if "text" in block:
             parts.append(block["text"]["text"])
-        parts.extend(e.get("text", "") for e in block.get("elements", []) if isinstance(e.get("text"), str))
+        parts.extend(
+            e.get("text", "") for e in block.get("elements", []) if isinstance(e.get("text"), str)
+        )
     return "\n".join(parts)
 
 
@@ -190,8 +194,9 @@ def _payload(form_body: str) -> dict[str, Any]:
 
 
 def _csv_event(slack: SlackApiServer, file_id: str, data: bytes, **kw: Any) -> dict[str, Any]:
-    event = message_with_file_event(file_id=file_id, name=f"{file_id}.csv",
-                                    url_private=slack.host_file(file_id, data), **kw)
+    event = message_with_file_event(
+        file_id=file_id, name=f"{file_id}.csv", url_private=slack.host_file(file_id, data), **kw
+    )
     event["files"][0] |= {"size": len(data), "filetype": "csv", "mimetype": "text/csv"}
     return event
 
@@ -241,8 +246,11 @@ def test_refusal_is_polite_ephemeral_and_audited(harness: Harness) -> None:
 def test_submit_preview_confirm_once_even_when_retried(harness: Harness) -> None:
     slack = harness.slack
     assert [f.value for f in harness.current("childrens-trust", "C1", "2019/20 Q3")] == [96.0]
-    harness.command("submit childrens-trust C1 2019/20 Q3 86/100 reason: recount", user="U-TRUST",
-                    channel="C-TRUST")
+    harness.command(
+        "submit childrens-trust C1 2019/20 Q3 86/100 reason: recount",
+        user="U-TRUST",
+        channel="C-TRUST",
+    )
 
     (preview,) = slack.wait_for("/response/", timeout=10)
     assert preview["response_type"] == "ephemeral"
@@ -252,18 +260,30 @@ def test_submit_preview_confirm_once_even_when_retried(harness: Harness) -> None
     assert verify(confirm["value"], SECRET_KEY.encode())["u"] == "U-TRUST"
     assert button(preview["blocks"], "kpi_cancel")["value"] == "cancel"
 
-    click = block_action_body(confirm["action_id"], confirm["value"], user_id="U-TRUST",
-                              channel_id="C-TRUST", response_url=slack.response_url("confirm"))
+    click = block_action_body(
+        confirm["action_id"],
+        confirm["value"],
+        user_id="U-TRUST",
+        channel_id="C-TRUST",
+        response_url=slack.response_url("confirm"),
+    )
     assert harness.post(click).status_code == 200
     done = slack.wait_for("/response/", 2, timeout=10)[1]
     assert done["replace_original"] is True and "Amended" in done["text"]
     assert [f.value for f in harness.current("childrens-trust", "C1", "2019/20 Q3")] == [86.0]
 
     # Slack redelivers after a failed attempt: it runs again, and the token stores nothing new.
-    assert harness.post(click, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}).status_code == 200
+    assert (
+        harness.post(
+            click, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+        ).status_code
+        == 200
+    )
     assert "Already recorded" in slack.wait_for("/response/", 3, timeout=10)[2]["text"]
     # A retry after a timeout means the first delivery is still running: it is skipped outright.
-    again = harness.post(click, **{"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"})
+    again = harness.post(
+        click, **{"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert again.status_code == 200 and again.text == ""
 
     history = harness.bot.services.figures.history("childrens-trust", "C1", "2019/20 Q3")
@@ -276,8 +296,12 @@ def test_confirm_by_another_user_stores_nothing(harness: Harness) -> None:
     harness.command("submit childrens-trust C1 2019/20 Q3 86/100 reason: recount", user="U-TRUST")
     confirm = button(harness.slack.wait_for("/response/", timeout=10)[0]["blocks"], "kpi_confirm")
 
-    click = block_action_body(confirm["action_id"], confirm["value"], user_id="U-BOARD",
-                              response_url=harness.slack.response_url("stolen"))
+    click = block_action_body(
+        confirm["action_id"],
+        confirm["value"],
+        user_id="U-BOARD",
+        response_url=harness.slack.response_url("stolen"),
+    )
     harness.post(click)
 
     assert "not open to you" in harness.slack.wait_for("/response/", 2, timeout=10)[1]["text"]
@@ -288,8 +312,14 @@ def test_cancel_replaces_the_preview(harness: Harness) -> None:
     harness.command("submit childrens-trust C1 2019/20 Q3 86/100 reason: recount", user="U-TRUST")
     cancel = button(harness.slack.wait_for("/response/", timeout=10)[0]["blocks"], "kpi_cancel")
 
-    harness.post(block_action_body(cancel["action_id"], cancel["value"], user_id="U-TRUST",
-                                   response_url=harness.slack.response_url("cancel")))
+    harness.post(
+        block_action_body(
+            cancel["action_id"],
+            cancel["value"],
+            user_id="U-TRUST",
+            response_url=harness.slack.response_url("cancel"),
+        )
+    )
 
     response = harness.slack.wait_for("/response/", 2, timeout=10)[1]
     assert response["replace_original"] is True and response["text"] == CANCELLED
@@ -298,12 +328,20 @@ def test_cancel_replaces_the_preview(harness: Harness) -> None:
 
 def test_a_long_note_outgrows_the_button_and_still_confirms(harness: Harness) -> None:
     note = "checked " * 400
-    harness.command(f"submit childrens-trust C1 2019/20 Q3 86/100 {note} reason: recount", user="U-TRUST")
+    harness.command(
+        f"submit childrens-trust C1 2019/20 Q3 86/100 {note} reason: recount", user="U-TRUST"
+    )
     confirm = button(harness.slack.wait_for("/response/", timeout=10)[0]["blocks"], "kpi_confirm")
     assert len(confirm["value"]) <= 2000
 
-    harness.post(block_action_body(confirm["action_id"], confirm["value"], user_id="U-TRUST",
-                                   response_url=harness.slack.response_url("confirm")))
+    harness.post(
+        block_action_body(
+            confirm["action_id"],
+            confirm["value"],
+            user_id="U-TRUST",
+            response_url=harness.slack.response_url("confirm"),
+        )
+    )
 
     assert "Amended" in harness.slack.wait_for("/response/", 2, timeout=10)[1]["text"]
     (figure,) = harness.current("childrens-trust", "C1", "2019/20 Q3")
@@ -311,7 +349,9 @@ def test_a_long_note_outgrows_the_button_and_still_confirms(harness: Harness) ->
 
 
 # ---------------------------------------------------------------------- modal
-def test_submit_without_arguments_opens_a_modal_and_its_submission_previews(harness: Harness) -> None:
+def test_submit_without_arguments_opens_a_modal_and_its_submission_previews(
+    harness: Harness,
+) -> None:
     slack = harness.slack
     harness.command("submit", user="U-TRUST", channel="C-TRUST", trigger_id="trigger-42")
 
@@ -327,14 +367,18 @@ def test_submit_without_arguments_opens_a_modal_and_its_submission_previews(harn
     assert fields["reason"]["optional"] and not fields["value"]["optional"]
 
     values = {
-        "contract": {"value": {"type": "static_select", "selected_option": {"value": "childrens-trust"}}},
+        "contract": {
+            "value": {"type": "static_select", "selected_option": {"value": "childrens-trust"}}
+        },
         "kpi": {"value": "C1"},
         "period": {"value": "2019/20 Q3"},
         "value": {"value": "86/100"},
         "note": {"value": None},
         "reason": {"value": "recount after audit"},
     }
-    body = view_submission_body(kit.FORM_CALLBACK, values, view["private_metadata"], user_id="U-TRUST")
+    body = view_submission_body(
+        kit.FORM_CALLBACK, values, view["private_metadata"], user_id="U-TRUST"
+    )
     assert harness.post(body).status_code == 200
 
     (posted,) = slack.wait_for("chat.postEphemeral", timeout=10)
@@ -373,7 +417,9 @@ def test_file_with_a_bad_row_is_rejected_and_nothing_stored(harness: Harness) ->
     (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
     assert posted["channel"] == "C-TRUST" and posted["thread_ts"] == event["ts"]
     body = texts(_decoded(posted["blocks"]))
-    assert "rejected" in posted["text"] and "line 3, value" in body and "'abc' is not a number" in body
+    assert (
+        "rejected" in posted["text"] and "line 3, value" in body and "'abc' is not a number" in body
+    )
     assert harness.current("childrens-trust", "S11", "2019/20 Q3") == []
     (download,) = [r for r in harness.slack.requests if r.path == "/files/FBAD"]
     assert download.headers["Authorization"] == "Bearer xoxb-test"
@@ -388,16 +434,26 @@ def test_good_file_is_stored_once_even_when_slack_redelivers(harness: Harness) -
     (figure,) = harness.current("childrens-trust", "S11", "2019/20 Q3")
     assert figure.value == 50.0 and figure.submitted_by == "U-TRUST"
 
-    harness.post(event_body(event), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})
-    assert "already received" in harness.slack.wait_for("chat.postMessage", 2, timeout=10)[1]["text"]
+    harness.post(
+        event_body(event), **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"}
+    )
+    assert (
+        "already received" in harness.slack.wait_for("chat.postMessage", 2, timeout=10)[1]["text"]
+    )
     assert len(harness.bot.services.figures.history("childrens-trust", "S11", "2019/20 Q3")) == 1
 
 
 def test_import_text_names_the_contract_outside_a_bound_channel(harness: Harness) -> None:
     unaddressed = _csv_event(harness.slack, "FCHAT", GOOD_CSV, user_id="U-TRUST", channel_id="C1")
     harness.post(event_body(unaddressed))
-    named = _csv_event(harness.slack, "FNAMED", GOOD_CSV, user_id="U-TRUST", channel_id="C1",
-                       text="import childrens-trust")
+    named = _csv_event(
+        harness.slack,
+        "FNAMED",
+        GOOD_CSV,
+        user_id="U-TRUST",
+        channel_id="C1",
+        text="import childrens-trust",
+    )
     harness.post(event_body(named))
 
     (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
@@ -419,7 +475,10 @@ def test_file_over_5_mb_is_refused_before_downloading(harness: Harness) -> None:
 def test_file_shared_imports_only_in_private_channels(harness: Harness) -> None:
     slack = harness.slack
     url = slack.host_file("FPRIV", GOOD_CSV)
-    files = {"FPUB": {"channels": ["C-TRUST"], "groups": []}, "FPRIV": {"channels": [], "groups": ["C-TRUST"]}}
+    files = {
+        "FPUB": {"channels": ["C-TRUST"], "groups": []},
+        "FPRIV": {"channels": [], "groups": ["C-TRUST"]},
+    }
 
     def files_info(body: dict[str, Any]) -> dict[str, Any]:
         # The recorder has no files.info; answer it the way Slack does for these two files.
@@ -455,7 +514,11 @@ def test_app_home_lists_the_users_contracts(harness: Harness) -> None:
     payload = _payload(block_action_body(run["action_id"], run["value"], user_id="U-TRUST"))
     for key in ("channel", "container", "response_url", "message"):
         payload.pop(key)
-    payload["view"] = {"id": published["view"].get("id", "V1"), "type": "home", "private_metadata": "D0HOME1"}
+    payload["view"] = {
+        "id": published["view"].get("id", "V1"),
+        "type": "home",
+        "private_metadata": "D0HOME1",
+    }
     harness.post(urlencode({"payload": json.dumps(payload)}))
     (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
     assert posted["channel"] == "D0HOME1" and "Children's Trust" in posted["text"]
@@ -463,8 +526,11 @@ def test_app_home_lists_the_users_contracts(harness: Harness) -> None:
 
 # ---------------------------------------------------------------------- security and health
 def test_bad_signature_and_stale_timestamp_are_rejected(harness: Harness) -> None:
-    body = slash_command_body("status childrens-trust", user_id="U-COMMISSIONER",
-                              response_url=harness.slack.response_url())
+    body = slash_command_body(
+        "status childrens-trust",
+        user_id="U-COMMISSIONER",
+        response_url=harness.slack.response_url(),
+    )
     forged = signed_headers(body, "not-the-secret")
     stale = signed_headers(body, SIGNING_SECRET, timestamp=int(time.time()) - 301)
 
@@ -480,8 +546,9 @@ def test_health_and_readiness(harness: Harness) -> None:
     assert ready.status_code == 200 and ready.json() == {"status": "ok"}
 
 
-def test_readiness_fails_without_a_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            slack_api: SlackApiServer) -> None:
+def test_readiness_fails_without_a_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: SlackApiServer
+) -> None:
     settings = _settings(monkeypatch, tmp_path / "missing" / "dir" / "kpibot.db", slack_api.api_url)
     with serving(create_app(settings)) as http:
         assert http.get("/healthz").status_code == 200
@@ -489,8 +556,9 @@ def test_readiness_fails_without_a_database(tmp_path: Path, monkeypatch: pytest.
     assert ready.status_code == 503 and "missing" not in ready.text
 
 
-def test_app_without_slack_settings_serves_health_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       slack_api: SlackApiServer) -> None:
+def test_app_without_slack_settings_serves_health_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: SlackApiServer
+) -> None:
     settings = _settings(monkeypatch, tmp_path / "kpibot.db", slack_api.api_url)
     settings = settings.model_copy(update={"slack_signing_secret": None})
     with serving(create_app(settings)) as http:
@@ -500,9 +568,14 @@ def test_app_without_slack_settings_serves_health_only(tmp_path: Path, monkeypat
 
 # ---------------------------------------------------------------------- Block Kit limits
 def test_long_tables_are_cut_with_and_n_more_within_50_blocks() -> None:
-    reply = Reply("Many", "x" * 7000, columns=["KPI", "Value"],
-                  rows=[[Cell(f"K{i}", "red"), Cell("y" * 200)] for i in range(2000)],
-                  footer="f", actions=[Action(f"Run {i}", f"status c{i}") for i in range(40)])
+    reply = Reply(
+        "Many",
+        "x" * 7000,
+        columns=["KPI", "Value"],
+        rows=[[Cell(f"K{i}", "red"), Cell("y" * 200)] for i in range(2000)],
+        footer="f",
+        actions=[Action(f"Run {i}", f"status c{i}") for i in range(40)],
+    )
     blocks = kit.reply_to_blocks(reply)
 
     assert_within_slack_limits(blocks)
@@ -513,14 +586,21 @@ def test_long_tables_are_cut_with_and_n_more_within_50_blocks() -> None:
 
 
 def test_form_submission_round_trips_to_command_text() -> None:
-    view = {"private_metadata": json.dumps({"channel": "C9", "verb": "submit",
-                                            "fields": ["contract", "kpi", "note", "reason"]}),
-            "state": {"values": {
-                "contract": {"value": {"type": "static_select", "selected_option": {"value": "ct"}}},
+    view = {
+        "private_metadata": json.dumps(
+            {"channel": "C9", "verb": "submit", "fields": ["contract", "kpi", "note", "reason"]}
+        ),
+        "state": {
+            "values": {
+                "contract": {
+                    "value": {"type": "static_select", "selected_option": {"value": "ct"}}
+                },
                 "kpi": {"value": {"type": "plain_text_input", "value": " C1 "}},
                 "note": {"value": {"type": "plain_text_input", "value": None}},
                 "reason": {"value": {"type": "plain_text_input", "value": "two\nlines"}},
-            }}}
+            }
+        },
+    }
     assert kit.form_submission(view) == ("submit ct C1 reason: two lines", "C9")
 
 
@@ -529,27 +609,74 @@ def test_form_submission_round_trips_to_command_text() -> None:
 def fuzz_bot(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Bot]:
     db = tmp_path_factory.mktemp("fuzz") / "kpibot.db"
     shutil.copy(seeded_db, db)
-    settings = Settings(database_url=f"sqlite:///{db}", access_file=ROOT / "config" / "access.yaml",
-                        today="2020-02-20")
+    settings = Settings(
+        database_url=f"sqlite:///{db}",
+        access_file=ROOT / "config" / "access.yaml",
+        today="2020-02-20",
+    )
     bot = Bot.from_settings(settings)
     yield bot
     bot.services.db.dispose()
 
 
-WORDS = ["status", "submit", "chart", "import", "help", "whoami", "s", "?", "/kpi", "kpi", "childrens-trust",
-         "healthy-child-0-19", "C7", "c1", "S16", "2019/20", "Q3", "2019/20 Q3", "2019-07", "86/100", "0/0",
-         "-5%", "1e309", "nan", "reason:", "note:", "--years", "0", "'", '"', "“", "’", "/", "\\", "\x00",
-         "ünïcödé", "💥", "<@U1>", "&lt;"]
+WORDS = [
+    "status",
+    "submit",
+    "chart",
+    "import",
+    "help",
+    "whoami",
+    "s",
+    "?",
+    "/kpi",
+    "kpi",
+    "childrens-trust",
+    "healthy-child-0-19",
+    "C7",
+    "c1",
+    "S16",
+    "2019/20",
+    "Q3",
+    "2019/20 Q3",
+    "2019-07",
+    "86/100",
+    "0/0",
+    "-5%",
+    "1e309",
+    "nan",
+    "reason:",
+    "note:",
+    "--years",
+    "0",
+    "'",
+    '"',
+    "“",
+    "’",
+    "/",
+    "\\",
+    "\x00",
+    "ünïcödé",
+    "💥",
+    "<@U1>",
+    "&lt;",
+]
 commands = st.one_of(
     st.text(max_size=80),
     st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=8)), max_size=8).map(" ".join),
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=commands, user=st.sampled_from(["U-COMMISSIONER", "U-TRUST", "U-STRANGER"]),
-       channel=st.sampled_from([None, "C1", "C-TRUST"]))
-def test_any_command_text_gets_a_titled_reply(fuzz_bot: Bot, text: str, user: str, channel: str | None) -> None:
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    text=commands,
+    user=st.sampled_from(["U-COMMISSIONER", "U-TRUST", "U-STRANGER"]),
+    channel=st.sampled_from([None, "C1", "C-TRUST"]),
+)
+def test_any_command_text_gets_a_titled_reply(
+    fuzz_bot: Bot, text: str, user: str, channel: str | None
+) -> None:
     reply = fuzz_bot.handle(Request.from_text(text, user=user, platform="slack", channel=channel))
 
     assert reply.title.strip()
