@@ -35,19 +35,25 @@ def timed(fn: Callable[[], T]) -> tuple[float, T]:
     return time.perf_counter() - start, result
 
 
+def repeat_timed(runs: int, fn: Callable[[], T]) -> tuple[list[float], T]:
+    """Run ``fn`` ``runs`` times; return every run's wall seconds and the last result."""
+    if runs < 1:
+        raise ValueError("repeat_timed needs at least one run")
+    times = []
+    for _ in range(runs):
+        seconds, result = timed(fn)
+        times.append(seconds)
+    return times, result
+
+
 def best_of(runs: int, fn: Callable[[], T]) -> tuple[float, T]:
     """Run ``fn`` ``runs`` times; return the fastest wall time and the last result.
 
     The best run is the least disturbed by other work on the machine, so it is the fairest
     figure to compare between runs.
     """
-    if runs < 1:
-        raise ValueError("best_of needs at least one run")
-    best, result = timed(fn)
-    for _ in range(runs - 1):
-        seconds, result = timed(fn)
-        best = min(best, seconds)
-    return best, result
+    times, result = repeat_timed(runs, fn)
+    return min(times), result
 
 
 def say(message: str = "") -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -28,7 +29,7 @@ from starlette.applications import Starlette
 
 from kpibot.bot import Bot
 from kpibot.chat import blocks as kit
-from kpibot.chat.slack import CANCELLED, WORKING
+from kpibot.chat.slack import CANCELLED, WORKING, run_socket_mode
 from kpibot.commands.base import Action, Cell, Reply, Request
 from kpibot.commands.tokens import verify
 from kpibot.server import create_app
@@ -190,7 +191,8 @@ def button(blocks: list[dict[str, Any]], prefix: str) -> dict[str, Any]:
 
 
 def _payload(form_body: str) -> dict[str, Any]:
-    return json.loads(parse_qs(form_body)["payload"][0])
+    payload: dict[str, Any] = json.loads(parse_qs(form_body)["payload"][0])
+    return payload
 
 
 def _csv_event(slack: SlackApiServer, file_id: str, data: bytes, **kw: Any) -> dict[str, Any]:
@@ -366,7 +368,7 @@ def test_submit_without_arguments_opens_a_modal_and_its_submission_previews(
     assert [o["value"] for o in contract["options"]] == ["childrens-trust"]
     assert fields["reason"]["optional"] and not fields["value"]["optional"]
 
-    values = {
+    values: dict[str, dict[str, Any]] = {
         "contract": {
             "value": {"type": "static_select", "selected_option": {"value": "childrens-trust"}}
         },
@@ -496,6 +498,34 @@ def test_file_shared_imports_only_in_private_channels(harness: Harness) -> None:
     assert [r.path for r in slack.requests if r.path.startswith("/files/")] == ["/files/FPRIV"]
 
 
+# ---------------------------------------------------------------------- mentions and DMs
+def test_mention_answers_in_the_thread_and_dm_commands_answer_in_the_dm(harness: Harness) -> None:
+    mention = {
+        "type": "app_mention",
+        "user": "U-COMMISSIONER",
+        "channel": "C1",
+        "text": "<@UBOT> status childrens-trust",
+        "ts": "1700000000.000777",
+    }
+    harness.post(event_body(mention | {"event_ts": mention["ts"]}))
+    (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
+    assert posted["channel"] == "C1" and posted["thread_ts"] == "1700000000.000777"
+    assert "🔴 *C7*" in texts(_decoded(posted["blocks"]))
+
+    dm = {
+        "type": "message",
+        "channel_type": "im",
+        "user": "U-TRUST",
+        "channel": "D0TRUST",
+        "text": "whoami",
+        "ts": "1700000000.000888",
+    }
+    harness.post(event_body(dm | {"event_ts": dm["ts"]}))
+    posted = harness.slack.wait_for("chat.postMessage", 2, timeout=10)[1]
+    assert posted["channel"] == "D0TRUST" and "Priya" in posted["text"]
+    assert not harness.slack.calls("chat.postEphemeral")
+
+
 # ---------------------------------------------------------------------- App Home
 def test_app_home_lists_the_users_contracts(harness: Harness) -> None:
     harness.post(event_body(app_home_opened_event("U-TRUST")))
@@ -566,6 +596,15 @@ def test_app_without_slack_settings_serves_health_only(
         assert http.post("/slack/events", content="{}").status_code == 404
 
 
+def test_socket_mode_needs_an_app_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: SlackApiServer
+) -> None:
+    settings = _settings(monkeypatch, tmp_path / "kpibot.db", slack_api.api_url)
+    with pytest.raises(RuntimeError, match="SLACK_APP_TOKEN"):
+        run_socket_mode(settings)
+    assert not slack_api.requests
+
+
 # ---------------------------------------------------------------------- Block Kit limits
 def test_long_tables_are_cut_with_and_n_more_within_50_blocks() -> None:
     reply = Reply(
@@ -612,7 +651,7 @@ def fuzz_bot(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Itera
     settings = Settings(
         database_url=f"sqlite:///{db}",
         access_file=ROOT / "config" / "access.yaml",
-        today="2020-02-20",
+        today=date(2020, 2, 20),
     )
     bot = Bot.from_settings(settings)
     yield bot

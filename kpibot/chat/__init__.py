@@ -1,7 +1,8 @@
 """Chat platform adapters: thin translators between platform events and ``Request``/``Reply``.
 
-``slack`` holds the Bolt listeners, ``blocks`` renders a ``Reply`` as Slack Block Kit. Adapters hold
-no business rules; every decision is the bot's (``kpibot.bot.Bot.handle``).
+``slack`` holds the Bolt listeners, ``blocks`` renders a ``Reply`` as Slack Block Kit, ``console``
+is the terminal platform. Adapters hold no business rules; every decision is the bot's
+(``kpibot.bot.Bot.handle``).
 
 >>> from kpibot.chat.blocks import reply_to_blocks  # doctest: +SKIP
 """

@@ -40,6 +40,10 @@ from kpibot.commands.base import Attachment, Reply, Request
 from kpibot.settings import Settings
 
 log = logging.getLogger("kpibot.slack")
+# Bolt's and the SDK's DEBUG lines echo request and response bodies, which carry figures and
+# tokens, so their logger stops at INFO even when kpibot runs verbose.
+_QUIET_LOG = logging.getLogger("kpibot.slack.bolt")
+_QUIET_LOG.setLevel(logging.INFO)
 
 # User-facing texts of the adapter itself (the bot's own texts live in kpibot.messages).
 WORKING = "Working on it…"
@@ -63,12 +67,17 @@ def _action(name: str) -> re.Pattern[str]:
 
 @dataclass(frozen=True)
 class Target:
-    """Where a reply goes: a response_url if Slack gave one, else the channel (or a DM)."""
+    """Where a reply goes: a response_url if Slack gave one, else the channel (or a DM).
+
+    ``direct`` marks the bot's own DM with the user, where a reply needs no ephemeral privacy
+    (and an ephemeral one would vanish on reload).
+    """
 
     user: str
     channel: str | None = None
     response_url: str | None = None
     thread_ts: str | None = None
+    direct: bool = False
 
 
 class FileRefused(Exception):
@@ -87,12 +96,14 @@ class SlackAdapter:
             token=self._bot_token or None,
             base_url=self._api_url,
             retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+            logger=_QUIET_LOG,
         )
         self.app = App(
             client=client,
             signing_secret=_secret(settings.slack_signing_secret),
             request_verification_enabled=True,
             process_before_response=False,
+            logger=_QUIET_LOG,
         )
         self._register()
 
@@ -207,12 +218,12 @@ class SlackAdapter:
             )
             self.deliver(client, self._handle(request, body.get("trigger_id")), target)
 
-    def publish_home(self, event: dict[str, Any], client: WebClient) -> None:
+    def publish_home(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         """App Home: the user's contracts with their red, amber and green counts."""
         if event.get("tab", "home") != "home":
             return
         user = event["user"]
-        request_id = event.get("event_ts")
+        request_id = body.get("event_id")
         with self._guard(request_id, None):
             reply = self._handle(Request("status", [], user, "slack"), request_id)
             # The home tab's DM channel comes back with every click, for charts and answers.
@@ -221,20 +232,22 @@ class SlackAdapter:
             )
             client.views_publish(user_id=user, view=view)
 
-    def run_mention(self, event: dict[str, Any], client: WebClient) -> None:
+    def run_mention(self, body: dict[str, Any], event: dict[str, Any], client: WebClient) -> None:
         """``@kpibot status …`` in a channel: answer in the thread."""
         if event.get("files"):
             return  # the file_share message event carries the files and imports them
-        self._run_text(event, client)
+        self._run_text(body.get("event_id"), event, client)
 
-    def run_direct_message(self, event: dict[str, Any], client: WebClient) -> None:
+    def run_direct_message(
+        self, body: dict[str, Any], event: dict[str, Any], client: WebClient
+    ) -> None:
         """A typed command in the bot's DM; other messages are not for the bot."""
         if (
             event.get("channel_type") == "im"
             and not event.get("subtype")
             and not event.get("bot_id")
         ):
-            self._run_text(event, client)
+            self._run_text(body.get("event_id"), event, client)
 
     def import_message_files(self, event: dict[str, Any], client: WebClient) -> None:
         """Files posted with a message: import them if the message is addressed to the bot."""
@@ -250,7 +263,12 @@ class SlackAdapter:
         )
         if not to_bot:
             return
-        target = Target(event["user"], channel, thread_ts=event.get("thread_ts") or event.get("ts"))
+        target = Target(
+            event["user"],
+            channel,
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+            direct=event.get("channel_type") == "im",
+        )
         for file in event.get("files", []):
             if named or event.get("channel_type") == "im" or _is_table(file):
                 self._import_file(client, file, parsed.args if named else [], target)
@@ -270,18 +288,21 @@ class SlackAdapter:
             self._import_file(client, file, [], Target(user, channel))
 
     # ------------------------------------------------------------------ translation
-    def _run_text(self, event: dict[str, Any], client: WebClient) -> None:
+    def _run_text(self, request_id: str | None, event: dict[str, Any], client: WebClient) -> None:
         target = Target(
-            event["user"], event.get("channel"), thread_ts=event.get("thread_ts") or event.get("ts")
+            event["user"],
+            event.get("channel"),
+            thread_ts=event.get("thread_ts") or event.get("ts"),
+            direct=event.get("channel_type") == "im",
         )
-        with self._guard(event.get("ts"), target):
+        with self._guard(request_id, target):
             request = Request.from_text(
                 _strip_mentions(event.get("text") or ""),
                 user=target.user,
                 platform="slack",
                 channel=target.channel,
             )
-            self._answer(client, self._handle(request, event.get("ts")), target, None)
+            self._answer(client, self._handle(request, request_id), target, None)
 
     def _import_file(
         self, client: WebClient, file: dict[str, Any], args: list[str], target: Target
@@ -391,13 +412,13 @@ class SlackAdapter:
         payload = blocks.reply_to_blocks(reply, self.buttons)
         if target.response_url:
             kind = "ephemeral" if reply.ephemeral else "in_channel"
-            sent = WebhookClient(target.response_url).send(
+            sent = WebhookClient(target.response_url, logger=_QUIET_LOG).send(
                 text=text, blocks=payload, response_type=kind, replace_original=replace or None
             )
             if sent.status_code == 200:
                 return
             log.warning("slack response_url failed status=%s", sent.status_code)
-        if reply.ephemeral and target.channel:
+        if reply.ephemeral and target.channel and not target.direct:
             try:
                 client.chat_postEphemeral(
                     channel=target.channel,
@@ -457,7 +478,9 @@ def _action_target(body: dict[str, Any]) -> Target:
         "channel_id"
     )
     if channel is None and body.get("view"):
-        channel = body["view"].get("private_metadata") or None  # App Home: its DM channel
+        # A click in App Home: answer in the app's DM, whose id the home view carries.
+        channel = body["view"].get("private_metadata") or None
+        return Target(body["user"]["id"], channel, body.get("response_url"), direct=True)
     return Target(body["user"]["id"], channel, body.get("response_url"))
 
 

@@ -39,7 +39,8 @@ class ImportHandler:
             except TableError as exc:
                 replies.append(error(str(exc), f"{f.name} rejected"))
                 continue
-            key = request.idempotency_key or f"import:{contract.id}:{digest(f.name + ':' + f.content.hex())}"
+            content_key = digest(f.name + ":" + f.content.hex())
+            key = f"{request.idempotency_key}:{content_key}" if request.idempotency_key else f"import:{contract.id}:{content_key}"
             outcome = import_return(ctx.services, contract.id, table, actor=request.user,
                                     source="chat", reason=reason, idempotency_key=key)
             if outcome.errors:

@@ -125,7 +125,7 @@ class StatusHandler:
             reply.rows.append([Cell(r.kpi, r.rag), Cell(_short(kpi.name)), Cell(_value(r, comp[r.kpi].unit)),
                                Cell(_target_cell(contract, r)), Cell(trend_text(r.trend))])
         hidden = len(focus) - MAX_ROWS
-        footer = [f"…and {hidden} more red or amber" if hidden > 0 else ""]
+        footer = [f"…and {hidden} more red or amber." if hidden > 0 else ""]
         if focus.empty and not rows.empty:
             footer.append("Nothing is red or amber.")
         footer.append(f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history.")

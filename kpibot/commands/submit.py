@@ -27,6 +27,7 @@ from kpibot.store.errors import StoreError
 from kpibot.store.rows import NewFigure
 
 TOKEN_TTL_S = 24 * 3600
+MAX_TEXT = 500
 
 
 def submit_form(ctx: Context, contract_id: str = "", kpi: str = "", period: str = "") -> Form:
@@ -99,6 +100,10 @@ class SubmitHandler:
             return error((problems[0] if problems else f"'{raw}' is not a figure") + ". Write it as `86/100` or `86%`.",
                          "That figure doesn't look right")
         note, reason = _split_note(words)
+        if len(note or "") > MAX_TEXT or len(reason or "") > MAX_TEXT:
+            over = max(len(note or ""), len(reason or "")) - MAX_TEXT
+            return error(f"Notes and reasons are limited to {MAX_TEXT} characters; yours is {over} over.",
+                         "Too long")
         return self.preview(request, ctx, contract, kpi.code, period, parsed.value, parsed.numerator,
                             parsed.denominator, note, reason)
 

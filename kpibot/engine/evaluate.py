@@ -8,8 +8,8 @@ Two inputs, both pandas frames:
   missing), an optional ``benchmark`` (national average for that period), and period facts
   added by ``annotate_periods``.
 
-``evaluate`` joins them and computes everything with numpy, so a million rows take about a
-second. ``evaluate_scalar`` is the same rules one row at a time on the ``Target`` objects; the
+``evaluate`` joins them and computes everything with numpy, so a million rows take under half a
+second (``benchmarks/engine.py``). ``evaluate_scalar`` is the same rules one row at a time on the ``Target`` objects; the
 tests hold the two to identical answers.
 
 >>> from kpibot.engine.targets import parse_target, YearTerms
@@ -38,7 +38,7 @@ from kpibot.engine.targets import Target, YearTerms
 POSITIONS = ("met", "within_tolerance", "not_met", "no_target", "missing")
 RAG_OF = {"met": "green", "within_tolerance": "amber", "not_met": "red", "no_target": "grey", "missing": "grey"}
 TRENDS = ("improving", "stable", "worsening", "volatile", "new")
-TREND_ARROWS = {"improving": "↗", "stable": "→", "worsening": "↘", "volatile": "↕", "new": "·"}
+TREND_ARROWS = {"improving": "↗", "stable": "→", "worsening": "↘", "volatile": "↕", "new": ""}
 
 _KIND = {"none": 0, "threshold": 1, "range": 1, "benchmark": 2, "improvement": 3}
 _OP = {"gt": 1, "ge": 2, "lt": 3, "le": 4}
@@ -197,8 +197,8 @@ def _run_starts(columns: Sequence[npt.NDArray[Any]], n: int) -> IntArray:
     """The first row of each run of rows equal in every one of ``columns``.
 
     Figures usually arrive grouped by contract and KPI, so working on one row per run instead
-    of every row makes the key handling several times quicker, and no slower when nothing
-    repeats.
+    of every row makes the key handling several times quicker; when nothing repeats it costs
+    one comparison pass.
     """
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -254,7 +254,7 @@ def _terms_rows(fig_keys: Sequence[npt.NDArray[Any]], terms: pd.DataFrame, key_c
             raise pd.errors.InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
         idx = np.where(fkey >= 0, table[np.clip(fkey, 0, None)], -1)
     else:
-        idx = np.where(fkey >= 0, pd.Index(tkey).get_indexer(fkey), -1)
+        idx = np.where(fkey >= 0, pd.Index(tkey).get_indexer(pd.Index(fkey)), -1)
     return idx.astype(np.int64), fig_codes
 
 
@@ -322,38 +322,44 @@ def _trend(order: IntArray | None, gid: IntArray, value: FloatArray, pol: FloatA
            pct: BoolArray) -> npt.NDArray[np.int8]:
     """Trend codes (index into TRENDS) from the last three values, read in polarity's direction."""
     n = len(value)
-    vs = _sorted(value, order)
-    nn = np.flatnonzero(~np.isnan(vs))
+    reported = ~np.isnan(_sorted(value, order))
+    nn = np.flatnonzero(reported)
     src = nn if order is None else order[nn]  # the reported values' own rows, in series order
     g, v = gid[src], value[src]
-    code = np.full(len(nn), 4, dtype=np.int8)
+    code = np.full(len(nn), 4, dtype=np.int8)  # the first two values of a series are new
     if len(nn) > 2:
-        # Each value with the two reported before it (p2, p1); the first two of a series are new.
+        # Each value with the two reported before it: p2, p1, v3.
         p2, p1, v3 = v[:-2], v[1:-1], v[2:]
-        ok = g[:-2] == g[2:]
         sign = pol[src[2:]]
-        d1 = (p1 - p2) * sign
-        d2 = (v3 - p1) * sign
-        level = (np.abs(p2) + np.abs(p1) + np.abs(v3)) / 3.0
+        d1 = p1 - p2
+        d1 *= sign
+        d2 = v3 - p1
+        d2 *= sign
+        size = np.abs(v)
+        level = size[:-2] + size[1:-1]
+        level += size[2:]
+        level /= 3.0
         mat = np.where(pct[src[2:]], _PCT_MATERIAL, _REL_MATERIAL * level)
-        mat = np.maximum(mat, 1e-9)
-        m1, m2 = np.abs(d1) >= mat, np.abs(d2) >= mat
+        np.maximum(mat, 1e-9, out=mat)
         net = d1 + d2
-        code[2:] = np.select(
-            [~ok, m1 & m2 & (np.sign(d1) != np.sign(d2)), net >= mat, net <= -mat],
-            [4, 3, 0, 2],
-            1,
-        )
-    # Rows without a value carry the trend of the group's latest earlier value.
+        # Assigned from the weakest rule up, so the strongest that holds wins.
+        c = np.ones(len(v3), dtype=np.int8)
+        c[net <= -mat] = 2
+        c[net >= mat] = 0
+        c[(np.abs(d1) >= mat) & (np.abs(d2) >= mat) & ((d1 > 0) != (d2 > 0))] = 3
+        c[g[:-2] != g[2:]] = 4
+        code[2:] = c
     sorted_codes = np.full(n, 4, dtype=np.int8)
     sorted_codes[nn] = code
-    if len(nn) < n:
-        last = np.full(n, -1, dtype=np.int64)
-        last[nn] = nn
-        last = np.maximum.accumulate(last)
-        safe = np.clip(last, 0, None)
-        gs = _sorted(gid, order)
-        sorted_codes = np.where((last >= 0) & (gs[safe] == gs), sorted_codes[safe], 4).astype(np.int8)
+    if len(nn) < n and len(nn):
+        # Rows without a value carry the trend of the group's latest earlier value.
+        gaps = np.flatnonzero(~reported)
+        before = np.searchsorted(nn, gaps) - 1
+        has = before >= 0
+        gaps, before = gaps[has], before[has]
+        gap_rows = gaps if order is None else order[gaps]
+        same = gid[gap_rows] == g[before]
+        sorted_codes[gaps[same]] = code[before[same]]
     return _unsorted(sorted_codes, order)
 
 
@@ -374,7 +380,7 @@ def _year_to_date(order: IntArray | None, gid: npt.NDArray[np.int64], ry: npt.ND
     wanted[seg[_sorted(annual, order)]] = True
     rows = np.flatnonzero(wanted[seg])
     v = np.nan_to_num(_sorted(value, order)[rows])
-    # pandas' grouped cumsum (compensated summation), as the totals have always been computed.
+    # pandas' grouped cumsum, so the totals match to the last bit what evaluate always returned.
     cums = pd.Series(v).groupby(seg[rows], sort=False).cumsum().to_numpy(dtype=float)
     out = np.full(n, np.nan)
     out[rows if order is None else order[rows]] = cums
@@ -440,7 +446,7 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
 
     # Annual count targets checked at a quarter: compare the year to date with the pro-rata profile.
     is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
-    annual = spec("annual", bool) & ~(is_year[kind_code] if n else np.zeros(0, dtype=bool))
+    annual = spec("annual", bool) & ~is_year[kind_code]
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():

@@ -102,9 +102,13 @@ def _numbers(record: FigureRecord) -> dict[str, float | None]:
 
 
 def _canonical_kpi(session: Session, contract_id: str, kpi: str) -> str:
-    codes = session.scalars(select(KPIRecord.code).where(KPIRecord.contract_id == contract_id))
-    by_lower = {code.lower(): code for code in codes}
-    return by_lower.get(kpi.strip().lower(), kpi.strip())
+    wanted = kpi.strip()
+    codes = list(
+        session.scalars(select(KPIRecord.code).where(KPIRecord.contract_id == contract_id))
+    )
+    if wanted in codes:
+        return wanted
+    return {code.lower(): code for code in codes}.get(wanted.lower(), wanted)
 
 
 class FigureRepository:
@@ -347,11 +351,12 @@ class FigureRepository:
         if contract_ids is not None:
             query = query.where(FigureRecord.contract_id.in_(list(contract_ids)))
         with self._db.session(read_only=True) as session:
-            # Core rows, not the ORM: no per-row identity or object bookkeeping.
-            rows = session.connection().execute(query).all()
-        frame = pd.DataFrame.from_records(
-            [tuple(row) for row in rows], columns=FRAME_COLUMNS
-        ).astype(_FRAME_DTYPES)
+            # Every column needs no conversion, so read the driver's tuples straight from its
+            # cursor: no ORM objects, and no SQLAlchemy Row per figure either.
+            result = session.connection().execute(query)
+            rows = result.cursor.fetchall()
+            result.close()
+        frame = pd.DataFrame.from_records(rows, columns=FRAME_COLUMNS).astype(_FRAME_DTYPES)
         frame["period_start"] = pd.to_datetime(frame["period_start"], format="ISO8601")
         frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
         return frame.sort_values(["contract", "kpi", "period_start"], ignore_index=True)

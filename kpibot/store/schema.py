@@ -42,7 +42,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 SOURCES = ("chat", "import", "cli", "history", "api")
 FIGURE_STATUSES = ("submitted", "pending", "approved", "queried")
@@ -112,6 +112,18 @@ class Base(DeclarativeBase):
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: json_document()}
+
+
+def _utc_on_set(_target: object, value: datetime | None, _old: object, _initiator: object) -> Any:
+    return None if value is None else as_utc(value)
+
+
+@sa_event.listens_for(Base, "mapper_configured", propagate=True)
+def _normalise_on_assignment(mapper: Mapper[Any], _class: type) -> None:
+    # Every model, wherever it is declared: an object reads the same before and after saving.
+    for attribute in mapper.column_attrs:
+        if isinstance(attribute.columns[0].type, UTCDateTime):
+            sa_event.listen(attribute.class_attribute, "set", _utc_on_set, retval=True)
 
 
 class ContractRecord(Base):
@@ -297,12 +309,40 @@ class SchedulerStateRecord(Base):
     watermark: Mapped[datetime]
 
 
-def _utc_on_set(_target: object, value: datetime | None, _old: object, _initiator: object) -> Any:
-    return None if value is None else as_utc(value)
+INCIDENT_STATUSES = ("open", "reported")
 
 
-# Normalise on assignment too, so an object reads the same before and after it is saved.
-for _mapper in Base.registry.mappers:
-    for _attribute in _mapper.column_attrs:
-        if isinstance(_attribute.columns[0].type, UTCDateTime):
-            sa_event.listen(_attribute.class_attribute, "set", _utc_on_set, retval=True)
+class IncidentRecord(Base):
+    """One incident in a contract's register: opened with a deadline, later reported. Never deleted.
+
+    Migration 0002 adds triggers that refuse DELETE, any change to what was logged, and any change
+    once the incident is reported; the only update allowed is the one that records the report.
+    """
+
+    __tablename__ = "incidents"
+    __table_args__ = (
+        CheckConstraint(_in("status", INCIDENT_STATUSES), name="status"),
+        CheckConstraint("length(trim(description)) > 0", name="description"),
+        CheckConstraint("deadline >= opened_at", name="deadline"),
+        CheckConstraint(
+            "(status = 'open' AND reported_at IS NULL AND reported_by IS NULL AND report IS NULL)"
+            " OR (status = 'reported' AND reported_at IS NOT NULL AND reported_by IS NOT NULL"
+            " AND report IS NOT NULL AND length(trim(report)) > 0)",
+            name="report",
+        ),
+        Index("ix_incidents_contract_opened_at", "contract_id", "opened_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime]
+    deadline: Mapped[datetime] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    reported_at: Mapped[datetime | None]
+    reported_by: Mapped[str | None] = mapped_column(String(200))
+    report: Mapped[str | None] = mapped_column(Text)
+    action_plan: Mapped[str | None] = mapped_column(Text)

@@ -13,7 +13,7 @@ from alembic import context
 from alembic.autogenerate.api import AutogenContext
 from sqlalchemy.engine import Connection
 
-from kpibot.store.database import Database
+from kpibot.store.database import DEFAULT_URL, Database
 from kpibot.store.schema import Base, UTCDateTime
 
 config = context.config
@@ -58,7 +58,7 @@ def run_online() -> None:
     if isinstance(connection, Connection):
         _configure(connection)
         return
-    database = Database(config.get_main_option("sqlalchemy.url") or "")
+    database = Database(config.get_main_option("sqlalchemy.url") or DEFAULT_URL)
     try:
         with database.engine.begin() as opened:
             _configure(opened)
