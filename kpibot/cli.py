@@ -141,6 +141,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from kpibot.server import serve
+
+    settings = Settings()
+    if args.database:
+        settings = settings.model_copy(update={"database_url": args.database})
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    if args.no_scheduler:
+        settings = settings.model_copy(update={"run_scheduler": False})
+    if settings.slack_signing_secret is None and not args.socket_mode:
+        raise UserError("Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) before `kpibot serve`; "
+                        "the README's Slack section says where to find them.")
+    services = _services(args)
+    services.load_contracts([settings.contracts_dir], actor="serve")
+    serve(settings, socket_mode=args.socket_mode)
+    return 0
+
+
 # ------------------------------------------------------------------------------ parser
 
 
@@ -197,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("figures", help="FIGURES.csv: kpi, period, value or numerator+denominator, optional benchmark")
     p.add_argument("--as-of", help="report one row per KPI at this period, e.g. '2019/20 Q3'")
     p.add_argument("--format", choices=["csv", "json", "table"], default="csv", help="output format (default csv)")
+
+    p = add("serve", cmd_serve, "Serve Slack (HTTP /slack/events, /healthz, /readyz) and run the scheduler.")
+    p.add_argument("--socket-mode", action="store_true", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)")
+    p.add_argument("--no-scheduler", action="store_true", help="do not run the reminder scheduler in this process")
+    p.add_argument("--port", type=int, help="HTTP port (default $KPIBOT_PORT or 3000)")
+    db_arg(p)
 
     _add_later_commands(sub, add, db_arg)
     return parser
