@@ -131,10 +131,10 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         ReturnCalendar.for_contract(contract)
         incident_rules(contract.incidents)
     except (TargetError, CalendarError) as exc:
-        loc = tuple(exc.loc)
-        if isinstance(exc, CalendarError) and loc and loc[0] != "calendar" and exc.field and exc.field.startswith("incidents"):
-            loc = ("incidents", *loc)
-        raise ContractFilesInvalid([ContractFileError(path, _line_for(node(), loc), exc.field, str(exc))]) from None
+        eloc: tuple[str | int, ...] = tuple(exc.loc)
+        if isinstance(exc, CalendarError) and eloc and eloc[0] != "calendar" and exc.field and exc.field.startswith("incidents"):
+            eloc = ("incidents", *eloc)
+        raise ContractFilesInvalid([ContractFileError(path, _line_for(node(), eloc), exc.field, str(exc))]) from None
     return contract
 
 

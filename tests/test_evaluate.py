@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, evaluate_scalar, terms_frame, trend_scalar
+from kpibot.engine.evaluate import (
+    TermsEntry,
+    annotate_periods,
+    evaluate,
+    evaluate_scalar,
+    terms_frame,
+    trend_scalar,
+)
 from kpibot.engine.targets import YearTerms, parse_target
 
 TEXTS = {

@@ -159,10 +159,17 @@ class Context:
 class Handler(Protocol):
     """One verb: ``check`` may refuse early (arguments, access); ``handle`` does the work."""
 
-    verb: str
-    summary: str
-    usage: str
-    examples: tuple[str, ...]
+    @property
+    def verb(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def usage(self) -> str: ...
+
+    @property
+    def examples(self) -> tuple[str, ...]: ...
 
     def check(self, request: Request, ctx: Context) -> Reply | None: ...
 

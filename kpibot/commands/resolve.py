@@ -55,6 +55,8 @@ def resolve_contract(request: Request, ctx: Context, action: str, args: list[str
             return error(messages.UNKNOWN_CONTRACT.format(contract=args[0], hint=suggest(args[0], visible)
                                                           or f" Contracts you can see: {', '.join(visible) or 'none'}."),
                          "Unknown contract")
+    if contract is None:
+        return error(messages.UNKNOWN_CONTRACT.format(contract=args[0] if args else "", hint=""), "Unknown contract")
     if not ctx.policy.can(ctx.who, action, contract.id):  # type: ignore[arg-type]
         return refuse(request, ctx, action, contract.id)
     return contract, args

@@ -20,17 +20,17 @@ MAX_ROWS = 12
 
 
 def _value(row: object, unit: str) -> str:
-    v = getattr(row, "value")
+    v = row.value
     text = format_value(None if math.isnan(v) else v, unit)
-    ytd = getattr(row, "ytd_value")
+    ytd = row.ytd_value
     if not math.isnan(ytd):
-        text += f" (YTD {format_value(ytd, unit)} vs {format_value(getattr(row, 'ytd_target'), unit)})"
+        text += f" (YTD {format_value(ytd, unit)} vs {format_value(row.ytd_target, unit)})"
     return text
 
 
 def _target_cell(contract: Contract, row: object) -> str:
-    terms = compiled(contract)[getattr(row, "kpi")].years.get(getattr(row, "year"))
-    text = str(getattr(row, "target"))
+    terms = compiled(contract)[row.kpi].years.get(row.year)
+    text = str(row.target)
     if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
         text += f" (tol. {terms.tolerance.text.strip()})"
     return text

@@ -127,7 +127,7 @@ def annotate_periods(
     pairs = figures[["contract", "period"]].drop_duplicates()
     facts = []
     for contract, label in pairs.itertuples(index=False):
-        p = parse_period(str(label), ysm(str(contract)))  # type: ignore[operator]
+        p = parse_period(str(label), ysm(str(contract)))
         per_year = _PER_YEAR[p.kind]
         year = year_of(str(contract), p)
         facts.append((contract, label, p.ordinal, p.kind, per_year, p.reporting_year().ordinal,
@@ -140,10 +140,11 @@ def annotate_periods(
     return out.merge(fdf, on=["contract", "period"], how="left", sort=False)
 
 
-def _cmp(v: FloatArray, op: npt.NDArray[np.int8], t: FloatArray) -> BoolArray:
+def _cmp(v: npt.NDArray[Any], op: npt.NDArray[np.int8], t: npt.NDArray[Any]) -> BoolArray:
     with np.errstate(invalid="ignore"):
-        return (((op == 1) & (v > t)) | ((op == 2) & (v >= t)) | ((op == 3) & (v < t))
-                | ((op == 4) & (v <= t)))
+        out = (((op == 1) & (v > t)) | ((op == 2) & (v >= t)) | ((op == 3) & (v < t))
+               | ((op == 4) & (v <= t)))
+    return np.asarray(out, dtype=bool)
 
 
 # How a threshold is found, per terms row: one small code plus one number (the constant, the

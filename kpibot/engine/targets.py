@@ -275,7 +275,7 @@ def _polar(op: str, polarity: str) -> Op:
         return "ge" if polarity == "bigger" else "le"
     if op == "atmost":
         return "le" if polarity == "bigger" else "ge"
-    return op  # type: ignore[return-value]
+    return {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}[op]  # type: ignore[return-value]
 
 
 def _leading_op(t: str) -> tuple[str | None, str]:
@@ -335,8 +335,7 @@ def parse_target(
     # Ofsted grades: "At least good", "Good or outstanding"
     gop, gval = _grade(t)
     if gval is not None and gop is not None:
-        op = _polar(gop, "bigger")
-        return Target(original, "threshold", "bigger", role, op, gval, unit="grade", grade=True,
+        return Target(original, "threshold", "bigger", role, _polar(gop, "bigger"), gval, unit="grade", grade=True,
                       exception_reporting=exception)
 
     # Improvement on previous year
@@ -359,7 +358,8 @@ def parse_target(
     m = _NATIONAL.match(rest)
     if m:
         tail = rest[m.end() :].strip()
-        uplift = combine = None
+        uplift: float | None = None
+        combine: Literal["max", "min"] | None = None
         mu = _UPLIFT.match(tail)
         if mu:
             sign = -1.0 if mu["dir"] in ("decrease", "reduction") else 1.0
@@ -371,9 +371,9 @@ def parse_target(
             tail = tail[mu.end() :].strip()
         if tail:
             raise fail(f"unexpected words after the benchmark: '{tail}'")
-        resolved = _polar(op, polarity) if op in ("atleast", "atmost") else op
-        return Target(original, "benchmark", polarity, role, resolved, unit=unit, uplift=uplift,  # type: ignore[arg-type]
-                      combine=combine, baseline_hint=hint, exception_reporting=exception)  # type: ignore[arg-type]
+        bench_op: Op | None = None if op is None else _polar(op, polarity)
+        return Target(original, "benchmark", polarity, role, bench_op, unit=unit, uplift=uplift,
+                      combine=combine, baseline_hint=hint, exception_reporting=exception)
 
     # Ranges: "50-75%"
     m = _RANGE_RE.match(rest)
@@ -477,17 +477,17 @@ def check_consistency(target: Target, tolerance: Target | None, critical: Target
 def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> CompiledKpi:
     """Parse every year's terms for one KPI, naming KPI, year and text on failure."""
     out: dict[int, YearTerms] = {}
-    unit = kpi.unit
+    unit: str | None = kpi.unit
     for year in years:
         if year in kpi.disputed_years:
-            text = kpi.target_text(year) or ""
-            none = Target(text, "none", kpi.polarity,
+            disputed = kpi.target_text(year) or ""
+            none = Target(disputed, "none", kpi.polarity,
                           reason=f"target under review: {kpi.disputed_years[year]}")
             out[year] = YearTerms(year, none, None, None, kpi.is_exempt(year))
             continue
         if kpi.kind == "deliverable":
-            text = kpi.target_text(year) or ""
-            none = Target(text, "none", kpi.polarity, reason=f"deliverable, no numeric target: {text.strip()}")
+            words = kpi.target_text(year) or ""
+            none = Target(words, "none", kpi.polarity, reason=f"deliverable, no numeric target: {words.strip()}")
             out[year] = YearTerms(year, none, None, None, kpi.is_exempt(year))
             continue
         texts = {"targets": kpi.target_text(year), "tolerance": kpi.tolerance_text(year),

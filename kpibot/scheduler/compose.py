@@ -93,4 +93,4 @@ def rag_grid(frame: Any, contract: Contract, period: Period) -> RagGridData:
     lookup = {(r.kpi, r.period): r.rag for r in sub.itertuples()}
     cells = [[lookup.get((code, lab)) for lab in present] for code in codes]
     names = [f"{code} {contract.kpi(code).name}" for code in codes]
-    return RagGridData(f"{contract.id} · RAG by quarter to {period.label}", names, present, cells)  # type: ignore[arg-type]
+    return RagGridData(f"{contract.id} · RAG by quarter to {period.label}", names, present, cells)

@@ -3,7 +3,7 @@
 All wording lives here so it stays consistent and reviewable.
 
 >>> str(UnknownContract("one-you"))
-"There is no contract 'one-you'; check the contract id (try '/kpi contracts' to list them)."
+"There is no contract 'one-you'; check the contract id ('/kpi status' lists them all)."
 >>> try:
 ...     raise AmendmentNeedsReason("demo", (("1a", "2019/20 Q3"),))
 ... except StoreError as error:
@@ -42,7 +42,7 @@ class UnknownContract(StoreError):
         self.contract_id = contract_id
         super().__init__(
             f"There is no contract '{contract_id}'; check the contract id "
-            "(try '/kpi contracts' to list them)."
+            "('/kpi status' lists them all)."
         )
 
 
@@ -66,7 +66,7 @@ class UnknownKPI(StoreError):
         self.kpi = kpi
         super().__init__(
             f"Contract '{contract_id}' has no KPI '{kpi}'; check the KPI code "
-            "(try '/kpi status' to see them)."
+            f"('/kpi status {contract_id}' lists them)."
         )
 
 
