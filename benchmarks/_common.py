@@ -11,10 +11,11 @@ sum_per_s=... peak_rss_mb=...
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -55,6 +56,22 @@ def best_of(runs: int, fn: Callable[[], T]) -> tuple[float, T]:
     times, result = repeat_timed(runs, fn)
     return min(times), result
 
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0 to 100) of ``samples``, interpolated between ranks as numpy does.
+
+    >>> percentile([4.0, 1.0, 3.0, 2.0], 50)
+    2.5
+    """
+    if not samples:
+        raise ValueError("percentile needs at least one sample")
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q must be between 0 and 100, not {q}")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 def say(message: str = "") -> None:
     """Print a summary line at once, so ``run_all.py`` can stream it while the benchmark runs."""

@@ -77,20 +77,22 @@ def run(script: Path) -> Outcome:
     return Outcome(script.stem, returncode, time.perf_counter() - start, result)
 
 
+def _status(o: Outcome) -> str:
+    if o.ok:
+        return "ok"
+    if o.returncode != 0:
+        return f"FAILED (exit {o.returncode})"
+    return "FAILED (no key=value result line)"
+
+
 def main(argv: list[str]) -> int:
     outcomes = [run(script) for script in discover(argv)]
     print("\n######## results", flush=True)
-    width = max((len(o.name) for o in outcomes), default=0)
-    for o in outcomes:
-        if o.ok:
-            status = "ok"
-        elif o.returncode != 0:
-            status = f"FAILED (exit {o.returncode})"
-        else:
-            status = "FAILED (no key=value result line)"
+    rows = [(o.name, _status(o), f"{o.seconds:6.1f} s", o.result or "") for o in outcomes]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    for name, status, seconds, result in rows:
         print(
-            f"{o.name:<{width}}  {status:<8} {o.seconds:6.1f} s  {o.result or ''}".rstrip(),
-            flush=True,
+            f"{name:<{widths[0]}}  {status:<{widths[1]}}  {seconds}  {result}".rstrip(), flush=True
         )
     return 0 if all(o.ok for o in outcomes) else 1
 

@@ -50,6 +50,25 @@ SCHEDULE_NO_CALENDAR = (
 SCHEDULER_ONCE = "Tick wrote {written} new outbox message(s); {sent} delivered."
 
 
+class _Refused(Exception):
+    """A problem the user can fix: printed as one sentence, exit code 2.
+
+    Not ``kpibot.cli.UserError``: under ``python -m kpibot.cli`` that module runs as
+    ``__main__``, and an import of it here would define a second, uncaught class.
+    """
+
+
+def _one_sentence(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _Refused as refused:
+            print(str(refused), file=sys.stderr)
+            return 2
+
+    return run
+
+
 def _scheduler_services(args: argparse.Namespace) -> Services:
     from kpibot.services import Services
     from kpibot.settings import Settings
@@ -63,18 +82,15 @@ def _scheduler_services(args: argparse.Namespace) -> Services:
 
 
 def _day(value: str, option: str) -> date:
-    from kpibot.cli import UserError
-
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise UserError(SCHEDULE_BAD_DATE.format(option=option, value=value)) from None
+        raise _Refused(SCHEDULE_BAD_DATE.format(option=option, value=value)) from None
 
 
 def _contract_for_preview(services: Services, contract_id: str) -> Contract:
     """The stored contract, else the one in the contracts folder (a fresh machine)."""
     from kpibot import messages
-    from kpibot.cli import UserError
     from kpibot.contract_files import ContractFilesInvalid, load_contracts
     from kpibot.ingest import suggest
 
@@ -89,21 +105,21 @@ def _contract_for_preview(services: Services, contract_id: str) -> Contract:
     if contract_id in files:
         return files[contract_id]
     hint = suggest(contract_id, sorted({*known, *files}))
-    raise UserError(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
+    raise _Refused(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
 
 
+@_one_sentence
 def cmd_schedule_preview(args: argparse.Namespace) -> int:
-    from kpibot.cli import UserError
     from kpibot.scheduler.preview import format_csv, preview, print_table
     from kpibot.scheduler.tick import read_receipts
 
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     if end < start:
-        raise UserError(SCHEDULE_BAD_RANGE.format(start=start, end=end))
+        raise _Refused(SCHEDULE_BAD_RANGE.format(start=start, end=end))
     services = _scheduler_services(args)
     contract = _contract_for_preview(services, args.contract)
     if not contract.calendar:
-        raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
+        raise _Refused(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
     received = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
@@ -115,6 +131,7 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_sentence
 def cmd_scheduler_run(args: argparse.Namespace) -> int:
     import signal
     import threading

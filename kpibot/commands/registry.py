@@ -17,6 +17,7 @@ from kpibot.commands.base import Context, Handler, Reply, Request
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.due import DueHandler
 from kpibot.commands.help import HelpHandler
+from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.importfile import ImportHandler
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
@@ -31,8 +32,8 @@ def register(handler: Handler) -> None:
     REGISTRY[handler.verb] = handler
 
 
-for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), WhoamiHandler(),
-           HelpHandler()):
+for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
+           IncidentsHandler(), WhoamiHandler(), HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

@@ -9,8 +9,8 @@ Two inputs, both pandas frames:
   added by ``annotate_periods``.
 
 ``evaluate`` joins them and computes everything with numpy, so a million rows take under half a
-second (``benchmarks/engine.py``). ``evaluate_scalar`` is the same rules one row at a time on the ``Target`` objects; the
-tests hold the two to identical answers.
+second (``benchmarks/engine.py``). ``evaluate_scalar`` is the same rules one row at a time on the
+``Target`` objects; the tests hold the two to identical answers.
 
 >>> from kpibot.engine.targets import parse_target, YearTerms
 >>> t = YearTerms(0, parse_target("Target 90%", "bigger"), parse_target("Tolerance 85%", "bigger"), None, False)

@@ -168,11 +168,16 @@ def _incident_messages(inc: IncidentClock, contract: Contract) -> list[Message]:
                                f"are due by {inc.deadline.astimezone(LONDON):%a %-d %b %H:%M} ({100 - pct}% of the "
                                "time left). Reply `/kpi incident report "
                                f"{inc.id} \"…\"` when filed."))
+    if window > timedelta(0):
+        text = (f"Incident #{inc.id} ({inc.label}) on {contract.name}: the reporting deadline "
+                f"({inc.deadline.astimezone(LONDON):%a %-d %b %H:%M}) has passed without a report from "
+                f"{contract.provider.name}.")
+    else:
+        text = (f"Incident #{inc.id} ({inc.label}) on {contract.name}: {contract.provider.name} has notified "
+                "a service interruption, which the contract requires immediately. The report and action plan "
+                "are now due.")
     out.append(Message(inc.deadline.astimezone(LONDON), contract.id, "incident_escalation", "commissioner", key,
-                       "deadline",
-                       f"Incident #{inc.id} ({inc.label}) on {contract.name}: the reporting deadline "
-                       f"({inc.deadline.astimezone(LONDON):%a %-d %b %H:%M}) has passed without a report from "
-                       f"{contract.provider.name}."))
+                       "deadline", text))
     return out
 
 

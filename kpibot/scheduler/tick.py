@@ -321,6 +321,7 @@ class ReminderTick:
         self.start = start
         self.horizon = None if horizon_days is None else timedelta(days=horizon_days)
         self.outbox = outbox or OutboxRepository(self.db)
+        self.last_labels: set[str] | None = None
         self._cache: dict[str, _Cached] = {}
         self._calendars: weakref.WeakValueDictionary[str, ReturnCalendar] = (
             weakref.WeakValueDictionary()
@@ -386,6 +387,7 @@ class ReminderTick:
         labels = None
         if self.horizon is not None:
             labels = {r.period.label for inp in inputs for r in inp.returns()}
+        self.last_labels = labels
         receipts = read_receipts(self.db, labels=labels)
         clocks: Mapping[str, Sequence[IncidentClock]] = {}
         if self.incidents_provider is not None:

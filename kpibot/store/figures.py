@@ -29,6 +29,7 @@ from kpibot.store.errors import (
     FigureRejected,
     IdempotencyKeyConflict,
     UnknownContract,
+    StoreError,
     UnknownKPI,
     rejection_for,
 )
@@ -159,6 +160,16 @@ class FigureRepository:
                 earlier = _submission_by_key(session, idempotency_key or "")
                 if earlier is None:
                     raise ConcurrentChange(contract_id) from None
+                return _replay(session, earlier, contract_id)
+        except StoreError:
+            # A concurrent twin with the same key may have committed between our key check and our
+            # write (so our rows look like amendments): the key decides, not the error.
+            if idempotency_key is None:
+                raise
+            with self._db.session(read_only=True) as session:
+                earlier = _submission_by_key(session, idempotency_key)
+                if earlier is None:
+                    raise
                 return _replay(session, earlier, contract_id)
 
     def _write(

@@ -1,0 +1,837 @@
+"""Benchmark: how long a Slack user waits for ``/kpi status <contract>``, against a bare Bolt app.
+
+Loads 500 synthetic contracts × 40 KPIs × 12 quarters (2017/18 Q1 … 2019/20 Q4, three contract
+years; a mix of real target phrasings, 3% of returns missing) into a temporary SQLite store in
+WAL mode, with ``KPIBOT_TODAY=2020-06-01`` and one commissioner who sees every contract. Then:
+
+* **status**: the real app (``create_app``) under uvicorn on 127.0.0.1. 20 simulated users each
+  send a signed ``/kpi status <random contract>``, wait for the answer, and send the next: 50
+  warm-up requests, then 2,000 measured. The app acks with "Working on it…" and a Bolt lazy
+  listener posts the status to the request's own ``response_url``, served by a recording Slack
+  stand-in (``tests.slack_mock.SlackApiServer``) that timestamps each arrival.
+  Measured per request: **ack** = signed POST sent → HTTP response; **reply** = signed POST sent
+  → status reply received at its response_url (what the user waits for).
+* **bare**: a fresh ``slack_bolt.App`` with the same signing secret and the same Starlette route,
+  whose ``/kpi`` listener only calls ``ack()``; the same load. Measured: POST sent → HTTP response.
+* **chart**: ``bot.handle("chart <contract> <kpi>")`` 30 times, serially and in-process, and
+  separately ``render_kpi_chart`` alone on the same chart data.
+
+The load runs in a separate process, so the client's work does not compete for the server's GIL;
+both clocks are read there. Nothing is timed while the data is built or loaded. When the status
+p99 misses its goal (or with ``--profile``) a serial run of 100 status requests through
+``bot.handle`` is timed by phase and profiled with cProfile, and the top costs are printed.
+
+    .venv/bin/python benchmarks/status_latency.py            # or: make bench
+    .venv/bin/python benchmarks/status_latency.py --strict   # also exit 1 when a goal is missed
+
+Last line: ``status_p99_ms=<a> bare_p99_ms=<b> ratio=<a/b> chart_median_ms=<c>``, where ``a`` is
+the reply p99 and ``c`` the median of the whole ``chart`` command through ``bot.handle``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import os
+import pstats
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import uvicorn
+from _common import (
+    BenchmarkFailure,
+    emit_result,
+    heading,
+    peak_rss_mb,
+    percentile,
+    say,
+    timed,
+)
+from slack_bolt import Ack, App
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_sdk import WebClient
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request as HttpRequest
+from starlette.responses import Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # for tests.slack_mock, here and in the load process
+
+from kpibot.bot import Bot  # noqa: E402
+from kpibot.commands.base import Request  # noqa: E402
+from kpibot.engine.charts import PNG_SIGNATURE, render_kpi_chart  # noqa: E402
+from kpibot.engine.model import Contract  # noqa: E402
+from kpibot.engine.periods import parse_period  # noqa: E402
+from kpibot.engine.scorecard import Scorecard, compiled  # noqa: E402
+from kpibot.engine.targets import compile_contract  # noqa: E402
+from kpibot.server import create_app  # noqa: E402
+from kpibot.services import Services  # noqa: E402
+from kpibot.settings import Settings  # noqa: E402
+from kpibot.store.rows import NewFigure  # noqa: E402
+from tests.slack_mock import SlackApiServer, signed_headers, slash_command_body  # noqa: E402
+from tests.slack_mock.server import JsonDict, RecordedRequest  # noqa: E402
+
+SEED = 20240612
+CONTRACTS = 500
+KPIS = 40
+FIRST_YEAR = 2017
+YEARS = 3
+PERIODS = [
+    f"{FIRST_YEAR + y}/{(FIRST_YEAR + y + 1) % 100:02d} Q{q}"
+    for y in range(YEARS)
+    for q in (1, 2, 3, 4)
+]
+MISSING_RATE = 0.03
+TODAY = "2020-06-01"
+REQUESTS = 2_000
+WARMUP = 50
+CONCURRENCY = 20
+CHART_RUNS = 30
+PROFILE_RUNS = 100
+REPLY_TIMEOUT_S = 60.0
+SIGNING_SECRET = "bench-signing-secret"
+USER = "U-BENCH"
+CHANNEL = "C-BENCH"
+
+GOAL_STATUS_P99_MS = 250
+GOAL_RATIO = 3.0
+GOAL_CHART_MEDIAN_MS = 200
+
+
+@dataclass(frozen=True)
+class KpiProfile:
+    """A kind of KPI as contracts word it (one text per contract year) and how its figures run."""
+
+    label: str
+    unit: str
+    polarity: str
+    targets: tuple[str, str, str]
+    mean: float
+    sd: float
+    weight: float
+    tolerance: str | None = None
+    critical: str | None = None
+    decimals: int = 1
+    ceiling: float | None = None
+
+
+PROFILES = [
+    KpiProfile(
+        "Assessments completed within 45 days",
+        "percent",
+        "bigger",
+        ("Target 90%", "Target 92%", "Target 95%"),
+        90,
+        6,
+        6,
+        tolerance="Tolerance 85%",
+        ceiling=100,
+    ),
+    KpiProfile(
+        "Children with a current plan",
+        "percent",
+        "bigger",
+        ("95%",) * 3,
+        94,
+        4,
+        6,
+        tolerance="90%",
+        ceiling=100,
+    ),
+    KpiProfile(
+        "Smokers quit at four weeks",
+        "percent",
+        "bigger",
+        (">40%", ">40%", ">45%"),
+        45,
+        8,
+        4,
+        critical="Below 25%",
+    ),
+    KpiProfile(
+        "Participants leaving early",
+        "percent",
+        "smaller",
+        ("<22.5%", "<22.5%", "<20%"),
+        24,
+        10,
+        3,
+        critical="Higher than 55% leaving early",
+    ),
+    KpiProfile(
+        "Days from referral to adoption",
+        "days",
+        "smaller",
+        ("140 days",) * 3,
+        150,
+        30,
+        3,
+        tolerance="180 days",
+        decimals=0,
+    ),
+    KpiProfile(
+        "Health checks taken up",
+        "percent",
+        "bigger",
+        ("35% minimum", "35% minimum", "40% minimum"),
+        40,
+        7,
+        2,
+    ),
+    KpiProfile(
+        "Families actively supported",
+        "count",
+        "bigger",
+        ("100 active families",) * 3,
+        105,
+        15,
+        2,
+        tolerance="Tolerance 90 active families",
+        decimals=0,
+    ),
+    KpiProfile("Visits within the agreed window", "percent", "bigger", ("50-75%",) * 3, 60, 12, 2),
+    KpiProfile(
+        "New measure: repeat referrals", "percent", "bigger", ("TBD*", "80%", "80%"), 78, 9, 1
+    ),
+    KpiProfile(
+        "Clients reporting improved wellbeing",
+        "percent",
+        "bigger",
+        (
+            "Improvement on previous year (62%)",
+            "Improvement on previous year",
+            "Improvement on previous year",
+        ),
+        63,
+        6,
+        1,
+    ),
+]
+
+
+# ------------------------------------------------------------------------------ the data
+
+
+def contract_definitions(rng: np.random.Generator, count: int) -> list[Contract]:
+    """``count`` contracts of ``KPIS`` KPIs each, drawn from ``PROFILES``, validated and compiled."""
+    weights = np.array([p.weight for p in PROFILES])
+    kinds = rng.choice(len(PROFILES), size=(count, KPIS), p=weights / weights.sum())
+    years = [
+        {
+            "year": y + 1,
+            "label": f"{FIRST_YEAR + y}/{(FIRST_YEAR + y + 1) % 100:02d}",
+            "start": f"{FIRST_YEAR + y}-04-01",
+            "end": f"{FIRST_YEAR + y + 1}-03-31",
+        }
+        for y in range(YEARS)
+    ]
+    contracts = []
+    for c in range(count):
+        kpis: list[JsonDict] = []
+        for k in range(KPIS):
+            p = PROFILES[int(kinds[c, k])]
+            kpi: JsonDict = {
+                "code": f"K{k + 1:02d}",
+                "name": f"{p.label} ({k + 1})",
+                "unit": p.unit,
+                "polarity": p.polarity,
+                "frequency": "Quarterly",
+                "category": "quality",
+            }
+            if len(set(p.targets)) == 1:
+                kpi["target"] = p.targets[0]
+            else:
+                kpi["targets"] = {y + 1: text for y, text in enumerate(p.targets)}
+            if p.tolerance:
+                kpi["tolerance"] = p.tolerance
+            if p.critical:
+                kpi["critical_failure"] = p.critical
+            kpis.append(kpi)
+        contract = Contract.model_validate(
+            {
+                "id": f"bench-{c + 1:03d}",
+                "name": f"Benchmark contract {c + 1:03d}",
+                "commissioner": {"name": "The Council"},
+                "provider": {"name": f"Provider {c + 1:03d}"},
+                "reporting": {"period": "quarter", "year_start_month": 4},
+                "contract_years": years,
+                "kpis": kpis,
+            }
+        )
+        compile_contract(contract)  # every phrasing must read, as at a real contract load
+        contracts.append(contract)
+    return contracts
+
+
+def figures_for(contract: Contract, rng: np.random.Generator) -> list[NewFigure]:
+    """Twelve quarters of figures for every KPI: a level, a drift and noise; some returns missing."""
+    periods = [parse_period(label, 4) for label in PERIODS]
+    by_label = {p.label: p for p in PROFILES}
+    rows = []
+    step = np.arange(len(periods), dtype=float)
+    for kpi in contract.kpis:
+        p = by_label[kpi.name.rsplit(" (", 1)[0]]
+        values = p.mean + p.sd * (
+            rng.normal(0, 0.6) + rng.normal(0, 0.08) * step + rng.normal(0, 0.6, len(periods))
+        )
+        values = np.clip(values, 0.0, p.ceiling if p.ceiling is not None else np.inf)
+        values = np.round(values, p.decimals)
+        missing = rng.random(len(periods)) < MISSING_RATE
+        rows.extend(
+            NewFigure(kpi.code, period, value=float(v))
+            for period, v, gone in zip(periods, values, missing, strict=True)
+            if not gone
+        )
+    return rows
+
+
+def load_store(
+    services: Services, contracts: list[Contract], rng: np.random.Generator
+) -> tuple[int, float, float]:
+    """Upsert every contract, then submit its figures (one submission per contract)."""
+    services.db.upgrade()
+    contracts_s, _ = timed(
+        lambda: [services.contracts.upsert(c, actor="benchmark") for c in contracts]
+    )
+    stored = 0
+    start = time.perf_counter()
+    for c in contracts:
+        rows = figures_for(c, rng)
+        services.figures.submit(
+            c.id,
+            rows,
+            actor="benchmark",
+            source="import",
+            idempotency_key=f"benchmark:{c.id}",
+            note="synthetic history",
+        )
+        stored += len(rows)
+    return stored, contracts_s, time.perf_counter() - start
+
+
+def access_file(path: Path) -> Path:
+    path.write_text(
+        "grantor: the benchmark\n"
+        "default_role: none\n"
+        "users:\n"
+        f"  {USER}:\n"
+        "    role: commissioner\n"
+        "    name: Benchmark commissioner\n"
+        "    contracts: all\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+# ------------------------------------------------------------------------------ the apps
+
+
+def bare_app(api_url: str) -> Starlette:
+    """A Bolt app configured like kpibot's, whose ``/kpi`` listener only acks, on the same route."""
+    app = App(
+        client=WebClient(token="xoxb-bench", base_url=api_url),
+        signing_secret=SIGNING_SECRET,
+        request_verification_enabled=True,
+        process_before_response=False,
+    )
+
+    @app.command("/kpi")
+    def ack_only(ack: Ack) -> None:
+        ack()
+
+    async def events(request: HttpRequest) -> Response:
+        body = await request.body()
+        response = await run_in_threadpool(app.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(response)
+
+    return Starlette(routes=[Route("/slack/events", events, methods=["POST"])])
+
+
+@contextmanager
+def served(app: Starlette) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise BenchmarkFailure("uvicorn did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+class WarningTally(logging.Handler):
+    """Counts warnings by their message template, instead of printing each one as it comes."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[str(record.msg).splitlines()[0][:120]] += 1
+
+
+@contextmanager
+def tallied_warnings(*names: str) -> Iterator[Counter[str]]:
+    """While the block runs, the named loggers' warnings are counted, not printed."""
+    tally = WarningTally()
+    loggers = [logging.getLogger(name) for name in names]
+    saved = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(tally)
+        logger.propagate = False
+    try:
+        yield tally.counts
+    finally:
+        for logger, propagate in zip(loggers, saved, strict=True):
+            logger.removeHandler(tally)
+            logger.propagate = propagate
+
+
+# ------------------------------------------------------------------------------ the load (own process)
+
+
+class ArrivalRecorder(SlackApiServer):
+    """The recording Slack stand-in, also noting when each response_url post arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: dict[str, tuple[float, JsonDict]] = {}
+
+    def _answer(self, req: RecordedRequest) -> tuple[int, dict[str, str], JsonDict | bytes]:
+        # Called with the request fully read and parsed, under the recorder's lock, which
+        # wait_arrival waits on; the base class notifies waiters once this returns.
+        if req.path.startswith("/response/"):
+            self.arrivals[req.path.removeprefix("/response/")] = (time.perf_counter(), req.body)
+        return super()._answer(req)
+
+    def wait_arrival(self, token: str, timeout: float) -> tuple[float, JsonDict] | None:
+        with self._cond:
+            self._cond.wait_for(lambda: token in self.arrivals, timeout)
+            return self.arrivals.get(token)
+
+
+@dataclass(frozen=True)
+class Job:
+    token: str
+    text: str
+    expect: str  # the reply must contain this (the contract's name); "" for ack-only apps
+
+
+@dataclass(frozen=True)
+class Sample:
+    token: str
+    text: str
+    measured: bool
+    ack_s: float
+    status: int
+    reply_s: float | None  # None for ack-only apps, or when no reply came
+    reply_ok: bool  # the reply came and is the contract's status (always True for ack-only apps)
+
+    @property
+    def acked(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    samples: list[Sample]
+    measured_wall_s: float
+
+
+def run_load(
+    url: str, warmup: list[Job], jobs: list[Job], concurrency: int, wait_reply: bool
+) -> LoadRun:
+    """Closed-loop load: ``concurrency`` users, each sending its next command once answered.
+
+    With ``wait_reply`` a user is answered when the reply reaches its response_url, else when
+    the HTTP response arrives. Runs in its own process; every clock is read here.
+    """
+    samples: list[Sample] = []
+    lock = threading.Lock()
+
+    with ArrivalRecorder() as receiver:
+
+        def user(todo: queue.SimpleQueue[Job], measured: bool) -> None:
+            with httpx.Client(base_url=url, trust_env=False, timeout=REPLY_TIMEOUT_S) as http:
+                while True:
+                    try:
+                        job = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    body = slash_command_body(
+                        job.text,
+                        user_id=USER,
+                        channel_id=CHANNEL,
+                        response_url=receiver.response_url(job.token),
+                    )
+                    headers = signed_headers(body, SIGNING_SECRET)
+                    sent = time.perf_counter()
+                    response = http.post("/slack/events", content=body, headers=headers)
+                    ack_s = time.perf_counter() - sent
+                    reply_s, ok = None, True
+                    if wait_reply:
+                        # Wait even when the ack failed: Bolt starts the lazy listener anyway.
+                        arrival = receiver.wait_arrival(job.token, REPLY_TIMEOUT_S)
+                        ok = arrival is not None and job.expect in str(arrival[1].get("text"))
+                        reply_s = None if arrival is None else arrival[0] - sent
+                    with lock:
+                        samples.append(
+                            Sample(
+                                job.token,
+                                job.text,
+                                measured,
+                                ack_s,
+                                response.status_code,
+                                reply_s,
+                                ok,
+                            )
+                        )
+
+        def phase(batch: list[Job], measured: bool) -> float:
+            todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
+            for job in batch:
+                todo.put(job)
+            users = [
+                threading.Thread(target=user, args=(todo, measured)) for _ in range(concurrency)
+            ]
+            start = time.perf_counter()
+            for t in users:
+                t.start()
+            for t in users:
+                t.join()
+            return time.perf_counter() - start
+
+        phase(warmup, measured=False)
+        wall_s = phase(jobs, measured=True)
+    return LoadRun(samples, wall_s)
+
+
+# ------------------------------------------------------------------------------ reporting
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def spread(values_s: Sequence[float]) -> str:
+    """'p50 12.3 · p95 45.6 · p99 78.9 · max 99.0 ms' for latencies in seconds."""
+    if not values_s:
+        return "no samples"
+    parts = [f"p{q} {ms(percentile(values_s, q)):.1f}" for q in (50, 95, 99)]
+    return " · ".join(parts) + f" · max {ms(max(values_s)):.1f} ms"
+
+
+def check_run(name: str, run: LoadRun, expected: int) -> list[Sample]:
+    """The measured samples; raise ``BenchmarkFailure`` if a reply was wrong or never came.
+
+    A failed ack is not a failure of the run but a result: it is counted and reported.
+    """
+    measured = [s for s in run.samples if s.measured]
+    bad = [s for s in run.samples if not s.reply_ok]
+    if bad or len(measured) != expected:
+        raise BenchmarkFailure(
+            f"{name}: {len(bad)} missing or wrong repl(ies), {len(measured)} of {expected} "
+            f"measured; e.g. {bad[0] if bad else None}"
+        )
+    return measured
+
+
+def ack_failures(samples: Sequence[Sample]) -> str:
+    failed = [s for s in samples if not s.acked]
+    if not failed:
+        return "every ack was HTTP 200"
+    slowest = max(s.ack_s for s in failed)
+    return (
+        f"{len(failed):,} of {len(samples):,} acks FAILED (HTTP {failed[0].status} after up to "
+        f"{slowest:.1f} s: Bolt gave up waiting for ack(); Slack would show the user an error)"
+    )
+
+
+def time_charts(
+    bot: Bot, contracts: list[Contract], rng: np.random.Generator, runs: int
+) -> tuple[list[float], list[float]]:
+    """Seconds per ``chart`` command through ``bot.handle`` and per ``render_kpi_chart`` alone."""
+    picks = [
+        (contracts[int(rng.integers(len(contracts)))], f"K{int(rng.integers(KPIS)) + 1:02d}")
+        for _ in range(runs + 2)
+    ]
+    command_s, render_s = [], []
+    for i, (contract, code) in enumerate(picks):
+        request = Request.from_text(
+            f"chart {contract.id} {code}", user=USER, platform="slack", channel=CHANNEL
+        )
+        seconds, reply = timed(lambda request=request: bot.handle(request))
+        if not (reply.chart or b"").startswith(PNG_SIGNATURE):
+            raise BenchmarkFailure(
+                f"chart {contract.id} {code} gave no PNG: {reply.title}: {reply.text}"
+            )
+        data = bot.services.scorecard(bot.services.contract(contract.id) or contract).chart_data(
+            code
+        )
+        render, _ = timed(lambda data=data: render_kpi_chart(data))
+        if i >= 2:  # the first renders load fonts and warm matplotlib's caches
+            command_s.append(seconds)
+            render_s.append(render)
+    return command_s, render_s
+
+
+def status_phases(bot: Bot, ids: list[str]) -> dict[str, list[float]]:
+    """Serial ``status <contract>`` through ``bot.handle``, and the engine steps it repeats, timed apart."""
+    services = bot.services
+    phases: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "bot.handle(status)",
+            "figures_frame (store read)",
+            "Scorecard.build (evaluate)",
+            "Scorecard.at",
+        )
+    }
+    for cid in ids:
+        request = Request.from_text(f"status {cid}", user=USER, platform="slack", channel=CHANNEL)
+        phases["bot.handle(status)"].append(timed(lambda request=request: bot.handle(request))[0])
+        contract = services.contract(cid)
+        assert contract is not None
+        read_s, frame = timed(lambda cid=cid: services.figures_frame([cid]))
+        build_s, card = timed(
+            lambda contract=contract, frame=frame: Scorecard.build(contract, frame)
+        )
+        period = card.latest_period()
+        assert period is not None
+        at_s, _ = timed(lambda card=card, period=period: card.at(period))
+        phases["figures_frame (store read)"].append(read_s)
+        phases["Scorecard.build (evaluate)"].append(build_s)
+        phases["Scorecard.at"].append(at_s)
+    return phases
+
+
+def profile_status(bot: Bot, ids: list[str], top: int = 14) -> list[str]:
+    """cProfile ``status <contract>`` over ``ids``; lines for the costliest kpibot calls and own times."""
+    requests = [
+        Request.from_text(f"status {cid}", user=USER, platform="slack", channel=CHANNEL)
+        for cid in ids
+    ]
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for request in requests:
+        bot.handle(request)
+    profiler.disable()
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = pstats.Stats(
+        profiler
+    ).stats  # type: ignore[attr-defined]
+    n = len(requests)
+
+    def where(key: tuple[str, int, str]) -> str:
+        file, line, name = key
+        if file == "~":  # a built-in, such as a sqlite3 cursor method
+            return name
+        for marker in ("/site-packages/", "/lib/python"):
+            file = file.split(marker, 1)[-1]
+        return f"{name} ({file.removeprefix(str(ROOT) + '/')}:{line})"
+
+    lines = [
+        f"cProfile, {n} serial requests (times are per request, inflated by the profiler):",
+        "  cumulative, kpibot functions:",
+    ]
+    own = sorted(((k, v) for k, v in stats.items() if "/kpibot/" in k[0]), key=lambda kv: -kv[1][3])
+    lines += [
+        f"    {ms(v[3] / n):7.2f} ms  {v[1] / n:6.1f} calls  {where(k)}" for k, v in own[:top]
+    ]
+    lines.append("  own time, any function:")
+    flat = sorted(stats.items(), key=lambda kv: -kv[1][2])
+    lines += [
+        f"    {ms(v[2] / n):7.2f} ms  {v[1] / n:6.1f} calls  {where(k)}" for k, v in flat[:top]
+    ]
+    return lines
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument(
+        "--profile", action="store_true", help="profile status even if it meets its goal"
+    )
+    parser.add_argument("--contracts", type=int, default=CONTRACTS, help=argparse.SUPPRESS)
+    parser.add_argument("--requests", type=int, default=REQUESTS, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(SEED)
+
+    with tempfile.TemporaryDirectory(prefix="kpibot-bench-") as tmp, SlackApiServer() as slack:
+        os.environ.update(
+            {
+                "KPIBOT_DATABASE_URL": f"sqlite:///{Path(tmp) / 'kpibot.db'}",
+                "KPIBOT_ACCESS_FILE": str(access_file(Path(tmp) / "access.yaml")),
+                "KPIBOT_TODAY": TODAY,
+                "KPIBOT_SECRET_KEY": "bench-secret-key",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "SLACK_BOT_TOKEN": "xoxb-bench",
+                "SLACK_API_URL": slack.api_url,
+            }
+        )
+        os.environ.pop("SLACK_APP_TOKEN", None)
+        settings = Settings()
+
+        heading(
+            f"data: {args.contracts} contracts x {KPIS} KPIs x {len(PERIODS)} quarters into SQLite (WAL), not timed"
+        )
+        build_s, contracts = timed(lambda: contract_definitions(rng, args.contracts))
+        loader = Services.from_settings(settings)
+        stored, contracts_s, figures_s = load_store(loader, contracts, rng)
+        loader.db.dispose()
+        say(
+            f"{stored:,} figures ({MISSING_RATE:.0%} of returns left out); built and compiled in {build_s:.1f} s, "
+            f"contracts stored in {contracts_s:.1f} s, figures in {figures_s:.1f} s; today is {TODAY}"
+        )
+
+        # A fresh bot, as a newly started server has: no contract or compiled-terms caches.
+        bot = Bot.from_settings(settings)
+        names = {c.id: c.name for c in contracts}
+        picks = [
+            contracts[int(i)].id for i in rng.integers(len(contracts), size=WARMUP + args.requests)
+        ]
+        status_jobs = [Job(f"s{i:05d}", f"status {cid}", names[cid]) for i, cid in enumerate(picks)]
+        bare_jobs = [Job(f"b{i:05d}", f"status {cid}", "") for i, cid in enumerate(picks)]
+
+        with (
+            tallied_warnings("kpibot", "slack_bolt") as warnings,
+            ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client,
+            served(create_app(settings, bot)) as status_url,
+            served(bare_app(slack.api_url)) as bare_url,
+        ):
+            heading(
+                f"/kpi status <contract>: {args.concurrency} users, each waits for its reply before the next; "
+                f"{WARMUP} warm-up + {args.requests:,} measured"
+            )
+            status_run = client.submit(
+                run_load,
+                status_url,
+                status_jobs[:WARMUP],
+                status_jobs[WARMUP:],
+                args.concurrency,
+                True,
+            ).result()
+            status = check_run("status", status_run, args.requests)
+            replies = [s.reply_s for s in status if s.reply_s is not None]
+            seen = {j.text for j in status_jobs[:WARMUP]}
+            first, repeat = [], []
+            for s in sorted(status, key=lambda s: s.token):
+                (repeat if s.text in seen else first).append(s.reply_s or 0.0)
+                seen.add(s.text)
+            say(
+                f"ack   (signed POST -> HTTP response 'Working on it…'): {spread([s.ack_s for s in status])}"
+            )
+            say(f"      {ack_failures(status)}")
+            say(f"reply (signed POST -> status at its response_url): {spread(replies)}")
+            say(f"  first status of a contract since start ({len(first):,}): {spread(first)}")
+            say(f"  contract asked before ({len(repeat):,}): {spread(repeat)}")
+            status_rate = len(status) / status_run.measured_wall_s
+            say(
+                f"throughput {status_rate:.1f} replies/s over {status_run.measured_wall_s:.1f} s; with "
+                f"{args.concurrency} waiting users the mean reply is about {args.concurrency}/throughput "
+                f"= {ms(args.concurrency / status_rate):.0f} ms (Little's law)"
+            )
+
+            heading(
+                f"bare Bolt app (/kpi only acks): {args.concurrency} users, {WARMUP} warm-up + {args.requests:,} measured"
+            )
+            bare_run = client.submit(
+                run_load, bare_url, bare_jobs[:WARMUP], bare_jobs[WARMUP:], args.concurrency, False
+            ).result()
+            bare = check_run("bare", bare_run, args.requests)
+            say(
+                f"signed POST -> HTTP response: {spread([s.ack_s for s in bare])}; {ack_failures(bare)}"
+            )
+            say(
+                f"throughput {len(bare) / bare_run.measured_wall_s:.1f} requests/s over {bare_run.measured_wall_s:.1f} s"
+            )
+
+        if warnings:
+            say(
+                "server warnings while serving (counted, not printed): "
+                + "; ".join(f"{n:,}x {message!r}" for message, n in warnings.most_common(5))
+            )
+
+        heading(
+            f"chart <contract> <kpi>: {CHART_RUNS} runs, serial, in-process (2 warm-up runs not counted)"
+        )
+        command_s, render_s = time_charts(bot, contracts, rng, CHART_RUNS)
+        say(f"bot.handle(chart): {spread(command_s)}")
+        say(f"render_kpi_chart alone: {spread(render_s)}")
+
+        status_p99 = ms(percentile(replies, 99))
+        bare_p99 = ms(percentile([s.ack_s for s in bare], 99))
+        ratio = status_p99 / bare_p99
+        chart_median = ms(percentile(command_s, 50))
+
+        if args.profile or status_p99 > GOAL_STATUS_P99_MS:
+            ids = [contracts[int(i)].id for i in rng.integers(len(contracts), size=PROFILE_RUNS)]
+            heading(
+                f"where status time goes: {PROFILE_RUNS} serial status requests through bot.handle "
+                "(no HTTP, no concurrency, warm caches)"
+            )
+            for name, values in status_phases(bot, ids).items():
+                say(f"{name}: {spread(values)}")
+            comp = compiled(bot.services.contract(ids[0]) or contracts[0])
+            say(
+                f"(one status runs the store read and Scorecard.build twice: report_period, then the "
+                f"overview; terms for {len(comp)} KPIs are compiled once per contract object)"
+            )
+            for line in profile_status(bot, ids):
+                say(line)
+        bot.services.db.dispose()
+
+    rss = peak_rss_mb()
+    goals = {
+        f"status p99 <= {GOAL_STATUS_P99_MS} ms": status_p99 <= GOAL_STATUS_P99_MS,
+        f"status p99 <= {GOAL_RATIO:.0f}x bare p99": ratio <= GOAL_RATIO,
+        f"chart median <= {GOAL_CHART_MEDIAN_MS} ms": chart_median <= GOAL_CHART_MEDIAN_MS,
+        "every status ack in time": all(s.acked for s in status),
+    }
+    heading("goals")
+    say(
+        "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in goals.items())
+        + f" (server process peak RSS {rss:,} MB)"
+    )
+    emit_result(
+        status_p99_ms=round(status_p99),
+        bare_p99_ms=round(bare_p99),
+        ratio=f"{ratio:.2f}",
+        chart_median_ms=round(chart_median),
+    )
+    return 1 if args.strict and not all(goals.values()) else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchmarkFailure as exc:
+        print(f"status latency benchmark FAILED: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
