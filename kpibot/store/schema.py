@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy import event as sa_event
@@ -346,3 +348,158 @@ class IncidentRecord(Base):
     reported_by: Mapped[str | None] = mapped_column(String(200))
     report: Mapped[str | None] = mapped_column(Text)
     action_plan: Mapped[str | None] = mapped_column(Text)
+
+
+# ---------------------------------------------------------------- action plans and finance (0004)
+
+ACTION_PLAN_STATES = (
+    "opened",
+    "plan_agreed",
+    "under_review",
+    "final_plan",
+    "final_review",
+    "closed",
+    "penalty",
+    "decommissioned",
+)
+ACTION_STAGES = ("plan", "final")
+
+
+class ActionPlanRecord(Base):
+    """An underperformance action plan (seed 003 Schedule 3, seed 001 2.7). Never deleted.
+
+    Only ``state`` and ``state_since`` change; every change is a row in ``action_plan_transitions``.
+    ``trigger_key`` is set when detection opened the plan, and is unique per contract, so running
+    detection twice opens one plan.
+    """
+
+    __tablename__ = "action_plans"
+    __table_args__ = (
+        CheckConstraint(_in("state", ACTION_PLAN_STATES), name="state"),
+        CheckConstraint("length(trim(areas)) > 0", name="areas"),
+        UniqueConstraint("contract_id", "trigger_key"),
+        Index("ix_action_plans_contract_state", "contract_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    state: Mapped[str] = mapped_column(String(16))
+    state_since: Mapped[datetime]
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(200))
+    trigger_key: Mapped[str | None] = mapped_column(String(100))
+    trigger: Mapped[str | None] = mapped_column(Text)
+    kpis: Mapped[list[str]] = mapped_column(json_document())
+    areas: Mapped[str] = mapped_column(Text)
+
+
+class ActionPlanActionRecord(Base):
+    """One action of a plan: what, who owns it, by when; later, when it was done. Never deleted."""
+
+    __tablename__ = "action_plan_actions"
+    __table_args__ = (
+        UniqueConstraint("plan_id", "number"),
+        CheckConstraint("number >= 1", name="number"),
+        CheckConstraint(_in("stage", ACTION_STAGES), name="stage"),
+        CheckConstraint("length(trim(description)) > 0", name="description"),
+        CheckConstraint("length(trim(owner)) > 0", name="owner"),
+        CheckConstraint(
+            "(done_at IS NULL AND done_by IS NULL) OR (done_at IS NOT NULL AND done_by IS NOT NULL)",
+            name="done",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("action_plans.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(200))
+    due: Mapped[date] = mapped_column(Date)
+    stage: Mapped[str] = mapped_column(String(8))
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(200))
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(200))
+    done_note: Mapped[str | None] = mapped_column(Text)
+
+
+class ActionPlanTransitionRecord(Base):
+    """The log of a plan: every event, from which state to which, by whom, when, with the note."""
+
+    __tablename__ = "action_plan_transitions"
+    __table_args__ = (
+        CheckConstraint(_in("to_state", ACTION_PLAN_STATES), name="to_state"),
+        Index("ix_action_plan_transitions_plan_at", "plan_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("action_plans.id"))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    action_number: Mapped[int | None] = mapped_column(Integer)
+
+
+class ExpenditureStatementRecord(Base):
+    """A quarter's statement of actual expenditure and the projection for the following quarter.
+
+    Amounts are whole pence. Like figures, statements are append-only: a correction is a new row
+    whose ``supersedes_id`` points at the one it replaces, and it must say why.
+    """
+
+    __tablename__ = "expenditure_statements"
+    __table_args__ = (
+        Index(
+            "uq_expenditure_statements_first_version",
+            "contract_id",
+            "period_label",
+            unique=True,
+            sqlite_where=text("supersedes_id IS NULL"),
+            postgresql_where=text("supersedes_id IS NULL"),
+        ),
+        CheckConstraint("actual_pence >= 0", name="actual"),
+        CheckConstraint("projected_pence >= 0", name="projected"),
+        CheckConstraint("period_end >= period_start", name="period_dates"),
+        CheckConstraint("supersedes_id IS NULL OR correction IS NOT NULL", name="correction"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    period_label: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    actual_pence: Mapped[int] = mapped_column(BigInteger)
+    projected_pence: Mapped[int] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime]
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    supersedes_id: Mapped[int | None] = mapped_column(
+        ForeignKey("expenditure_statements.id"), unique=True
+    )
+    correction: Mapped[str | None] = mapped_column(Text)
+
+
+class ExpenditureExceptionRecord(Base):
+    """An exception report for a quarter whose spend varied from its projection by more than the
+    threshold (seed 003, 5d): reasons, corrective measures and the re-profiled annual budget."""
+
+    __tablename__ = "expenditure_exceptions"
+    __table_args__ = (
+        CheckConstraint("length(trim(reasons)) > 0", name="reasons"),
+        CheckConstraint("length(trim(measures)) > 0", name="measures"),
+        CheckConstraint("budget_pence >= 0", name="budget"),
+        Index("ix_expenditure_exceptions_contract_period", "contract_id", "period_label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    period_label: Mapped[str] = mapped_column(String(32))
+    statement_id: Mapped[int] = mapped_column(ForeignKey("expenditure_statements.id"))
+    reasons: Mapped[str] = mapped_column(Text)
+    measures: Mapped[str] = mapped_column(Text)
+    budget_pence: Mapped[int] = mapped_column(BigInteger)
+    filed_at: Mapped[datetime]
+    filed_by: Mapped[str] = mapped_column(String(200))
