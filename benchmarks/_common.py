@@ -73,6 +73,7 @@ def percentile(samples: Sequence[float], q: float) -> float:
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
+
 def say(message: str = "") -> None:
     """Print a summary line at once, so ``run_all.py`` can stream it while the benchmark runs."""
     print(message, flush=True)

@@ -13,6 +13,12 @@ WAL mode, with ``KPIBOT_TODAY=2020-06-01`` and one commissioner who sees every c
   → status reply received at its response_url (what the user waits for).
 * **bare**: a fresh ``slack_bolt.App`` with the same signing secret and the same Starlette route,
   whose ``/kpi`` listener only calls ``ack()``; the same load. Measured: POST sent → HTTP response.
+* **teams**: the same load as Microsoft Teams activities, on a freshly started app (cold caches,
+  as the Slack run had): each user posts ``kpi status <contract>`` in its 1:1 chat to
+  ``/api/messages`` with a Bot Framework JWT that the SDK validates (signed with a local key the
+  app is pointed at, ``TEAMS_OPENID_URL``), and is answered when the reply activity, an Adaptive
+  Card, reaches the activity's ``serviceUrl``: a recording connector (``_teams_load.py``). The
+  bot's own outbound token comes from a local token endpoint (``TEAMS_TOKEN_URL``).
 * **chart**: ``bot.handle("chart <contract> <kpi>")`` 30 times, serially and in-process, and
   separately ``render_kpi_chart`` alone on the same chart data.
 
@@ -24,8 +30,9 @@ p99 misses its goal (or with ``--profile``) a serial run of 100 status requests 
     .venv/bin/python benchmarks/status_latency.py            # or: make bench
     .venv/bin/python benchmarks/status_latency.py --strict   # also exit 1 when a goal is missed
 
-Last line: ``status_p99_ms=<a> bare_p99_ms=<b> ratio=<a/b> chart_median_ms=<c>``, where ``a`` is
-the reply p99 and ``c`` the median of the whole ``chart`` command through ``bot.handle``.
+Last line: ``status_p99_ms=<a> bare_p99_ms=<b> ratio=<a/b> chart_median_ms=<c> teams_p99_ms=<t>``,
+where ``a`` is the Slack reply p99, ``c`` the median of the whole ``chart`` command through
+``bot.handle`` and ``t`` the Teams reply p99 (goal: at most 1.5 × ``a``).
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ import logging
 import os
 import pstats
 import queue
+import re
 import sys
 import tempfile
 import threading
@@ -61,6 +69,8 @@ from _common import (
     say,
     timed,
 )
+from _teams_load import TeamsJob, TeamsSample, run_teams_load
+from cryptography.hazmat.primitives import serialization
 from slack_bolt import Ack, App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_sdk import WebClient
@@ -70,23 +80,24 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
+from kpibot.bot import Bot
+from kpibot.commands.base import Request
+from kpibot.engine.charts import PNG_SIGNATURE, render_kpi_chart
+from kpibot.engine.model import Contract
+from kpibot.engine.periods import parse_period
+from kpibot.engine.scorecard import Scorecard
+from kpibot.engine.targets import compile_contract
+from kpibot.server import create_app
+from kpibot.services import Services
+from kpibot.settings import Settings
+from kpibot.store.rows import NewFigure
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # for tests.slack_mock, here and in the load process
-
-from kpibot.bot import Bot  # noqa: E402
-from kpibot.commands.base import Request  # noqa: E402
-from kpibot.engine.charts import PNG_SIGNATURE, render_kpi_chart  # noqa: E402
-from kpibot.engine.model import Contract  # noqa: E402
-from kpibot.engine.periods import parse_period  # noqa: E402
-from kpibot.engine.scorecard import Scorecard, compiled  # noqa: E402
-from kpibot.engine.targets import compile_contract  # noqa: E402
-from kpibot.server import create_app  # noqa: E402
-from kpibot.services import Services  # noqa: E402
-from kpibot.settings import Settings  # noqa: E402
-from kpibot.store.rows import NewFigure  # noqa: E402
 from tests.slack_mock import SlackApiServer, signed_headers, slash_command_body  # noqa: E402
 from tests.slack_mock.server import JsonDict, RecordedRequest  # noqa: E402
+from tests.teams_mock.connector import BotConnector  # noqa: E402
 
 SEED = 20240612
 CONTRACTS = 500
@@ -113,6 +124,8 @@ CHANNEL = "C-BENCH"
 GOAL_STATUS_P99_MS = 250
 GOAL_RATIO = 3.0
 GOAL_CHART_MEDIAN_MS = 200
+GOAL_TEAMS_RATIO = 1.5
+TEAMS_APP_ID = "00000000-0000-0000-0000-0000000b07b0"
 
 
 @dataclass(frozen=True)
@@ -349,7 +362,7 @@ def bare_app(api_url: str) -> Starlette:
         client=WebClient(token="xoxb-bench", base_url=api_url),
         signing_secret=SIGNING_SECRET,
         request_verification_enabled=True,
-        process_before_response=False,
+        process_before_response=True,
     )
 
     @app.command("/kpi")
@@ -629,8 +642,8 @@ def status_phases(bot: Bot, ids: list[str]) -> dict[str, list[float]]:
     return phases
 
 
-def profile_status(bot: Bot, ids: list[str], top: int = 14) -> list[str]:
-    """cProfile ``status <contract>`` over ``ids``; lines for the costliest kpibot calls and own times."""
+def profile_status(bot: Bot, ids: list[str], top: int = 12) -> list[str]:
+    """cProfile ``status <contract>`` over ``ids``: the costliest kpibot calls, own time by package."""
     requests = [
         Request.from_text(f"status {cid}", user=USER, platform="slack", channel=CHANNEL)
         for cid in ids
@@ -640,31 +653,45 @@ def profile_status(bot: Bot, ids: list[str], top: int = 14) -> list[str]:
     for request in requests:
         bot.handle(request)
     profiler.disable()
-    stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = pstats.Stats(
-        profiler
-    ).stats  # type: ignore[attr-defined]
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, Any]]
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     n = len(requests)
 
     def where(key: tuple[str, int, str]) -> str:
         file, line, name = key
         if file == "~":  # a built-in, such as a sqlite3 cursor method
             return name
-        for marker in ("/site-packages/", "/lib/python"):
-            file = file.split(marker, 1)[-1]
+        file = re.sub(r"^.*/(site-packages|python3\.\d+)/", "", file)
         return f"{name} ({file.removeprefix(str(ROOT) + '/')}:{line})"
 
+    def package(file: str) -> str:
+        if file == "~":
+            return "C built-ins"
+        if "/kpibot/" in file:
+            return "kpibot"
+        found = re.search(r"/site-packages/([^/]+)", file)
+        return found[1].removesuffix(".py") if found else "stdlib"
+
+    total = sum(v[2] for v in stats.values())
+    by_package: Counter[str] = Counter()
+    for key, v in stats.items():
+        by_package[package(key[0])] += v[2]
     lines = [
-        f"cProfile, {n} serial requests (times are per request, inflated by the profiler):",
-        "  cumulative, kpibot functions:",
+        f"cProfile, {n} serial requests; per request, inflated by the profiler: total "
+        f"{ms(total / n):.1f} ms, own time by package: "
+        + ", ".join(f"{name} {t / total:.0%}" for name, t in by_package.most_common(6)),
+        "  cumulative time, kpibot functions:",
     ]
-    own = sorted(((k, v) for k, v in stats.items() if "/kpibot/" in k[0]), key=lambda kv: -kv[1][3])
+    ours = sorted(
+        ((k, v) for k, v in stats.items() if "/kpibot/" in k[0]), key=lambda kv: -kv[1][3]
+    )
     lines += [
-        f"    {ms(v[3] / n):7.2f} ms  {v[1] / n:6.1f} calls  {where(k)}" for k, v in own[:top]
+        f"    {ms(v[3] / n):7.2f} ms {v[1] / n:7.1f} calls  {where(k)}" for k, v in ours[:top]
     ]
     lines.append("  own time, any function:")
     flat = sorted(stats.items(), key=lambda kv: -kv[1][2])
     lines += [
-        f"    {ms(v[2] / n):7.2f} ms  {v[1] / n:6.1f} calls  {where(k)}" for k, v in flat[:top]
+        f"    {ms(v[2] / n):7.2f} ms {v[1] / n:7.1f} calls  {where(k)}" for k, v in flat[:top]
     ]
     return lines
 
@@ -672,19 +699,150 @@ def profile_status(bot: Bot, ids: list[str], top: int = 14) -> list[str]:
 # ------------------------------------------------------------------------------ main
 
 
+def prepare(settings: Settings, rng: np.random.Generator, count: int) -> list[Contract]:
+    """Build, store and load the contracts and their figures; nothing here is timed for the result."""
+    heading(
+        f"data: {count} contracts x {KPIS} KPIs x {len(PERIODS)} quarters into SQLite (WAL), "
+        "not timed"
+    )
+    build_s, contracts = timed(lambda: contract_definitions(rng, count))
+    loader = Services.from_settings(settings)
+    stored, contracts_s, figures_s = load_store(loader, contracts, rng)
+    loader.db.dispose()
+    say(
+        f"{stored:,} figures ({MISSING_RATE:.0%} of returns left out); contracts built and compiled "
+        f"in {build_s:.1f} s, stored in {contracts_s:.1f} s; figures stored in {figures_s:.1f} s; "
+        f"KPIBOT_TODAY={TODAY}"
+    )
+    return contracts
+
+
+def measure_status(
+    client: ProcessPoolExecutor, url: str, jobs: list[Job], concurrency: int
+) -> list[Sample]:
+    """The status load against the served kpibot app; prints acks, replies and throughput."""
+    heading(
+        f"/kpi status <contract>: {concurrency} users, each waits for its reply before its next "
+        f"command; {WARMUP} warm-up + {len(jobs) - WARMUP:,} measured"
+    )
+    run = client.submit(run_load, url, jobs[:WARMUP], jobs[WARMUP:], concurrency, True).result()
+    status = check_run("status", run, len(jobs) - WARMUP)
+    seen = {j.text for j in jobs[:WARMUP]}
+    first, repeat = [], []
+    for s in sorted(status, key=lambda s: s.token):  # tokens number the commands in send order
+        (repeat if s.text in seen else first).append(s.reply_s or 0.0)
+        seen.add(s.text)
+    rate = len(status) / run.measured_wall_s
+    say(f"ack   (signed POST -> HTTP response): {spread([s.ack_s for s in status])}")
+    say(f"      {ack_failures(status)}")
+    say(f"reply (signed POST -> status at its response_url): {spread(replies_s(status))}")
+    say(f"      first status of a contract since start ({len(first):,}): {spread(first)}")
+    say(f"      a contract asked for before ({len(repeat):,}): {spread(repeat)}")
+    say(
+        f"throughput {rate:.1f} replies/s over {run.measured_wall_s:.1f} s; with {concurrency} "
+        f"users waiting, the mean reply is about {concurrency}/throughput = "
+        f"{ms(concurrency / rate):.0f} ms (Little's law)"
+    )
+    return status
+
+
+def measure_bare(
+    client: ProcessPoolExecutor, url: str, jobs: list[Job], concurrency: int
+) -> list[Sample]:
+    """The same load against a Bolt app that only acks; prints latency and throughput."""
+    heading(
+        f"bare Bolt app (/kpi only acks): {concurrency} users, {WARMUP} warm-up + "
+        f"{len(jobs) - WARMUP:,} measured"
+    )
+    run = client.submit(run_load, url, jobs[:WARMUP], jobs[WARMUP:], concurrency, False).result()
+    bare = check_run("bare", run, len(jobs) - WARMUP)
+    say(f"signed POST -> HTTP response: {spread([s.ack_s for s in bare])}; {ack_failures(bare)}")
+    say(
+        f"throughput {len(bare) / run.measured_wall_s:.1f} requests/s over {run.measured_wall_s:.1f} s"
+    )
+    return bare
+
+
+def measure_teams(
+    client: ProcessPoolExecutor,
+    settings: Settings,
+    connector: BotConnector,
+    jobs: list[Job],
+    concurrency: int,
+) -> list[TeamsSample]:
+    """The status load as Teams activities against a freshly started app; prints its replies."""
+    heading(
+        f"Teams: kpi status <contract> in {concurrency} users' 1:1 chats, signed activities to "
+        f"/api/messages, on a fresh app; {WARMUP} warm-up + {len(jobs) - WARMUP:,} measured"
+    )
+    teams_jobs = [TeamsJob(f"t{j.token[1:]}", f"kpi {j.text}", j.expect) for j in jobs]
+    key_pem = connector.issuer.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    bot = Bot.from_settings(settings)  # no caches, as the Slack run's bot had at its start
+    with served(create_app(settings, bot)) as url:
+        samples, wall_s = client.submit(
+            run_teams_load,
+            url,
+            key_pem,
+            connector.issuer.kid,
+            connector.app_id,
+            USER,
+            teams_jobs[:WARMUP],
+            teams_jobs[WARMUP:],
+            concurrency,
+        ).result()
+    bot.services.db.dispose()
+    measured = [s for s in samples if s.measured]
+    bad = [s for s in samples if not s.reply_ok or s.status != 200]
+    if bad or len(measured) != len(jobs) - WARMUP:
+        raise BenchmarkFailure(
+            f"teams: {len(bad)} failed or wrong repl(ies), {len(measured)} measured; "
+            f"e.g. {bad[0] if bad else None}"
+        )
+    say(
+        f"reply (signed activity POST -> card at the connector): {spread(teams_replies_s(measured))}"
+    )
+    say(f"throughput {len(measured) / wall_s:.1f} replies/s over {wall_s:.1f} s")
+    return measured
+
+
+def teams_replies_s(samples: Sequence[TeamsSample]) -> list[float]:
+    return [s.reply_s for s in samples if s.reply_s is not None]
+
+
+def replies_s(samples: Sequence[Sample]) -> list[float]:
+    return [s.reply_s for s in samples if s.reply_s is not None]
+
+
+def explain_status(bot: Bot, ids: list[str]) -> None:
+    """Time status serially by phase and profile it, to show where its time goes."""
+    heading(
+        f"where status time goes: {len(ids)} serial status requests through bot.handle "
+        "(no HTTP, no concurrency, caches warm)"
+    )
+    for name, values in status_phases(bot, ids).items():
+        say(f"{name}: {spread(values)}")
+    for line in profile_status(bot, ids):
+        say(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
-    parser.add_argument(
-        "--profile", action="store_true", help="profile status even if it meets its goal"
-    )
+    parser.add_argument("--profile", action="store_true", help="profile status even if on goal")
     parser.add_argument("--contracts", type=int, default=CONTRACTS, help=argparse.SUPPRESS)
     parser.add_argument("--requests", type=int, default=REQUESTS, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(SEED)
+    say(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
 
-    with tempfile.TemporaryDirectory(prefix="kpibot-bench-") as tmp, SlackApiServer() as slack:
+    with (
+        tempfile.TemporaryDirectory(prefix="kpibot-bench-") as tmp,
+        SlackApiServer() as slack,
+        BotConnector(Path(tmp), app_id=TEAMS_APP_ID) as connector,
+    ):
         os.environ.update(
             {
                 "KPIBOT_DATABASE_URL": f"sqlite:///{Path(tmp) / 'kpibot.db'}",
@@ -694,137 +852,72 @@ def main(argv: list[str] | None = None) -> int:
                 "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_BOT_TOKEN": "xoxb-bench",
                 "SLACK_API_URL": slack.api_url,
+                "TEAMS_APP_ID": TEAMS_APP_ID,
+                "TEAMS_APP_PASSWORD": "test-app-password",
+                "TEAMS_OPENID_URL": connector.openid_url,
+                "TEAMS_TOKEN_URL": connector.token_url,
             }
         )
         os.environ.pop("SLACK_APP_TOKEN", None)
         settings = Settings()
-
-        heading(
-            f"data: {args.contracts} contracts x {KPIS} KPIs x {len(PERIODS)} quarters into SQLite (WAL), not timed"
-        )
-        build_s, contracts = timed(lambda: contract_definitions(rng, args.contracts))
-        loader = Services.from_settings(settings)
-        stored, contracts_s, figures_s = load_store(loader, contracts, rng)
-        loader.db.dispose()
-        say(
-            f"{stored:,} figures ({MISSING_RATE:.0%} of returns left out); built and compiled in {build_s:.1f} s, "
-            f"contracts stored in {contracts_s:.1f} s, figures in {figures_s:.1f} s; today is {TODAY}"
-        )
+        contracts = prepare(settings, rng, args.contracts)
 
         # A fresh bot, as a newly started server has: no contract or compiled-terms caches.
         bot = Bot.from_settings(settings)
-        names = {c.id: c.name for c in contracts}
         picks = [
-            contracts[int(i)].id for i in rng.integers(len(contracts), size=WARMUP + args.requests)
+            contracts[int(i)] for i in rng.integers(len(contracts), size=WARMUP + args.requests)
         ]
-        status_jobs = [Job(f"s{i:05d}", f"status {cid}", names[cid]) for i, cid in enumerate(picks)]
-        bare_jobs = [Job(f"b{i:05d}", f"status {cid}", "") for i, cid in enumerate(picks)]
-
+        status_jobs = [Job(f"s{i:05d}", f"status {c.id}", c.name) for i, c in enumerate(picks)]
+        bare_jobs = [Job(f"b{i:05d}", f"status {c.id}", "") for i, c in enumerate(picks)]
         with (
-            tallied_warnings("kpibot", "slack_bolt") as warnings,
+            tallied_warnings("kpibot", "slack_bolt", "microsoft_teams") as warnings,
             ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client,
             served(create_app(settings, bot)) as status_url,
             served(bare_app(slack.api_url)) as bare_url,
         ):
-            heading(
-                f"/kpi status <contract>: {args.concurrency} users, each waits for its reply before the next; "
-                f"{WARMUP} warm-up + {args.requests:,} measured"
-            )
-            status_run = client.submit(
-                run_load,
-                status_url,
-                status_jobs[:WARMUP],
-                status_jobs[WARMUP:],
-                args.concurrency,
-                True,
-            ).result()
-            status = check_run("status", status_run, args.requests)
-            replies = [s.reply_s for s in status if s.reply_s is not None]
-            seen = {j.text for j in status_jobs[:WARMUP]}
-            first, repeat = [], []
-            for s in sorted(status, key=lambda s: s.token):
-                (repeat if s.text in seen else first).append(s.reply_s or 0.0)
-                seen.add(s.text)
-            say(
-                f"ack   (signed POST -> HTTP response 'Working on it…'): {spread([s.ack_s for s in status])}"
-            )
-            say(f"      {ack_failures(status)}")
-            say(f"reply (signed POST -> status at its response_url): {spread(replies)}")
-            say(f"  first status of a contract since start ({len(first):,}): {spread(first)}")
-            say(f"  contract asked before ({len(repeat):,}): {spread(repeat)}")
-            status_rate = len(status) / status_run.measured_wall_s
-            say(
-                f"throughput {status_rate:.1f} replies/s over {status_run.measured_wall_s:.1f} s; with "
-                f"{args.concurrency} waiting users the mean reply is about {args.concurrency}/throughput "
-                f"= {ms(args.concurrency / status_rate):.0f} ms (Little's law)"
-            )
-
-            heading(
-                f"bare Bolt app (/kpi only acks): {args.concurrency} users, {WARMUP} warm-up + {args.requests:,} measured"
-            )
-            bare_run = client.submit(
-                run_load, bare_url, bare_jobs[:WARMUP], bare_jobs[WARMUP:], args.concurrency, False
-            ).result()
-            bare = check_run("bare", bare_run, args.requests)
-            say(
-                f"signed POST -> HTTP response: {spread([s.ack_s for s in bare])}; {ack_failures(bare)}"
-            )
-            say(
-                f"throughput {len(bare) / bare_run.measured_wall_s:.1f} requests/s over {bare_run.measured_wall_s:.1f} s"
-            )
-
+            status = measure_status(client, status_url, status_jobs, args.concurrency)
+            bare = measure_bare(client, bare_url, bare_jobs, args.concurrency)
+            teams = measure_teams(client, settings, connector, status_jobs, args.concurrency)
         if warnings:
             say(
-                "server warnings while serving (counted, not printed): "
+                "warnings logged while serving (counted, not printed): "
                 + "; ".join(f"{n:,}x {message!r}" for message, n in warnings.most_common(5))
             )
 
-        heading(
-            f"chart <contract> <kpi>: {CHART_RUNS} runs, serial, in-process (2 warm-up runs not counted)"
-        )
+        heading(f"chart <contract> <kpi>: {CHART_RUNS} runs, serial, in-process (after 2 warm-up)")
         command_s, render_s = time_charts(bot, contracts, rng, CHART_RUNS)
         say(f"bot.handle(chart): {spread(command_s)}")
         say(f"render_kpi_chart alone: {spread(render_s)}")
 
-        status_p99 = ms(percentile(replies, 99))
+        status_p99 = ms(percentile(replies_s(status), 99))
         bare_p99 = ms(percentile([s.ack_s for s in bare], 99))
         ratio = status_p99 / bare_p99
         chart_median = ms(percentile(command_s, 50))
-
+        teams_p99 = ms(percentile(teams_replies_s(teams), 99))
         if args.profile or status_p99 > GOAL_STATUS_P99_MS:
-            ids = [contracts[int(i)].id for i in rng.integers(len(contracts), size=PROFILE_RUNS)]
-            heading(
-                f"where status time goes: {PROFILE_RUNS} serial status requests through bot.handle "
-                "(no HTTP, no concurrency, warm caches)"
+            explain_status(
+                bot, [contracts[int(i)].id for i in rng.integers(len(contracts), size=PROFILE_RUNS)]
             )
-            for name, values in status_phases(bot, ids).items():
-                say(f"{name}: {spread(values)}")
-            comp = compiled(bot.services.contract(ids[0]) or contracts[0])
-            say(
-                f"(one status runs the store read and Scorecard.build twice: report_period, then the "
-                f"overview; terms for {len(comp)} KPIs are compiled once per contract object)"
-            )
-            for line in profile_status(bot, ids):
-                say(line)
         bot.services.db.dispose()
 
-    rss = peak_rss_mb()
     goals = {
         f"status p99 <= {GOAL_STATUS_P99_MS} ms": status_p99 <= GOAL_STATUS_P99_MS,
         f"status p99 <= {GOAL_RATIO:.0f}x bare p99": ratio <= GOAL_RATIO,
         f"chart median <= {GOAL_CHART_MEDIAN_MS} ms": chart_median <= GOAL_CHART_MEDIAN_MS,
-        "every status ack in time": all(s.acked for s in status),
+        "every status acked": all(s.acked for s in status),
+        f"Teams p99 <= {GOAL_TEAMS_RATIO}x Slack p99": teams_p99 <= GOAL_TEAMS_RATIO * status_p99,
     }
     heading("goals")
     say(
         "; ".join(f"{name}: {'met' if ok else 'MISSED'}" for name, ok in goals.items())
-        + f" (server process peak RSS {rss:,} MB)"
+        + f" (load average {os.getloadavg()[0]:.1f} at the end; peak RSS {peak_rss_mb():,} MB)"
     )
     emit_result(
         status_p99_ms=round(status_p99),
         bare_p99_ms=round(bare_p99),
         ratio=f"{ratio:.2f}",
         chart_median_ms=round(chart_median),
+        teams_p99_ms=round(teams_p99),
     )
     return 1 if args.strict and not all(goals.values()) else 0
 

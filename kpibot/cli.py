@@ -230,9 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_later_commands(sub: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser],  # type: ignore[type-arg]
                         db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     """Commands that live in their own modules register here."""
-    from kpibot import cli_more
+    from kpibot import cli_money, cli_more
 
     cli_more.register(sub, add, db_arg)
+    cli_money.register(sub, add, db_arg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,6 +11,9 @@ Every entry point (CLI, console demo, Slack and Teams adapters, scheduler) build
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +31,8 @@ from kpibot.store.repositories import AuditLog, ContractRepository, FigureReposi
 from kpibot.store.rows import NewFigure
 
 Clock = Callable[[], datetime]
+SCORECARD_CACHE_SIZE = 256
+CONTRACT_CACHE_SECONDS = 60.0
 
 
 @dataclass
@@ -41,6 +46,9 @@ class Services:
     audit: AuditLog
     clock: Clock
     _contract_cache: dict[str, Contract] = field(default_factory=dict)
+    _card_cache: OrderedDict[tuple[object, ...], Scorecard] = field(default_factory=OrderedDict)
+    _cache_lock: threading.Lock = field(default_factory=threading.Lock)
+    _ids: tuple[float, list[str]] | None = None
     status_hooks: list[Callable[[Services, Contract, Period], list[str]]] = field(default_factory=list)
 
     @classmethod
@@ -54,13 +62,22 @@ class Services:
         def utc() -> datetime:
             return now().astimezone(UTC)
 
-        return cls(settings, db, ContractRepository(db, clock=utc), FigureRepository(db, clock=utc),
-                   AuditLog(db, clock=utc), now)
+        services = cls(settings, db, ContractRepository(db, clock=utc), FigureRepository(db, clock=utc),
+                       AuditLog(db, clock=utc), now)
+        install_features(services)
+        return services
 
     def now(self) -> datetime:
         return self.clock()
 
     # ---- contracts ----
+    def contract_ids(self) -> list[str]:
+        """Loaded contract ids, cached for a minute (every command needs them)."""
+        now = time.monotonic()
+        if self._ids is None or now - self._ids[0] > CONTRACT_CACHE_SECONDS:
+            self._ids = (now, self.contracts.ids())
+        return list(self._ids[1])
+
     def contract(self, contract_id: str) -> Contract | None:
         """A contract by id (cached; ``reload`` clears it)."""
         if contract_id not in self._contract_cache:
@@ -77,6 +94,7 @@ class Services:
 
     def reload(self) -> None:
         self._contract_cache.clear()
+        self._ids = None
 
     def load_contracts(self, paths: Iterable[Path], actor: str, with_history: bool = True) -> list[Contract]:
         """Validate every file first; only if all are valid, upsert them (and their demo history)."""
@@ -114,9 +132,34 @@ class Services:
         frame = self.figures.current_frame(contract_ids)
         return frame.reindex(columns=[*FIGURE_COLUMNS, "late", "submitted_at", "status"])
 
+    def figures_version(self, contract_id: str) -> tuple[int, int, int]:
+        """Changes whenever a contract's figures change: (latest id, rows, rows not 'submitted')."""
+        from sqlalchemy import case, func, select
+
+        from kpibot.store.schema import FigureRecord
+
+        query = select(
+            func.max(FigureRecord.id), func.count(FigureRecord.id),
+            func.sum(case((FigureRecord.status != "submitted", 1), else_=0)),
+        ).where(FigureRecord.contract_id == contract_id)
+        with self.db.session(read_only=True) as session:
+            latest, rows, flagged = session.execute(query).one()
+        return int(latest or 0), int(rows or 0), int(flagged or 0)
+
     def scorecard(self, contract: Contract, at: Period | None = None) -> Scorecard:
-        figures = self.figures_frame([contract.id])
-        return Scorecard.build(contract, figures, [at] if at is not None else None)
+        """The contract's evaluated scorecard, cached until its figures change."""
+        key = (contract.id, id(contract), self.figures_version(contract.id), at.label if at else None)
+        with self._cache_lock:
+            hit = self._card_cache.get(key)
+            if hit is not None:
+                self._card_cache.move_to_end(key)
+                return hit
+        card = Scorecard.build(contract, self.figures_frame([contract.id]), [at] if at is not None else None)
+        with self._cache_lock:
+            self._card_cache[key] = card
+            while len(self._card_cache) > SCORECARD_CACHE_SIZE:
+                self._card_cache.popitem(last=False)
+        return card
 
     def is_late(self, contract: Contract) -> Callable[[Period], bool]:
         """Whether a return for a period arriving now is late (after its due date)."""
@@ -173,3 +216,10 @@ class Services:
             return last
         first = period_containing(contract.start, contract.reporting.period, contract.reporting.year_start_month)
         return first if p.start < first.start else p
+
+
+def install_features(services: Services) -> None:
+    """Let feature modules add their lines to status and summaries (money at risk, action plans)."""
+    from kpibot import money
+
+    money.install(services)

@@ -328,8 +328,8 @@ def test_cancel_replaces_the_preview(harness: Harness) -> None:
     assert not buttons(response["blocks"])
 
 
-def test_a_long_note_outgrows_the_button_and_still_confirms(harness: Harness) -> None:
-    note = "checked " * 400
+def test_a_note_at_the_limit_fits_the_button_and_confirms(harness: Harness) -> None:
+    note = ("checked " * 70)[:500].strip()
     harness.command(
         f"submit childrens-trust C1 2019/20 Q3 86/100 {note} reason: recount", user="U-TRUST"
     )
@@ -347,7 +347,16 @@ def test_a_long_note_outgrows_the_button_and_still_confirms(harness: Harness) ->
 
     assert "Amended" in harness.slack.wait_for("/response/", 2, timeout=10)[1]["text"]
     (figure,) = harness.current("childrens-trust", "C1", "2019/20 Q3")
-    assert figure.value == 86.0 and figure.note == note.strip()
+    assert figure.value == 86.0 and figure.note == note
+
+
+def test_a_note_over_the_limit_says_how_far_over(harness: Harness) -> None:
+    harness.command(
+        f"submit childrens-trust C1 2019/20 Q3 86/100 {'x' * 520} reason: recount", user="U-TRUST"
+    )
+    reply = harness.slack.wait_for("/response/", timeout=10)[0]
+    assert "limited to 500 characters; yours is 20 over" in str(reply["blocks"])
+    assert len(harness.current("childrens-trust", "C1", "2019/20 Q3")) == 1
 
 
 # ---------------------------------------------------------------------- modal

@@ -102,7 +102,7 @@ class SlackAdapter:
             client=client,
             signing_secret=_secret(settings.slack_signing_secret),
             request_verification_enabled=True,
-            process_before_response=False,
+            process_before_response=True,
             logger=_QUIET_LOG,
         )
         self._register()

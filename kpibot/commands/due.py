@@ -32,7 +32,7 @@ class DueHandler:
                 return resolved
             contracts = [resolved[0]]
         else:
-            ids = ctx.policy.visible(ctx.who, ctx.services.contracts.ids())
+            ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
             contracts = [c for c in (ctx.services.contract(i) for i in ids) if c is not None]
         today = ctx.services.now().date()
         reply = Reply(f"Returns due · from {today:%-d %b %Y}", columns=["Contract", "Return", "Due", "Status"])

@@ -118,7 +118,7 @@ class IncidentHandler:
         if args[0].lower() == "report":
             parsed = parse_report(args[1:])
             return parsed if isinstance(parsed, Reply) else None
-        named = args[0] if args[0] in ctx.services.contracts.ids() else None
+        named = args[0] if args[0] in ctx.services.contract_ids() else None
         rest = args[1:] if named else args
         if not rest or " " in rest[0].strip():
             return error(NO_TYPE.format(contract=f"{named} " if named else ""), "Which type?")
@@ -134,7 +134,7 @@ class IncidentHandler:
 
     def open(self, request: Request, ctx: Context) -> Reply:
         args = list(request.args)
-        ids = ctx.services.contracts.ids()
+        ids = ctx.services.contract_ids()
         bound = ctx.policy.bound_contract(request.channel)
         if args[0] not in ids and bound is not None:
             args = [bound, *args]
@@ -244,7 +244,7 @@ class IncidentsHandler:
         words = [a for a in request.args if a.lower() != "open"]
         open_only = len(words) != len(request.args)
         if not words and ctx.policy.bound_contract(request.channel) is None:
-            ids = ctx.policy.visible(ctx.who, ctx.services.contracts.ids())
+            ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
             if not ids:
                 return Reply(
                     "No contracts yet",

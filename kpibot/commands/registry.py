@@ -15,10 +15,12 @@ import uuid
 from kpibot import messages
 from kpibot.commands.base import Context, Handler, Reply, Request
 from kpibot.commands.chart import ChartHandler
+from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.importfile import ImportHandler
+from kpibot.commands.payments import PaymentsHandler
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.whoami import WhoamiHandler
@@ -33,7 +35,7 @@ def register(handler: Handler) -> None:
 
 
 for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
-           IncidentsHandler(), WhoamiHandler(), HelpHandler()):
+           IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), WhoamiHandler(), HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

@@ -35,7 +35,7 @@ def resolve_contract(request: Request, ctx: Context, action: str, args: list[str
                      ) -> tuple[Contract, list[str]] | Reply:
     """The contract named first in ``args`` (or bound to the channel) and the remaining args."""
     args = list(request.args if args is None else args)
-    ids = ctx.services.contracts.ids()
+    ids = ctx.services.contract_ids()
     contract: Contract | None = None
     if args and args[0] in ids:
         contract = ctx.services.contract(args[0])

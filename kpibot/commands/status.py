@@ -76,7 +76,7 @@ class StatusHandler:
 
     # ------------------------------------------------------------------ views
     def overview_all(self, ctx: Context) -> Reply:
-        ids = ctx.policy.visible(ctx.who, ctx.services.contracts.ids())
+        ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
         if not ids:
             return Reply("No contracts yet", f"You have no kpibot contracts yet. {ctx.policy.grantor} can give "
                          "you access.", kind="refusal", ephemeral=True)
@@ -113,6 +113,9 @@ class StatusHandler:
             late = self._late_missing(ctx, contract, missing)
             if late:
                 lines.append("*Late or missing returns:* " + late)
+        outlook = _year_end_outlook(card, contract, period)
+        if outlook:
+            lines.append(outlook)
         extra = ctx.services.status_extras(contract, period)
         lines.extend(extra)
         reply = Reply(f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""), "\n".join(lines),
@@ -170,6 +173,9 @@ class StatusHandler:
             last = hist[hist["value"].notna()]
             if not last.empty:
                 lines.append(f"*Trend:* {trend_text(last['trend'].iloc[-1])}")
+        outlook = _forecast_line(card, kpi.code, period)
+        if outlook:
+            lines.append(f"*Outlook:* {outlook}")
         nxt = ctx.services.next_due(contract, ctx.services.now().date())
         if nxt:
             lines.append(f"*Next return due:* {nxt}")
@@ -189,6 +195,40 @@ class StatusHandler:
             reply.text += "\nNo figures yet."
         reply.actions.append(Action(f"Chart {kpi.code}", f"chart {contract.id} {kpi.code}", "primary"))
         return reply
+
+
+def _forecasts(card: Scorecard, period: Period | None) -> pd.DataFrame:
+    from kpibot.engine.forecast import forecast_scorecard
+
+    if card.frame.empty:
+        return pd.DataFrame()
+    return forecast_scorecard(card, period)
+
+
+def _forecast_line(card: Scorecard, code: str, period: Period | None) -> str | None:
+    """The KPI's year-end (annual targets) or next-period outlook in one sentence."""
+    fc = _forecasts(card, period)
+    if fc.empty:
+        return None
+    row = fc[fc["kpi"] == code]
+    if row.empty or not isinstance(row["statement"].iloc[0], str) or not row["statement"].iloc[0]:
+        return None
+    return str(row["statement"].iloc[0])
+
+
+def _year_end_outlook(card: Scorecard, contract: Contract, period: Period) -> str | None:
+    """Annual targets projected to miss: '*Year-end outlook:* PA-1 on this trajectory …'."""
+    annual = {k.code for k in contract.kpis if k.target_basis == "annual"}
+    if not annual:
+        return None
+    fc = _forecasts(card, period)
+    if fc.empty:
+        return None
+    risky = fc[fc["kpi"].isin(annual) & fc["rag"].isin(["red", "amber"])]
+    if risky.empty:
+        return None
+    parts = [f"{r.kpi}: {r.statement}" for r in risky.itertuples() if isinstance(r.statement, str)][:4]
+    return "*Year-end outlook:* " + "; ".join(parts)
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -31,7 +31,7 @@ MAX_TEXT = 500
 
 
 def submit_form(ctx: Context, contract_id: str = "", kpi: str = "", period: str = "") -> Form:
-    ids = [c for c in ctx.services.contracts.ids() if ctx.policy.can(ctx.who, "submit", c)]
+    ids = [c for c in ctx.services.contract_ids() if ctx.policy.can(ctx.who, "submit", c)]
     return Form("Submit a figure", "submit", (
         FormField("contract", "Contract", "childrens-trust", contract_id, tuple(ids)),
         FormField("kpi", "KPI", "e.g. C1", kpi),

@@ -26,7 +26,7 @@ class WhoamiHandler:
         return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
-        ids = ctx.policy.visible(ctx.who, ctx.services.contracts.ids())
+        ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
         lines = [ROLE_WORDS[ctx.who.role], f"*Contracts:* {', '.join(ids) if ids else 'none'}"]
         bound = ctx.policy.bound_contract(request.channel)
         if bound:

@@ -25,9 +25,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+if TYPE_CHECKING:
+    from kpibot.engine.model import Contract
 
 ReturnStatus = Literal["on_time", "late", "missing", "not_due"]
 Rag = Literal["red", "amber", "green", "grey"]
@@ -199,8 +203,8 @@ def assess_submissions(
     ...        for i in (1, 2, 3)]
     >>> got = {"Q1": ReturnReceipt("Q1", datetime(2019, 3, 1, tzinfo=UTC), 10, 1)}
     >>> a = assess_submissions(None, due, got, datetime(2019, 12, 1, tzinfo=UTC))
-    >>> a.timeliness.percent, a.accuracy.percent, a.current_streak
-    (33.33333333333333, 0.0, 2)
+    >>> round(a.timeliness.percent, 1), a.accuracy.percent, a.current_streak
+    (33.3, 0.0, 2)
     """
     terms = terms or DataSubmissionTerms(clause="")
     records: list[ReturnRecord] = []
@@ -228,7 +232,6 @@ def assess_submissions(
     on_time = sum(r.status == "on_time" for r in counted)
     late = sum(r.status == "late" for r in counted)
     missing = sum(r.status == "missing" for r in counted)
-    clause = f" ({terms.clause})" if terms.clause else ""
     timeliness = SubmissionScore(
         "Timeliness",
         _percent(on_time, len(counted)),
@@ -237,13 +240,12 @@ def assess_submissions(
         terms.timeliness_target_percent,
         (
             f"{on_time} of {len(counted)} returns due so far arrived by their due date "
-            f"({late} late, {missing} not received); target {terms.timeliness_target_percent:g}%"
-            f"{clause}"
+            f"({late} late, {missing} not received)"
             if counted
             else "no return has fallen due yet"
         ),
     )
-    accuracy = _accuracy(terms, [r for r in records if r.received_at is not None], clause)
+    accuracy = _accuracy(terms, [r for r in records if r.received_at is not None])
     return SubmissionAssessment(
         terms.clause or None,
         tuple(records),
@@ -254,23 +256,18 @@ def assess_submissions(
     )
 
 
-def _accuracy(terms: DataSubmissionTerms, received: list[ReturnRecord], clause: str) -> SubmissionScore:
+def _accuracy(terms: DataSubmissionTerms, received: list[ReturnRecord]) -> SubmissionScore:
     target = terms.accuracy_target_percent
     if terms.accuracy_unit == "figure":
         total = sum(r.figures for r in received)
         clean = total - sum(r.amended for r in received)
-        why = (
-            f"{clean} of {total} figures received were never amended afterwards; "
-            f"target {target:g}%{clause}"
-        )
+        why = f"{clean} of {total} figures received were never amended afterwards"
     else:
         total = len(received)
         clean = sum(r.amended == 0 for r in received)
         amended = [r.label for r in received if r.amended]
-        why = (
-            f"{clean} of {total} returns received had no figure amended afterwards"
-            + (f" (amended: {', '.join(amended)})" if amended else "")
-            + f"; target {target:g}%{clause}"
+        why = f"{clean} of {total} returns received had no figure amended afterwards" + (
+            f" (amended: {', '.join(amended)})" if amended else ""
         )
     if total == 0:
         why = "no return has been received yet, so accuracy cannot be measured"
@@ -406,3 +403,46 @@ def rate_service(
             )
         )
     return ServiceRating(terms, tuple(out))
+
+
+def outcome_checks(
+    contract: Contract,
+    frame: pd.DataFrame | None,
+    terms: ServiceRagTerms,
+    year: int,
+    periods: Sequence[str],
+) -> list[OutcomeCheck]:
+    """One check per outcome KPI with a target in ``year``, for each of ``periods``.
+
+    ``frame`` is a ``Scorecard.frame``. Only "met" counts as achieved: within tolerance is not
+    "achieved". KPIs exempt that year, and figures whose target cannot be assessed (a benchmark
+    not in), are left out.
+    """
+    # The scorecard imports the contract model, which imports this module for its schema.
+    from kpibot.engine.scorecard import compiled
+
+    comp = compiled(contract)
+    rated = []
+    for k in contract.kpis:
+        t = comp[k.code].years.get(year)
+        if (
+            k.category in terms.outcome_categories
+            and t is not None
+            and t.target.kind != "none"
+            and not t.exempt
+        ):
+            rated.append(k.code)
+    found: dict[tuple[str, str], str] = {}
+    if frame is not None and not frame.empty:
+        sub = frame[
+            frame["kpi"].isin(rated) & frame["period"].isin(list(periods)) & frame["value"].notna()
+        ]
+        found = {(r.kpi, r.period): str(r.position) for r in sub.itertuples()}
+    out = []
+    for label in periods:
+        for code in rated:
+            position = found.get((code, label))
+            if position == "no_target":
+                continue
+            out.append(OutcomeCheck(code, label, position == "met", position is not None))
+    return out

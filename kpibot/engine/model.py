@@ -22,7 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kpibot.engine.payments import PaymentsField, PaymentTerms
 from kpibot.engine.periods import Period, PeriodError, parse_period
+from kpibot.engine.profile import check_shares
 
 Unit = Literal["percent", "count", "days", "score", "rate", "grade"]
 Polarity = Literal["bigger", "smaller"]
@@ -124,6 +126,10 @@ class KPI(_Strict):
     benchmark_available: bool | None = None
     target_basis: Literal["period", "annual"] = "period"
     rollup: Rollup = "latest"
+    profile: list[float] | None = Field(
+        default=None,
+        description="Seasonal shares of an annual target per quarter (4) or month (12), in percent",
+    )
     notes: str | None = None
 
     @field_validator("polarity", mode="before")
@@ -135,6 +141,11 @@ class KPI(_Strict):
     @classmethod
     def _code(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: list[float] | None) -> list[float] | None:
+        return None if value is None else check_shares(value)
 
     @model_validator(mode="after")
     def _has_target(self) -> KPI:
@@ -215,7 +226,7 @@ class Contract(_Strict):
     history: list[HistoryFigure] = Field(default_factory=list)
     calendar: dict[str, Any] = Field(default_factory=dict)
     incidents: dict[str, Any] = Field(default_factory=dict)
-    payments: dict[str, Any] = Field(default_factory=dict)
+    payments: PaymentsField = Field(default_factory=PaymentTerms)
     meetings: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("id")

@@ -128,8 +128,7 @@ class Scorecard:
             return self.frame
         wanted = {k.code: _period_for(self.contract, k, period) for k in self.contract.kpis}
         labels = {code: p.label for code, p in wanted.items() if p is not None}
-        mask = self.frame.apply(lambda r: labels.get(r["kpi"]) == r["period"], axis=1)
-        rows = self.frame[mask]
+        rows = self.frame[self.frame["kpi"].map(labels) == self.frame["period"]]
         order = {k.code: i for i, k in enumerate(self.contract.kpis)}
         return rows.assign(_o=rows["kpi"].map(order)).sort_values("_o").drop(columns="_o")
 

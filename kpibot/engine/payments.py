@@ -1,0 +1,934 @@
+"""Payment terms (the ``payments:`` section of a contract) and what they pay in a contract year.
+
+Three payment models from the seeds, each evaluated from the scorecard, never typed in:
+
+* ``per_kpi_incentive`` (seed 000, Table 1 footnote 1): each main KPI that meets its performance
+  level earns a share of the annual contract value (ACV), pro rata for a part year; a KPI exempt
+  from its level that year is a guaranteed award.
+* ``block_plus_incentive`` (seed 001, 2.2.2): a guaranteed block (80% of ACV) and an incentivised
+  share (20%) paid on programme participation tiers, with a critical-failure floor per programme.
+* ``service_rag`` (seed 003, Schedule 2): a share of the annual payment withheld when the service
+  is graded red (see ``kpibot.engine.compliance``).
+
+Amounts are shares of ACV (``Decimal``); a report turns them into pounds when the contract gives
+an ACV. Every line carries a plain-English reason that cites the clause and the figures.
+
+>>> Tier(label="10% Target", target=2000, payment="+2%").payment
+Decimal('0.02')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from fractions import Fraction
+from functools import partial
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from kpibot.engine.compliance import DataSubmissionTerms, ServiceRagTerms, ServiceRating
+from kpibot.engine.describe import money
+from kpibot.engine.periods import Period, period_containing
+
+if TYPE_CHECKING:
+    from kpibot.engine.model import Contract, ContractYear
+
+Status = Literal["guaranteed", "earned", "on_track", "at_risk", "not_earned", "withheld"]
+STATUS_WORDS: dict[str, str] = {
+    "guaranteed": "guaranteed",
+    "earned": "earned",
+    "on_track": "on track",
+    "at_risk": "at risk",
+    "not_earned": "not earned",
+    "withheld": "withheld",
+}
+MetRule = Literal["annual_else_latest_period", "annual_only", "every_period"]
+INCENTIVE_SCHEMES = ("per_kpi_incentive", "block_plus_incentive")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def pct(share: Decimal | float) -> str:
+    """A share of ACV as a percentage: ``Decimal('0.0025')`` → ``'0.25%'``."""
+    text = f"{Decimal(share) * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+# ------------------------------------------------------------------ schema
+
+
+class PerKpiIncentive(_Strict):
+    """Seed 000: a share of ACV for each incentive KPI that meets its performance level.
+
+    ``met_rule`` says what "meets its performance level" for a year means:
+    ``annual_else_latest_period`` (the annual figure; failing one, the latest period reported in
+    the year), ``annual_only``, or ``every_period`` (every period of the year met).
+    ``no_target_rule`` covers years whose level is only to record data ("To record BF rates ...
+    in agreement with commissioner"): met by reporting a figure, or not payable.
+    """
+
+    clause: str
+    share_of_acv_per_kpi: Decimal | None = Field(default=None, gt=0, le=1)
+    kpis: list[str] = Field(default_factory=list)
+    incentivised_share: Decimal | None = Field(default=None, gt=0, le=1)
+    exempt_guaranteed: bool = True
+    met_rule: MetRule = "annual_else_latest_period"
+    no_target_rule: Literal["reported_counts_as_met", "not_payable"] = "reported_counts_as_met"
+    note: str | None = None
+
+
+class Tier(_Strict):
+    """One incentive tier: reaching ``target`` participants pays ``payment`` ("+2%" or 0.02)."""
+
+    label: str
+    target: float = Field(gt=0)
+    payment: Decimal = Field(gt=0, le=1)
+
+    @field_validator("payment", mode="before")
+    @classmethod
+    def _percent_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lstrip("+").strip()
+            if text.endswith("%"):
+                try:
+                    return Decimal(text[:-1].strip()) / 100
+                except ArithmeticError:
+                    raise ValueError(f"'{value}' is not a percentage like '+2%'") from None
+        return value
+
+
+class Programme(_Strict):
+    """One incentivised programme (seed 001's table row) and the KPI that counts its participants."""
+
+    programme: str
+    kpi: str
+    critical_failure: float | None = Field(default=None, ge=0)
+    baseline_target: float = Field(gt=0)
+    max_limit: float | None = Field(default=None, gt=0)
+    pot_share: Decimal | None = Field(default=None, gt=0, le=1)
+    tiers: list[Tier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Programme:
+        name = self.programme
+        if self.critical_failure is not None and self.critical_failure > self.baseline_target:
+            raise ValueError(
+                f"{name}: critical_failure {self.critical_failure:g} is above the baseline target "
+                f"{self.baseline_target:g}; the floor must be at or below the baseline"
+            )
+        previous = self.baseline_target
+        for tier in self.tiers:
+            if tier.target < self.baseline_target:
+                raise ValueError(
+                    f"{name}: tier '{tier.label}' ({tier.target:g}) is below the baseline target "
+                    f"({self.baseline_target:g}); a tier must be at or above its baseline"
+                )
+            if tier.target < previous:
+                raise ValueError(
+                    f"{name}: tiers must rise; '{tier.label}' is below the tier before it"
+                )
+            if self.max_limit is not None and tier.target > self.max_limit:
+                raise ValueError(
+                    f"{name}: tier '{tier.label}' ({tier.target:g}) is above max_limit {self.max_limit:g}"
+                )
+            previous = tier.target
+        return self
+
+
+class BlockPlusIncentive(_Strict):
+    """Seed 001: a guaranteed block share of ACV plus an incentivised share paid on tiers.
+
+    ``tier_payment_basis`` is how a tier's "+2%" is read: ``share_of_acv`` (2% of the annual
+    contract value) or ``share_of_programme_pot`` (2% of the programme's part of the incentivised
+    share; ``pot_share`` per programme, else an equal split).
+    """
+
+    clause: str
+    guaranteed_share: Decimal = Field(ge=0, le=1)
+    incentivised_share: Decimal = Field(ge=0, le=1)
+    tier_payment_basis: Literal["share_of_acv", "share_of_programme_pot"] = "share_of_acv"
+    programmes: list[Programme] = Field(min_length=1)
+    critical_failure_clause: str | None = None
+    critical_failure_remedy: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shares(self) -> BlockPlusIncentive:
+        if self.guaranteed_share + self.incentivised_share > 1:
+            raise ValueError(
+                f"guaranteed_share {pct(self.guaranteed_share)} plus incentivised_share "
+                f"{pct(self.incentivised_share)} is more than 100% of the contract value"
+            )
+        names = [p.programme for p in self.programmes]
+        kpis = [p.kpi for p in self.programmes]
+        for label, values in (("programme", names), ("programme KPI", kpis)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"each {label} may appear once; repeated: {', '.join(dupes)}")
+        if self.tier_payment_basis == "share_of_acv":
+            total = sum((t.payment for p in self.programmes for t in p.tiers), Decimal(0))
+            if total > self.incentivised_share:
+                raise ValueError(
+                    f"the tier payments add up to {pct(total)} of the contract value, more than the "
+                    f"incentivised share of {pct(self.incentivised_share)}"
+                )
+        else:
+            pots = sum((p.pot_share or Decimal(0) for p in self.programmes), Decimal(0))
+            if pots > 1:
+                raise ValueError(
+                    f"the programmes' pot_share values add up to {pct(pots)}, more than 100%"
+                )
+            for p in self.programmes:
+                paid = sum((t.payment for t in p.tiers), Decimal(0))
+                if paid > 1:
+                    raise ValueError(
+                        f"{p.programme}: its tiers pay {pct(paid)} of its pot, more than 100%"
+                    )
+        return self
+
+    def pot(self, programme: Programme) -> Decimal:
+        """A programme's part of the incentivised share, as a share of ACV."""
+        if self.tier_payment_basis == "share_of_acv":
+            return sum((t.payment for t in programme.tiers), Decimal(0))
+        share = programme.pot_share or Decimal(1) / len(self.programmes)
+        return self.incentivised_share * share
+
+    def tier_share(self, programme: Programme, tier: Tier) -> Decimal:
+        """What one tier pays, as a share of ACV, under the chosen reading."""
+        if self.tier_payment_basis == "share_of_acv":
+            return tier.payment
+        return tier.payment * self.pot(programme)
+
+    def reading(self) -> str:
+        """The reading of "+2%" in plain English, for reasons and the report footer."""
+        if self.tier_payment_basis == "share_of_acv":
+            total = sum((t.payment for p in self.programmes for t in p.tiers), Decimal(0))
+            return (
+                f"a tier's payment is read as a share of the annual contract value, so "
+                f"{len(self.programmes)} programmes' tiers add up to {pct(total)}, the "
+                f"{pct(self.incentivised_share)} incentivised share ({self.clause})"
+            )
+        return (
+            f"a tier's payment is read as a share of its programme's pot (the "
+            f"{pct(self.incentivised_share)} incentivised share split over "
+            f"{len(self.programmes)} programmes) ({self.clause})"
+        )
+
+
+class FinanceException(_Strict):
+    """Seed 003, 5d: an exception report when spend varies from forecast by more than this."""
+
+    clause: str
+    variance_percent: float = Field(gt=0)
+    report_must_cover: list[str] = Field(default_factory=list)
+    note: str | None = None
+
+
+class PaymentTerms(_Strict):
+    """The ``payments:`` section: which payment models a contract uses and how it reads them.
+
+    ``pro_rata_part_years`` scales every ACV share by the contract year's months / 12 (seed 000's
+    Year 0 is Oct–Mar: 6/12).
+    """
+
+    pro_rata_part_years: bool = True
+    per_kpi_incentive: PerKpiIncentive | None = None
+    block_plus_incentive: BlockPlusIncentive | None = None
+    service_rag: ServiceRagTerms | None = None
+    data_submission: DataSubmissionTerms | None = None
+    finance_exception: FinanceException | None = None
+
+    @property
+    def has_money(self) -> bool:
+        """True when the contract sets a payment model kpibot evaluates."""
+        return any((self.per_kpi_incentive, self.block_plus_incentive, self.service_rag))
+
+
+def check_against_contract(terms: PaymentTerms, info: ValidationInfo) -> PaymentTerms:
+    """Cross-check payment terms with the contract's KPIs (validated before ``payments``)."""
+    kpis = info.data.get("kpis")
+    if not kpis:
+        return terms
+    known = {k.code.lower(): k for k in kpis}
+
+    def need(code: str, where: str) -> Any:
+        kpi = known.get(code.strip().lower())
+        if kpi is None:
+            raise ValueError(f"{where} names KPI '{code}', which this contract does not define")
+        return kpi
+
+    inc = terms.per_kpi_incentive
+    if inc is not None:
+        weighted = [k.code for k in kpis if k.incentive_weight is not None]
+        listed = [need(c, "per_kpi_incentive.kpis").code for c in inc.kpis] or weighted
+        if not listed:
+            raise ValueError("per_kpi_incentive lists no KPIs and no KPI has an incentive_weight")
+        stray = [c for c in weighted if c not in listed]
+        if stray:
+            raise ValueError(
+                f"KPI {stray[0]} has an incentive_weight but is not in per_kpi_incentive.kpis; "
+                "list it or remove its weight"
+            )
+        total = Decimal(0)
+        for code in listed:
+            weight = known[code.lower()].incentive_weight or inc.share_of_acv_per_kpi
+            if weight is None:
+                raise ValueError(
+                    f"per_kpi_incentive: KPI {code} has no incentive_weight and the section sets no "
+                    "share_of_acv_per_kpi"
+                )
+            total += weight
+        cap = inc.incentivised_share if inc.incentivised_share is not None else Decimal(1)
+        if total > cap:
+            raise ValueError(
+                f"per_kpi_incentive: the incentive weights add up to {pct(total)} of the contract "
+                f"value, more than the incentivised share of {pct(cap)}"
+            )
+    if terms.block_plus_incentive is not None:
+        for i, p in enumerate(terms.block_plus_incentive.programmes):
+            need(p.kpi, f"block_plus_incentive.programmes[{i}] ({p.programme}).kpi")
+    ds = terms.data_submission
+    if ds is not None:
+        for name in ("timeliness_kpi", "accuracy_kpi"):
+            code = getattr(ds, name)
+            if code is not None:
+                need(code, f"data_submission.{name}")
+    return terms
+
+
+PaymentsField = Annotated[PaymentTerms, AfterValidator(check_against_contract)]
+"""The type of ``Contract.payments``: the schema plus the cross-checks against the KPIs."""
+
+
+# ------------------------------------------------------------------ evidence from the scorecard
+
+
+@dataclass(frozen=True)
+class KpiEvidence:
+    """What the figures say about one incentive KPI in one contract year."""
+
+    code: str
+    position: str
+    period: str | None = None
+    basis: str = ""
+    value_text: str = "—"
+    final: bool = False
+    awaiting: str = ""
+
+
+@dataclass(frozen=True)
+class ProgrammeEvidence:
+    """Participants counted so far in a contract year, and how much of the year that covers."""
+
+    code: str
+    total: float | None
+    through: str | None
+    covered: Fraction
+    final: bool
+    annual: bool = False
+
+
+def year_periods(contract: Contract, year: ContractYear) -> list[Period]:
+    """The reporting periods (quarters, usually) that make up a contract year, in order."""
+    kind = contract.reporting.period
+    p = period_containing(year.start, kind, contract.reporting.year_start_month)
+    out = []
+    while p.start <= year.end:
+        found = contract.year_for(p)
+        if found is not None and found.year == year.year:
+            out.append(p)
+        p = p.shift(1)
+    return out
+
+
+def _rows(
+    contract: Contract,
+    frame: pd.DataFrame | None,
+    code: str,
+    year: ContractYear,
+    as_of: Period | None,
+) -> pd.DataFrame | None:
+    if frame is None or frame.empty:
+        return frame
+    rows = frame[(frame["kpi"] == code) & (frame["year"] == year.year) & frame["value"].notna()]
+    if as_of is not None and not rows.empty:
+        ends = rows["period"].map(lambda label: contract.parse_period(label).end)
+        rows = rows[ends <= as_of.end]
+    return rows.sort_values("period_start") if not rows.empty else rows
+
+
+def kpi_evidence(
+    contract: Contract,
+    frame: pd.DataFrame | None,
+    year: ContractYear,
+    rule: MetRule,
+    today: date,
+    as_of: Period | None = None,
+) -> dict[str, KpiEvidence]:
+    """Evidence for every KPI in ``frame`` (a ``Scorecard.frame``) under the met rule."""
+    from kpibot.engine.describe import format_value
+    from kpibot.engine.scorecard import compiled
+
+    comp = compiled(contract)
+    periods = year_periods(contract, year)
+    ended = today > year.end
+    out: dict[str, KpiEvidence] = {}
+    for kpi in contract.kpis:
+        rows = _rows(contract, frame, kpi.code, year, as_of)
+        unit = comp[kpi.code].unit
+        if rows is None or rows.empty:
+            out[kpi.code] = KpiEvidence(kpi.code, "missing", awaiting="a figure")
+            continue
+        annual = rows[rows["kind"] == "year"]
+        parts = rows[rows["kind"] != "year"]
+        if not annual.empty:
+            r = annual.iloc[-1]
+            out[kpi.code] = KpiEvidence(
+                kpi.code,
+                str(r["position"]),
+                str(r["period"]),
+                "annual figure",
+                format_value(r["value"], unit),
+                True,
+            )
+            continue
+        awaiting = "the annual figure" if rule == "annual_only" else ""
+        if rule == "every_period" and not parts.empty:
+            bad = parts[parts["position"] != "met"]
+            r = bad.iloc[0] if not bad.empty else parts.iloc[-1]
+            complete = ended and len(parts) >= len(periods)
+            final = not bad.empty and str(bad.iloc[0]["position"]) in (
+                "not_met",
+                "within_tolerance",
+            )
+            out[kpi.code] = KpiEvidence(
+                kpi.code,
+                str(r["position"]),
+                str(r["period"]),
+                "a period of the year" if not bad.empty else "every period so far",
+                format_value(r["value"], unit),
+                final or complete,
+                "" if complete else "the rest of the year's periods",
+            )
+            continue
+        r = parts.iloc[-1]
+        last = str(r["period"])
+        is_last = bool(periods) and last == periods[-1].label
+        final = rule == "annual_else_latest_period" and ended and is_last
+        if not final and not awaiting:
+            awaiting = "the year's last period or the annual figure"
+        out[kpi.code] = KpiEvidence(
+            kpi.code,
+            str(r["position"]),
+            last,
+            "latest period",
+            format_value(r["value"], unit),
+            final,
+            awaiting,
+        )
+    return out
+
+
+def programme_evidence(
+    contract: Contract,
+    frame: pd.DataFrame | None,
+    year: ContractYear,
+    code: str,
+    today: date,
+    as_of: Period | None = None,
+) -> ProgrammeEvidence:
+    """Participants so far: the annual figure if in, else the sum of the year's periods."""
+    rows = _rows(contract, frame, code, year, as_of)
+    if rows is None or rows.empty:
+        return ProgrammeEvidence(code, None, None, Fraction(0), False)
+    annual = rows[rows["kind"] == "year"]
+    if not annual.empty:
+        return ProgrammeEvidence(
+            code,
+            float(annual["value"].iloc[-1]),
+            str(annual["period"].iloc[-1]),
+            Fraction(1),
+            True,
+            annual=True,
+        )
+    periods = [p.label for p in year_periods(contract, year)]
+    parts = rows[rows["period"].isin(periods)]
+    if parts.empty:
+        return ProgrammeEvidence(code, None, None, Fraction(0), False)
+    last = str(parts["period"].iloc[-1])
+    covered = Fraction(periods.index(last) + 1, len(periods))
+    final = today > year.end and len(parts) >= len(periods)
+    return ProgrammeEvidence(code, float(parts["value"].sum()), last, covered, final)
+
+
+# ------------------------------------------------------------------ the report
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    """One payable item: what, its status, its share of ACV (pro rata), and why.
+
+    ``label`` names it in a verdict ("1b", "Physical Activity"); ``cause`` is the short reason
+    it is at risk or not earned ("below target", "no figure yet").
+    """
+
+    scheme: str
+    label: str
+    item: str
+    status: Status
+    share: Decimal
+    reason: str
+    cause: str = ""
+    critical: bool = False
+
+
+@dataclass(frozen=True)
+class PaymentReport:
+    """What a contract pays in one contract year: lines, totals, readings and notes."""
+
+    contract_id: str
+    contract_name: str
+    year: int
+    year_name: str
+    months: int
+    fraction: Fraction
+    complete: bool
+    acv: Decimal | None
+    currency: str
+    lines: tuple[PaymentLine, ...]
+    readings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def total(self, *statuses: str, incentive_only: bool = False) -> Decimal:
+        """The share of ACV in lines with these statuses (all lines without any)."""
+        return sum(
+            (
+                ln.share
+                for ln in self.lines
+                if (not statuses or ln.status in statuses)
+                and (not incentive_only or ln.scheme in INCENTIVE_SCHEMES)
+            ),
+            Decimal(0),
+        )
+
+    @property
+    def incentive_pot(self) -> Decimal:
+        """The year's incentive: every incentive line, guaranteed or not (pro rata)."""
+        return self.total(incentive_only=True)
+
+    def amount(self, share: Decimal) -> str:
+        """'£41,000' with an ACV, else '2% of ACV'."""
+        if self.acv is None:
+            return f"{pct(share)} of ACV"
+        return money(self.acv * share, self.currency)
+
+    def verdict(self) -> str:
+        """One line: '£41,000 of £60,000 incentive at risk: 1b, 5b below target'."""
+        parts: list[str] = []
+        pot = self.incentive_pot
+        if pot:
+            risk = [
+                ln for ln in self.lines if ln.scheme in INCENTIVE_SCHEMES and ln.status == "at_risk"
+            ]
+            lost = [
+                ln
+                for ln in self.lines
+                if ln.scheme in INCENTIVE_SCHEMES and ln.status == "not_earned"
+            ]
+            if risk:
+                parts.append(
+                    f"{self._of(sum((ln.share for ln in risk), Decimal(0)), pot)} at risk: "
+                    f"{_causes(risk)}"
+                )
+            if lost:
+                parts.append(
+                    f"{self._of(sum((ln.share for ln in lost), Decimal(0)), pot)} not earned: "
+                    f"{_causes(lost)}"
+                )
+            if not risk and not lost:
+                word = "earned or guaranteed" if self.complete else "earned, guaranteed or on track"
+                parts.append(f"no incentive at risk: all {self.amount(pot)} {word}")
+        for line in self.lines:
+            if line.scheme == "service_rag" and line.status in ("at_risk", "withheld"):
+                verb = "at risk of withholding" if line.status == "at_risk" else "withheld"
+                parts.append(f"{self.amount(line.share)} {verb} under {line.label}: {line.cause}")
+        if not parts:
+            return "Nothing is at risk"
+        text = "; ".join(parts)
+        return text[0].upper() + text[1:]
+
+    def _of(self, part: Decimal, whole: Decimal) -> str:
+        if self.acv is None:
+            return f"{pct(part)} of ACV (of a {pct(whole)} incentive)"
+        return f"{self.amount(part)} of {self.amount(whole)} incentive"
+
+
+def _causes(lines: Sequence[PaymentLine]) -> str:
+    groups: dict[str, list[str]] = {}
+    for line in lines:
+        labels = groups.setdefault(line.cause or "see reasons", [])
+        if line.label not in labels:
+            labels.append(line.label)
+    return "; ".join(f"{', '.join(labels)} {cause}" for cause, labels in groups.items())
+
+
+def evaluate_payments(
+    contract: Contract,
+    year: ContractYear,
+    today: date,
+    kpis: Mapping[str, KpiEvidence] | None = None,
+    programmes: Mapping[str, ProgrammeEvidence] | None = None,
+    service: ServiceRating | None = None,
+) -> PaymentReport:
+    """Every payment line for ``year`` from the evidence; ``today`` decides if the year is over.
+
+    >>> # evaluate_payments(contract, contract.contract_years[0], date(2020, 2, 20), kpis=...)
+    """
+    terms: PaymentTerms = contract.payments
+    fraction = Fraction(year.months, 12) if terms.pro_rata_part_years else Fraction(1)
+    frac = Decimal(fraction.numerator) / Decimal(fraction.denominator)
+    complete = today > year.end
+    lines: list[PaymentLine] = []
+    readings: list[str] = []
+    notes: list[str] = []
+    if terms.per_kpi_incentive is not None:
+        got = _per_kpi(contract, year, terms.per_kpi_incentive, kpis or {}, frac)
+        lines += got
+        readings.append(_met_reading(terms.per_kpi_incentive))
+        notes += _guaranteed_note(terms.per_kpi_incentive, year, got, frac)
+    if terms.block_plus_incentive is not None:
+        block = terms.block_plus_incentive
+        got, extra = _block(contract, year, block, programmes or {}, frac)
+        lines += got
+        notes += extra
+        readings.append(block.reading()[0].upper() + block.reading()[1:] + ".")
+    if terms.service_rag is not None:
+        lines.append(_withholding(year, terms.service_rag, service, frac, complete))
+        readings.append(_rag_reading(terms.service_rag))
+    if fraction != 1:
+        readings.append(
+            f"{short_name(year)} runs {year.months} months, so every share of ACV is pro rata "
+            f"{year.months}/12."
+        )
+    return PaymentReport(
+        contract.id,
+        contract.name,
+        year.year,
+        year.name,
+        year.months,
+        fraction,
+        complete,
+        contract.annual_contract_value,
+        contract.currency,
+        tuple(lines),
+        tuple(readings),
+        tuple(notes),
+    )
+
+
+def short_name(year: ContractYear) -> str:
+    """'Year 0' for 'Year 0 (Oct 2016 to March 2017)': the label without its dates."""
+    return year.name.split(" (")[0]
+
+
+def _pro_rata(share: Decimal, frac: Decimal, year: ContractYear) -> str:
+    """'0.5%', or '0.5% × 6/12 = 0.25%' for a part year."""
+    if frac == 1:
+        return pct(share)
+    return f"{pct(share)} × {year.months}/12 = {pct(share * frac)}"
+
+
+def _per_kpi(
+    contract: Contract,
+    year: ContractYear,
+    inc: PerKpiIncentive,
+    evidence: Mapping[str, KpiEvidence],
+    frac: Decimal,
+) -> list[PaymentLine]:
+    from kpibot.engine.scorecard import compiled
+
+    comp = compiled(contract)
+    codes = inc.kpis or [k.code for k in contract.kpis if k.incentive_weight is not None]
+    out: list[PaymentLine] = []
+    for code in codes:
+        kpi = contract.kpi(code)
+        weight = kpi.incentive_weight or inc.share_of_acv_per_kpi or Decimal(0)
+        terms = comp[kpi.code].years.get(year.year)
+        level = terms.target.text.strip() if terms else "(none)"
+        line = partial(PaymentLine, "per_kpi_incentive", kpi.code, f"{kpi.code} {kpi.name}")
+        worth = f"{_pro_rata(weight, frac, year)} of ACV"
+        if terms is not None and terms.exempt and inc.exempt_guaranteed:
+            why = (
+                f"{inc.clause}: {kpi.code} is exempt from its {short_name(year)} level “{level}”, "
+                f"so its {worth} is a guaranteed award."
+            )
+            out.append(line("guaranteed", weight * frac, why))
+            continue
+        head = f"{inc.clause}: {worth} if {kpi.code} meets its {short_name(year)} level “{level}”. "
+        ev = evidence.get(kpi.code, KpiEvidence(kpi.code, "missing"))
+        status, why, cause = _kpi_status(
+            inc, year, ev, terms is not None and terms.target.kind != "none"
+        )
+        out.append(line(status, weight * frac, head + why, cause))
+    return out
+
+
+def _guaranteed_note(
+    inc: PerKpiIncentive, year: ContractYear, lines: Sequence[PaymentLine], frac: Decimal
+) -> list[str]:
+    """'Table 1 footnote 1: 4 KPIs exempt in Year 0 (2a, …): 4 × 0.5% × 6/12 = 1% of ACV guaranteed.'"""
+    exempt = [ln for ln in lines if ln.status == "guaranteed"]
+    if not exempt:
+        return []
+    total = sum((ln.share for ln in exempt), Decimal(0))
+    shares = {ln.share / frac for ln in exempt}
+    sums = (
+        f"{len(exempt)} × {pct(shares.pop())}"
+        if len(shares) == 1
+        else " + ".join(pct(ln.share / frac) for ln in exempt)
+    )
+    rata = f" × {year.months}/12" if frac != 1 else ""
+    codes = ", ".join(ln.label for ln in exempt)
+    return [
+        f"{inc.clause}: {len(exempt)} KPI(s) exempt in {short_name(year)} ({codes}), so {sums}{rata} = "
+        f"{pct(total)} of ACV is a guaranteed award."
+    ]
+
+
+def _kpi_status(
+    inc: PerKpiIncentive, year: ContractYear, ev: KpiEvidence, has_target: bool
+) -> tuple[Status, str, str]:
+    """(status, reason, cause) for one incentive KPI that is not exempt, from its evidence."""
+    seen = f"{ev.basis} {ev.period}: {ev.value_text}" if ev.period else ""
+    later = f"; provisional until {ev.awaiting} is in" if ev.awaiting and not ev.final else ""
+    if ev.position == "missing":
+        return "at_risk", f"No figure for {short_name(year)} yet.", "no figure yet"
+    if not has_target:
+        if inc.no_target_rule == "not_payable":
+            return (
+                "not_earned",
+                "The level sets no target, and the config reads that as not payable.",
+                "no target",
+            )
+        return (
+            "earned" if ev.final else "on_track",
+            f"The level is to record data; reported ({seen}), so it is met{later}.",
+            "",
+        )
+    if ev.position == "met":
+        return "earned" if ev.final else "on_track", f"Met: {seen}{later}.", ""
+    if ev.position in ("not_met", "within_tolerance"):
+        return "not_earned" if ev.final else "at_risk", f"Not met: {seen}{later}.", "below target"
+    return (
+        "at_risk",
+        f"Cannot be assessed: {seen}, but the level needs a benchmark (such as the national "
+        "average) that is not in.",
+        "cannot be assessed",
+    )
+
+
+def _met_reading(inc: PerKpiIncentive) -> str:
+    rule = {
+        "annual_else_latest_period": "its annual figure meets that year's target; failing an annual "
+        "figure, the latest period reported in the year (final once the year's last period is in)",
+        "annual_only": "its annual figure meets that year's target (periods only show the trajectory)",
+        "every_period": "every period of the year meets the target",
+    }[inc.met_rule]
+    extra = (
+        " A year whose level is only to record data is met by reporting a figure."
+        if inc.no_target_rule == "reported_counts_as_met"
+        else ""
+    )
+    return f"A KPI meets its performance level for a year when {rule} ({inc.clause}).{extra}"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _block(
+    contract: Contract,
+    year: ContractYear,
+    block: BlockPlusIncentive,
+    evidence: Mapping[str, ProgrammeEvidence],
+    frac: Decimal,
+) -> tuple[list[PaymentLine], list[str]]:
+    lines = [
+        PaymentLine(
+            "block",
+            "block",
+            "Guaranteed block payment",
+            "guaranteed",
+            block.guaranteed_share * frac,
+            f"{block.clause}: a guaranteed block payment of {_pro_rata(block.guaranteed_share, frac, year)} "
+            "of the annual contract value, whatever the participation figures.",
+        )
+    ]
+    notes: list[str] = []
+    for p in block.programmes:
+        ev = evidence.get(p.kpi, ProgrammeEvidence(p.kpi, None, None, Fraction(0), False))
+        lines += [_tier_line(block, p, tier, ev, year, frac) for tier in p.tiers]
+        notes.append(_standing(block, p, ev, year))
+    tied = sum((ln.share for ln in lines if ln.scheme == "block_plus_incentive"), Decimal(0))
+    unallocated = block.incentivised_share * frac - tied
+    if unallocated > 0:
+        notes.append(
+            f"Under this reading the tiers carry {pct(tied)} of ACV; the other {pct(unallocated)} of "
+            f"the {pct(block.incentivised_share * frac)} incentivised share is tied to no tier."
+        )
+    return lines, notes
+
+
+def _tier_line(
+    block: BlockPlusIncentive,
+    p: Programme,
+    tier: Tier,
+    ev: ProgrammeEvidence,
+    year: ContractYear,
+    frac: Decimal,
+) -> PaymentLine:
+    share = block.tier_share(p, tier) * frac
+    paid = (
+        pct(tier.payment)
+        if block.tier_payment_basis == "share_of_acv"
+        else f"{pct(tier.payment)} of its {pct(block.pot(p))}-of-ACV pot = {pct(block.tier_share(p, tier))}"
+    )
+    head = (
+        f"{block.clause}: {p.programme} ({p.kpi}) reaching the {tier.label} of {_count(tier.target)} "
+        f"participants in {short_name(year)} pays {paid} of ACV"
+        + (f" (pro rata {pct(share)})" if frac != 1 else "")
+    )
+    total = ev.total
+    scale = 1.0 if ev.final or ev.annual else float(ev.covered)
+    critical = (
+        total is not None and p.critical_failure is not None and total < p.critical_failure * scale
+    )
+
+    def line(status: Status, why: str, cause: str = "") -> PaymentLine:
+        item = f"{p.programme}: {tier.label} ({_count(tier.target)})"
+        return PaymentLine(
+            "block_plus_incentive",
+            p.programme,
+            item,
+            status,
+            share,
+            f"{head}. {why}",
+            cause,
+            critical,
+        )
+
+    if total is None:
+        return line(
+            "at_risk", f"No participation figures for {short_name(year)} yet.", "no figure yet"
+        )
+    where = "the annual figure" if ev.annual else f"to {ev.through}"
+    if total >= tier.target:
+        return line("earned", f"Reached: {_count(total)} participants ({where}).")
+    if ev.final:
+        return line(
+            "not_earned",
+            f"Not reached: the year's total is {_count(total)}.",
+            f"below the {tier.label}",
+        )
+    profile = tier.target * float(ev.covered)
+    why = (
+        f"{_count(total)} participants {where} against a profile of {_count(profile)} "
+        f"({_count(tier.target)} × {ev.covered.numerator}/{ev.covered.denominator} of the year)"
+    )
+    if total >= profile:
+        return line("on_track", f"On track: {why}.")
+    return line("at_risk", f"Below profile: {why}.", "below profile")
+
+
+def _standing(
+    block: BlockPlusIncentive, p: Programme, ev: ProgrammeEvidence, year: ContractYear
+) -> str:
+    """One sentence on a programme against its baseline and critical-failure floor."""
+    if ev.total is None:
+        return f"{p.programme}: no participation figures for {short_name(year)} yet."
+    scale = 1.0 if ev.final or ev.annual else float(ev.covered)
+    so_far = "in the year" if ev.final or ev.annual else f"to {ev.through}"
+    profile = "" if scale == 1.0 else " profile"
+    text = f"{p.programme}: {_count(ev.total)} participants {so_far}"
+    floor = p.critical_failure
+    if floor is not None and ev.total < floor * scale:
+        clause = block.critical_failure_clause or block.clause
+        remedy = f" {block.critical_failure_remedy}" if block.critical_failure_remedy else ""
+        return (
+            f"{text}, below the critical-failure{profile} of {_count(floor * scale)}: "
+            f"{'a' if not profile else 'heading for a'} Critical Performance Failure ({clause}).{remedy}"
+        )
+    if ev.total < p.baseline_target * scale:
+        return f"{text}, below the baseline target{profile} of {_count(p.baseline_target * scale)}."
+    return f"{text}, meeting the baseline target{profile} of {_count(p.baseline_target * scale)}."
+
+
+def _withholding(
+    year: ContractYear,
+    terms: ServiceRagTerms,
+    rating: ServiceRating | None,
+    frac: Decimal,
+    complete: bool,
+) -> PaymentLine:
+    share = terms.withhold_on_red * frac
+    head = (
+        f"{terms.clause}: {_pro_rata(terms.withhold_on_red, frac, year)} of the annual payment is withheld "
+        f"when the service is graded red (below {terms.red_below_percent:g}% of outcomes achieved)"
+    )
+    rag, percent, basis = (
+        rating.year_grade() if rating is not None else ("grey", None, "no outcome figures")
+    )
+    item = f"Schedule 2 withholding ({pct(terms.withhold_on_red)} of the annual payment)"
+
+    def line(status: Status, why: str, cause: str = "") -> PaymentLine:
+        return PaymentLine(
+            "service_rag", terms.clause, item, status, share, f"{head}. {why}", cause
+        )
+
+    if rag == "grey":
+        return line(
+            "at_risk",
+            f"Not rated: no outcome figures for {short_name(year)} yet, and Schedule 2 also grades "
+            "red when monitoring is not taking place.",
+            "not rated (no outcome figures)",
+        )
+    graded = f"graded {rag}: {_num(percent)}% of outcomes achieved ({basis})"
+    if rag == "red":
+        return line(
+            "withheld" if complete else "at_risk", graded[0].upper() + graded[1:] + ".", graded
+        )
+    return line("earned" if complete else "on_track", f"Not withheld: {graded}.")
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}".rstrip("0").rstrip(".")
+
+
+def _rag_reading(terms: ServiceRagTerms) -> str:
+    band = (
+        f"amber from {terms.red_below_percent:g}% up to {terms.green_from_percent:g}%, "
+        f"green at {terms.green_from_percent:g}%"
+    )
+    basis = (
+        "the year's cumulative achievement"
+        if terms.withhold_basis == "cumulative"
+        else "the latest period's achievement"
+    )
+    return (
+        f"Service RAG ({terms.clause}): red below {terms.red_below_percent:g}% of outcomes achieved, {band}; "
+        f"withholding is judged on {basis}."
+    )
