@@ -220,6 +220,17 @@ class Services:
 
 def install_features(services: Services) -> None:
     """Let feature modules add their lines to status and summaries (money at risk, action plans)."""
-    from kpibot import money
+    from kpibot import actionplans, finance, money
 
     money.install(services)
+    money.add_compliance_section(actionplans.open_plans_summary)
+    money.add_compliance_section(finance.finance_summary)
+    if _plans_and_finance not in services.status_hooks:
+        services.status_hooks.append(_plans_and_finance)
+
+
+def _plans_and_finance(services: Services, contract: Contract, period: Period) -> list[str]:
+    from kpibot.actionplans import open_plans_summary
+    from kpibot.finance import finance_summary
+
+    return open_plans_summary(services, contract) + finance_summary(services, contract)

@@ -14,9 +14,11 @@ import uuid
 
 from kpibot import messages
 from kpibot.commands.base import Context, Handler, Reply, Request
+from kpibot.commands.actionplan import ActionPlanHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
+from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.importfile import ImportHandler
@@ -35,7 +37,8 @@ def register(handler: Handler) -> None:
 
 
 for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
-           IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), WhoamiHandler(), HelpHandler()):
+           IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), ActionPlanHandler(), ExpenditureHandler(),
+           WhoamiHandler(), HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

@@ -232,9 +232,9 @@ def _new_action_valid(_plan: PlanState, step: Step) -> str | None:
     missing = _missing(step.action)
     if missing is not None:
         return ACTION_NEEDS[missing]
-    if step.at is not None and step.action.due is not None:
-        if step.action.due < step.at.astimezone(LONDON).date():
-            return DUE_PAST.format(due=step.action.due)
+    due = step.action.due
+    if step.at is not None and due is not None and due < step.at.astimezone(LONDON).date():
+        return DUE_PAST.format(due=due)
     return None
 
 
@@ -282,7 +282,9 @@ TRANSITIONS: tuple[Transition, ...] = (
         "Withdraw",
         note="Say why the plan is withdrawn (for example, opened in error).",
     ),
-    Transition("plan_agreed", "add_action", "plan_agreed", COMMISSIONER, "Add an action", checks=_ADD),
+    Transition(
+        "plan_agreed", "add_action", "plan_agreed", COMMISSIONER, "Add an action", checks=_ADD
+    ),
     Transition("plan_agreed", "complete_action", "plan_agreed", BOTH, "Mark done", checks=_DONE),
     Transition("plan_agreed", "review", "under_review", COMMISSIONER, "Arrange review meeting"),
     Transition("under_review", "complete_action", "under_review", BOTH, "Mark done", checks=_DONE),
@@ -451,6 +453,7 @@ class Trigger:
     period: str
     breaches: tuple[Breach, ...]
     consecutive: int = 0
+    periods_word: str = "periods"
 
     @property
     def kpis(self) -> tuple[str, ...]:
@@ -464,19 +467,22 @@ class Trigger:
 
     @property
     def text(self) -> str:
-        """'Quarterly monitoring, 2019/20 Q3: C9 red 3 periods running (2019/20 Q1 to Q3); …'"""
+        """'Red for 2 or more quarters running at 2019/20 Q3: C9 red 3 quarters running (…); …'"""
         if self.reason == "critical_failure":
             return f"Critical performance failure at {self.period}: {', '.join(self.kpis)}."
+        word = self.periods_word
         parts = [
-            f"{b.kpi} red {len(b.periods)} periods running ({b.periods[0]} to {b.periods[-1]})"
+            f"{b.kpi} red {len(b.periods)} {word} running ({b.periods[0]} to {b.periods[-1]})"
             for b in self.breaches
         ]
-        return f"Red for {self.consecutive} or more periods running at {self.period}: " + (
+        return f"Red for {self.consecutive} or more {word} running at {self.period}: " + (
             "; ".join(parts) + "."
         )
 
 
-def detect(contract: Contract, scorecard_frame: pd.DataFrame, consecutive_red: int = 2) -> list[Trigger]:
+def detect(
+    contract: Contract, scorecard_frame: pd.DataFrame, consecutive_red: int = 2
+) -> list[Trigger]:
     """Underperformance triggers in a scorecard frame (``Scorecard.frame``), as of its latest period.
 
     A KPI triggers when its latest ``consecutive_red`` periods (or more), ending at the latest
@@ -508,10 +514,11 @@ def detect(contract: Contract, scorecard_frame: pd.DataFrame, consecutive_red: i
             critical.append(Breach(str(code), (str(last["period"]),)))
         streak: list[str] = []
         expected = int(last["_ord"])
-        for r in reversed(list(g.itertuples())):
-            if int(getattr(r, "_ord")) != expected or getattr(r, "rag") != "red":
+        history = zip(g["_ord"].tolist(), g["rag"].tolist(), g["period"].tolist(), strict=True)
+        for ordinal, rag, label in reversed(list(history)):
+            if int(ordinal) != expected or rag != "red":
                 break
-            streak.append(str(getattr(r, "period")))
+            streak.append(str(label))
             expected -= 1
         if len(streak) >= consecutive_red:
             red.append(Breach(str(code), tuple(reversed(streak))))
@@ -522,7 +529,16 @@ def detect(contract: Contract, scorecard_frame: pd.DataFrame, consecutive_red: i
         out.append(Trigger("critical_failure", period, tuple(critical)))
     if red:
         red.sort(key=lambda b: order.get(b.kpi, math.inf))
-        out.append(Trigger("consecutive_red", period, tuple(red), consecutive_red))
+        word = {"quarter": "quarters", "month": "months", "year": "years"}
+        out.append(
+            Trigger(
+                "consecutive_red",
+                period,
+                tuple(red),
+                consecutive_red,
+                word.get(contract.reporting.period, "periods"),
+            )
+        )
     return out
 
 

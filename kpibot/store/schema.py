@@ -388,7 +388,7 @@ class ActionPlanRecord(Base):
     opened_at: Mapped[datetime]
     opened_by: Mapped[str] = mapped_column(String(200))
     trigger_key: Mapped[str | None] = mapped_column(String(100))
-    trigger: Mapped[str | None] = mapped_column(Text)
+    trigger_text: Mapped[str | None] = mapped_column(Text)
     kpis: Mapped[list[str]] = mapped_column(json_document())
     areas: Mapped[str] = mapped_column(Text)
 
@@ -503,3 +503,38 @@ class ExpenditureExceptionRecord(Base):
     budget_pence: Mapped[int] = mapped_column(BigInteger)
     filed_at: Mapped[datetime]
     filed_by: Mapped[str] = mapped_column(String(200))
+
+
+# ---------------------------------------------------------------- chat conversations and bindings (0005)
+
+
+class ConversationRecord(Base):
+    """Where a bot can post unprompted: a Teams conversation's reference, kept from its first event.
+
+    Proactive messages need the ``serviceUrl`` the conversation was last seen on; ``reference``
+    keeps the whole Bot Framework conversation reference as it arrived.
+    """
+
+    __tablename__ = "conversations"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(String(400), primary_key=True)
+    service_url: Mapped[str] = mapped_column(String(500))
+    tenant_id: Mapped[str | None] = mapped_column(String(100))
+    conversation_type: Mapped[str | None] = mapped_column(String(32))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[dict[str, Any]]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+
+
+class BindingRecord(Base):
+    """A channel or conversation bound to a contract with ``kpi bind``, so commands may omit it."""
+
+    __tablename__ = "bindings"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(400), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
+    bound_by: Mapped[str] = mapped_column(String(200))
+    bound_at: Mapped[datetime]
