@@ -58,7 +58,9 @@ class _Refused(Exception):
     """
 
 
-def _one_sentence(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def _one_sentence(
+    handler: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
@@ -110,8 +112,8 @@ def _contract_for_preview(services: Services, contract_id: str) -> Contract:
 
 @_one_sentence
 def cmd_schedule_preview(args: argparse.Namespace) -> int:
+    from kpibot.scheduler.inputs import read_receipts
     from kpibot.scheduler.preview import format_csv, preview, print_table
-    from kpibot.scheduler.tick import read_receipts
 
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     if end < start:
@@ -205,14 +207,24 @@ def register_scheduler(
         actions,
     )
     p.add_argument("contract", help="contract id, e.g. one-psychology")
-    p.add_argument("--from", dest="start", required=True, metavar="DATE",
-                   help="first day, e.g. 2018-07-01")
-    p.add_argument("--to", dest="end", required=True, metavar="DATE",
-                   help="last day (inclusive), e.g. 2021-07-31")
-    p.add_argument("--no-submissions", action="store_true",
-                   help="ignore returns already received: show every return's full ladder")
-    p.add_argument("--format", choices=["csv", "table"], default="csv",
-                   help="output format (default csv)")
+    p.add_argument(
+        "--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2018-07-01"
+    )
+    p.add_argument(
+        "--to",
+        dest="end",
+        required=True,
+        metavar="DATE",
+        help="last day (inclusive), e.g. 2021-07-31",
+    )
+    p.add_argument(
+        "--no-submissions",
+        action="store_true",
+        help="ignore returns already received: show every return's full ladder",
+    )
+    p.add_argument(
+        "--format", choices=["csv", "table"], default="csv", help="output format (default csv)"
+    )
     db_arg(p)
 
     scheduler = sub.add_parser(
@@ -228,13 +240,27 @@ def register_scheduler(
         "SLACK_BOT_TOKEN is set (SLACK_API_URL overrides the API address), else to this terminal.",
         actions,
     )
-    p.add_argument("--once", action="store_true",
-                   help="tick once, deliver everything due, then exit")
-    p.add_argument("--tick-seconds", type=float, default=60.0, metavar="N",
-                   help="seconds between ticks (default 60)")
-    p.add_argument("--dispatch-seconds", type=float, default=5.0, metavar="N",
-                   help="seconds between dispatch runs (default 5)")
-    p.add_argument("--since", metavar="DATE",
-                   help="on a database that has never ticked, start from this day "
-                        "(default: one minute ago, so history is not replayed)")
+    p.add_argument(
+        "--once", action="store_true", help="tick once, deliver everything due, then exit"
+    )
+    p.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=60.0,
+        metavar="N",
+        help="seconds between ticks (default 60)",
+    )
+    p.add_argument(
+        "--dispatch-seconds",
+        type=float,
+        default=5.0,
+        metavar="N",
+        help="seconds between dispatch runs (default 5)",
+    )
+    p.add_argument(
+        "--since",
+        metavar="DATE",
+        help="on a database that has never ticked, start from this day "
+        "(default: one minute ago, so history is not replayed)",
+    )
     db_arg(p)

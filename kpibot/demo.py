@@ -15,13 +15,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta
+from typing import Any
 from pathlib import Path
 
 from rich.console import Console
 
 from kpibot.bot import Bot
 from kpibot.chat.console import ConsoleAdapter
+from kpibot.engine.calendar import LONDON
 from kpibot.services import Services
 from kpibot.settings import Settings
 
@@ -116,6 +118,7 @@ def _tour(adapter: ConsoleAdapter, console: Console, workdir: Path, options: Dem
         adapter.run_line(line)
     for step in options.extra_steps:
         step(adapter.bot, adapter)
+    clock_tour(adapter, console)
     console.rule("End of the tour")
     return 0
 
@@ -133,3 +136,64 @@ def _prompt(adapter: ConsoleAdapter, console: Console) -> int:
         if line.strip().lower() in ("quit", "exit", "q"):
             return 0
         adapter.run_line(line)
+
+
+class _SimClock:
+    """A clock the demo moves by hand: the scheduler, the store and commands all read it."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class _ChatDeliverer:
+    """Shows each scheduled message the way the console renders any reply."""
+
+    def __init__(self, adapter: ConsoleAdapter, console: Console) -> None:
+        self.adapter, self.console = adapter, console
+
+    def deliver(self, message: Any, reply: Any) -> str | None:
+        when = message.due_at.astimezone(LONDON)
+        self.console.print(f"[dim]{when:%a %-d %b %H:%M} · {message.kind} → {message.audience} "
+                           f"({message.platform} {message.channel})[/dim]")
+        self.adapter.render(reply)
+        return None
+
+    def find_delivered(self, message: Any) -> str | None:
+        return None
+
+
+def clock_tour(adapter: ConsoleAdapter, console: Console) -> None:
+    """Run the live scheduler on an accelerated clock through January 2020 (one day per tick)."""
+    from kpibot.scheduler.dispatch import Dispatcher, default_composer
+    from kpibot.scheduler.outbox import OutboxRepository
+    from kpibot.scheduler.tick import ReminderTick
+
+    console.rule("Reminders, incidents and a quarterly summary on an accelerated clock (January 2020)")
+    base = adapter.bot
+    clock = _SimClock(datetime(2020, 1, 1, 8, 0, tzinfo=LONDON))
+    services = Services.for_database(base.services.db, base.services.settings, clock)
+    bot = Bot(services, base.policy, base.secret)
+    sim = ConsoleAdapter(bot, user="U-PSYCH", console=console, chart_dir=adapter.chart_dir, auto_confirm=True)
+    deliverer = _ChatDeliverer(sim, console)
+    tick = ReminderTick(services, base.policy, start=clock.now)
+    dispatcher = Dispatcher(OutboxRepository(services.db), {"console": deliverer, "slack": deliverer,
+                                                            "teams": deliverer},
+                            default_composer(services), pacing={}, sleep=lambda _s: None)
+    steps = {
+        date(2020, 1, 8): ("U-HEALTH", None, '/kpi incident healthy-child-0-19 sui "Serious incident at a clinic"'),
+        date(2020, 1, 14): ("U-PSYCH", None, "/kpi submit one-psychology D-1 2019/20 Q3 14"),
+    }
+    day = clock.now.date()
+    while day <= date(2020, 1, 20):
+        for hour in (8, 9, 13, 18):
+            clock.now = datetime(day.year, day.month, day.day, hour, 5, tzinfo=LONDON)
+            if hour == 13 and day in steps:
+                sim.user, sim.channel, line = steps[day]
+                console.print(f"[bold]{sim.user} at {clock.now:%a %-d %b %H:%M}>[/bold] {line}")
+                sim.run_line(line)
+            tick.tick(clock.now)
+            dispatcher.drain(clock.now)
+        day += timedelta(days=1)

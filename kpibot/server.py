@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from kpibot.bot import Bot
 from kpibot.chat.slack import run_socket_mode, slack_routes
+from kpibot.chat.teams import teams_routes
 from kpibot.settings import Settings
 from kpibot.store.database import Database
 
@@ -30,7 +31,7 @@ log = logging.getLogger("kpibot.server")
 RouteFactory = Callable[[Settings, Bot], list[BaseRoute]]
 
 # Each chat platform contributes its routes; a platform without settings contributes none.
-PLATFORM_ROUTES: tuple[RouteFactory, ...] = (slack_routes,)
+PLATFORM_ROUTES: tuple[RouteFactory, ...] = (slack_routes, teams_routes)
 
 
 def create_app(
@@ -77,9 +78,20 @@ def serve(settings: Settings, socket_mode: bool = False) -> None:
         return
     import uvicorn
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-    )
+    bot = Bot.from_settings(settings)
+    scheduler = None
+    if settings.run_scheduler:
+        from kpibot.scheduler.runner import scheduler_for
+
+        scheduler = scheduler_for(bot.services, bot.policy, settings)
+        scheduler.start()
+    try:
+        uvicorn.run(
+            create_app(settings, bot),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()

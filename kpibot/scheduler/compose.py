@@ -74,10 +74,14 @@ def quarterly_summary(services: Any, contract: Contract, period: Period, grid: b
         value = None if math.isnan(r.value) else r.value
         reply.rows.append([Cell(r.kpi, r.rag), Cell(format_value(value, comp[r.kpi].unit)),
                            Cell(str(r.target)), Cell(trend_text(r.trend))])
+    if not reply.rows:
+        reply.columns = []
+        reply.text += "\nNothing is red or amber." if counts["green"] else ""
     if len(focus) > MAX_LISTED:
         reply.footer = f"…and {len(focus) - MAX_LISTED} more red or amber"
-    if grid and not card.frame.empty:
-        reply.chart = render_rag_grid(rag_grid(card.frame, contract, period))
+    data = rag_grid(card.frame, contract, period) if grid and not card.frame.empty else None
+    if data is not None and data.rows and data.columns:
+        reply.chart = render_rag_grid(data)
         reply.chart_name = f"{contract.id}-{period.label.replace('/', '-').replace(' ', '-')}-rag-grid.png"
     return reply
 

@@ -102,11 +102,11 @@ class ConsoleDeliverer:
 
     def deliver(self, message: OutboxMessage, reply: Reply) -> str | None:
         when = message.due_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
-        text = reply.plain() if reply.rows or not reply.text else reply.text
+        text = reply.text if reply.text == message.text and not reply.rows else reply.plain()
         chart = f" [dim](chart {reply.chart_name or 'attached'})[/]" if reply.chart else ""
         self.console.print(
             f"[dim]\\[{when}][/] [bold]{message.kind}[/] → {message.audience}"
-            f" [dim]({message.contract_id})[/]: {escape(text)}{chart}",
+            f" [dim]({message.contract_id or message.channel})[/]: {escape(text)}{chart}",
             soft_wrap=True,
         )
         return None

@@ -5,7 +5,9 @@ is marked sent only after its platform accepted it. Per channel the dispatcher k
 message a second (Slack's limit for ``chat.postMessage``); a row that would wait longer than
 ``max_pause`` is put back for later instead of holding up the batch. HTTP 429 reschedules the row
 after Retry-After without counting a failure; any other error is retried with exponential
-backoff and given up (status ``failed``, ``last_error``) after ``max_attempts``.
+backoff and given up (status ``failed``, ``last_error``) after ``max_attempts``. A batch slowed
+by pacing hands its remaining rows back once half the claim's lease is spent, so no other
+dispatcher takes over a row this one still means to send.
 
 The clock is an argument: ``run_once(now)`` uses ``now`` for everything it records, and the
 pacing between messages uses the injected ``monotonic`` and ``sleep`` (tests pass fakes).
@@ -45,12 +47,9 @@ DEFAULT_PACING: Mapping[str, float] = {"slack": 1.0, "teams": 1.0}
 
 
 def plain_composer(message: OutboxMessage) -> Reply:
-    """The row's own text under a title for its kind: no store access, nothing to go stale."""
-    try:
-        from kpibot.scheduler.compose import TITLES
-    except ImportError:
-        TITLES = {}
-    title = TITLES.get(message.kind, message.kind.replace("_", " ").capitalize())
+    """The row's own text under its kind as title: no store access, nothing to go stale."""
+    # Not compose.TITLES: importing compose loads matplotlib, and this composer must stay light.
+    title = message.kind.replace("_", " ").capitalize()
     if message.contract_id:
         title += f" · {message.contract_id}"
     return Reply(title, message.text)
@@ -133,11 +132,20 @@ class Dispatcher:
 
     def _run(self, now: datetime) -> tuple[int, int]:
         messages = self.outbox.claim(self.worker, now, self.batch, platforms=list(self.deliverers))
-        return len(messages), sum(self._dispatch(m, now) for m in messages)
+        claimed_at, sent = self.monotonic(), 0
+        for message in messages:
+            # Pacing can make a batch slow; hand rows back well before their lease ends, or
+            # another dispatcher would take them over while they still wait here.
+            if self.monotonic() - claimed_at > self.outbox.lease.total_seconds() / 2:
+                self.outbox.reschedule(message, now, "handed back: the batch ran long")
+                continue
+            sent += self._dispatch(message, now)
+        return len(messages), sent
 
     def backoff_for(self, attempts: int) -> timedelta:
         """The pause after a failed attempt: ``backoff`` doubling per attempt, capped."""
-        return min(self.max_backoff, self.backoff * 2 ** max(attempts - 1, 0))
+        factor: int = 2 ** max(attempts - 1, 0)
+        return min(self.max_backoff, self.backoff * factor)
 
     # ------------------------------------------------------------------ one row
     def _dispatch(self, message: OutboxMessage, now: datetime) -> int:

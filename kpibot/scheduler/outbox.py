@@ -47,7 +47,6 @@ from kpibot.store.schema import OutboxRecord, as_utc
 OUTBOX = cast(Table, OutboxRecord.__table__)
 DEFAULT_LEASE = timedelta(minutes=2)
 KEY_LIMIT = 300
-_INSERT_CHUNK = 500
 _uncounted = case((OUTBOX.c.attempts > 0, OUTBOX.c.attempts - 1), else_=0)
 
 
@@ -160,15 +159,17 @@ class OutboxRepository:
     def enqueue_in(self, session: Session, entries: Iterable[OutboxEntry], now: datetime) -> int:
         """``enqueue`` inside the caller's transaction (the tick commits it with its watermark)."""
         rows = [_values(e, now) for e in entries]
+        if not rows:
+            return 0
         insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        added = 0
-        for i in range(0, len(rows), _INSERT_CHUNK):
-            statement = insert(OUTBOX).values(rows[i : i + _INSERT_CHUNK])
-            result = session.execute(
-                statement.on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
-            )
-            added += max(result.rowcount, 0)  # type: ignore[attr-defined]
-        return added
+        # One cached statement run over all rows ("insertmanyvalues" batches them); RETURNING
+        # lists only the rows inserted, which counts them on both dialects.
+        statement = (
+            insert(OUTBOX)
+            .on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
+            .returning(OUTBOX.c.id)
+        )
+        return len(session.execute(statement, rows).all())
 
     # ------------------------------------------------------------------ claiming
     def claim(

@@ -25,8 +25,8 @@ from rich.table import Table
 from kpibot.calendars import calendar_for
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
+from kpibot.scheduler.inputs import contract_inputs
 from kpibot.scheduler.plan import IncidentClock, Message, plan_window
-from kpibot.scheduler.tick import contract_inputs
 
 COLUMNS = ("when", "contract", "kind", "audience", "period", "text")
 FORMATS = ("csv", "table")

@@ -38,6 +38,7 @@ from kpibot.scheduler.tick import IncidentsProvider, ReminderTick, default_incid
 if TYPE_CHECKING:
     from kpibot.access import AccessPolicy
     from kpibot.services import Services
+    from kpibot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +149,29 @@ class SchedulerService:
             event.exception,
             event.traceback or "",
         )
+
+
+def scheduler_for(services: Services, policy: AccessPolicy, settings: Settings,
+                  since: datetime | None = None) -> SchedulerService:
+    """The scheduler as a deployment runs it: console always, Slack when a bot token is set."""
+    from kpibot.scheduler.delivery import ConsoleDeliverer, SlackDeliverer
+
+    deliverers: dict[str, Deliverer] = {"console": ConsoleDeliverer()}
+    if settings.slack_bot_token is not None:
+        from slack_sdk import WebClient
+
+        client = WebClient(token=settings.slack_bot_token.get_secret_value(),
+                           base_url=settings.slack_api_url or WebClient.BASE_URL)
+        deliverers["slack"] = SlackDeliverer(client)
+    teams = _teams_deliverer(settings)
+    if teams is not None:
+        deliverers["teams"] = teams
+    return SchedulerService(services, policy, deliverers, tick=ReminderTick(services, policy, start=since))
+
+
+def _teams_deliverer(settings: Settings) -> Deliverer | None:
+    try:
+        from kpibot.chat.teams import teams_deliverer
+    except ImportError:
+        return None
+    return teams_deliverer(settings)

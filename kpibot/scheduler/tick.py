@@ -14,8 +14,9 @@ It is built to run every minute over 10,000 contracts:
   It is built over a horizon of a month or two rather than the contract's whole life, which cuts
   the memory and the cold start several times over; horizons end at staggered times, so only a
   few contracts are rebuilt on any one tick;
-* receipts (the first figure received per contract and period) come from one grouped query,
-  limited to the periods the horizons hold.
+* receipts (the first figure received per contract and period) come from one grouped query, run
+  only for the contracts that may have a reminder, escalation or service failure in the window,
+  and are remembered: figures are never deleted, so a received return stays received.
 
 >>> tick = ReminderTick(services, policy)  # doctest: +SKIP
 >>> tick.tick(datetime(2020, 1, 10, 9, 1, tzinfo=LONDON))  # doctest: +SKIP
@@ -24,11 +25,9 @@ It is built to run every minute over 10,000 contracts:
 
 from __future__ import annotations
 
-import bisect
 import gc
-import json
+import hashlib
 import logging
-import weakref
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,15 +35,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from kpibot.engine.calendar import LONDON, CalendarError, DueReturn, ReturnCalendar
+from kpibot.engine.calendar import LONDON, ReturnCalendar
 from kpibot.engine.model import Contract, Party
-from kpibot.scheduler.outbox import OutboxEntry, OutboxRepository
-from kpibot.scheduler.plan import ContractInputs, IncidentClock, Message, plan_window
+from kpibot.scheduler.inputs import (
+    HorizonCalendar,
+    SharedCalendars,
+    contract_inputs,
+    planner_contract,
+    read_receipts,
+)
+from kpibot.scheduler.outbox import KEY_LIMIT, OutboxEntry, OutboxRepository
+from kpibot.scheduler.plan import (
+    KINDS,
+    LADDER,
+    ContractInputs,
+    IncidentClock,
+    Message,
+    plan_window,
+)
 from kpibot.store.database import Database
-from kpibot.store.schema import ContractRecord, FigureRecord, SchedulerStateRecord, as_utc
+from kpibot.store.schema import ContractRecord, SchedulerStateRecord, as_utc
 
 if TYPE_CHECKING:
     from kpibot.access import AccessPolicy
@@ -61,19 +75,13 @@ DEFAULT_NAME = "reminders"
 FIRST_WINDOW = timedelta(minutes=1)
 HORIZON_DAYS = 30
 # Above this many fresh schedules in one tick (a cold start), pause the cyclic GC: the planner
-# allocates millions of small acyclic objects, and rescanning them doubles the build time.
+# allocates millions of small long-lived objects, and rescanning them doubles the build time.
 _GC_PAUSE_ABOVE = 1000
-_PLANNER_FIELDS = (
-    "id",
-    "name",
-    "commissioner",
-    "provider",
-    "financial_year_start_month",
-    "reporting",
-    "contract_years",
-    "calendar",
-)
 _LOAD_CHUNK = 500
+# The kinds of message a receipt can stop (plan_contract drops them once a return is in).
+_RECEIPT_KINDS = frozenset({*LADDER, "escalation", "service_failure"})
+# Above this many contracts (a long catch-up), read receipts by period label alone.
+_RECEIPTS_BY_ID = 5000
 
 
 # ---------------------------------------------------------------------------- targets
@@ -103,13 +111,17 @@ def audience_targets(
 
     >>> # audience_targets(contract, "provider", policy) -> [("slack", "C-PROVIDER")]
     """
+    bound = [ch for ch, cid in policy.channels.items() if cid == contract.id] if policy else []
+    return _targets_for(contract, audience, bound)
+
+
+def _targets_for(contract: Contract, audience: str, bound: Sequence[str]) -> list[Target]:
     if audience == "provider":
         found = _party_targets(contract.provider)
     elif audience == "commissioner":
         found = _party_targets(contract.commissioner)
     else:
-        bound = policy.channels.items() if policy is not None else ()
-        found = [(channel_platform(ch), ch) for ch, cid in bound if cid == contract.id]
+        found = [(channel_platform(ch), ch) for ch in bound]
         found += _party_targets(contract.provider) + _party_targets(contract.commissioner)
     unique = list(dict.fromkeys(found))
     return unique or [("console", contract.id)]
@@ -120,7 +132,7 @@ def outbox_entries(message: Message, targets: Iterable[Target]) -> list[OutboxEn
     payload = {"text": message.text, "when": message.when.isoformat(), "message": message.key}
     return [
         OutboxEntry(
-            key=f"{message.key}|{platform}:{channel}",
+            key=_fit(f"{message.key}|{platform}:{channel}"),
             contract_id=message.contract,
             kind=message.kind,
             audience=message.audience,
@@ -135,107 +147,11 @@ def outbox_entries(message: Message, targets: Iterable[Target]) -> list[OutboxEn
     ]
 
 
-# ---------------------------------------------------------------------------- inputs
-def read_receipts(
-    db: Database,
-    contract_ids: Iterable[str] | None = None,
-    labels: Iterable[str] | None = None,
-) -> dict[str, dict[str, datetime]]:
-    """When each return was received: the earliest figure per (contract, period), in UTC.
-
-    Every figure counts, amendments and demo history included. One grouped query.
-
-    >>> # read_receipts(db, ["one-psychology"]) -> {"one-psychology": {"2019/20 Q3": datetime(…)}}
-    """
-    first = FigureRecord.submitted_at
-    # func.min keeps the column's type, so SQLite's text comes back as an aware UTC datetime.
-    query = select(FigureRecord.contract_id, FigureRecord.period_label, func.min(first)).group_by(
-        FigureRecord.contract_id, FigureRecord.period_label
-    )
-    if contract_ids is not None:
-        query = query.where(FigureRecord.contract_id.in_(list(contract_ids)))
-    if labels is not None:
-        query = query.where(FigureRecord.period_label.in_(sorted(set(labels))))
-    with db.session(read_only=True) as session:
-        rows = session.execute(query).all()
-    out: dict[str, dict[str, datetime]] = {}
-    for contract_id, label, when in rows:
-        out.setdefault(contract_id, {})[label] = when
-    return out
-
-
-def contract_inputs(
-    contract: Contract,
-    calendar: ReturnCalendar | None,
-    received: Mapping[str, datetime] | None = None,
-    incidents: Sequence[IncidentClock] = (),
-) -> ContractInputs:
-    """The planner's inputs for one contract: the same construction for the tick and preview.
-
-    Receipts are normalised to UTC: the planner compares them with Europe/London moments, and
-    Python compares two datetimes sharing one zone by wall time, which is wrong in the autumn's
-    repeated hour.
-    """
-    got = {label: as_utc(when) for label, when in (received or {}).items()}
-    return ContractInputs(contract, calendar, received=got, incidents=tuple(incidents))
-
-
-def planner_contract(definition: Mapping[str, Any]) -> Contract:
-    """A stored contract as the planner sees it: identity, parties, years, reporting, calendar.
-
-    The planner never reads KPIs, so only the first is kept (the model requires one); with 40
-    KPIs per contract that makes loading 10,000 contracts a matter of seconds, not minutes.
-    """
-    data = {k: definition[k] for k in _PLANNER_FIELDS if k in definition}
-    data["kpis"] = list(definition.get("kpis", []))[:1]
-    return Contract.model_validate(data)
-
-
-def _calendar_key(contract: Contract) -> str:
-    years = sorted((y.start.isoformat(), y.end.isoformat()) for y in contract.contract_years)
-    terms = [
-        contract.calendar,
-        contract.reporting.model_dump(),
-        contract.financial_year_start_month,
-        years,
-    ]
-    return json.dumps(terms, sort_keys=True, default=str)
-
-
-class _Horizon:
-    """A calendar seen over ``[start, end]``: only the returns whose messages can fall there.
-
-    For any window inside the horizon the planner gives exactly what it gives with the whole
-    calendar (the test suite checks this), provided it keeps its current reach: a ladder from
-    ``max(before_days)`` before a due date to the escalation after it, a summary
-    ``summary_grace_days`` after, and a service failure looking back two periodic returns.
-    Everything else is read from the full calendar.
-    """
-
-    def __init__(self, calendar: ReturnCalendar, start: date, end: date) -> None:
-        self._calendar = calendar
-        spec = calendar.spec.reminders
-        before = timedelta(days=max(spec.before_days, default=0) + 2)
-        # A working-day ladder of N days spans at most 2N + 14 calendar days, holidays included.
-        after_days = max(calendar.spec.summary_grace_days, 2 * spec.escalate_after_working_days)
-        after = timedelta(days=after_days + 16)
-        rets = calendar.returns_due_between(date.min, date.max)
-        dues = [r.due_date for r in rets]
-        lo = bisect.bisect_left(dues, start - after)
-        # Two earlier periodic returns: a service failure looks back over three in a row.
-        earlier = 0
-        while lo > 0 and earlier < 2:
-            lo -= 1
-            earlier += rets[lo].kind != "annual"
-        # One return past the end: the planner lists meetings up to its last return.
-        hi = bisect.bisect_right(dues, end + before) + 1
-        self._returns = rets[lo:hi]
-
-    def returns_due_between(self, start: date, end: date) -> list[DueReturn]:
-        return [r for r in self._returns if start <= r.due_date <= end]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._calendar, name)
+def _fit(key: str) -> str:
+    # A very long channel id (some Teams ids are) must not make the key overflow its column.
+    if len(key) <= KEY_LIMIT:
+        return key
+    return f"{key[: KEY_LIMIT - 41]}#{hashlib.sha1(key.encode()).hexdigest()}"
 
 
 @contextmanager
@@ -247,6 +163,9 @@ def _gc_paused(pause: bool) -> Iterator[None]:
     try:
         yield
     finally:
+        # The new schedules live for weeks: take them out of the collector's sight, or the next
+        # full collection rescans them all. Reference counting still frees them when dropped.
+        gc.freeze()
         gc.enable()
 
 
@@ -260,6 +179,11 @@ class _Cached:
     inputs: ContractInputs | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def _message_order(message: Message) -> tuple[datetime, str, int]:
+    # plan_window's own order, so a merged plan reads the same.
+    return message.when, message.contract, KINDS.index(message.kind)
 
 
 def _covers(cached: _Cached, start: datetime, end: datetime) -> bool:
@@ -283,6 +207,17 @@ def default_incidents(
     except ImportError:
         return {}
     return open_incident_clocks(services, contract_ids, now=since)
+
+
+MessageProvider = Callable[["Services", datetime, datetime], list[Message]]
+
+
+def default_extra_providers() -> list[MessageProvider]:
+    """Action-plan and finance-exception deadlines, planned beside the return calendars."""
+    from kpibot.actionplans import action_plan_messages
+    from kpibot.finance import finance_messages
+
+    return [action_plan_messages, finance_messages]
 
 
 class _Superseded(Exception):
@@ -312,8 +247,11 @@ class ReminderTick:
         start: datetime | None = None,
         horizon_days: int | None = HORIZON_DAYS,
         outbox: OutboxRepository | None = None,
+        extra_providers: Sequence[MessageProvider] | None = None,
     ) -> None:
         self.services = services
+        # Feature modules with their own deadlines (action plans, finance exceptions).
+        self.extra_providers = list(default_extra_providers() if extra_providers is None else extra_providers)
         self.db: Database = services.db
         self.policy = policy
         self.incidents_provider = incidents_provider
@@ -321,20 +259,28 @@ class ReminderTick:
         self.start = start
         self.horizon = None if horizon_days is None else timedelta(days=horizon_days)
         self.outbox = outbox or OutboxRepository(self.db)
-        self.last_labels: set[str] | None = None
+        # The contracts and period labels whose receipts the last tick read (diagnostics).
+        self.last_reads: tuple[list[str], set[str]] = ([], set())
+        # Receipts seen so far. Figures are never deleted, so a return once received stays so.
+        self._known: dict[str, dict[str, datetime]] = {}
         self._cache: dict[str, _Cached] = {}
-        self._calendars: weakref.WeakValueDictionary[str, ReturnCalendar] = (
-            weakref.WeakValueDictionary()
-        )
+        self._calendars = SharedCalendars()
+        self._bound: dict[str, list[str]] = {}
+        for channel, cid in (policy.channels if policy is not None else {}).items():
+            self._bound.setdefault(cid, []).append(channel)
 
     # ------------------------------------------------------------------ the tick
     def tick(self, now: datetime) -> int:
         """Enqueue every message due in ``(watermark, now]``; returns how many rows were new."""
         now = as_utc(now)
-        mark = self.watermark(now)
+        with self.db.session(read_only=True) as session:
+            mark = session.scalar(select(STATE.c.watermark).where(STATE.c.name == self.name))
+            digests = self._digests(session)
+        if mark is None:
+            mark = self.watermark(now)
         if now <= mark:
             return 0
-        messages = self.messages(mark, now)
+        messages = self._plan(mark, now, digests)
         entries = [
             entry
             for m in messages
@@ -379,54 +325,91 @@ class ReminderTick:
             return cast(datetime, session.scalar(query))
 
     def messages(self, start: datetime, end: datetime) -> list[Message]:
-        """What the planner says is due in ``(start, end]`` with the store as it is now."""
+        """What the planner says is due in ``(start, end]`` with the store as it is now.
+
+        A receipt only ever stops a ladder, escalation or service-failure message, so a first
+        pass with the receipts already known finds every contract that may have such a message
+        in the window (on most minutes, none); receipts are then read for those contracts alone,
+        in one grouped query, and they are planned again. Figures are never deleted, so a
+        receipt once seen is kept and never read again.
+        """
+        with self.db.session(read_only=True) as session:
+            digests = self._digests(session)
+        return self._plan(start, end, digests)
+
+    def _plan(self, start: datetime, end: datetime, digests: Mapping[str, str]) -> list[Message]:
+        planned = self._plan_contracts(start, end, digests)
+        extras = [m for provider in self.extra_providers for m in provider(self.services, start, end)
+                  if m.contract in self._cache]
+        return sorted(planned + extras, key=_message_order) if extras else planned
+
+    def _plan_contracts(self, start: datetime, end: datetime, digests: Mapping[str, str]) -> list[Message]:
         start, end = as_utc(start), as_utc(end)
-        self._refresh_contracts()
+        self._refresh_contracts(digests)
         fresh = self._refresh_inputs(start, end)
-        inputs = [c.inputs for c in self._cache.values() if c.inputs is not None]
-        labels = None
-        if self.horizon is not None:
-            labels = {r.period.label for inp in inputs for r in inp.returns()}
-        self.last_labels = labels
-        receipts = read_receipts(self.db, labels=labels)
         clocks: Mapping[str, Sequence[IncidentClock]] = {}
         if self.incidents_provider is not None:
             clocks = self.incidents_provider(self.services, None, start)
-        for inp in inputs:
+        active: list[ContractInputs] = []
+        for cached in self._cache.values():
+            inp = cached.inputs
+            if inp is None:
+                continue
             cid = inp.contract.id
-            inp.received = receipts.get(cid, {})
+            inp.received = self._known.get(cid, {})
             inp.incidents = tuple(c for c in clocks.get(cid, ()) if c.contract == cid)
-        active = [i for i in inputs if i.calendar is not None or i.incidents]
+            if inp.calendar is not None or inp.incidents:
+                active.append(inp)
         with _gc_paused(fresh > _GC_PAUSE_ABOVE):
-            return plan_window(active, start, end)
+            draft = plan_window(active, start, end)
+        needs = {m.contract for m in draft if m.kind in _RECEIPT_KINDS}
+        if not needs:
+            return draft
+        busy = [inp for inp in active if inp.contract.id in needs]
+        labels = {r.period.label for inp in busy for r in inp.returns()}
+        self.last_reads = (sorted(needs), labels)
+        ids = sorted(needs) if len(needs) <= _RECEIPTS_BY_ID else None
+        receipts = read_receipts(self.db, ids, labels)
+        for inp in busy:
+            cid = inp.contract.id
+            inp.received = self._known[cid] = {**self._known.get(cid, {}), **receipts.get(cid, {})}
+        kept = [m for m in draft if m.contract not in needs]
+        return sorted(kept + plan_window(busy, start, end), key=_message_order)
 
     # ------------------------------------------------------------------ caches
     def _targets(self, contract_id: str, audience: str) -> list[Target]:
         cached = self._cache[contract_id]
         if audience not in cached.targets:
-            cached.targets[audience] = audience_targets(cached.contract, audience, self.policy)
+            bound = self._bound.get(contract_id, [])
+            cached.targets[audience] = _targets_for(cached.contract, audience, bound)
         return cached.targets[audience]
 
-    def _refresh_contracts(self) -> None:
-        with self.db.session(read_only=True) as session:
-            digests = dict(
-                session.execute(select(ContractRecord.id, ContractRecord.content_hash)).all()
-            )
-            changed = [
-                cid
-                for cid, digest in digests.items()
-                if cid not in self._cache or self._cache[cid].digest != digest
-            ]
-            for i in range(0, len(changed), _LOAD_CHUNK):
-                rows = session.execute(
-                    select(
-                        ContractRecord.id, ContractRecord.content_hash, ContractRecord.definition
-                    ).where(ContractRecord.id.in_(changed[i : i + _LOAD_CHUNK]))
-                ).all()
-                for cid, digest, definition in rows:
-                    self._load(cid, digest, definition)
+    @staticmethod
+    def _digests(session: Session) -> dict[str, str]:
+        query = select(ContractRecord.id, ContractRecord.content_hash)
+        return {cid: digest for cid, digest in session.connection().execute(query)}
+
+    def _refresh_contracts(self, digests: Mapping[str, str]) -> None:
+        changed = [
+            cid
+            for cid, digest in digests.items()
+            if cid not in self._cache or self._cache[cid].digest != digest
+        ]
+        if changed:
+            with self.db.session(read_only=True) as session:
+                for i in range(0, len(changed), _LOAD_CHUNK):
+                    rows = session.execute(
+                        select(
+                            ContractRecord.id,
+                            ContractRecord.content_hash,
+                            ContractRecord.definition,
+                        ).where(ContractRecord.id.in_(changed[i : i + _LOAD_CHUNK]))
+                    ).all()
+                    for cid, digest, definition in rows:
+                        self._load(cid, digest, definition)
         for cid in set(self._cache) - set(digests):
             del self._cache[cid]
+            self._known.pop(cid, None)
 
     def _load(self, cid: str, digest: str, definition: Mapping[str, Any]) -> None:
         try:
@@ -436,24 +419,10 @@ class ReminderTick:
             self._cache.pop(cid, None)
             return
         jitter = timedelta(days=zlib.crc32(cid.encode()) % max(self._horizon_days(), 1))
-        self._cache[cid] = _Cached(digest, contract, self._calendar(contract), jitter)
+        self._cache[cid] = _Cached(digest, contract, self._calendars.get(contract), jitter)
 
     def _horizon_days(self) -> int:
         return 0 if self.horizon is None else self.horizon.days
-
-    def _calendar(self, contract: Contract) -> ReturnCalendar | None:
-        if not contract.calendar:
-            return None
-        key = _calendar_key(contract)
-        calendar = self._calendars.get(key)
-        if calendar is None:
-            try:
-                calendar = ReturnCalendar(contract)
-            except CalendarError as error:
-                log.warning("contract %s has an unusable calendar: %s", contract.id, error)
-                return None
-            self._calendars[key] = calendar
-        return calendar
 
     def _refresh_inputs(self, start: datetime, end: datetime) -> int:
         """(Re)build inputs whose horizon does not cover the window; returns how many."""
@@ -467,7 +436,7 @@ class ReminderTick:
                 first = start.astimezone(LONDON).date() - timedelta(days=1)
                 last = max(end.astimezone(LONDON).date(), first + self.horizon + cached.jitter)
                 last += timedelta(days=1)
-                calendar = cast(ReturnCalendar, _Horizon(calendar, first, last))
+                calendar = cast(ReturnCalendar, HorizonCalendar(calendar, first, last))
                 cached.since, cached.until = _midnight(first), _midnight(last)
             cached.inputs = contract_inputs(cached.contract, calendar)
             built += 1

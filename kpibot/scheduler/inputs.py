@@ -1,0 +1,171 @@
+"""What the planner is given: contracts as it sees them, shared calendars, horizons, receipts.
+
+The live tick and ``kpibot schedule preview`` build their ``ContractInputs`` with the functions
+here, so both run the planner on the same inputs.
+
+>>> inputs = contract_inputs(contract, calendar_for(contract), read_receipts(db, [contract.id])
+...                          .get(contract.id))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from kpibot.engine.calendar import CalendarError, DueReturn, ReturnCalendar
+from kpibot.engine.model import Contract
+from kpibot.scheduler.plan import ContractInputs, IncidentClock
+from kpibot.store.database import Database
+from kpibot.store.schema import FigureRecord, as_utc
+
+log = logging.getLogger(__name__)
+
+# The planner reads a contract's identity, parties, years, reporting and calendar; nothing else.
+PLANNER_FIELDS = (
+    "id",
+    "name",
+    "commissioner",
+    "provider",
+    "financial_year_start_month",
+    "reporting",
+    "contract_years",
+    "calendar",
+)
+
+
+def read_receipts(
+    db: Database,
+    contract_ids: Iterable[str] | None = None,
+    labels: Iterable[str] | None = None,
+) -> dict[str, dict[str, datetime]]:
+    """When each return was received: the earliest figure per (contract, period), in UTC.
+
+    Every figure counts, amendments and demo history included. One grouped query.
+
+    >>> # read_receipts(db, ["one-psychology"]) -> {"one-psychology": {"2019/20 Q3": datetime(…)}}
+    """
+    first = FigureRecord.submitted_at
+    # func.min keeps the column's type, so SQLite's text comes back as an aware UTC datetime.
+    query = select(FigureRecord.contract_id, FigureRecord.period_label, func.min(first)).group_by(
+        FigureRecord.contract_id, FigureRecord.period_label
+    )
+    if contract_ids is not None:
+        query = query.where(FigureRecord.contract_id.in_(list(contract_ids)))
+    if labels is not None:
+        query = query.where(FigureRecord.period_label.in_(sorted(set(labels))))
+    with db.session(read_only=True) as session:
+        rows = session.execute(query).all()
+    out: dict[str, dict[str, datetime]] = {}
+    for contract_id, label, when in rows:
+        out.setdefault(contract_id, {})[label] = when
+    return out
+
+
+def contract_inputs(
+    contract: Contract,
+    calendar: ReturnCalendar | None,
+    received: Mapping[str, datetime] | None = None,
+    incidents: Sequence[IncidentClock] = (),
+) -> ContractInputs:
+    """The planner's inputs for one contract: the same construction for the tick and preview.
+
+    Receipts are normalised to UTC: the planner compares them with Europe/London moments, and
+    Python compares two datetimes sharing one zone by wall time, which is wrong in the autumn's
+    repeated hour.
+    """
+    got = {label: as_utc(when) for label, when in (received or {}).items()}
+    return ContractInputs(contract, calendar, received=got, incidents=tuple(incidents))
+
+
+def planner_contract(definition: Mapping[str, Any]) -> Contract:
+    """A stored contract as the planner sees it: identity, parties, years, reporting, calendar.
+
+    The planner never reads KPIs, so only the first is kept (the model requires one); with 40
+    KPIs per contract that makes loading 10,000 contracts a matter of seconds, not minutes.
+    """
+    data = {k: definition[k] for k in PLANNER_FIELDS if k in definition}
+    data["kpis"] = list(definition.get("kpis", []))[:1]
+    return Contract.model_validate(data)
+
+
+def _calendar_key(contract: Contract) -> str:
+    years = sorted((y.start.isoformat(), y.end.isoformat()) for y in contract.contract_years)
+    terms = [
+        contract.calendar,
+        contract.reporting.model_dump(),
+        contract.financial_year_start_month,
+        years,
+    ]
+    return json.dumps(terms, sort_keys=True, default=str)
+
+
+class HorizonCalendar:
+    """A calendar seen over ``[start, end]``: only the returns whose messages can fall there.
+
+    For any window inside the horizon the planner gives exactly what it gives with the whole
+    calendar (the test suite checks this), provided it keeps its current reach: a ladder from
+    ``max(before_days)`` before a due date to the escalation after it, a summary
+    ``summary_grace_days`` after, and a service failure looking back two periodic returns.
+    Everything else is read from the full calendar.
+    """
+
+    def __init__(self, calendar: ReturnCalendar, start: date, end: date) -> None:
+        self._calendar = calendar
+        spec = calendar.spec.reminders
+        before = timedelta(days=max(spec.before_days, default=0) + 2)
+        # A working-day ladder of N days spans at most 2N + 14 calendar days, holidays included.
+        after_days = max(calendar.spec.summary_grace_days, 2 * spec.escalate_after_working_days)
+        after = timedelta(days=after_days + 16)
+        rets = calendar.returns_due_between(date.min, date.max)
+        dues = [r.due_date for r in rets]
+        lo = bisect.bisect_left(dues, start - after)
+        # Two earlier periodic returns: a service failure looks back over three in a row.
+        earlier = 0
+        while lo > 0 and earlier < 2:
+            lo -= 1
+            earlier += rets[lo].kind != "annual"
+        # One return past the end: the planner lists meetings up to its last return.
+        hi = bisect.bisect_right(dues, end + before) + 1
+        self._returns = rets[lo:hi]
+
+    def returns_due_between(self, start: date, end: date) -> list[DueReturn]:
+        return [r for r in self._returns if start <= r.due_date <= end]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._calendar, name)
+
+
+class SharedCalendars:
+    """One ``ReturnCalendar`` per set of calendar terms, shared by every contract that has them.
+
+    A calendar depends only on the ``calendar:`` section, the reporting periods, the financial
+    year and the contract years, so thousands of contracts on a council's standard terms share
+    a handful; a calendar lives as long as a contract uses it.
+    """
+
+    def __init__(self) -> None:
+        self._calendars: weakref.WeakValueDictionary[str, ReturnCalendar] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def get(self, contract: Contract) -> ReturnCalendar | None:
+        """The contract's calendar; None without one, or when its terms cannot be used."""
+        if not contract.calendar:
+            return None
+        key = _calendar_key(contract)
+        calendar = self._calendars.get(key)
+        if calendar is None:
+            try:
+                calendar = ReturnCalendar(contract)
+            except CalendarError as error:
+                log.warning("contract %s has an unusable calendar: %s", contract.id, error)
+                return None
+            self._calendars[key] = calendar
+        return calendar
