@@ -30,6 +30,10 @@ def test_tour_runs_every_verb_and_exits_0(tmp_path):
     assert "Amended · childrens-trust C7 2019/20 Q3" in text
     assert "rejected: nothing was stored" in text and "q3-return.csv imported" in text
     assert "Not allowed" in text and "Traceback" not in text + out.stderr
+    assert "overdue → provider" in text and "summary → channel" in text and "Quarterly RAG summary" in text
+    assert "incident_escalation → commissioner" in text
+    # The provider submitted on 14 Jan, so the 17 Jan escalation for that return never went out.
+    assert "escalation → commissioner (console one-psychology)" not in text
     assert (tmp_path / "charts" / "childrens-trust-C7.png").read_bytes()[:4] == b"\x89PNG"
 
 
