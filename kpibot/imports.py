@@ -63,6 +63,10 @@ def import_return(
         return ImportOutcome([CellError(table.name, None, None, str(exc))])
     if result.duplicate:
         return ImportOutcome([], result, messages.IMPORT_DUPLICATE.format(when=f"{result.submitted_at:%-d %b %Y %H:%M}"))
+    from kpibot.returns import figures_arrived
+
+    for period in {f.period.label: f.period for f in check.figures}.values():
+        figures_arrived(services, contract, period, actor)
     services.audit.record(actor, "import", contract.id, table.name, "ok",
                           {"submission": result.submission_id, "rows": len(result.figures),
                            "amendments": len(result.amendments)})

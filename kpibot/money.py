@@ -123,7 +123,8 @@ def payment_report(
     else:
         cy = default_year(contract, today)
     terms = contract.payments
-    frame = services.scorecard(contract).frame
+    # Payments count approved figures only; figures awaiting approval or queried wait.
+    frame = services.scorecard(contract, approved_only=True).frame
     kpis = None
     if terms.per_kpi_incentive is not None:
         kpis = kpi_evidence(contract, frame, cy, terms.per_kpi_incentive.met_rule, today, as_of)
@@ -194,6 +195,9 @@ def submission_inputs(
     receipts = {
         label: ReturnReceipt(label, first[label], n[0], n[1]) for label, n in counts.items()
     }
+    from kpibot.returns import review_findings, with_review_findings
+
+    receipts = with_review_findings(receipts, review_findings(services, contract.id))
     return dues, receipts
 
 

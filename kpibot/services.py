@@ -146,15 +146,24 @@ class Services:
             latest, rows, flagged = session.execute(query).one()
         return int(latest or 0), int(rows or 0), int(flagged or 0)
 
-    def scorecard(self, contract: Contract, at: Period | None = None) -> Scorecard:
-        """The contract's evaluated scorecard, cached until its figures change."""
-        key = (contract.id, id(contract), self.figures_version(contract.id), at.label if at else None)
+    def scorecard(self, contract: Contract, at: Period | None = None, *, approved_only: bool = False) -> Scorecard:
+        """The contract's evaluated scorecard, cached until its figures change.
+
+        ``approved_only`` leaves out figures awaiting approval or queried (payments use it).
+        """
+        key = (contract.id, id(contract), self.figures_version(contract.id), at.label if at else None,
+               approved_only)
         with self._cache_lock:
             hit = self._card_cache.get(key)
             if hit is not None:
                 self._card_cache.move_to_end(key)
                 return hit
-        card = Scorecard.build(contract, self.figures_frame([contract.id]), [at] if at is not None else None)
+        figures = self.figures_frame([contract.id])
+        if approved_only:
+            from kpibot.returns import approved_only as approved
+
+            figures = approved(figures)
+        card = Scorecard.build(contract, figures, [at] if at is not None else None)
         with self._cache_lock:
             self._card_cache[key] = card
             while len(self._card_cache) > SCORECARD_CACHE_SIZE:

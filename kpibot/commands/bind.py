@@ -28,9 +28,9 @@ BOUND = (
     "reminders, escalations and quarterly summaries will be posted here{previous}."
 )
 CURRENT = (
-    "This channel is bound to '{contract}'. A commissioner can change that with `bind <contract>`."
+    "This channel is bound to '{contract}'; a commissioner can change that with `bind <contract>`."
 )
-UNBOUND = "This channel is bound to no contract. A commissioner can bind it with `bind <contract>`."
+UNBOUND = "This channel is bound to no contract; a commissioner can bind it with `bind <contract>`."
 
 
 class BindHandler:

@@ -23,6 +23,7 @@ from kpibot.commands.help import HelpHandler
 from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.importfile import ImportHandler
 from kpibot.commands.payments import PaymentsHandler
+from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.whoami import WhoamiHandler
@@ -38,7 +39,7 @@ def register(handler: Handler) -> None:
 
 for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
            IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), ActionPlanHandler(), ExpenditureHandler(),
-           WhoamiHandler(), HelpHandler()):
+           *RETURN_HANDLERS, WhoamiHandler(), HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

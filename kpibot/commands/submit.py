@@ -185,6 +185,9 @@ class SubmitHandler:
         if result.duplicate:
             return Reply("Already recorded", f"{fig.kpi} {period.label} = {format_value(fig.value, unit)} was already "
                          "stored from this preview; nothing changed.", kind="done", ephemeral=True)
+        from kpibot.returns import figures_arrived
+
+        figures_arrived(ctx.services, contract, period, request.user)
         ctx.services.audit.record(request.user, "amend" if result.amendments else "submit", contract.id,
                                   f"{fig.kpi} {period.label}", "ok",
                                   {"submission": result.submission_id, "late": fig.late, "platform": request.platform})

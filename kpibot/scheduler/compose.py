@@ -65,6 +65,10 @@ def quarterly_summary(services: Any, contract: Contract, period: Period, grid: b
         if "status" in rows and (rows["status"] == "pending").any():
             lines.append("Figures marked pending are awaiting approval.")
     lines.extend(services.status_extras(contract, period))
+    from kpibot.returns import pending_periods
+
+    if period.label in pending_periods(services, contract.id):
+        lines.append(f"The {period.label} return is *pending* approval: figures may still change.")
     reply = Reply(f"Quarterly RAG summary · {contract.name} · {period.label}", "\n".join(lines),
                   columns=["KPI", "Value", "Target", "Trend"])
     focus = rows[rows["rag"].isin(["red", "amber"])] if not rows.empty else rows

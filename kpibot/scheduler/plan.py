@@ -103,8 +103,8 @@ def _return_ladder(inp: ContractInputs, ret: DueReturn) -> list[Message]:
     spec = cal.spec.reminders
     label = ret.period.label
     name = f"{ret.name} for {label}" if ret.kind != "annual" else ret.name
-    missing = inp.missing_note.get(label, "")
-    missing = f" Still needed: {missing}." if missing else ""
+    # What is still missing is added when a message is planned (it changes as figures arrive).
+    missing = ""
     out: list[Message] = []
     for days in spec.before_days:
         if days <= 0:
@@ -240,12 +240,18 @@ def plan_contract(inp: ContractInputs, start: datetime, end: datetime, *, collap
         else:
             out.append(m)
     for ladder in ladders.values():
-        out.extend(_collapse(ladder, end) if collapse else ladder)
+        out.extend(_with_missing(inp, m) for m in (_collapse(ladder, end) if collapse else ladder))
     for inc in inp.incidents:
         for m in _incident_messages(inc, inp.contract):
             if start < m.when <= end and (inc.reported_at is None or m.when < inc.reported_at):
                 out.append(m)
     return sorted(out, key=lambda m: (m.when, KINDS.index(m.kind)))
+
+
+def _with_missing(inp: ContractInputs, m: Message) -> Message:
+    """A provider reminder names what the return still lacks ("figures in, narrative missing")."""
+    note = inp.missing_note.get(m.period) if m.audience == "provider" else None
+    return replace(m, text=f"{m.text} Still needed: {note}.") if note else m
 
 
 def _collapse(ladder: list[Message], now: datetime) -> list[Message]:

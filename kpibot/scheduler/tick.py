@@ -373,8 +373,24 @@ class ReminderTick:
         for inp in busy:
             cid = inp.contract.id
             inp.received = self._known[cid] = {**self._known.get(cid, {}), **receipts.get(cid, {})}
+        for inp in busy:
+            inp.missing_note = self._missing_notes(inp, start, end)
         kept = [m for m in draft if m.contract not in needs]
         return sorted(kept + plan_window(busy, start, end), key=_message_order)
+
+    def _missing_notes(self, inp: ContractInputs, start: datetime, end: datetime) -> dict[str, str]:
+        """What each return near the window still lacks, for the reminder texts."""
+        from kpibot.returns import missing_notes
+
+        contract = self.services.contract(inp.contract.id)
+        if contract is None:
+            return {}
+        periods = [r.period for r in inp.returns_near(start.date(), end.date()) if r.kind != "annual"]
+        try:
+            return missing_notes(self.services, contract, periods)
+        except Exception:  # a reminder without the note is better than no reminder
+            log.exception("tick %s: could not work out what %s still needs", self.name, contract.id)
+            return {}
 
     # ------------------------------------------------------------------ caches
     def _targets(self, contract_id: str, audience: str) -> list[Target]:

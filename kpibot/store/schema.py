@@ -538,3 +538,85 @@ class BindingRecord(Base):
     contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
     bound_by: Mapped[str] = mapped_column(String(200))
     bound_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- quarterly returns (0006)
+
+RETURN_STATES = ("draft", "submitted", "approved", "queried")
+RETURN_EVENTS = (
+    "edit",
+    "submit",
+    "approve",
+    "query",
+    "correct",
+    "reopen",
+    "narrative",
+    "exception",
+)
+
+
+class ReturnRecord(Base):
+    """One return: a contract's submission event for a period, and where it stands. Never deleted.
+
+    ``state``, ``state_since``, ``submitted_by``, ``rounds`` and the narrative sections change;
+    every change is a row in ``return_events``, which is append-only.
+    """
+
+    __tablename__ = "returns"
+    __table_args__ = (
+        CheckConstraint(_in("state", RETURN_STATES), name="state"),
+        CheckConstraint("rounds >= 0", name="rounds"),
+        UniqueConstraint("contract_id", "period_label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    period_label: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    state_since: Mapped[datetime]
+    opened_at: Mapped[datetime]
+    opened_by: Mapped[str] = mapped_column(String(200))
+    submitted_by: Mapped[str | None] = mapped_column(String(200))
+    rounds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    working: Mapped[str | None] = mapped_column(Text)
+    challenges: Mapped[str | None] = mapped_column(Text)
+    actions: Mapped[str | None] = mapped_column(Text)
+
+
+class ReturnEventRecord(Base):
+    """The log of a return: every event, from which state to which, by whom, when, and why."""
+
+    __tablename__ = "return_events"
+    __table_args__ = (
+        CheckConstraint(_in("event", RETURN_EVENTS), name="event"),
+        CheckConstraint(_in("to_state", RETURN_STATES), name="to_state"),
+        Index("ix_return_events_return_at", "return_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("returns.id"))
+    event: Mapped[str] = mapped_column(String(16))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(16))
+    at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]]
+
+
+class ReturnExceptionRecord(Base):
+    """An exception report for one KPI of a return; a later one for the same KPI replaces it."""
+
+    __tablename__ = "return_exceptions"
+    __table_args__ = (
+        CheckConstraint("length(trim(report)) > 0", name="report"),
+        Index("ix_return_exceptions_return_kpi", "return_id", "kpi_code"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    return_id: Mapped[int] = mapped_column(ForeignKey("returns.id"))
+    kpi_code: Mapped[str] = mapped_column(String(64))
+    report: Mapped[str] = mapped_column(Text)
+    filed_by: Mapped[str] = mapped_column(String(200))
+    filed_at: Mapped[datetime]
