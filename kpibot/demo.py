@@ -59,6 +59,24 @@ TOUR: list[tuple[str, str | None, str]] = [
     ("", None, "# Monitoring returns as files: all rows or none."),
     ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{bad}"),
     ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{good}"),
+    ("", None, "# The quarterly return: narrative, submission, a query, an amendment, approval."),
+    ("U-TRUST", "C-TRUST", '/kpi narrative childrens-trust 2019/20 Q3 working: "Case file audits improving" '
+                           'challenges: "Adoption matching delays" actions: "Extra panel dates in Q4"'),
+    ("U-TRUST", "C-TRUST", "/kpi return childrens-trust 2019/20 Q3 submit"),
+    ("U-COMMISSIONER", None, "/kpi status childrens-trust"),
+    ("U-COMMISSIONER", None, '/kpi query childrens-trust 2019/20 Q3 "C9 looks low: please recheck the pathway plan count"'),
+    ("U-TRUST", "C-TRUST", "/kpi submit C9 2019/20 Q3 69% reason: two reviews missed from the count"),
+    ("U-TRUST", "C-TRUST", "/kpi return childrens-trust 2019/20 Q3 submit"),
+    ("U-COMMISSIONER", None, "/kpi approve childrens-trust 2019/20 Q3"),
+    ("U-COMMISSIONER", None, "/kpi status childrens-trust C9"),
+    ("", None, "# Money, compliance and underperformance."),
+    ("U-COMMISSIONER", None, "/kpi payments healthy-child-0-19 0"),
+    ("U-COMMISSIONER", None, "/kpi compliance one-you-lifestyle"),
+    ("U-COMMISSIONER", None, "/kpi actionplan childrens-trust detect"),
+    ("U-COMMISSIONER", None, '/kpi actionplan childrens-trust update 1 add-action "Weekly adoption panel" '
+                             'owner:"Head of Adoption" due:2020-03-31'),
+    ("U-COMMISSIONER", None, "/kpi actionplan childrens-trust update 1 agree"),
+    ("U-COMMISSIONER", None, "/kpi due"),
 ]
 
 

@@ -113,6 +113,10 @@ class StatusHandler:
             late = self._late_missing(ctx, contract, missing)
             if late:
                 lines.append("*Late or missing returns:* " + late)
+        from kpibot.returns import pending_periods
+
+        if period.label in pending_periods(ctx.services, contract.id):
+            lines.append(f"The {period.label} return is *pending* approval; its figures may still change.")
         outlook = _year_end_outlook(card, contract, period)
         if outlook:
             lines.append(outlook)
