@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from kpibot import messages
+from kpibot.cli_support import UserError, services_for
 from kpibot.contract_files import ContractFilesInvalid, load_contracts
 from kpibot.settings import Settings
 
@@ -20,19 +21,7 @@ log = logging.getLogger("kpibot")
 Handler = Callable[[argparse.Namespace], int]
 
 
-class UserError(Exception):
-    """A problem the user can fix; printed as one sentence, exit code 2."""
 
-
-def _services(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from kpibot.services import Services
-
-    settings = Settings()
-    if getattr(args, "database", None):
-        settings = settings.model_copy(update={"database_url": args.database})
-    services = Services.from_settings(settings)
-    services.db.upgrade()
-    return services
 
 
 # ------------------------------------------------------------------------------ commands
@@ -62,7 +51,7 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_load(args: argparse.Namespace) -> int:
-    services = _services(args)
+    services = services_for(args)
     try:
         contracts = services.load_contracts([Path(args.dir)], actor=args.actor, with_history=not args.no_history)
     except ContractFilesInvalid as exc:
@@ -81,7 +70,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from kpibot.imports import import_return
     from kpibot.tabular import TableError, read_table
 
-    services = _services(args)
+    services = services_for(args)
     try:
         table = read_table(Path(args.file))
     except TableError as exc:
@@ -102,7 +91,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from kpibot.terminal import print_status
 
-    services = _services(args)
+    services = services_for(args)
     contract = services.contract(args.contract)
     if contract is None:
         from kpibot.ingest import suggest
@@ -154,7 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.slack_signing_secret is None and not args.socket_mode:
         raise UserError("Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) before `kpibot serve`; "
                         "the README's Slack section says where to find them.")
-    services = _services(args)
+    services = services_for(args)
     services.load_contracts([settings.contracts_dir], actor="serve")
     serve(settings, socket_mode=args.socket_mode)
     return 0

@@ -8,12 +8,13 @@ The same reports as ``/kpi payments`` and ``/kpi compliance`` (``kpibot.money``)
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+
+from kpibot.cli_support import UserError, services_for
 
 if TYPE_CHECKING:
     from kpibot.engine.model import Contract
@@ -30,39 +31,7 @@ STATUS_STYLE = {
 RETURN_STYLE = {"on_time": "green", "late": "yellow", "missing": "bold red", "not_due": "dim"}
 
 
-class _Refused(Exception):
-    """A problem the user can fix: printed as one sentence, exit code 2.
 
-    Not ``kpibot.cli.UserError``: under ``python -m kpibot.cli`` that module runs as ``__main__``,
-    and an import of it here would define a second, uncaught class.
-    """
-
-
-def _one_sentence(
-    handler: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except _Refused as refused:
-            print(str(refused), file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _services(args: argparse.Namespace) -> Services:
-    from kpibot.money import install
-    from kpibot.services import Services
-    from kpibot.settings import Settings
-
-    settings = Settings()
-    if getattr(args, "database", None):
-        settings = settings.model_copy(update={"database_url": args.database})
-    services = Services.from_settings(settings)
-    services.db.upgrade()
-    install(services)
-    return services
 
 
 def _contract(services: Services, contract_id: str) -> Contract:
@@ -76,11 +45,10 @@ def _contract(services: Services, contract_id: str) -> Contract:
             hint += (
                 " No contracts are loaded yet: run `kpibot contracts load config/contracts` first."
             )
-        raise _Refused(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
+        raise UserError(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
     return contract
 
 
-@_one_sentence
 def cmd_payments(args: argparse.Namespace) -> int:
     from kpibot.engine.payments import STATUS_WORDS
     from kpibot.money import (
@@ -92,17 +60,17 @@ def cmd_payments(args: argparse.Namespace) -> int:
         totals_line,
     )
 
-    services = _services(args)
+    services = services_for(args)
     contract = _contract(services, args.contract)
     if not contract.payments.has_money:
-        raise _Refused(NO_PAYMENT_TERMS.format(contract=contract.id))
+        raise UserError(NO_PAYMENT_TERMS.format(contract=contract.id))
     year = (
         find_year(contract, args.year)
         if args.year is not None
         else default_year(contract, services.now().date())
     )
     if isinstance(year, str):
-        raise _Refused(year)
+        raise UserError(year)
     report = payment_report(services, contract, year)
     console = Console()
     table = Table(
@@ -129,12 +97,11 @@ def cmd_payments(args: argparse.Namespace) -> int:
     return 0
 
 
-@_one_sentence
 def cmd_compliance(args: argparse.Namespace) -> int:
     from kpibot.engine.calendar import LONDON
     from kpibot.money import compliance_report
 
-    services = _services(args)
+    services = services_for(args)
     report = compliance_report(services, _contract(services, args.contract))
     console = Console()
     console.print(f"[bold]{report.contract.name} ({report.contract.id}) · compliance[/]")

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
+from kpibot.cli_support import UserError, services_for
+
 if TYPE_CHECKING:
     from kpibot.engine.model import Contract
     from kpibot.services import Services
@@ -50,44 +52,14 @@ SCHEDULE_NO_CALENDAR = (
 SCHEDULER_ONCE = "Tick wrote {written} new outbox message(s); {sent} delivered."
 
 
-class _Refused(Exception):
-    """A problem the user can fix: printed as one sentence, exit code 2.
 
-    Not ``kpibot.cli.UserError``: under ``python -m kpibot.cli`` that module runs as
-    ``__main__``, and an import of it here would define a second, uncaught class.
-    """
-
-
-def _one_sentence(
-    handler: Callable[[argparse.Namespace], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except _Refused as refused:
-            print(str(refused), file=sys.stderr)
-            return 2
-
-    return run
-
-
-def _scheduler_services(args: argparse.Namespace) -> Services:
-    from kpibot.services import Services
-    from kpibot.settings import Settings
-
-    settings = Settings()
-    if getattr(args, "database", None):
-        settings = settings.model_copy(update={"database_url": args.database})
-    services = Services.from_settings(settings)
-    services.db.upgrade()
-    return services
 
 
 def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise _Refused(SCHEDULE_BAD_DATE.format(option=option, value=value)) from None
+        raise UserError(SCHEDULE_BAD_DATE.format(option=option, value=value)) from None
 
 
 def _contract_for_preview(services: Services, contract_id: str) -> Contract:
@@ -107,21 +79,20 @@ def _contract_for_preview(services: Services, contract_id: str) -> Contract:
     if contract_id in files:
         return files[contract_id]
     hint = suggest(contract_id, sorted({*known, *files}))
-    raise _Refused(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
+    raise UserError(messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
 
 
-@_one_sentence
 def cmd_schedule_preview(args: argparse.Namespace) -> int:
     from kpibot.scheduler.inputs import read_receipts
     from kpibot.scheduler.preview import format_csv, preview, print_table
 
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     if end < start:
-        raise _Refused(SCHEDULE_BAD_RANGE.format(start=start, end=end))
-    services = _scheduler_services(args)
+        raise UserError(SCHEDULE_BAD_RANGE.format(start=start, end=end))
+    services = services_for(args)
     contract = _contract_for_preview(services, args.contract)
     if not contract.calendar:
-        raise _Refused(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
+        raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
     received = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
@@ -133,7 +104,6 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
     return 0
 
 
-@_one_sentence
 def cmd_scheduler_run(args: argparse.Namespace) -> int:
     import signal
     import threading
@@ -144,7 +114,7 @@ def cmd_scheduler_run(args: argparse.Namespace) -> int:
     from kpibot.scheduler.runner import SchedulerService
     from kpibot.scheduler.tick import ReminderTick
 
-    services = _scheduler_services(args)
+    services = services_for(args)
     settings = services.settings
     policy = AccessPolicy.load(settings.access_file)
     deliverers: dict[str, Deliverer] = {"console": ConsoleDeliverer()}
