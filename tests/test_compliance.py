@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from kpibot.cli_support import UserError
 
 from kpibot.calendars import calendar_for
 from kpibot.commands.base import Request
@@ -303,7 +306,11 @@ def cli(tmp_path, monkeypatch, clock):
 
         cli_money.register(sub, add, lambda p: p.add_argument("--database"))
         args = parser.parse_args([*argv, "--database", url] if argv[-1] != "--help" else list(argv))
-        return args.handler(args)
+        try:
+            return args.handler(args)
+        except UserError as refused:  # as kpibot.cli.main does: one sentence, exit code 2
+            print(refused, file=sys.stderr)
+            return 2
 
     return run, services
 
