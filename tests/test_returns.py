@@ -301,3 +301,24 @@ def test_chat_narrative_form_and_limits(chat) -> None:
         user="U-PSYCH",
     )
     assert ok.kind == "done" and "Referrals up" in ok.text
+
+
+def test_reminders_name_what_the_return_still_needs(services):
+    """The provider started the 2019/20 Q3 return (narrative in, figures not): the due-day
+    reminder from the live tick says what is still missing."""
+    from datetime import datetime
+
+    from kpibot.access import AccessPolicy
+    from kpibot.engine.calendar import LONDON
+    from kpibot.returns import set_narrative
+    from kpibot.scheduler.tick import ReminderTick
+    from tests.conftest import ACCESS_FILE
+
+    contract = services.contract("one-psychology")
+    period = contract.parse_period("2019/20 Q3")
+    set_narrative(services, contract, period, {"working": "Referrals up", "challenges": "Waiting list",
+                                               "actions": "Extra clinic"}, actor="U-PSYCH", role="provider")
+    tick = ReminderTick(services, AccessPolicy.load(ACCESS_FILE), start=datetime(2020, 1, 9, tzinfo=LONDON))
+    messages = tick.messages(datetime(2020, 1, 9, tzinfo=LONDON), datetime(2020, 1, 11, tzinfo=LONDON))
+    due = [m for m in messages if m.kind == "due" and m.contract == "one-psychology"]
+    assert len(due) == 1 and "Still needed: figures" in due[0].text

@@ -373,10 +373,22 @@ class ReminderTick:
         for inp in busy:
             cid = inp.contract.id
             inp.received = self._known[cid] = {**self._known.get(cid, {}), **receipts.get(cid, {})}
+        started = self._returns_started([inp.contract.id for inp in busy])
         for inp in busy:
-            inp.missing_note = self._missing_notes(inp, start, end)
+            if inp.contract.id in started:
+                inp.missing_note = self._missing_notes(inp, start, end)
         kept = [m for m in draft if m.contract not in needs]
         return sorted(kept + plan_window(busy, start, end), key=_message_order)
+
+    def _returns_started(self, contract_ids: list[str]) -> set[str]:
+        """Contracts where a provider has started building a return: only they get a "still needed" note."""
+        from kpibot.store.schema import ReturnRecord
+
+        if not contract_ids:
+            return set()
+        query = select(ReturnRecord.contract_id).where(ReturnRecord.contract_id.in_(contract_ids)).distinct()
+        with self.db.session(read_only=True) as session:
+            return {str(cid) for cid in session.scalars(query)}
 
     def _missing_notes(self, inp: ContractInputs, start: datetime, end: datetime) -> dict[str, str]:
         """What each return near the window still lacks, for the reminder texts."""
