@@ -140,9 +140,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     if args.no_scheduler:
         settings = settings.model_copy(update={"run_scheduler": False})
-    if settings.slack_signing_secret is None and not args.socket_mode:
-        raise UserError("Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) before `kpibot serve`; "
-                        "the README's Slack section says where to find them.")
+    teams_on = settings.teams_app_id is not None or settings.teams_auth_disabled
+    if settings.slack_signing_secret is None and not args.socket_mode and not teams_on:
+        raise UserError("Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) for Slack, or TEAMS_APP_ID and "
+                        "TEAMS_APP_PASSWORD for Teams, before `kpibot serve`; the README says where to find them.")
     services = services_for(args)
     services.load_contracts([settings.contracts_dir], actor="serve")
     serve(settings, socket_mode=args.socket_mode)
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as-of", help="report one row per KPI at this period, e.g. '2019/20 Q3'")
     p.add_argument("--format", choices=["csv", "json", "table"], default="csv", help="output format (default csv)")
 
-    p = add("serve", cmd_serve, "Serve Slack (HTTP /slack/events, /healthz, /readyz) and run the scheduler.")
+    p = add("serve", cmd_serve, "Serve Slack (/slack/events) and Teams (/api/messages) with /healthz and /readyz, and run the scheduler.")
     p.add_argument("--socket-mode", action="store_true", help="connect to Slack over Socket Mode (needs SLACK_APP_TOKEN)")
     p.add_argument("--no-scheduler", action="store_true", help="do not run the reminder scheduler in this process")
     p.add_argument("--port", type=int, help="HTTP port (default $KPIBOT_PORT or 3000)")
@@ -219,10 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_later_commands(sub: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser],  # type: ignore[type-arg]
                         db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
     """Commands that live in their own modules register here."""
-    from kpibot import cli_money, cli_more
+    from kpibot import cli_money, cli_more, cli_teams
 
     cli_more.register(sub, add, db_arg)
     cli_money.register(sub, add, db_arg)
+    cli_teams.register(sub, add, db_arg)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 

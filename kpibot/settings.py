@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LONDON = ZoneInfo("Europe/London")
@@ -37,6 +37,22 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str | None = Field(default=None, validation_alias="SLACK_API_URL")
+    teams_app_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEAMS_APP_ID", "MICROSOFT_APP_ID"),
+        description="The Azure bot's Microsoft App ID (client id); enables POST /api/messages")
+    teams_app_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TEAMS_APP_PASSWORD", "MICROSOFT_APP_PASSWORD"))
+    teams_tenant_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("TEAMS_TENANT_ID", "MICROSOFT_APP_TENANT_ID"),
+        description="Single-tenant bots only")
+    teams_auth_disabled: bool = Field(
+        default=False, description="Development only: accept unsigned Teams requests (logged loudly)")
+    teams_openid_url: str | None = Field(
+        default=None, validation_alias="TEAMS_OPENID_URL",
+        description="Bot Framework OpenID metadata URL (tests point it at a local key set)")
+    teams_token_url: str | None = Field(
+        default=None, validation_alias="TEAMS_TOKEN_URL",
+        description="Client-credentials token endpoint instead of MSAL (tests and emulators)")
 
     def now(self) -> datetime:
         """The current time in Europe/London; with ``today`` pinned, a clock that started at 09:00 that day."""

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kpibot.cli_support import UserError
-
 from kpibot.calendars import calendar_for
+from kpibot.cli_support import UserError
 from kpibot.commands.base import Request
 from kpibot.engine.compliance import (
     DataSubmissionTerms,

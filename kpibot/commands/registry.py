@@ -13,15 +13,16 @@ import logging
 import uuid
 
 from kpibot import messages
-from kpibot.commands.base import Context, Handler, Reply, Request
 from kpibot.commands.actionplan import ActionPlanHandler
+from kpibot.commands.base import Context, Handler, Reply, Request
+from kpibot.commands.bind import BindHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
 from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
-from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.importfile import ImportHandler
+from kpibot.commands.incident import IncidentHandler, IncidentsHandler
 from kpibot.commands.payments import PaymentsHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
@@ -39,7 +40,7 @@ def register(handler: Handler) -> None:
 
 for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
            IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), ActionPlanHandler(), ExpenditureHandler(),
-           *RETURN_HANDLERS, WhoamiHandler(), HelpHandler()):
+           *RETURN_HANDLERS, BindHandler(), WhoamiHandler(), HelpHandler()):
     register(_h)
 
 ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}

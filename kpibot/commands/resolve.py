@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date
 
 from kpibot import messages
+from kpibot.bindings import channel_contract
 from kpibot.commands.base import Context, Reply, Request, error
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
@@ -41,7 +42,7 @@ def resolve_contract(request: Request, ctx: Context, action: str, args: list[str
         contract = ctx.services.contract(args[0])
         args = args[1:]
     else:
-        bound = ctx.policy.bound_contract(request.channel)
+        bound = channel_contract(ctx, request)
         if bound is not None and (not args or args[0] not in ids):
             looks_like_id = bool(args) and "-" in args[0] and find_kpi(ctx.services.contract(bound), args[0]) is None  # type: ignore[arg-type]
             if not looks_like_id:

@@ -28,8 +28,8 @@ from kpibot.store.errors import (
     DuplicateFigureInBatch,
     FigureRejected,
     IdempotencyKeyConflict,
-    UnknownContract,
     StoreError,
+    UnknownContract,
     UnknownKPI,
     rejection_for,
 )

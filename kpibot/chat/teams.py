@@ -1,0 +1,642 @@
+"""The Teams adapter: Microsoft's Teams SDK for Python turns activities into a ``Request``, replies are cards.
+
+The SDK's ``App`` does the Bot Framework work: it validates each request's JWT (its
+``InboundActivityTokenValidator``), parses the activity, routes it to our handlers and sends
+replies through its connector client to the activity's own ``serviceUrl``. Its HTTP layer is
+pluggable (``HttpServerAdapter``), so ``StarletteAdapter`` mounts it at ``POST /api/messages`` in
+the same Starlette app as ``/slack/events``: one process serves both platforms.
+
+The adapter only translates: a typed ``kpi status …`` or ``@kpibot status …``, a card button, a
+card form or an uploaded return becomes a ``Request``; the ``Reply`` becomes an Adaptive Card
+(``kpibot.chat.cards``). It also remembers each conversation's reference, so the scheduler can
+post there later (``TeamsDeliverer``).
+
+>>> routes = teams_routes(settings, bot)  # doctest: +SKIP
+>>> deliverers["teams"] = teams_deliverer(settings, services)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import html
+import logging
+import re
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+from starlette.requests import Request as HttpRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from kpibot import messages
+from kpibot.bindings import ConversationRef, ConversationStore
+from kpibot.bot import Bot
+from kpibot.chat import cards
+from kpibot.commands.base import Attachment, Reply, Request
+from kpibot.scheduler.delivery import DeliveryError, RateLimited
+from kpibot.scheduler.outbox import OutboxMessage
+from kpibot.settings import Settings
+
+# The SDK builds its own deprecated bot client inside every API client; the notice is not for us.
+warnings.filterwarnings("ignore", "The bot client is deprecated", DeprecationWarning)
+with warnings.catch_warnings():
+    # The SDK announces its preview features (HTML widgets) on import; kpibot uses none of them.
+    warnings.simplefilter("ignore")
+    from microsoft_teams.api.activities.message import MessageActivityInput
+    from microsoft_teams.api.activities.utils.strip_mentions_text import (
+        StripMentionsTextOptions,
+        strip_mentions_text,
+    )
+    from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
+    from microsoft_teams.api.models import Account, ConversationAccount
+    from microsoft_teams.api.models import Attachment as TeamsAttachment
+    from microsoft_teams.apps import ActivityContext, App
+    from microsoft_teams.apps.http.adapter import HttpRequest as SdkRequest
+    from microsoft_teams.apps.http.adapter import HttpResponse as SdkResponse
+    from microsoft_teams.apps.http.adapter import HttpRouteHandler
+    from microsoft_teams.common import ClientOptions
+
+if TYPE_CHECKING:
+    from kpibot.services import Services
+
+log = logging.getLogger("kpibot.teams")
+
+T = TypeVar("T")
+
+# User-facing texts of the adapter itself (the bot's own texts live in kpibot.messages).
+CANCELLED = "Cancelled; nothing was stored."
+NOT_FROM_KPIBOT = (
+    "That card action was altered or is not from kpibot, so nothing was done; ask again."
+)
+FILE_TOO_BIG = "{name} is over 5 MB, so split it and send the parts."
+FILE_UNREADABLE = "I could not download {name} from Teams; send it again."
+WELCOME = (
+    "Hello, I'm kpibot. Type `kpi status` for your contracts, or `help` for everything I can "
+    "do; a commissioner can bind this conversation to a contract with `kpi bind <contract>`."
+)
+AUTH_OFF = (
+    "TEAMS AUTHENTICATION IS OFF (KPIBOT_TEAMS_AUTH_DISABLED=true): /api/messages accepts "
+    "unsigned requests from anyone. Use this only on a development machine."
+)
+
+MESSAGING_ENDPOINT = "/api/messages"
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_COMMAND = 2000
+TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
+IMPORT_VERBS = ("import", "upload")
+EMAIL_TTL_S = 3600.0
+SEND_TIMEOUT_S = 30.0
+# Bot work is mostly CPU under the GIL: a small pool queues requests in order, instead of letting
+# many threads starve each other and the event loop that parses and sends activities.
+WORKERS = 4
+_OTHER_MENTIONS = re.compile(r"<at>.*?</at>", re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class FileRefused(Exception):
+    """An uploaded file that cannot be imported; ``str(exc)`` is the sentence for the user."""
+
+
+class StarletteAdapter:
+    """The SDK's ``HttpServerAdapter`` for Starlette: it keeps the SDK's handler, our route calls it.
+
+    kpibot's server owns the process (uvicorn, health checks, Slack), so ``start`` is not ours.
+    """
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, HttpRouteHandler] = {}
+
+    def register_route(self, method: str, path: str, handler: HttpRouteHandler) -> None:
+        if method != "POST":
+            raise ValueError(f"unsupported method {method}")
+        self.handlers[path] = handler
+
+    def serve_static(self, path: str, directory: str) -> None:
+        """kpibot serves no static files."""
+
+    async def start(self, port: int) -> None:
+        raise NotImplementedError("kpibot serve runs the HTTP server")
+
+    async def stop(self) -> None:
+        """Nothing to stop: the server is kpibot's."""
+
+    async def dispatch(self, path: str, request: HttpRequest) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "Bad request"}, status_code=400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "Bad request"}, status_code=400)
+        result: SdkResponse = await self.handlers[path](
+            SdkRequest(body=body, headers=dict(request.headers))
+        )
+        if result.get("body") is not None:
+            return JSONResponse(result["body"], status_code=result["status"])
+        return Response(status_code=result["status"])
+
+
+class TokenEndpointProvider:
+    """App-only tokens from an OAuth 2.0 client-credentials endpoint (``TEAMS_TOKEN_URL``).
+
+    Production leaves ``TEAMS_TOKEN_URL`` unset and the SDK gets tokens with MSAL from Microsoft
+    Entra ID; MSAL accepts only its own https authorities, so tests and emulators point this
+    provider at a local endpoint instead. Tokens are cached until a minute before they expire.
+    """
+
+    def __init__(self, url: str, client_id: str, client_secret: str) -> None:
+        self.url = url
+        self.client_id = client_id
+        self._secret = client_secret
+        self._token: tuple[str, float] | None = None
+        self._lock = threading.Lock()
+
+    async def get_app_token(self, scope: str, tenant_id: str | None) -> str:
+        with self._lock:
+            cached = self._token
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        # A client per fetch: the token is shared by the server's and the deliverer's event loops.
+        async with httpx.AsyncClient(trust_env=False, timeout=SEND_TIMEOUT_S) as http:
+            response = await http.post(
+                self.url,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": self.client_id,
+                    "client_secret": self._secret,
+                    "scope": scope,
+                },
+            )
+            response.raise_for_status()
+            data = response.json()
+        token = str(data["access_token"])
+        with self._lock:
+            self._token = (token, time.monotonic() + float(data.get("expires_in", 3600)) - 60)
+        return token
+
+
+def build_app(settings: Settings, adapter: StarletteAdapter) -> App:
+    """The SDK's ``App`` for ``settings``: credentials, JWT validation and our HTTP adapter."""
+    cloud = with_overrides(PUBLIC, openid_metadata_url=settings.teams_openid_url)
+    app_id = settings.teams_app_id
+    secret = settings.teams_app_password.get_secret_value() if settings.teams_app_password else None
+    token = None
+    if settings.teams_token_url and app_id and secret:
+        token, secret = TokenEndpointProvider(settings.teams_token_url, app_id, secret), None
+    return App(
+        client_id=app_id,
+        client_secret=secret,
+        tenant_id=settings.teams_tenant_id,
+        token=token,
+        cloud=cloud,
+        http_server_adapter=adapter,
+        messaging_endpoint=MESSAGING_ENDPOINT,
+        dangerously_allow_unauthenticated_requests=settings.teams_auth_disabled,
+        client=ClientOptions(timeout=SEND_TIMEOUT_S),
+        telemetry={"agent365": False},
+    )
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What one activity asks for: a request to run, or a reply decided without the bot."""
+
+    request: Request | None = None
+    reply: Reply | None = None
+    replace: bool = False
+
+
+class TeamsAdapter:
+    """The Teams side of one bot: typed commands, mentions, card buttons and forms, file imports."""
+
+    def __init__(self, bot: Bot, settings: Settings) -> None:
+        self.bot = bot
+        self.http = StarletteAdapter()
+        self.app = build_app(settings, self.http)
+        self.conversations = ConversationStore(bot.services.db)
+        self._emails: dict[str, tuple[float, str | None]] = {}
+        self._ready = asyncio.Lock()
+        self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="kpibot-teams")
+        self.app.on_message(self.on_message)
+        self.app.on_conversation_update(self.on_conversation_update)
+        self.app.on_install_add(self.on_install)
+
+    def routes(self) -> list[BaseRoute]:
+        async def messages_endpoint(request: HttpRequest) -> Response:
+            if MESSAGING_ENDPOINT not in self.http.handlers:
+                async with self._ready:
+                    if MESSAGING_ENDPOINT not in self.http.handlers:
+                        await self.app.initialize()
+            return await self.http.dispatch(MESSAGING_ENDPOINT, request)
+
+        return [Route(MESSAGING_ENDPOINT, messages_endpoint, methods=["POST"])]
+
+    # ------------------------------------------------------------------ handlers
+    async def on_message(self, ctx: ActivityContext[Any]) -> None:
+        """A message: typed text, a card's button or form, or files; answered in the same place."""
+        await self._guard(ctx, self._on_message(ctx))
+
+    async def _on_message(self, ctx: ActivityContext[Any]) -> None:
+        activity = ctx.activity
+        await self._remember(activity)
+        user, email = await self._identify(ctx)
+        name = activity.from_.name
+        value = activity.value
+        if value is not None:
+            inbound = card_submission(value, user, channel_of(activity), name, email)
+        else:
+            inbound = await self._typed(ctx, user, name, email)
+        if inbound.request is not None:
+            reply, rendered = await self._work(self._answer, inbound.request, activity.id)
+            await self.send(ctx, reply, replace=inbound.replace, activity=rendered)
+        elif inbound.reply is not None:
+            await self.send(ctx, inbound.reply, replace=inbound.replace)
+
+    async def on_conversation_update(self, ctx: ActivityContext[Any]) -> None:
+        """The bot was added to a chat or team: remember where, and say hello."""
+        activity = ctx.activity
+        await self._guard(ctx, self._remember(activity))
+        added = {m.id for m in activity.members_added or []}
+        if activity.recipient.id in added:
+            await self._guard(ctx, self.send(ctx, Reply("kpibot is here", WELCOME)))
+
+    async def on_install(self, ctx: ActivityContext[Any]) -> None:
+        """The app was installed for a user or a team: remember the conversation."""
+        await self._guard(ctx, self._remember(ctx.activity))
+
+    async def _remember(self, activity: Any) -> None:
+        ref = reference(activity)
+        if not self.conversations.is_fresh(ref):  # most messages: no database call at all
+            await self._work(self.conversations.remember, ref)
+
+    # ------------------------------------------------------------------ translation
+    async def _typed(
+        self, ctx: ActivityContext[Any], user: str, name: str | None, email: str | None
+    ) -> Inbound:
+        activity = ctx.activity
+        text = message_text(activity)
+        parsed = Request.from_text(
+            text,
+            user=user,
+            platform="teams",
+            channel=channel_of(activity),
+            user_name=name,
+            email=email,
+        )
+        named = parsed.verb in IMPORT_VERBS
+        files = [
+            f
+            for f in await ctx.files.list()
+            if named or (f.extension or f.name.rsplit(".", 1)[-1]).lower() in TABLE_FILE_TYPES
+        ]
+        if not files:
+            return Inbound(parsed)
+        for file in files[:-1]:
+            reply = await self._import(ctx, file, parsed, named)
+            await self.send(ctx, reply)
+        return Inbound(reply=await self._import(ctx, files[-1], parsed, named))
+
+    async def _import(
+        self, ctx: ActivityContext[Any], file: Any, parsed: Request, named: bool
+    ) -> Reply:
+        request_id = f"teams-file:{file.unique_id or ctx.activity.id}:{file.name}"
+        try:
+            content = await download(file)
+        except FileRefused as exc:
+            return Reply(f"{file.name} rejected", str(exc), kind="error")
+        request = Request(
+            "import",
+            parsed.args if named else [],
+            parsed.user,
+            "teams",
+            parsed.channel,
+            user_name=parsed.user_name,
+            email=parsed.email,
+            files=(Attachment(file.name, content),),
+            idempotency_key=request_id,
+        )
+        return await self._work(self._handle, request, request_id)
+
+    async def _identify(self, ctx: ActivityContext[Any]) -> tuple[str, str | None]:
+        """The user's AAD object id and, when the access file needs it, their e-mail."""
+        account = ctx.activity.from_
+        user = account.aad_object_id or account.id
+        email = account.email
+        policy = self.bot.policy
+        by_email = any("@" in key or grant.email for key, grant in policy.users.items())
+        if email or user in policy.users or not by_email:
+            return user, email
+        cached = self._emails.get(user)
+        if cached is not None and cached[0] > time.monotonic():
+            return user, cached[1]
+        try:
+            member = await ctx.api.conversations.get_member_by_id(
+                ctx.activity.conversation.id, account.id
+            )
+            email = member.email or member.user_principal_name
+        except httpx.HTTPError as exc:
+            log.info("teams member lookup failed user=%s error=%s", user, type(exc).__name__)
+        if len(self._emails) > 10_000:
+            self._emails.clear()
+        self._emails[user] = (time.monotonic() + EMAIL_TTL_S, email)
+        return user, email
+
+    async def _work(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` on the adapter's worker pool, off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._workers, functools.partial(fn, *args))
+
+    def _answer(
+        self, request: Request, request_id: str | None
+    ) -> tuple[Reply, MessageActivityInput]:
+        """The bot's reply and its card, both made on a worker thread."""
+        reply = self._handle(request, request_id)
+        return reply, render(reply)
+
+    def _handle(self, request: Request, request_id: str | None) -> Reply:
+        started = time.perf_counter()
+        reply = self.bot.handle(request)
+        # Arguments may hold figures, so only the verb is logged.
+        log.info(
+            "teams request_id=%s user=%s channel=%s verb=%s kind=%s ms=%d",
+            request_id,
+            request.user,
+            request.channel,
+            request.verb,
+            reply.kind,
+            (time.perf_counter() - started) * 1000,
+        )
+        return reply
+
+    # ------------------------------------------------------------------ delivery
+    async def send(
+        self,
+        ctx: ActivityContext[Any],
+        reply: Reply,
+        replace: bool = False,
+        activity: MessageActivityInput | None = None,
+    ) -> None:
+        """Post ``reply`` (or its ``activity``, already rendered) in the conversation, a channel's
+        thread; ``replace`` updates the card that was clicked instead."""
+        activity = activity or render(reply)
+        target = ctx.activity.reply_to_id
+        if replace and reply.ok and target:
+            activity.id = target
+            try:
+                await ctx.send(activity)
+                return
+            except httpx.HTTPError as exc:
+                log.info("teams card update failed, posting instead error=%s", type(exc).__name__)
+                activity = render(reply)
+        await ctx.send(activity)
+
+    async def _guard(self, ctx: ActivityContext[Any], work: Awaitable[Any]) -> None:
+        """Log any failure with a reference and tell the user in one sentence, never a traceback."""
+        try:
+            await work
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("teams handler failed activity=%s ref=%s", ctx.activity.id, ref)
+            sorry = Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
+            try:
+                await ctx.send(render(sorry))
+            except Exception:
+                log.exception("teams could not report failure ref=%s", ref)
+
+
+# ---------------------------------------------------------------------- pure translation
+def channel_of(activity: Any) -> str:
+    """The conversation id without a channel thread's ``;messageid=…``: what bindings key on."""
+    return str(activity.conversation.id).split(";messageid=", 1)[0]
+
+
+def message_text(activity: Any) -> str:
+    """The typed text without the bot's ``<at>`` mention, other tags or HTML entities."""
+    bot_only = StripMentionsTextOptions(account_id=activity.recipient.id)
+    text = strip_mentions_text(activity, bot_only) or ""
+    text = _TAGS.sub(" ", _OTHER_MENTIONS.sub(" ", text))
+    return " ".join(html.unescape(text).replace("\xa0", " ").split())[:MAX_COMMAND]
+
+
+def card_submission(
+    value: Any, user: str, channel: str, name: str | None, email: str | None
+) -> Inbound:
+    """A card's ``Action.Submit``: run its command, confirm its token, or submit its form."""
+    data = value.get(cards.DATA_KEY) if isinstance(value, dict) else None
+    kw: dict[str, Any] = {"user_name": name, "email": email}
+    refused = Inbound(reply=Reply("Not accepted", NOT_FROM_KPIBOT, kind="refusal"))
+    if not isinstance(data, dict) or len(data) not in (1, 2):
+        return refused
+    if set(data) == {"token"} and isinstance(data["token"], str):
+        request = Request("submit", [], user, "teams", channel, confirm_token=data["token"], **kw)
+        return Inbound(request, replace=True)
+    if set(data) == {"command"} and isinstance(data["command"], str):
+        command = data["command"].strip()[:MAX_COMMAND]
+        if command.lower() == cards.CANCEL_COMMAND:
+            return Inbound(reply=Reply(CANCELLED, kind="done"), replace=True)
+        return Inbound(
+            Request.from_text(command, user=user, platform="teams", channel=channel, **kw)
+        )
+    fields = data.get("fields")
+    if (
+        set(data) == {"form", "fields"}
+        and isinstance(data["form"], str)
+        and isinstance(fields, list)
+        and all(isinstance(f, str) for f in fields)
+    ):
+        words = [data["form"]]
+        for field in fields:
+            raw = value.get(field)
+            text = " ".join(str(raw).split()) if isinstance(raw, str | int | float) else ""
+            if text:
+                words.append(f"reason: {text}" if field == "reason" else text)
+        command = " ".join(words)[:MAX_COMMAND]
+        return Inbound(
+            Request.from_text(command, user=user, platform="teams", channel=channel, **kw)
+        )
+    return refused
+
+
+def render(reply: Reply) -> MessageActivityInput:
+    """The reply as a message activity: one Adaptive Card, plus the chart as an inline image."""
+    attachments = []
+    chart = None
+    if reply.chart is not None:
+        chart = cards.chart_attachment(reply.chart, reply.chart_name or "chart.png")
+        if chart is None:
+            reply.text = f"{reply.text}\n{cards.CHART_TOO_BIG}".strip()
+    card = cards.form_card(reply.form, reply.text) if reply.form else cards.reply_card(reply)
+    attachments.append(TeamsAttachment(content_type=cards.CARD_CONTENT_TYPE, content=card))
+    if chart is not None:
+        attachments.append(
+            TeamsAttachment(
+                content_type=chart["contentType"],
+                content_url=chart["contentUrl"],
+                name=chart["name"],
+            )
+        )
+    return MessageActivityInput(type="message").add_attachments(*attachments)
+
+
+def reference(activity: Any) -> ConversationRef:
+    """The conversation reference of an inbound activity, as stored for proactive messages."""
+    conversation = activity.conversation
+    channel_data = activity.channel_data
+    tenant = conversation.tenant_id or (
+        channel_data.tenant.id if channel_data is not None and channel_data.tenant else None
+    )
+    raw = {
+        "serviceUrl": activity.service_url,
+        "channelId": activity.channel_id,
+        "bot": activity.recipient.model_dump(by_alias=True, exclude_none=True),
+        "conversation": conversation.model_dump(by_alias=True, exclude_none=True),
+    }
+    return ConversationRef(
+        "teams",
+        channel_of(activity),
+        str(activity.service_url),
+        activity.recipient.id,
+        tenant,
+        conversation.conversation_type,
+        raw,
+    )
+
+
+async def download(file: Any) -> bytes:
+    """An uploaded file's bytes through the SDK (https only, no bot token sent), at most 5 MB."""
+    data = bytearray()
+    try:
+        async for chunk in file.stream():
+            data += chunk
+            if len(data) > MAX_FILE_BYTES:
+                raise FileRefused(FILE_TOO_BIG.format(name=file.name))
+    except FileRefused:
+        raise
+    except Exception as exc:  # the SDK raises RuntimeError, FileError or httpx errors
+        log.warning("teams file download failed name=%s error=%s", file.name, type(exc).__name__)
+        raise FileRefused(FILE_UNREADABLE.format(name=file.name)) from None
+    return bytes(data)
+
+
+# ---------------------------------------------------------------------- proactive delivery
+class _LoopThread:
+    """One event loop on a daemon thread, so synchronous callers can run the SDK's coroutines.
+
+    The SDK's HTTP client belongs to the loop that first uses it, so the deliverer keeps its own.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float) -> T:
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="kpibot-teams-deliverer", daemon=True
+                ).start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+class TeamsDeliverer:
+    """Posts outbox messages to the Teams conversations kpibot has a stored reference for.
+
+    The Bot Connector lets a bot neither list nor search a conversation's messages, so
+    ``find_delivered`` cannot look for an earlier attempt: delivery is at-least-once in the few
+    milliseconds between Teams' answer and the outbox's commit (see ``kpibot.scheduler.outbox``).
+
+    >>> TeamsDeliverer(ConversationStore(db), build_app(settings, StarletteAdapter()))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, conversations: ConversationStore, app: App, timeout: float = SEND_TIMEOUT_S
+    ) -> None:
+        self.conversations = conversations
+        self.app = app
+        self.timeout = timeout
+        self._loop = _LoopThread()
+
+    def deliver(self, message: OutboxMessage, reply: Reply) -> str | None:
+        ref = self.conversations.get("teams", message.channel)
+        if ref is None:
+            raise DeliveryError(
+                f"no Teams conversation reference for {message.channel}: install "
+                "the app there or message the bot there once",
+                permanent=True,
+            )
+        activity = render(reply)
+        activity.from_ = Account(id=ref.bot_id)
+        activity.conversation = ConversationAccount(id=ref.conversation_id)
+        try:
+            sent = self._loop.run(
+                self.app.api.conversations.create_activity(
+                    ref.conversation_id, activity, service_url=ref.service_url
+                ),
+                self.timeout,
+            )
+        except httpx.HTTPStatusError as exc:
+            raise delivery_error(exc) from exc
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise DeliveryError(f"Teams did not answer: {type(exc).__name__}") from exc
+        return sent.id
+
+    def find_delivered(self, message: OutboxMessage) -> str | None:
+        return None
+
+    def close(self) -> None:
+        self._loop.close()
+
+
+def delivery_error(exc: httpx.HTTPStatusError) -> DeliveryError:
+    """A connector refusal as the dispatcher understands it: rate limit, permanent or retryable."""
+    status = exc.response.status_code
+    if status == 429:
+        retry = exc.response.headers.get("Retry-After", "1")
+        try:
+            return RateLimited(float(retry))
+        except ValueError:
+            return RateLimited(1.0)
+    # Removed from the conversation, unknown conversation, bad credentials or too large: no retry cures it.
+    return DeliveryError(
+        f"Teams refused the message: HTTP {status}", permanent=status in (400, 401, 403, 404, 413)
+    )
+
+
+# ---------------------------------------------------------------------- entry points
+def teams_routes(settings: Settings, bot: Bot) -> list[BaseRoute]:
+    """``POST /api/messages`` for Teams; none without ``TEAMS_APP_ID`` (or auth explicitly off)."""
+    if settings.teams_auth_disabled:
+        log.warning(AUTH_OFF)
+    elif not settings.teams_app_id:
+        log.warning("Teams is off: set TEAMS_APP_ID and TEAMS_APP_PASSWORD to enable /api/messages")
+        return []
+    return TeamsAdapter(bot, settings).routes()
+
+
+def teams_deliverer(settings: Settings, services: Services | None = None) -> TeamsDeliverer | None:
+    """The scheduler's Teams deliverer, or None when Teams is not configured.
+
+    Pass the process's ``services`` to share its database engine; without them the deliverer
+    opens its own on ``settings.database_url``.
+    """
+    if not settings.teams_app_id:
+        return None
+    from kpibot.store.database import Database
+
+    db = services.db if services is not None else Database(settings.database_url)
+    return TeamsDeliverer(ConversationStore(db), build_app(settings, StarletteAdapter()))
