@@ -31,7 +31,7 @@ from kpibot.store.repositories import AuditLog, ContractRepository, FigureReposi
 from kpibot.store.rows import NewFigure
 
 Clock = Callable[[], datetime]
-SCORECARD_CACHE_SIZE = 256
+SCORECARD_CACHE_SIZE = 1200
 CONTRACT_CACHE_SECONDS = 60.0
 
 
