@@ -123,7 +123,8 @@ class StarletteAdapter:
         """kpibot serves no static files."""
 
     async def start(self, port: int) -> None:
-        raise NotImplementedError("kpibot serve runs the HTTP server")
+        # The SDK may ask its adapter to serve; kpibot serve (uvicorn) owns the process instead.
+        raise RuntimeError("kpibot serve runs the HTTP server; the Teams SDK does not start one")
 
     async def stop(self) -> None:
         """Nothing to stop: the server is kpibot's."""
