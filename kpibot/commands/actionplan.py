@@ -43,6 +43,7 @@ from kpibot.actionplans import (
 from kpibot.commands.base import (
     Action,
     Cell,
+    CommandHandler,
     Context,
     Form,
     FormField,
@@ -184,7 +185,7 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(LONDON):%-d %b %Y}"
 
 
-class ActionPlanHandler:
+class ActionPlanHandler(CommandHandler):
     verb = "actionplan"
     summary = "underperformance action plans: open, add actions, agree, review, escalate, close"
     usage = USAGE
@@ -196,8 +197,6 @@ class ActionPlanHandler:
         'actionplan childrens-trust close 1 "C7 back above target two quarters running"',
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")

@@ -176,5 +176,12 @@ class Handler(Protocol):
     def handle(self, request: Request, ctx: Context) -> Reply: ...
 
 
+class CommandHandler:
+    """Base for verbs: ``check`` refuses nothing unless a verb overrides it; ``handle`` does the work."""
+
+    def check(self, request: Request, ctx: Context) -> Reply | None:
+        return None
+
+
 def error(text: str, title: str = "That didn't work") -> Reply:
     return Reply(title, text, kind="error", ephemeral=True)

@@ -8,19 +8,17 @@ thread, several at once.
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, Context, Reply, Request, error
+from kpibot.commands.base import Action, CommandHandler, Context, Reply, Request, error
 from kpibot.commands.resolve import resolve_contract, resolve_kpi
 from kpibot.engine.charts import render_kpi_chart
 
 
-class ChartHandler:
+class ChartHandler(CommandHandler):
     verb = "chart"
     summary = "a chart of one KPI: values, target line by contract year, tolerance band, benchmark"
     usage = "chart <contract> <kpi> [--years N]"
     examples = ("chart childrens-trust C7", "chart childrens-trust S16 --years 1")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         args = list(request.args)

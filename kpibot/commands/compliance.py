@@ -10,7 +10,7 @@ consecutive returns missed or late is shown as a service failure. The service-le
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, Cell, Context, Reply, Request
+from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request
 from kpibot.commands.resolve import resolve_contract
 from kpibot.engine.calendar import LONDON
 from kpibot.money import ComplianceReport, compliance_report
@@ -25,7 +25,7 @@ STATUS_WORDS = {
 STATUS_RAG = {"on_time": "green", "late": "amber", "missing": "red", "not_due": "grey"}
 
 
-class ComplianceHandler:
+class ComplianceHandler(CommandHandler):
     verb = "compliance"
     summary = (
         "data-submission KPIs (timeliness, accuracy, service failure) and the service RAG rating"
@@ -33,8 +33,6 @@ class ComplianceHandler:
     usage = "compliance <contract>"
     examples = ("compliance one-you-lifestyle", "compliance one-psychology")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from kpibot.calendars import calendar_for
-from kpibot.commands.base import Cell, Context, Reply, Request
+from kpibot.commands.base import Cell, CommandHandler, Context, Reply, Request
 from kpibot.commands.resolve import resolve_contract
 from kpibot.engine.model import Contract
 
@@ -16,14 +16,12 @@ AHEAD_DAYS = 120
 BEHIND_DAYS = 200
 
 
-class DueHandler:
+class DueHandler(CommandHandler):
     verb = "due"
     summary = "coming return deadlines, and overdue returns not yet in"
     usage = "due [contract]"
     examples = ("due", "due one-psychology")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         if request.args or ctx.policy.bound_contract(request.channel):

@@ -25,7 +25,17 @@ from datetime import date
 from decimal import Decimal
 
 from kpibot.commands.actionplan import split_tags
-from kpibot.commands.base import Action, Cell, Context, Form, FormField, Reply, Request, error
+from kpibot.commands.base import (
+    Action,
+    Cell,
+    CommandHandler,
+    Context,
+    Form,
+    FormField,
+    Reply,
+    Request,
+    error,
+)
 from kpibot.commands.resolve import refuse, resolve_contract
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
@@ -158,7 +168,7 @@ def _status(v: Variance) -> tuple[str, str]:
     return f"filed {v.report.filed_at.astimezone(LONDON):%-d %b %Y}", "amber"
 
 
-class ExpenditureHandler:
+class ExpenditureHandler(CommandHandler):
     verb = "expenditure"
     summary = "quarterly expenditure statements and variance exception reports"
     usage = USAGE
@@ -169,8 +179,6 @@ class ExpenditureHandler:
         'measures:"Two posts recruited" budget:£460,000',
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")

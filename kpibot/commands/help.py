@@ -5,17 +5,15 @@
 
 from __future__ import annotations
 
-from kpibot.commands.base import Cell, Context, Reply, Request
+from kpibot.commands.base import Cell, CommandHandler, Context, Reply, Request
 
 
-class HelpHandler:
+class HelpHandler(CommandHandler):
     verb = "help"
     summary = "what kpibot can do, with examples"
     usage = "help [verb]"
     examples = ("help", "help submit")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         from kpibot.commands.registry import REGISTRY, closest_verb

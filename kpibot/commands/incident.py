@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from kpibot.commands.base import Action, Cell, Context, Reply, Request, error
+from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request, error
 from kpibot.commands.resolve import refuse, resolve_contract
 from kpibot.engine.calendar import DEFAULT_INCIDENT_RULES, LONDON
 from kpibot.engine.describe import RAG_DOT
@@ -227,7 +227,7 @@ class IncidentHandler:
         return reply
 
 
-class IncidentsHandler:
+class IncidentsHandler(CommandHandler):
     verb = "incidents"
     summary = "the incident register: what is open, overdue, and reported on time or late"
     usage = "incidents [contract] [open]"
@@ -237,8 +237,6 @@ class IncidentsHandler:
         "incidents healthy-child-0-19 open",
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         words = [a for a in request.args if a.lower() != "open"]

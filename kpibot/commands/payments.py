@@ -9,7 +9,7 @@ as "£41,000 of £60,000 incentive at risk: 1b, 5b below target".
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, Cell, Context, Reply, Request, error
+from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request, error
 from kpibot.commands.resolve import resolve_contract
 from kpibot.engine.payments import STATUS_WORDS, PaymentReport
 from kpibot.money import (
@@ -31,7 +31,7 @@ STATUS_RAG = {
 }
 
 
-class PaymentsHandler:
+class PaymentsHandler(CommandHandler):
     verb = "payments"
     summary = (
         "what a contract pays this year: guaranteed, earned, at risk and withheld, with reasons"
@@ -43,8 +43,6 @@ class PaymentsHandler:
         "payments one-psychology 2019/20",
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")

@@ -19,7 +19,16 @@ import re
 from collections.abc import Callable
 
 from kpibot import returns
-from kpibot.commands.base import Action, Context, Form, FormField, Reply, Request, error
+from kpibot.commands.base import (
+    Action,
+    CommandHandler,
+    Context,
+    Form,
+    FormField,
+    Reply,
+    Request,
+    error,
+)
 from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
@@ -90,7 +99,7 @@ def _run(fn: Callable[[], returns.ReturnView], note: str) -> Reply:
     return render(view, note, "done")
 
 
-class ReturnHandler:
+class ReturnHandler(CommandHandler):
     verb = "return"
     summary = "a quarterly return: what is missing, submit it, file exception reports"
     usage = 'return <contract> <period> [submit | exception <kpi> "text"]'
@@ -100,8 +109,6 @@ class ReturnHandler:
         'return healthy-child-0-19 2019/20 Q3 exception 3.4 "two families moved away"',
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         words = [a.lower() for a in request.args]
@@ -173,7 +180,7 @@ def narrative_form(contract: Contract, period: Period, view: returns.ReturnView)
     )
 
 
-class NarrativeHandler:
+class NarrativeHandler(CommandHandler):
     verb = "narrative"
     summary = "write a return's narrative: working well, challenges, actions"
     usage = 'narrative <contract> <period> working: "…" challenges: "…" actions: "…"'
@@ -182,8 +189,6 @@ class NarrativeHandler:
         'challenges: "Two vacancies" actions: "Recruiting"',
     )
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "submit", self.usage)
@@ -210,14 +215,12 @@ class NarrativeHandler:
         )
 
 
-class ApproveHandler:
+class ApproveHandler(CommandHandler):
     verb = "approve"
     summary = "approve a submitted return (commissioners)"
     usage = "approve <contract> <period>"
     examples = ("approve childrens-trust 2019/20 Q3",)
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "approve", self.usage)
@@ -230,14 +233,12 @@ class ApproveHandler:
         )
 
 
-class QueryHandler:
+class QueryHandler(CommandHandler):
     verb = "query"
     summary = "query a submitted return with a reason (commissioners); the provider is told"
     usage = 'query <contract> <period> "reason"'
     examples = ('query childrens-trust 2019/20 Q3 "C5 numerator looks doubled"',)
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "approve", self.usage)

@@ -6,10 +6,11 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pandas as pd
 
-from kpibot.commands.base import Action, Cell, Context, Reply, Request, error
+from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request, error
 from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
 from kpibot.engine.model import KPI, Contract
@@ -19,7 +20,7 @@ from kpibot.engine.scorecard import Scorecard, compiled
 MAX_ROWS = 12
 
 
-def _value(row: object, unit: str) -> str:
+def _value(row: Any, unit: str) -> str:
     v = row.value
     text = format_value(None if math.isnan(v) else v, unit)
     ytd = row.ytd_value
@@ -28,7 +29,7 @@ def _value(row: object, unit: str) -> str:
     return text
 
 
-def _target_cell(contract: Contract, row: object) -> str:
+def _target_cell(contract: Contract, row: Any) -> str:
     terms = compiled(contract)[row.kpi].years.get(row.year)
     text = str(row.target)
     if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
@@ -43,15 +44,13 @@ def report_period(ctx: Context, contract: Contract) -> Period:
     return latest or ctx.services.default_period(contract)
 
 
-class StatusHandler:
+class StatusHandler(CommandHandler):
     verb = "status"
     summary = "where a contract stands: red, amber and green, values against targets, trends"
     usage = "status [contract] [kpi] [period]"
     examples = ("status", "status childrens-trust", "status childrens-trust C7",
                 "status childrens-trust C7 2019/20 Q3")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         if not request.args and ctx.policy.bound_contract(request.channel) is None:

@@ -15,7 +15,16 @@ import time
 
 import pandas as pd
 
-from kpibot.commands.base import Action, Context, Form, FormField, Reply, Request, error
+from kpibot.commands.base import (
+    Action,
+    CommandHandler,
+    Context,
+    Form,
+    FormField,
+    Reply,
+    Request,
+    error,
+)
 from kpibot.commands.resolve import refuse, resolve_contract, resolve_kpi, take_period
 from kpibot.commands.tokens import TokenInvalid, digest, sign, verify
 from kpibot.engine.describe import POSITION_WORDS, RAG_DOT, format_value
@@ -55,15 +64,13 @@ def _split_note(words: list[str]) -> tuple[str | None, str | None]:
     return note, text[idx + len("reason:"):].strip() or None
 
 
-class SubmitHandler:
+class SubmitHandler(CommandHandler):
     verb = "submit"
     summary = "submit a figure: preview its RAG, then confirm"
     usage = "submit <contract> <kpi> <period> <numerator>/<denominator> | <value> [note] [reason: …]"
     examples = ("submit childrens-trust C1 2019/20 Q4 86/100",
                 "submit childrens-trust C7 2019/20 Q3 45% reason: two adoptions recoded after audit")
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         if request.confirm_token:

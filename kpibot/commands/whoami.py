@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from kpibot.commands.base import Context, Reply, Request
+from kpibot.commands.base import CommandHandler, Context, Reply, Request
 
 ROLE_WORDS = {
     "commissioner": "Commissioner: you can see your contracts, submit and correct figures, approve returns "
@@ -16,14 +16,12 @@ ROLE_WORDS = {
 }
 
 
-class WhoamiHandler:
+class WhoamiHandler(CommandHandler):
     verb = "whoami"
     summary = "your role and contracts"
     usage = "whoami"
     examples = ("whoami",)
 
-    def check(self, request: Request, ctx: Context) -> Reply | None:
-        return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
