@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -145,7 +146,7 @@ def run_teams_load(
     """Closed loop, as ``run_load``: each user posts its next activity once its reply arrived."""
     samples: list[TeamsSample] = []
     lock = threading.Lock()
-    with Arrivals() as arrivals:
+    with Arrivals() as arrivals, ExitStack() as stack:
         now = int(time.time())
         claims = {
             "iss": "https://api.botframework.com",
@@ -163,25 +164,33 @@ def run_teams_load(
         conversations = [f"a:bench-{uuid.uuid4().hex}" for _ in range(concurrency)]
         answered = [0] * concurrency
 
+        # One HTTP client per user, made before any clock starts (see status_latency.run_load).
+        clients = [
+            stack.enter_context(
+                httpx.Client(base_url=url, trust_env=False, timeout=REPLY_TIMEOUT_S)
+            )
+            for _ in range(concurrency)
+        ]
+
         def one_user(todo: queue.SimpleQueue[TeamsJob], measured: bool, n: int) -> None:
             conversation = conversations[n]
-            with httpx.Client(base_url=url, trust_env=False, timeout=REPLY_TIMEOUT_S) as http:
-                while True:
-                    try:
-                        job = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    body = activity(arrivals.url, conversation, job.text, user, app_id)
-                    sent = time.perf_counter()
-                    response = http.post("/api/messages", json=body, headers=headers)
-                    answered[n] += 1
-                    got = arrivals.wait(conversation, answered[n], REPLY_TIMEOUT_S)
-                    ok = got is not None and job.expect in card_title(got[1])
-                    reply_s = None if got is None else got[0] - sent
-                    with lock:
-                        samples.append(
-                            TeamsSample(job.token, measured, response.status_code, reply_s, ok)
-                        )
+            http = clients[n]
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                body = activity(arrivals.url, conversation, job.text, user, app_id)
+                sent = time.perf_counter()
+                response = http.post("/api/messages", json=body, headers=headers)
+                answered[n] += 1
+                got = arrivals.wait(conversation, answered[n], REPLY_TIMEOUT_S)
+                ok = got is not None and job.expect in card_title(got[1])
+                reply_s = None if got is None else got[0] - sent
+                with lock:
+                    samples.append(
+                        TeamsSample(job.token, measured, response.status_code, reply_s, ok)
+                    )
 
         def phase(batch: list[TeamsJob], measured: bool) -> float:
             todo: queue.SimpleQueue[TeamsJob] = queue.SimpleQueue()

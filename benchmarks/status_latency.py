@@ -4,8 +4,10 @@ Loads 500 synthetic contracts × 40 KPIs × 12 quarters (2017/18 Q1 … 2019/20 
 years; a mix of real target phrasings, 3% of returns missing) into a temporary SQLite store in
 WAL mode, with ``KPIBOT_TODAY=2020-06-01`` and one commissioner who sees every contract. Then:
 
-* **status**: the real app (``create_app``) under uvicorn on 127.0.0.1. 20 simulated users each
-  send a signed ``/kpi status <random contract>``, wait for the answer, and send the next: 50
+* **status**: the real app (``create_app``, as ``kpibot serve`` builds it) under uvicorn on
+  127.0.0.1. As a load balancer would, the load starts once ``/readyz`` answers 200, that is
+  once the start-up warm-up has built every contract's status (its length is printed). 20
+  simulated users each send a signed ``/kpi status <random contract>``, wait for the answer, and send the next: 50
   warm-up requests, then 2,000 measured. The app acks with "Working on it…" and a Bolt lazy
   listener posts the status to the request's own ``response_url``, served by a recording Slack
   stand-in (``tests.slack_mock.SlackApiServer``) that timestamps each arrival.
@@ -13,8 +15,8 @@ WAL mode, with ``KPIBOT_TODAY=2020-06-01`` and one commissioner who sees every c
   → status reply received at its response_url (what the user waits for).
 * **bare**: a fresh ``slack_bolt.App`` with the same signing secret and the same Starlette route,
   whose ``/kpi`` listener only calls ``ack()``; the same load. Measured: POST sent → HTTP response.
-* **teams**: the same load as Microsoft Teams activities, on a freshly started app (cold caches,
-  as the Slack run had): each user posts ``kpi status <contract>`` in its 1:1 chat to
+* **teams**: the same load as Microsoft Teams activities, on a freshly started app (warmed up
+  before the load, as the Slack run's was): each user posts ``kpi status <contract>`` in its 1:1 chat to
   ``/api/messages`` with a Bot Framework JWT that the SDK validates (signed with a local key the
   app is pointed at, ``TEAMS_OPENID_URL``), and is answered when the reply activity, an Adaptive
   Card, reaches the activity's ``serviceUrl``: a recording connector (``_teams_load.py``). The
@@ -51,7 +53,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -378,8 +380,12 @@ def bare_app(api_url: str) -> Starlette:
 
 
 @contextmanager
-def served(app: Starlette) -> Iterator[str]:
-    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL."""
+def served(app: Starlette, wait_ready: bool = False) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port in a thread; yield its base URL.
+
+    With ``wait_ready``, first wait, as a load balancer would, until ``/readyz`` answers 200
+    (kpibot's start-up warm-up is done), and say how long that took.
+    """
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -389,11 +395,33 @@ def served(app: Starlette) -> Iterator[str]:
             raise BenchmarkFailure("uvicorn did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    if wait_ready:
+        wait_until_ready(url)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def wait_until_ready(url: str, timeout_s: float = 900.0) -> None:
+    """Poll ``/readyz`` until it answers 200; print the warm-up's length and last progress."""
+    started = time.perf_counter()
+    last: Any = None
+    with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+        while True:
+            response = http.get("/readyz")
+            if response.status_code == 200:
+                break
+            last = response.json()
+            if time.perf_counter() - started > timeout_s:
+                raise BenchmarkFailure(f"/readyz still 503 after {timeout_s:.0f} s: {last}")
+            time.sleep(0.2)
+    say(
+        f"start-up warm-up: /readyz answered 200 after {time.perf_counter() - started:.1f} s "
+        f"(not timed for the result; before that it answered 503, last {last})"
+    )
 
 
 class WarningTally(logging.Handler):
@@ -486,51 +514,56 @@ def run_load(
     samples: list[Sample] = []
     lock = threading.Lock()
 
-    with ArrivalRecorder() as receiver:
+    # One HTTP client per user, made before any clock starts: making one costs tens of ms of CPU
+    # (its TLS context), which would otherwise land on the first measured requests.
+    with ArrivalRecorder() as receiver, ExitStack() as stack:
+        clients = [
+            stack.enter_context(
+                httpx.Client(base_url=url, trust_env=False, timeout=REPLY_TIMEOUT_S)
+            )
+            for _ in range(concurrency)
+        ]
 
-        def user(todo: queue.SimpleQueue[Job], measured: bool) -> None:
-            with httpx.Client(base_url=url, trust_env=False, timeout=REPLY_TIMEOUT_S) as http:
-                while True:
-                    try:
-                        job = todo.get_nowait()
-                    except queue.Empty:
-                        return
-                    body = slash_command_body(
-                        job.text,
-                        user_id=USER,
-                        channel_id=CHANNEL,
-                        response_url=receiver.response_url(job.token),
-                    )
-                    headers = signed_headers(body, SIGNING_SECRET)
-                    sent = time.perf_counter()
-                    response = http.post("/slack/events", content=body, headers=headers)
-                    ack_s = time.perf_counter() - sent
-                    reply_s, ok = None, True
-                    if wait_reply:
-                        # Wait even when the ack failed: Bolt starts the lazy listener anyway.
-                        arrival = receiver.wait_arrival(job.token, REPLY_TIMEOUT_S)
-                        ok = arrival is not None and job.expect in str(arrival[1].get("text"))
-                        reply_s = None if arrival is None else arrival[0] - sent
-                    with lock:
-                        samples.append(
-                            Sample(
-                                job.token,
-                                job.text,
-                                measured,
-                                ack_s,
-                                response.status_code,
-                                reply_s,
-                                ok,
-                            )
+        def user(todo: queue.SimpleQueue[Job], measured: bool, http: httpx.Client) -> None:
+            while True:
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                body = slash_command_body(
+                    job.text,
+                    user_id=USER,
+                    channel_id=CHANNEL,
+                    response_url=receiver.response_url(job.token),
+                )
+                headers = signed_headers(body, SIGNING_SECRET)
+                sent = time.perf_counter()
+                response = http.post("/slack/events", content=body, headers=headers)
+                ack_s = time.perf_counter() - sent
+                reply_s, ok = None, True
+                if wait_reply:
+                    # Wait even when the ack failed: Bolt starts the lazy listener anyway.
+                    arrival = receiver.wait_arrival(job.token, REPLY_TIMEOUT_S)
+                    ok = arrival is not None and job.expect in str(arrival[1].get("text"))
+                    reply_s = None if arrival is None else arrival[0] - sent
+                with lock:
+                    samples.append(
+                        Sample(
+                            job.token,
+                            job.text,
+                            measured,
+                            ack_s,
+                            response.status_code,
+                            reply_s,
+                            ok,
                         )
+                    )
 
         def phase(batch: list[Job], measured: bool) -> float:
             todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
             for job in batch:
                 todo.put(job)
-            users = [
-                threading.Thread(target=user, args=(todo, measured)) for _ in range(concurrency)
-            ]
+            users = [threading.Thread(target=user, args=(todo, measured, http)) for http in clients]
             start = time.perf_counter()
             for t in users:
                 t.start()
@@ -780,7 +813,7 @@ def measure_teams(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     bot = Bot.from_settings(settings)  # no caches, as the Slack run's bot had at its start
-    with served(create_app(settings, bot)) as url:
+    with served(create_app(settings, bot, settle_heap=True), wait_ready=True) as url:
         samples, wall_s = client.submit(
             run_teams_load,
             url,
@@ -872,7 +905,7 @@ def main(argv: list[str] | None = None) -> int:
         with (
             tallied_warnings("kpibot", "slack_bolt", "microsoft_teams") as warnings,
             ProcessPoolExecutor(1, mp_context=get_context("spawn")) as client,
-            served(create_app(settings, bot)) as status_url,
+            served(create_app(settings, bot, settle_heap=True), wait_ready=True) as status_url,
             served(bare_app(slack.api_url)) as bare_url,
         ):
             status = measure_status(client, status_url, status_jobs, args.concurrency)

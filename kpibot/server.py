@@ -1,7 +1,9 @@
 """The HTTP server: one ASGI app with health checks and each chat platform's routes.
 
 ``GET /healthz`` says the process is up (no database call); ``GET /readyz`` says it can serve,
-which needs the database to answer. Platform routes come from ``PLATFORM_ROUTES``: Slack posts to
+which needs the database to answer and, unless ``KPIBOT_WARM_CACHES=false``, the start-up warm-up
+(:mod:`kpibot.warmup`) to have built every contract's status; until then it answers 503 with the
+progress. Platform routes come from ``PLATFORM_ROUTES``: Slack posts to
 ``/slack/events``; a Teams adapter adds its factory there for ``POST /api/messages``.
 
 >>> app = create_app(Settings(database_url="sqlite://"))  # doctest: +SKIP
@@ -11,7 +13,8 @@ which needs the database to answer. Platform routes come from ``PLATFORM_ROUTES`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -25,6 +28,7 @@ from kpibot.chat.slack import run_socket_mode, slack_routes
 from kpibot.chat.teams import teams_routes
 from kpibot.settings import Settings
 from kpibot.store.database import Database
+from kpibot.warmup import Warmup
 
 log = logging.getLogger("kpibot.server")
 
@@ -38,18 +42,37 @@ def create_app(
     settings: Settings,
     bot: Bot | None = None,
     platforms: tuple[RouteFactory, ...] = PLATFORM_ROUTES,
+    *,
+    settle_heap: bool = False,
 ) -> Starlette:
-    """The ASGI app: health checks plus the routes of every configured chat platform."""
+    """The ASGI app: health checks plus the routes of every configured chat platform.
+
+    ``settle_heap`` (``kpibot serve`` sets it) exempts the warmed caches from the garbage
+    collector once the warm-up is done; see :func:`kpibot.warmup.settle_heap`.
+    """
     bot = bot or Bot.from_settings(settings)
     db = bot.services.db
+    warmup = Warmup(bot.services, settle=settle_heap) if settings.warm_caches else None
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> JSONResponse:
-        if await run_in_threadpool(database_answers, db):
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+        if not await run_in_threadpool(database_answers, db):
+            return JSONResponse({"status": "unavailable", "reason": "database"}, status_code=503)
+        if warmup is not None and not warmup.ready:
+            return JSONResponse(warmup.progress(), status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warmup is not None:
+            warmup.start()
+        try:
+            yield
+        finally:
+            if warmup is not None:
+                warmup.stop()
 
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -57,7 +80,7 @@ def create_app(
     ]
     for platform in platforms:
         routes.extend(platform(settings, bot))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
 def database_answers(db: Database) -> bool:
@@ -87,7 +110,7 @@ def serve(settings: Settings, socket_mode: bool = False) -> None:
         scheduler.start()
     try:
         uvicorn.run(
-            create_app(settings, bot),
+            create_app(settings, bot, settle_heap=True),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level.lower(),

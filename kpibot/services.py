@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -31,7 +32,9 @@ from kpibot.store.repositories import AuditLog, ContractRepository, FigureReposi
 from kpibot.store.rows import NewFigure
 
 Clock = Callable[[], datetime]
+V = TypeVar("V")
 SCORECARD_CACHE_SIZE = 1200
+VIEW_CACHE_SIZE = 2000
 CONTRACT_CACHE_SECONDS = 60.0
 
 
@@ -47,6 +50,7 @@ class Services:
     clock: Clock
     _contract_cache: dict[str, Contract] = field(default_factory=dict)
     _card_cache: OrderedDict[tuple[object, ...], Scorecard] = field(default_factory=OrderedDict)
+    _view_cache: OrderedDict[tuple[object, ...], Any] = field(default_factory=OrderedDict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: tuple[float, list[str]] | None = None
     status_hooks: list[Callable[[Services, Contract, Period], list[str]]] = field(default_factory=list)
@@ -145,6 +149,38 @@ class Services:
         with self.db.session(read_only=True) as session:
             latest, rows, flagged = session.execute(query).one()
         return int(latest or 0), int(rows or 0), int(flagged or 0)
+
+    def contract_version(self, contract_id: str) -> int:
+        """Grows with every change to anything about a contract: its terms, figures, returns,
+        action plans, finance. Each of those writes its audit entry in the same transaction as the
+        change, so the contract's latest audit entry id versions them all, across processes too.
+        """
+        from sqlalchemy import func, select
+
+        from kpibot.store.schema import AuditEventRecord
+
+        query = select(func.max(AuditEventRecord.id)).where(AuditEventRecord.contract_id == contract_id)
+        return int(self.db.read_scalar(query) or 0)
+
+    def view(self, contract: Contract, name: str, build: Callable[[], V], *params: object) -> V:
+        """``build()``'s result (a status overview, say), reused until anything about the contract
+        changes (see :meth:`contract_version`) or the date moves on (lateness and the default
+        period follow the date). ``params`` are whatever else the view depends on.
+
+        The version is read before ``build`` runs, so a change racing the build at worst makes
+        the next caller build again; it never leaves a stale view behind a newer version.
+        """
+        key = (name, contract.id, id(contract), self.now().date(), self.contract_version(contract.id), *params)
+        with self._cache_lock:
+            if key in self._view_cache:
+                self._view_cache.move_to_end(key)
+                return self._view_cache[key]  # type: ignore[no-any-return]
+        value = build()
+        with self._cache_lock:
+            self._view_cache[key] = value
+            while len(self._view_cache) > VIEW_CACHE_SIZE:
+                self._view_cache.popitem(last=False)
+        return value
 
     def scorecard(self, contract: Contract, at: Period | None = None, *, approved_only: bool = False) -> Scorecard:
         """The contract's evaluated scorecard, cached until its figures change.

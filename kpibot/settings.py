@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 3000
     run_scheduler: bool = True
+    warm_caches: bool = Field(default=True, description="Build every contract's status at start-up; /readyz waits for it")
     log_level: str = "INFO"
     secret_key: SecretStr | None = Field(default=None, description="Signs confirmation buttons; share across replicas")
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")

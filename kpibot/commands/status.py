@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -16,6 +17,9 @@ from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
+
+if TYPE_CHECKING:
+    from kpibot.services import Services
 
 MAX_ROWS = 12
 
@@ -37,11 +41,11 @@ def _target_cell(contract: Contract, row: Any) -> str:
     return text
 
 
-def report_period(ctx: Context, contract: Contract) -> Period:
+def report_period(services: Services, contract: Contract) -> Period:
     """The latest period with figures in, else the latest ended period of the contract."""
-    card = ctx.services.scorecard(contract)
+    card = services.scorecard(contract)
     latest = card.latest_period()
-    return latest or ctx.services.default_period(contract)
+    return latest or services.default_period(contract)
 
 
 class StatusHandler(CommandHandler):
@@ -71,7 +75,7 @@ class StatusHandler(CommandHandler):
             return self.kpi_detail(ctx, contract, kpi, period)
         if rest2:
             return error(f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status")
-        return self.contract_overview(ctx, contract, period or report_period(ctx, contract))
+        return self.contract_overview(ctx, contract, period)
 
     # ------------------------------------------------------------------ views
     def overview_all(self, ctx: Context) -> Reply:
@@ -84,76 +88,24 @@ class StatusHandler(CommandHandler):
             contract = ctx.services.contract(cid)
             if contract is None:
                 continue
-            period = report_period(ctx, contract)
-            rows = ctx.services.scorecard(contract, period).at(period)
-            counts = rows["rag"].value_counts() if not rows.empty else pd.Series(dtype=int)
-            worst = "red" if counts.get("red", 0) else "amber" if counts.get("amber", 0) else "green"
-            reply.rows.append([Cell(cid, worst), Cell(period.label), Cell(str(counts.get("red", 0)), "red"),
-                               Cell(str(counts.get("amber", 0)), "amber"), Cell(str(counts.get("green", 0)), "green"),
-                               Cell(str(counts.get("grey", 0)), "grey")])
+            label, counts = cached_counts(ctx.services, contract)
+            worst = "red" if counts["red"] else "amber" if counts["amber"] else "green"
+            reply.rows.append([Cell(cid, worst), Cell(label), Cell(str(counts["red"]), "red"),
+                               Cell(str(counts["amber"]), "amber"), Cell(str(counts["green"]), "green"),
+                               Cell(str(counts["grey"]), "grey")])
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
-    def contract_overview(self, ctx: Context, contract: Contract, period: Period) -> Reply:
-        card = ctx.services.scorecard(contract, period)
-        rows = card.at(period)
-        comp = compiled(contract)
-        year = contract.year_for(period)
-        counts = {rag: int((rows["rag"] == rag).sum()) if not rows.empty else 0 for rag in RAG_ORDER}
-        summary = (f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
-                   f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure")
-        lines = [summary]
-        if not rows.empty:
-            crit = rows[rows["critical"]]
-            if len(crit):
-                lines.append("*Critical failures:* " + ", ".join(
-                    f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples()))
-            missing = rows[rows["position"] == "missing"]
-            late = self._late_missing(ctx, contract, missing)
-            if late:
-                lines.append("*Late or missing returns:* " + late)
-        from kpibot.returns import pending_periods
+    def contract_overview(self, ctx: Context, contract: Contract, period: Period | None) -> Reply:
+        """The one-screen overview, built once per change to the contract and date, then reused.
 
-        if period.label in pending_periods(ctx.services, contract.id):
-            lines.append(f"The {period.label} return is *pending* approval; its figures may still change.")
-        outlook = _year_end_outlook(card, contract, period)
-        if outlook:
-            lines.append(outlook)
-        extra = ctx.services.status_extras(contract, period)
-        lines.extend(extra)
-        reply = Reply(f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""), "\n".join(lines),
-                      columns=["KPI", "Measure", "Value", "Target", "Trend"])
-        focus = rows[rows["rag"].isin(["red", "amber"]) | rows["critical"]] if not rows.empty else rows
-        if not focus.empty:
-            focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(["_c", "_o"])
-        for r in list(focus.itertuples())[:MAX_ROWS]:
-            kpi = contract.kpi(r.kpi)
-            reply.rows.append([Cell(r.kpi, r.rag), Cell(_short(kpi.name)), Cell(_value(r, comp[r.kpi].unit)),
-                               Cell(_target_cell(contract, r)), Cell(trend_text(r.trend))])
-        hidden = len(focus) - MAX_ROWS
-        footer = [f"…and {hidden} more red or amber." if hidden > 0 else ""]
-        if focus.empty and not rows.empty:
-            footer.append("Nothing is red or amber.")
-        footer.append(f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history.")
-        reply.footer = " ".join(f for f in footer if f)
-        worst = next(iter(focus["kpi"]), None) if not focus.empty else None
-        if worst:
-            reply.actions.append(Action(f"Chart {worst}", f"chart {contract.id} {worst}", "primary"))
+        Only the Submit button depends on who asks, so it is added to a copy of the shared reply.
+        """
+        base = cached_overview(ctx.services, contract, period)
+        reply = replace(base, rows=[list(r) for r in base.rows], actions=list(base.actions))
         if ctx.policy.can(ctx.who, "submit", contract.id):
             reply.actions.append(Action("Submit a figure", f"submit {contract.id}"))
         return reply
-
-    def _late_missing(self, ctx: Context, contract: Contract, missing: pd.DataFrame) -> str:
-        if missing.empty:
-            return ""
-        due = ctx.services.due_date(contract, contract.parse_period(missing["period"].iloc[0]))
-        today = ctx.services.now().date()
-        if due is not None and today <= due:
-            return ""
-        codes = list(missing["kpi"])
-        shown = ", ".join(codes[:10]) + (f" …and {len(codes) - 10} more" if len(codes) > 10 else "")
-        when = f" (due {due:%-d %b %Y})" if due else ""
-        return f"{len(codes)} KPI(s) have no figure{when}: {shown}"
 
     def kpi_detail(self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None) -> Reply:
         card: Scorecard = ctx.services.scorecard(contract, period)
@@ -198,6 +150,90 @@ class StatusHandler(CommandHandler):
             reply.text += "\nNo figures yet."
         reply.actions.append(Action(f"Chart {kpi.code}", f"chart {contract.id} {kpi.code}", "primary"))
         return reply
+
+
+def cached_overview(services: Services, contract: Contract, at: Period | None) -> Reply:
+    """:func:`overview`, built once per change to the contract (``Services.view``); don't mutate it."""
+    label = at.label if at else None
+    return services.view(contract, "status", lambda: overview(services, contract, at), label)
+
+
+def cached_counts(services: Services, contract: Contract) -> tuple[str, dict[str, int]]:
+    """The report period's label and its KPIs counted by RAG, for the all-contracts view (cached)."""
+
+    def build() -> tuple[str, dict[str, int]]:
+        period = report_period(services, contract)
+        rows = services.scorecard(contract, period).at(period)
+        return period.label, rag_counts(rows)
+
+    return services.view(contract, "status-counts", build)
+
+
+def rag_counts(rows: pd.DataFrame) -> dict[str, int]:
+    return {rag: int((rows["rag"] == rag).sum()) if not rows.empty else 0 for rag in RAG_ORDER}
+
+
+def overview(services: Services, contract: Contract, at: Period | None) -> Reply:
+    """A contract's status at ``at`` (default: its latest period with figures), for everyone."""
+    period = at or report_period(services, contract)
+    card = services.scorecard(contract, period)
+    rows = card.at(period)
+    comp = compiled(contract)
+    year = contract.year_for(period)
+    counts = rag_counts(rows)
+    summary = (f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
+               f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure")
+    lines = [summary]
+    if not rows.empty:
+        crit = rows[rows["critical"]]
+        if len(crit):
+            lines.append("*Critical failures:* " + ", ".join(
+                f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples()))
+        missing = rows[rows["position"] == "missing"]
+        late = _late_missing(services, contract, missing)
+        if late:
+            lines.append("*Late or missing returns:* " + late)
+    from kpibot.returns import pending_periods
+
+    if period.label in pending_periods(services, contract.id):
+        lines.append(f"The {period.label} return is *pending* approval; its figures may still change.")
+    outlook = _year_end_outlook(card, contract, period)
+    if outlook:
+        lines.append(outlook)
+    extra = services.status_extras(contract, period)
+    lines.extend(extra)
+    reply = Reply(f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""), "\n".join(lines),
+                  columns=["KPI", "Measure", "Value", "Target", "Trend"])
+    focus = rows[rows["rag"].isin(["red", "amber"]) | rows["critical"]] if not rows.empty else rows
+    if not focus.empty:
+        focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(["_c", "_o"])
+    for r in list(focus.itertuples())[:MAX_ROWS]:
+        kpi = contract.kpi(r.kpi)
+        reply.rows.append([Cell(r.kpi, r.rag), Cell(_short(kpi.name)), Cell(_value(r, comp[r.kpi].unit)),
+                           Cell(_target_cell(contract, r)), Cell(trend_text(r.trend))])
+    hidden = len(focus) - MAX_ROWS
+    footer = [f"…and {hidden} more red or amber." if hidden > 0 else ""]
+    if focus.empty and not rows.empty:
+        footer.append("Nothing is red or amber.")
+    footer.append(f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history.")
+    reply.footer = " ".join(f for f in footer if f)
+    worst = next(iter(focus["kpi"]), None) if not focus.empty else None
+    if worst:
+        reply.actions.append(Action(f"Chart {worst}", f"chart {contract.id} {worst}", "primary"))
+    return reply
+
+
+def _late_missing(services: Services, contract: Contract, missing: pd.DataFrame) -> str:
+    if missing.empty:
+        return ""
+    due = services.due_date(contract, contract.parse_period(missing["period"].iloc[0]))
+    today = services.now().date()
+    if due is not None and today <= due:
+        return ""
+    codes = list(missing["kpi"])
+    shown = ", ".join(codes[:10]) + (f" …and {len(codes) - 10} more" if len(codes) > 10 else "")
+    when = f" (due {due:%-d %b %Y})" if due else ""
+    return f"{len(codes)} KPI(s) have no figure{when}: {shown}"
 
 
 def _forecasts(card: Scorecard, period: Period | None) -> pd.DataFrame:

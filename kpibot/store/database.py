@@ -25,6 +25,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql import Executable
 
 DEFAULT_URL = "sqlite:///kpibot.db"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -93,6 +94,7 @@ class Database:
         readers = self.engine.execution_options(**{_READ_ONLY: True})
         if self.url.get_backend_name() == "postgresql":
             readers = readers.execution_options(postgresql_readonly=True)
+        self._reader_engine = readers
         self._readers = sessionmaker(readers, expire_on_commit=False)
 
     def __repr__(self) -> str:
@@ -130,6 +132,14 @@ class Database:
 
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+
+    def read_scalar(self, query: Executable) -> Any:
+        """The first column of the first row of a read-only ``query``, on a plain connection.
+
+        The cheapest read there is (no ORM session): for values checked on every request.
+        """
+        with self._reader_engine.connect() as connection:
+            return connection.execute(query).scalar()
 
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
