@@ -581,8 +581,55 @@ def test_bad_signature_and_stale_timestamp_are_rejected(harness: Harness) -> Non
 
 def test_health_and_readiness(harness: Harness) -> None:
     assert harness.http.get("/healthz").json() == {"status": "ok"}
-    ready = harness.http.get("/readyz")
+    deadline = time.monotonic() + 60
+    while (ready := harness.http.get("/readyz")).status_code == 503:  # the warm-up may still run
+        assert ready.json()["status"] == "warming" and time.monotonic() < deadline
+        time.sleep(0.05)
     assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+
+
+def test_not_ready_until_every_contract_is_warm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: SlackApiServer, seeded_db: Path
+) -> None:
+    import kpibot.warmup
+
+    db = tmp_path / "kpibot.db"
+    shutil.copy(seeded_db, db)
+    settings = _settings(monkeypatch, db, slack_api.api_url)
+    release = threading.Event()
+    real = kpibot.warmup.cached_overview
+
+    def slow_overview(*args: Any) -> Any:
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(kpibot.warmup, "cached_overview", slow_overview)
+    bot = Bot.from_settings(settings)
+    with serving(create_app(settings, bot)) as http:
+        assert http.get("/healthz").status_code == 200
+        warming = http.get("/readyz")
+        assert warming.status_code == 503
+        assert warming.json() == {"status": "warming", "contracts_warmed": 0, "contracts": 4}
+        release.set()
+        deadline = time.monotonic() + 60
+        while http.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, "the warm-up never finished"
+            time.sleep(0.05)
+    bot.services.db.dispose()
+
+
+def test_warm_up_can_be_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack_api: SlackApiServer, seeded_db: Path
+) -> None:
+    import kpibot.warmup
+
+    db = tmp_path / "kpibot.db"
+    shutil.copy(seeded_db, db)
+    monkeypatch.setenv("KPIBOT_WARM_CACHES", "false")
+    settings = _settings(monkeypatch, db, slack_api.api_url)
+    monkeypatch.setattr(kpibot.warmup, "cached_overview", lambda *a: pytest.fail("warmed"))
+    with serving(create_app(settings)) as http:
+        assert http.get("/readyz").json() == {"status": "ok"}
 
 
 def test_readiness_fails_without_a_database(

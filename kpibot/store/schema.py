@@ -249,6 +249,7 @@ class AuditEventRecord(Base):
     __table_args__ = (
         CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
         Index("ix_audit_events_contract_at", "contract_id", "at"),
+        Index("ix_audit_events_contract_id", "contract_id", "id"),  # a contract's version
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
