@@ -78,13 +78,24 @@ class AccessPolicy(BaseModel):
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return cls.model_validate(data)
 
-    def identify(self, user: str, email: str | None = None, groups: list[str] | None = None,
-                 name: str | None = None) -> Identity:
+    def identify(
+        self,
+        user: str,
+        email: str | None = None,
+        groups: list[str] | None = None,
+        name: str | None = None,
+    ) -> Identity:
         """Resolve a platform user to an identity: by id, then e-mail, then group membership."""
         grant = self.users.get(user)
         if grant is None and email:
-            grant = next((g for key, g in self.users.items()
-                          if key.lower() == email.lower() or (g.email or "").lower() == email.lower()), None)
+            grant = next(
+                (
+                    g
+                    for key, g in self.users.items()
+                    if key.lower() == email.lower() or (g.email or "").lower() == email.lower()
+                ),
+                None,
+            )
         if grant is None:
             for group in groups or []:
                 if group in self.groups:
@@ -95,9 +106,15 @@ class AccessPolicy(BaseModel):
                 if any(grp in self.groups for grp in g.groups) and key == user:
                     grant = g
         if grant is None:
-            return Identity(user=user, role=self.default_role, name=name or user,
-                            contracts="all" if self.default_role == "viewer" else [])
-        return Identity(user=user, role=grant.role, name=grant.name or name or user, contracts=grant.contracts)
+            return Identity(
+                user=user,
+                role=self.default_role,
+                name=name or user,
+                contracts="all" if self.default_role == "viewer" else [],
+            )
+        return Identity(
+            user=user, role=grant.role, name=grant.name or name or user, contracts=grant.contracts
+        )
 
     def can(self, who: Identity, action: Action, contract_id: str | None) -> bool:
         if action not in _ALLOWED[who.role]:

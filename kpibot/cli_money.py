@@ -31,9 +31,6 @@ STATUS_STYLE = {
 RETURN_STYLE = {"on_time": "green", "late": "yellow", "missing": "bold red", "not_due": "dim"}
 
 
-
-
-
 def _contract(services: Services, contract_id: str) -> Contract:
     from kpibot import messages
     from kpibot.ingest import suggest

@@ -22,7 +22,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from kpibot.demo import DemoOptions, run_demo
 
     today = date.fromisoformat(args.today) if args.today else None
-    return run_demo(DemoOptions(run=args.run or [], user=args.user, today=today, database=args.database))
+    return run_demo(
+        DemoOptions(run=args.run or [], user=args.user, today=today, database=args.database)
+    )
 
 
 def register(
@@ -31,11 +33,21 @@ def register(
     db_arg: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Add the feature commands to the ``kpibot`` parser."""
-    p = add("demo", cmd_demo, "Run kpibot in the terminal on the seed contracts (fresh SQLite database). "
-                              "Without a terminal it tours every command and exits.")
-    p.add_argument("--run", action="append", metavar="COMMAND",
-                   help="run one command (repeatable), e.g. --run '/kpi status childrens-trust', then exit")
-    p.add_argument("--user", default="U-COMMISSIONER", help="act as this user from config/access.yaml")
+    p = add(
+        "demo",
+        cmd_demo,
+        "Run kpibot in the terminal on the seed contracts (fresh SQLite database). "
+        "Without a terminal it tours every command and exits.",
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        metavar="COMMAND",
+        help="run one command (repeatable), e.g. --run '/kpi status childrens-trust', then exit",
+    )
+    p.add_argument(
+        "--user", default="U-COMMISSIONER", help="act as this user from config/access.yaml"
+    )
     p.add_argument("--today", help="pin the clock to this date (default 2020-02-20)")
     db_arg(p)
     register_scheduler(sub, add, db_arg)
@@ -50,9 +62,6 @@ SCHEDULE_NO_CALENDAR = (
     "add a calendar: section to its YAML (see config/contracts/one-you-lifestyle.yaml)."
 )
 SCHEDULER_ONCE = "Tick wrote {written} new outbox message(s); {sent} delivered."
-
-
-
 
 
 def _day(value: str, option: str) -> date:

@@ -55,7 +55,9 @@ def _line_for(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
                     break
             else:
                 return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             node = node.value[part]
             line = node.start_mark.line + 1
         else:
@@ -100,17 +102,24 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise ContractFilesInvalid([ContractFileError(path, line, None, f"not valid YAML: {reason}")]) from None
+        raise ContractFilesInvalid(
+            [ContractFileError(path, line, None, f"not valid YAML: {reason}")]
+        ) from None
     except ValueError as exc:
         # PyYAML turns 2019-02-31 into a date and fails outside its own error type.
         line = _impossible_date_line(text)
-        raise ContractFilesInvalid([ContractFileError(path, line, None, f"an impossible date ({exc})")]) from None
+        raise ContractFilesInvalid(
+            [ContractFileError(path, line, None, f"an impossible date ({exc})")]
+        ) from None
+
     def node() -> yaml.Node | None:
         # Line numbers are only needed to report an error, so compose lazily.
         return yaml.compose(text, Loader=loader)
 
     if not isinstance(data, dict):
-        raise ContractFilesInvalid([ContractFileError(path, 1, None, "a contract file must be a YAML mapping")])
+        raise ContractFilesInvalid(
+            [ContractFileError(path, 1, None, "a contract file must be a YAML mapping")]
+        )
     try:
         contract = Contract.model_validate(data)
     except ValidationError as exc:
@@ -119,7 +128,10 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
             errors.append(
                 ContractFileError(
-                    path, _line_for(node(), loc), _field_name(loc, data) or None, err["msg"].removeprefix("Value error, ")
+                    path,
+                    _line_for(node(), loc),
+                    _field_name(loc, data) or None,
+                    err["msg"].removeprefix("Value error, "),
                 )
             )
         raise ContractFilesInvalid(errors) from None
@@ -132,9 +144,17 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         incident_rules(contract.incidents)
     except (TargetError, CalendarError) as exc:
         eloc: tuple[str | int, ...] = tuple(exc.loc)
-        if isinstance(exc, CalendarError) and eloc and eloc[0] != "calendar" and exc.field and exc.field.startswith("incidents"):
+        if (
+            isinstance(exc, CalendarError)
+            and eloc
+            and eloc[0] != "calendar"
+            and exc.field
+            and exc.field.startswith("incidents")
+        ):
             eloc = ("incidents", *eloc)
-        raise ContractFilesInvalid([ContractFileError(path, _line_for(node(), eloc), exc.field, str(exc))]) from None
+        raise ContractFilesInvalid(
+            [ContractFileError(path, _line_for(node(), eloc), exc.field, str(exc))]
+        ) from None
     return contract
 
 
@@ -142,9 +162,13 @@ def load_contract_file(path: Path) -> Contract:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ContractFilesInvalid([ContractFileError(str(path), None, None, "the file is not UTF-8 text")]) from None
+        raise ContractFilesInvalid(
+            [ContractFileError(str(path), None, None, "the file is not UTF-8 text")]
+        ) from None
     except OSError as exc:
-        raise ContractFilesInvalid([ContractFileError(str(path), None, None, exc.strerror or str(exc))]) from None
+        raise ContractFilesInvalid(
+            [ContractFileError(str(path), None, None, exc.strerror or str(exc))]
+        ) from None
     return parse_contract_text(text, str(path))
 
 
@@ -171,7 +195,11 @@ def load_contracts(paths: Iterable[Path]) -> list[Contract]:
             errors.extend(exc.errors)
             continue
         if c.id in seen:
-            errors.append(ContractFileError(str(path), None, "id", f"contract id '{c.id}' is also used by {seen[c.id]}"))
+            errors.append(
+                ContractFileError(
+                    str(path), None, "id", f"contract id '{c.id}' is also used by {seen[c.id]}"
+                )
+            )
             continue
         seen[c.id] = str(path)
         contracts.append(c)

@@ -29,10 +29,14 @@ from kpibot.settings import Settings
 
 DEMO_TODAY = date(2020, 2, 20)
 
-GOOD_RETURN = ("kpi,period,value,note\nS11,2019/20 Q3,98,RI+ from the case file audit\n"
-               "S11,2019/20 Q2,97,RI+ from the case file audit\n")
-BAD_RETURN = ("kpi,period,numerator,denominator\nC99,2019/20 Q3,5,10\nS25,2019/20 Q3,12,10\n"
-              "S11,2025/26 Q1,1,2\nS11,2019/20 Q3,abc,10\n")
+GOOD_RETURN = (
+    "kpi,period,value,note\nS11,2019/20 Q3,98,RI+ from the case file audit\n"
+    "S11,2019/20 Q2,97,RI+ from the case file audit\n"
+)
+BAD_RETURN = (
+    "kpi,period,numerator,denominator\nC99,2019/20 Q3,5,10\nS25,2019/20 Q3,12,10\n"
+    "S11,2025/26 Q1,1,2\nS11,2019/20 Q3,abc,10\n"
+)
 
 # Each step: (user, channel, command). Lines starting with '#' are printed as narration.
 TOUR: list[tuple[str, str | None, str]] = [
@@ -48,7 +52,11 @@ TOUR: list[tuple[str, str | None, str]] = [
     ("U-TRUST", "C-TRUST", "/kpi submit S25 2019/20 Q3 8/100"),
     ("", None, "# Changing a figure already in is an amendment and needs a reason."),
     ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q3 45%"),
-    ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q3 45% reason: two adoptions recoded after audit"),
+    (
+        "U-TRUST",
+        "C-TRUST",
+        "/kpi submit C7 2019/20 Q3 45% reason: two adoptions recoded after audit",
+    ),
     ("U-TRUST", "C-TRUST", "/kpi status C7 2019/20 Q3"),
     ("", None, "# Bad input gets one helpful sentence and changes nothing."),
     ("U-TRUST", "C-TRUST", "/kpi submit C7 2019/20 Q4 45%"),
@@ -60,12 +68,24 @@ TOUR: list[tuple[str, str | None, str]] = [
     ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{bad}"),
     ("U-TRUST", "C-TRUST", "/kpi import childrens-trust @{good}"),
     ("", None, "# The quarterly return: narrative, submission, a query, an amendment, approval."),
-    ("U-TRUST", "C-TRUST", '/kpi narrative childrens-trust 2019/20 Q3 working: "Case file audits improving" '
-                           'challenges: "Adoption matching delays" actions: "Extra panel dates in Q4"'),
+    (
+        "U-TRUST",
+        "C-TRUST",
+        '/kpi narrative childrens-trust 2019/20 Q3 working: "Case file audits improving" '
+        'challenges: "Adoption matching delays" actions: "Extra panel dates in Q4"',
+    ),
     ("U-TRUST", "C-TRUST", "/kpi return childrens-trust 2019/20 Q3 submit"),
     ("U-COMMISSIONER", None, "/kpi status childrens-trust"),
-    ("U-COMMISSIONER", None, '/kpi query childrens-trust 2019/20 Q3 "C9 looks low: please recheck the pathway plan count"'),
-    ("U-TRUST", "C-TRUST", "/kpi submit C9 2019/20 Q3 69% reason: two reviews missed from the count"),
+    (
+        "U-COMMISSIONER",
+        None,
+        '/kpi query childrens-trust 2019/20 Q3 "C9 looks low: please recheck the pathway plan count"',
+    ),
+    (
+        "U-TRUST",
+        "C-TRUST",
+        "/kpi submit C9 2019/20 Q3 69% reason: two reviews missed from the count",
+    ),
     ("U-TRUST", "C-TRUST", "/kpi return childrens-trust 2019/20 Q3 submit"),
     ("U-COMMISSIONER", None, "/kpi approve childrens-trust 2019/20 Q3"),
     ("U-COMMISSIONER", None, "/kpi status childrens-trust C9"),
@@ -73,8 +93,12 @@ TOUR: list[tuple[str, str | None, str]] = [
     ("U-COMMISSIONER", None, "/kpi payments healthy-child-0-19 0"),
     ("U-COMMISSIONER", None, "/kpi compliance one-you-lifestyle"),
     ("U-COMMISSIONER", None, "/kpi actionplan childrens-trust detect"),
-    ("U-COMMISSIONER", None, '/kpi actionplan childrens-trust update 1 add-action "Weekly adoption panel" '
-                             'owner:"Head of Adoption" due:2020-03-31'),
+    (
+        "U-COMMISSIONER",
+        None,
+        '/kpi actionplan childrens-trust update 1 add-action "Weekly adoption panel" '
+        'owner:"Head of Adoption" due:2020-03-31',
+    ),
     ("U-COMMISSIONER", None, "/kpi actionplan childrens-trust update 1 agree"),
     ("U-COMMISSIONER", None, "/kpi due"),
 ]
@@ -108,10 +132,17 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
         bot = build_demo_bot(options, workdir)
         interactive = sys.stdin.isatty() if options.interactive is None else options.interactive
         chart_dir = Path(bot.services.settings.chart_dir)
-        adapter = ConsoleAdapter(bot, user=options.user, console=console, chart_dir=chart_dir,
-                                 interactive=interactive and not options.run)
-        console.print(f"[dim]kpibot demo · clock pinned to {bot.services.now():%-d %B %Y} · "
-                      f"{len(bot.services.contracts.ids())} contracts loaded[/dim]\n")
+        adapter = ConsoleAdapter(
+            bot,
+            user=options.user,
+            console=console,
+            chart_dir=chart_dir,
+            interactive=interactive and not options.run,
+        )
+        console.print(
+            f"[dim]kpibot demo · clock pinned to {bot.services.now():%-d %B %Y} · "
+            f"{len(bot.services.contracts.ids())} contracts loaded[/dim]\n"
+        )
         if options.run:
             for line in options.run:
                 adapter.run_line(line)
@@ -142,9 +173,11 @@ def _tour(adapter: ConsoleAdapter, console: Console, workdir: Path, options: Dem
 
 
 def _prompt(adapter: ConsoleAdapter, console: Console) -> int:
-    console.print("Type /kpi commands as in Slack (e.g. [cyan]/kpi status childrens-trust[/cyan]). "
-                  "[cyan]as U-TRUST[/cyan] switches user, [cyan]in C-TRUST[/cyan] switches channel, "
-                  "[cyan]quit[/cyan] leaves.")
+    console.print(
+        "Type /kpi commands as in Slack (e.g. [cyan]/kpi status childrens-trust[/cyan]). "
+        "[cyan]as U-TRUST[/cyan] switches user, [cyan]in C-TRUST[/cyan] switches channel, "
+        "[cyan]quit[/cyan] leaves."
+    )
     while True:
         try:
             line = console.input(f"[bold]{adapter.user}>[/bold] ")
@@ -174,8 +207,10 @@ class _ChatDeliverer:
 
     def deliver(self, message: Any, reply: Any) -> str | None:
         when = message.due_at.astimezone(LONDON)
-        self.console.print(f"[dim]{when:%a %-d %b %H:%M} · {message.kind} → {message.audience} "
-                           f"({message.platform} {message.channel})[/dim]")
+        self.console.print(
+            f"[dim]{when:%a %-d %b %H:%M} · {message.kind} → {message.audience} "
+            f"({message.platform} {message.channel})[/dim]"
+        )
         self.adapter.render(reply)
         return None
 
@@ -189,19 +224,31 @@ def clock_tour(adapter: ConsoleAdapter, console: Console) -> None:
     from kpibot.scheduler.outbox import OutboxRepository
     from kpibot.scheduler.tick import ReminderTick
 
-    console.rule("Reminders, incidents and a quarterly summary on an accelerated clock (January 2020)")
+    console.rule(
+        "Reminders, incidents and a quarterly summary on an accelerated clock (January 2020)"
+    )
     base = adapter.bot
     clock = _SimClock(datetime(2020, 1, 1, 8, 0, tzinfo=LONDON))
     services = Services.for_database(base.services.db, base.services.settings, clock)
     bot = Bot(services, base.policy, base.secret)
-    sim = ConsoleAdapter(bot, user="U-PSYCH", console=console, chart_dir=adapter.chart_dir, auto_confirm=True)
+    sim = ConsoleAdapter(
+        bot, user="U-PSYCH", console=console, chart_dir=adapter.chart_dir, auto_confirm=True
+    )
     deliverer = _ChatDeliverer(sim, console)
     tick = ReminderTick(services, base.policy, start=clock.now)
-    dispatcher = Dispatcher(OutboxRepository(services.db), {"console": deliverer, "slack": deliverer,
-                                                            "teams": deliverer},
-                            default_composer(services), pacing={}, sleep=lambda _s: None)
+    dispatcher = Dispatcher(
+        OutboxRepository(services.db),
+        {"console": deliverer, "slack": deliverer, "teams": deliverer},
+        default_composer(services),
+        pacing={},
+        sleep=lambda _s: None,
+    )
     steps = {
-        date(2020, 1, 8): ("U-HEALTH", None, '/kpi incident healthy-child-0-19 sui "Serious incident at a clinic"'),
+        date(2020, 1, 8): (
+            "U-HEALTH",
+            None,
+            '/kpi incident healthy-child-0-19 sui "Serious incident at a clinic"',
+        ),
         date(2020, 1, 14): ("U-PSYCH", None, "/kpi submit one-psychology D-1 2019/20 Q3 14"),
     }
     day = clock.now.date()

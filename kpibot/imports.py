@@ -45,33 +45,75 @@ def import_return(
     contract = services.contract(contract_id)
     if contract is None:
         hint = suggest(contract_id, services.contracts.ids())
-        return ImportOutcome([CellError(table.name, None, None, messages.UNKNOWN_CONTRACT.format(
-            contract=contract_id, hint=hint))])
-    check = check_return(contract, table, services.now(), is_late=services.is_late(contract), reason=reason)
+        return ImportOutcome(
+            [
+                CellError(
+                    table.name,
+                    None,
+                    None,
+                    messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint),
+                )
+            ]
+        )
+    check = check_return(
+        contract, table, services.now(), is_late=services.is_late(contract), reason=reason
+    )
     if on_row is not None:
         for _ in table.rows:
             on_row()
     if check.errors:
-        services.audit.record(actor, "import", contract.id, table.name, "refused",
-                              {"errors": [str(e) for e in check.errors[:50]], "rows": len(table.rows)})
+        services.audit.record(
+            actor,
+            "import",
+            contract.id,
+            table.name,
+            "refused",
+            {"errors": [str(e) for e in check.errors[:50]], "rows": len(table.rows)},
+        )
         return ImportOutcome(check.errors)
     try:
-        result = services.figures.submit(contract.id, check.figures, actor=actor, source=source,
-                                         idempotency_key=idempotency_key, filename=table.name)
+        result = services.figures.submit(
+            contract.id,
+            check.figures,
+            actor=actor,
+            source=source,
+            idempotency_key=idempotency_key,
+            filename=table.name,
+        )
     except StoreError as exc:
-        services.audit.record(actor, "import", contract.id, table.name, "refused", {"error": str(exc)})
+        services.audit.record(
+            actor, "import", contract.id, table.name, "refused", {"error": str(exc)}
+        )
         return ImportOutcome([CellError(table.name, None, None, str(exc))])
     if result.duplicate:
-        return ImportOutcome([], result, messages.IMPORT_DUPLICATE.format(when=f"{result.submitted_at:%-d %b %Y %H:%M}"))
+        return ImportOutcome(
+            [],
+            result,
+            messages.IMPORT_DUPLICATE.format(when=f"{result.submitted_at:%-d %b %Y %H:%M}"),
+        )
     from kpibot.returns import figures_arrived
 
     for period in {f.period.label: f.period for f in check.figures}.values():
         figures_arrived(services, contract, period, actor)
-    services.audit.record(actor, "import", contract.id, table.name, "ok",
-                          {"submission": result.submission_id, "rows": len(result.figures),
-                           "amendments": len(result.amendments)})
+    services.audit.record(
+        actor,
+        "import",
+        contract.id,
+        table.name,
+        "ok",
+        {
+            "submission": result.submission_id,
+            "rows": len(result.figures),
+            "amendments": len(result.amendments),
+        },
+    )
     amended = f", {len(result.amendments)} amended" if result.amendments else ""
     late_n = sum(1 for f in result.figures if f.late)
     late = f", {late_n} late" if late_n else ""
-    return ImportOutcome([], result, messages.IMPORT_STORED.format(
-        n=len(result.figures), contract=contract.id, file=table.name, amended=amended, late=late))
+    return ImportOutcome(
+        [],
+        result,
+        messages.IMPORT_STORED.format(
+            n=len(result.figures), contract=contract.id, file=table.name, amended=amended, late=late
+        ),
+    )

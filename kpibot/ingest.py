@@ -55,6 +55,7 @@ def parse_value(
 
     ``complain(column, reason)`` receives one sentence per problem.
     """
+
     def bad(column: str, reason: str) -> None:
         if complain is not None:
             complain(column, reason)
@@ -72,12 +73,18 @@ def parse_value(
         try:
             num = parse_number(numerator)
         except ValueError:
-            bad("numerator", f"'{numerator}' is not a number" if numerator else "the numerator is missing")
+            bad(
+                "numerator",
+                f"'{numerator}' is not a number" if numerator else "the numerator is missing",
+            )
             return None
         try:
             den = parse_number(denominator)
         except ValueError:
-            bad("denominator", f"'{denominator}' is not a number" if denominator else "the denominator is missing")
+            bad(
+                "denominator",
+                f"'{denominator}' is not a number" if denominator else "the denominator is missing",
+            )
             return None
         if den <= 0:
             bad("denominator", "the denominator must be above zero")
@@ -86,7 +93,10 @@ def parse_value(
             bad("numerator", "the numerator cannot be negative")
             return None
         if num > den and unit == "percent":
-            bad("numerator", f"the numerator ({num:g}) is above the denominator ({den:g}), so it cannot be a percentage")
+            bad(
+                "numerator",
+                f"the numerator ({num:g}) is above the denominator ({den:g}), so it cannot be a percentage",
+            )
             return None
         v = 100.0 * num / den
     else:
@@ -131,11 +141,15 @@ def check_period(contract: Contract, text: str, today: date) -> Period | str:
     except PeriodError as exc:
         return str(exc)
     if contract.year_for(period) is None:
-        return (f"{period.label} is outside the contract, which runs from "
-                f"{contract.start:%-d %b %Y} to {contract.end:%-d %b %Y}.")
+        return (
+            f"{period.label} is outside the contract, which runs from "
+            f"{contract.start:%-d %b %Y} to {contract.end:%-d %b %Y}."
+        )
     if period.end >= today:
-        return (f"{period.label} has not ended yet (it ends {period.end:%-d %b %Y}); "
-                "submit its figures after it ends.")
+        return (
+            f"{period.label} has not ended yet (it ends {period.end:%-d %b %Y}); "
+            "submit its figures after it ends."
+        )
     return period
 
 
@@ -163,11 +177,22 @@ def check_return(
     out = ReturnCheck()
     for col in ("kpi", "period"):
         if col not in table.columns:
-            out.errors.append(table.error(None, col, f"the header has no '{col}' column; expected columns are "
-                                                     "kpi, period and value (or numerator and denominator)"))
+            out.errors.append(
+                table.error(
+                    None,
+                    col,
+                    f"the header has no '{col}' column; expected columns are "
+                    "kpi, period and value (or numerator and denominator)",
+                )
+            )
     if not ({"value"} <= set(table.columns) or {"numerator", "denominator"} <= set(table.columns)):
-        out.errors.append(table.error(None, "value",
-                                      "the header needs a 'value' column, or both 'numerator' and 'denominator'"))
+        out.errors.append(
+            table.error(
+                None,
+                "value",
+                "the header needs a 'value' column, or both 'numerator' and 'denominator'",
+            )
+        )
     if out.errors:
         return out
     units = {code: ck.unit for code, ck in compiled(contract).items()}
@@ -179,9 +204,17 @@ def check_return(
     return out
 
 
-def _check_row(contract: Contract, table: Table, row: Row, now: datetime, units: dict[str, str],
-               seen: dict[tuple[str, str], int], out: ReturnCheck,
-               is_late: Callable[[Period], bool] | None, reason: str | None) -> None:
+def _check_row(
+    contract: Contract,
+    table: Table,
+    row: Row,
+    now: datetime,
+    units: dict[str, str],
+    seen: dict[tuple[str, str], int],
+    out: ReturnCheck,
+    is_late: Callable[[Period], bool] | None,
+    reason: str | None,
+) -> None:
     kpi = find_kpi(contract, row["kpi"])
     if kpi is None:
         msg = unknown_kpi_message(contract, row["kpi"]) if row["kpi"] else "the KPI is empty"
@@ -193,19 +226,32 @@ def _check_row(contract: Contract, table: Table, row: Row, now: datetime, units:
         return
     key = (kpi.code, period.label)
     if key in seen:
-        out.errors.append(table.error(row, None, f"duplicate row: {kpi.code} for {period.label} is also on "
-                                                 f"{table.line_word} {seen[key]}"))
+        out.errors.append(
+            table.error(
+                row,
+                None,
+                f"duplicate row: {kpi.code} for {period.label} is also on "
+                f"{table.line_word} {seen[key]}",
+            )
+        )
         return
     seen[key] = row.line
     errors: list[CellError] = []
-    parsed = parse_value(units[kpi.code], row.get("value"), row.get("numerator"), row.get("denominator"),
-                         lambda col, why: errors.append(table.error(row, col, why)))
+    parsed = parse_value(
+        units[kpi.code],
+        row.get("value"),
+        row.get("numerator"),
+        row.get("denominator"),
+        lambda col, why: errors.append(table.error(row, col, why)),
+    )
     bench = None
     if row.get("benchmark"):
         try:
             bench = parse_number(row.get("benchmark"))
         except ValueError:
-            errors.append(table.error(row, "benchmark", f"'{row.get('benchmark')}' is not a number"))
+            errors.append(
+                table.error(row, "benchmark", f"'{row.get('benchmark')}' is not a number")
+            )
     if errors or parsed is None:
         out.errors.extend(errors)
         return
@@ -213,8 +259,16 @@ def _check_row(contract: Contract, table: Table, row: Row, now: datetime, units:
         return
     from kpibot.store.rows import NewFigure
 
-    out.figures.append(NewFigure(
-        kpi.code, period, value=parsed.value, numerator=parsed.numerator, denominator=parsed.denominator,
-        benchmark=bench, late=bool(is_late and is_late(period)), note=row.get("note") or None,
-        reason=row.get("reason") or reason,
-    ))
+    out.figures.append(
+        NewFigure(
+            kpi.code,
+            period,
+            value=parsed.value,
+            numerator=parsed.numerator,
+            denominator=parsed.denominator,
+            benchmark=bench,
+            late=bool(is_late and is_late(period)),
+            note=row.get("note") or None,
+            reason=row.get("reason") or reason,
+        )
+    )

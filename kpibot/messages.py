@@ -18,4 +18,6 @@ AMENDMENT_NEEDS_REASON = (
     "{what} already has a figure, so this is an amendment and needs a reason: "
     "add one, e.g. `reason: data recoded after audit`."
 )
-NOT_ALLOWED = "Sorry, {action} on {contract} is not open to you ({role}). {grantor} can give you access."
+NOT_ALLOWED = (
+    "Sorry, {action} on {contract} is not open to you ({role}). {grantor} can give you access."
+)

@@ -53,7 +53,9 @@ class Services:
     _view_cache: OrderedDict[tuple[object, ...], Any] = field(default_factory=OrderedDict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: tuple[float, list[str]] | None = None
-    status_hooks: list[Callable[[Services, Contract, Period], list[str]]] = field(default_factory=list)
+    status_hooks: list[Callable[[Services, Contract, Period], list[str]]] = field(
+        default_factory=list
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -66,8 +68,14 @@ class Services:
         def utc() -> datetime:
             return now().astimezone(UTC)
 
-        services = cls(settings, db, ContractRepository(db, clock=utc), FigureRepository(db, clock=utc),
-                       AuditLog(db, clock=utc), now)
+        services = cls(
+            settings,
+            db,
+            ContractRepository(db, clock=utc),
+            FigureRepository(db, clock=utc),
+            AuditLog(db, clock=utc),
+            now,
+        )
         install_features(services)
         return services
 
@@ -100,11 +108,15 @@ class Services:
         self._contract_cache.clear()
         self._ids = None
 
-    def load_contracts(self, paths: Iterable[Path], actor: str, with_history: bool = True) -> list[Contract]:
+    def load_contracts(
+        self, paths: Iterable[Path], actor: str, with_history: bool = True
+    ) -> list[Contract]:
         """Validate every file first; only if all are valid, upsert them (and their demo history)."""
         return self.store_contracts(load_contracts(paths), actor, with_history)
 
-    def store_contracts(self, contracts: list[Contract], actor: str, with_history: bool = True) -> list[Contract]:
+    def store_contracts(
+        self, contracts: list[Contract], actor: str, with_history: bool = True
+    ) -> list[Contract]:
         """Upsert already-validated contracts (and their demo history)."""
         for c in contracts:
             self.contracts.upsert(c, actor=actor)
@@ -115,21 +127,38 @@ class Services:
 
     def _load_history(self, contract: Contract, actor: str) -> None:
         digest = hashlib.sha256(
-            "|".join(f"{h.kpi}:{h.period}:{h.value}:{h.numerator}:{h.denominator}" for h in contract.history).encode()
+            "|".join(
+                f"{h.kpi}:{h.period}:{h.value}:{h.numerator}:{h.denominator}"
+                for h in contract.history
+            ).encode()
         ).hexdigest()[:16]
         rows = []
         for h in contract.history:
             value = h.value
             if value is None and h.numerator is not None and h.denominator:
                 value = 100.0 * h.numerator / h.denominator
-            rows.append(NewFigure(h.kpi, contract.parse_period(h.period), value=value, numerator=h.numerator,
-                                  denominator=h.denominator, note=h.note, reason="contract demo history"))
+            rows.append(
+                NewFigure(
+                    h.kpi,
+                    contract.parse_period(h.period),
+                    value=value,
+                    numerator=h.numerator,
+                    denominator=h.denominator,
+                    note=h.note,
+                    reason="contract demo history",
+                )
+            )
         existing = {(f.kpi, f.period) for f in self.figures.current(contract.id)}
         fresh = [r for r in rows if (r.kpi, r.period.label) not in existing]
         if fresh:
-            self.figures.submit(contract.id, fresh, actor=actor, source="history",
-                                idempotency_key=f"history:{contract.id}:{digest}",
-                                note="Demo history shipped with the contract")
+            self.figures.submit(
+                contract.id,
+                fresh,
+                actor=actor,
+                source="history",
+                idempotency_key=f"history:{contract.id}:{digest}",
+                note="Demo history shipped with the contract",
+            )
 
     # ---- figures and scorecards ----
     def figures_frame(self, contract_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -143,7 +172,8 @@ class Services:
         from kpibot.store.schema import FigureRecord
 
         query = select(
-            func.max(FigureRecord.id), func.count(FigureRecord.id),
+            func.max(FigureRecord.id),
+            func.count(FigureRecord.id),
             func.sum(case((FigureRecord.status != "submitted", 1), else_=0)),
         ).where(FigureRecord.contract_id == contract_id)
         with self.db.session(read_only=True) as session:
@@ -159,7 +189,9 @@ class Services:
 
         from kpibot.store.schema import AuditEventRecord
 
-        query = select(func.max(AuditEventRecord.id)).where(AuditEventRecord.contract_id == contract_id)
+        query = select(func.max(AuditEventRecord.id)).where(
+            AuditEventRecord.contract_id == contract_id
+        )
         return int(self.db.read_scalar(query) or 0)
 
     def view(self, contract: Contract, name: str, build: Callable[[], V], *params: object) -> V:
@@ -170,7 +202,14 @@ class Services:
         The version is read before ``build`` runs, so a change racing the build at worst makes
         the next caller build again; it never leaves a stale view behind a newer version.
         """
-        key = (name, contract.id, id(contract), self.now().date(), self.contract_version(contract.id), *params)
+        key = (
+            name,
+            contract.id,
+            id(contract),
+            self.now().date(),
+            self.contract_version(contract.id),
+            *params,
+        )
         with self._cache_lock:
             if key in self._view_cache:
                 self._view_cache.move_to_end(key)
@@ -182,13 +221,20 @@ class Services:
                 self._view_cache.popitem(last=False)
         return value
 
-    def scorecard(self, contract: Contract, at: Period | None = None, *, approved_only: bool = False) -> Scorecard:
+    def scorecard(
+        self, contract: Contract, at: Period | None = None, *, approved_only: bool = False
+    ) -> Scorecard:
         """The contract's evaluated scorecard, cached until its figures change.
 
         ``approved_only`` leaves out figures awaiting approval or queried (payments use it).
         """
-        key = (contract.id, id(contract), self.figures_version(contract.id), at.label if at else None,
-               approved_only)
+        key = (
+            contract.id,
+            id(contract),
+            self.figures_version(contract.id),
+            at.label if at else None,
+            approved_only,
+        )
         with self._cache_lock:
             hit = self._card_cache.get(key)
             if hit is not None:
@@ -255,11 +301,17 @@ class Services:
     def default_period(self, contract: Contract) -> Period:
         """The latest ended reporting period inside the contract, as of now."""
         today = self.now().date()
-        p = period_containing(today, contract.reporting.period, contract.reporting.year_start_month).previous()
-        last = period_containing(contract.end, contract.reporting.period, contract.reporting.year_start_month)
+        p = period_containing(
+            today, contract.reporting.period, contract.reporting.year_start_month
+        ).previous()
+        last = period_containing(
+            contract.end, contract.reporting.period, contract.reporting.year_start_month
+        )
         if p.start > last.start:
             return last
-        first = period_containing(contract.start, contract.reporting.period, contract.reporting.year_start_month)
+        first = period_containing(
+            contract.start, contract.reporting.period, contract.reporting.year_start_month
+        )
         return first if p.start < first.start else p
 
 

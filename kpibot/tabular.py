@@ -85,38 +85,64 @@ def read_table(path: Path) -> Table:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise TableError(CellError(str(path), None, None, exc.strerror or "cannot be opened")) from None
+        raise TableError(
+            CellError(str(path), None, None, exc.strerror or "cannot be opened")
+        ) from None
     if size > MAX_BYTES:
-        raise TableError(CellError(str(path), None, None,
-                                   f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"))
+        raise TableError(
+            CellError(
+                str(path),
+                None,
+                None,
+                f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it",
+            )
+        )
     return read_table_bytes(path.read_bytes(), str(path))
 
 
 def read_table_bytes(data: bytes, name: str) -> Table:
     """Read CSV or XLSX content; the format comes from the name, or from the content's magic bytes."""
     if len(data) > MAX_BYTES:
-        raise TableError(CellError(name, None, None,
-                                   f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"))
+        raise TableError(
+            CellError(
+                name,
+                None,
+                None,
+                f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it",
+            )
+        )
     if name.lower().endswith((".xlsx", ".xlsm")) or data[:2] == b"PK":
         return _read_xlsx(data, name)
     if name.lower().endswith(".xls"):
-        raise TableError(CellError(name, None, None, "old .xls files are not supported; save it as .xlsx or .csv"))
+        raise TableError(
+            CellError(
+                name, None, None, "old .xls files are not supported; save it as .xlsx or .csv"
+            )
+        )
     return _read_csv(data, name)
 
 
 def _read_csv(data: bytes, name: str) -> Table:
     if not data.strip():
-        raise TableError(CellError(name, None, None, "the file is empty; it needs a header row and data rows"))
+        raise TableError(
+            CellError(name, None, None, "the file is empty; it needs a header row and data rows")
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise TableError(CellError(
-            name, line, None,
-            "the file is not UTF-8 text; in Excel use 'Save as → CSV UTF-8 (comma delimited)'",
-        )) from None
+        raise TableError(
+            CellError(
+                name,
+                line,
+                None,
+                "the file is not UTF-8 text; in Excel use 'Save as → CSV UTF-8 (comma delimited)'",
+            )
+        ) from None
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
+            text[:4096], delimiters=",;\t"
+        )
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
@@ -147,7 +173,11 @@ def _read_xlsx(data: bytes, name: str) -> Table:
     try:
         wb = load_workbook(io.BytesIO(data), read_only=False, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise TableError(CellError(name, None, None, f"this is not a readable XLSX workbook ({type(exc).__name__})")) from None
+        raise TableError(
+            CellError(
+                name, None, None, f"this is not a readable XLSX workbook ({type(exc).__name__})"
+            )
+        ) from None
     ws = wb.worksheets[0]
     rows = list(ws.iter_rows(values_only=True))
     first = next((i for i, r in enumerate(rows) if any(c not in (None, "") for c in r)), None)
@@ -156,22 +186,33 @@ def _read_xlsx(data: bytes, name: str) -> Table:
     header_row = first + 1
     for rng in ws.merged_cells.ranges:
         if rng.min_row <= header_row <= rng.max_row:
-            rows_text = (f"rows {rng.min_row}–{rng.max_row}" if rng.max_row > rng.min_row
-                         else f"row {rng.min_row}")
-            raise TableError(CellError(
-                name, header_row, None,
-                f"the header is made of merged cells ({rng.coord}, {rows_text}), like a report "
-                "layout; put one column name per cell on a single header row, such as kpi, period, value",
-            ))
+            rows_text = (
+                f"rows {rng.min_row}–{rng.max_row}"
+                if rng.max_row > rng.min_row
+                else f"row {rng.min_row}"
+            )
+            raise TableError(
+                CellError(
+                    name,
+                    header_row,
+                    None,
+                    f"the header is made of merged cells ({rng.coord}, {rows_text}), like a report "
+                    "layout; put one column name per cell on a single header row, such as kpi, period, value",
+                )
+            )
     header = [normalise_header(c) for c in rows[first]]
     if header_row + 1 <= ws.max_row:
         for rng in ws.merged_cells.ranges:
             if rng.min_row == header_row + 1 and rng.min_row < rng.max_row:
-                raise TableError(CellError(
-                    name, header_row, None,
-                    f"the header continues into merged rows {rng.min_row}–{rng.max_row} ({rng.coord}); "
-                    "use a single header row",
-                ))
+                raise TableError(
+                    CellError(
+                        name,
+                        header_row,
+                        None,
+                        f"the header continues into merged rows {rng.min_row}–{rng.max_row} ({rng.coord}); "
+                        "use a single header row",
+                    )
+                )
     table = Table(name, header, line_word="row")
     for offset, raw in enumerate(rows[first + 1 :], start=header_row + 1):
         if not any(c not in (None, "") for c in raw):

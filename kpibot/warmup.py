@@ -87,12 +87,18 @@ class Warmup:
                     self.warmed += 1
                 except Exception:
                     self.failed += 1
-                    log.exception("warm-up failed for contract %s; its first status will build it", cid)
+                    log.exception(
+                        "warm-up failed for contract %s; its first status will build it", cid
+                    )
         except Exception:
             log.exception("warm-up could not list the contracts; status will build on demand")
         finally:
             if self._settle:
                 settle_heap()
             self._done.set()
-        log.info("warm-up: %d contract(s) ready in %.1f s (%d failed)", self.warmed,
-                 time.perf_counter() - started, self.failed)
+        log.info(
+            "warm-up: %d contract(s) ready in %.1f s (%d failed)",
+            self.warmed,
+            time.perf_counter() - started,
+            self.failed,
+        )

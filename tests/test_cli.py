@@ -10,8 +10,13 @@ import pytest
 
 
 def kpibot(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "kpibot.cli", *args], capture_output=True, text=True,
-                         env={**os.environ, "COLUMNS": "200", **env}, timeout=180)
+    out = subprocess.run(
+        [sys.executable, "-m", "kpibot.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **env},
+        timeout=180,
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -38,16 +43,27 @@ def test_import_is_all_or_nothing_from_the_cli(env, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("kpi,period,value\nS11,2019/20 Q3,98\nC99,2019/20 Q3,1\n")
     out = kpibot("import", str(bad), "--contract", "childrens-trust", env=env, check=False)
-    assert out.returncode == 2 and "bad.csv, line 3, column 'kpi'" in out.stderr and "Nothing was stored" in out.stderr
+    assert (
+        out.returncode == 2
+        and "bad.csv, line 3, column 'kpi'" in out.stderr
+        and "Nothing was stored" in out.stderr
+    )
     good = tmp_path / "good.csv"
     good.write_text("kpi,period,value\nS11,2019/20 Q3,98\n")
-    assert "Stored 1 figure(s)" in kpibot("import", str(good), "--contract", "childrens-trust", env=env).stdout
+    assert (
+        "Stored 1 figure(s)"
+        in kpibot("import", str(good), "--contract", "childrens-trust", env=env).stdout
+    )
 
 
 def test_status_of_an_unknown_contract_suggests(env):
     kpibot("contracts", "load", "config/contracts", env=env)
     out = kpibot("status", "childrens-trst", env=env, check=False)
-    assert out.returncode == 2 and "Did you mean 'childrens-trust'" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 2
+        and "Did you mean 'childrens-trust'" in out.stderr
+        and "Traceback" not in out.stderr
+    )
 
 
 def test_contracts_check_reports_bad_files(tmp_path, env):
@@ -57,8 +73,19 @@ def test_contracts_check_reports_bad_files(tmp_path, env):
     assert out.returncode == 2 and "x.yaml" in out.stderr
 
 
-@pytest.mark.parametrize("cmd", [[], ["db", "upgrade"], ["contracts", "check"], ["contracts", "load"], ["import"],
-                                 ["status"], ["evaluate"], ["demo"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["db", "upgrade"],
+        ["contracts", "check"],
+        ["contracts", "load"],
+        ["import"],
+        ["status"],
+        ["evaluate"],
+        ["demo"],
+    ],
+)
 def test_every_command_has_help(cmd):
     from kpibot.cli import main
 

@@ -49,7 +49,10 @@ def test_submit_previews_then_confirms_once(bot, services):
     again = bot.handle(replace(req, confirm_token=token))
     assert done.kind == "done" and again.title == "Already recorded"
     assert len(services.figures.history("childrens-trust", "S25", "2019/20 Q3")) == 1
-    assert any(a.action == "submit" and a.outcome == "ok" for a in services.audit.recent(10, "childrens-trust"))
+    assert any(
+        a.action == "submit" and a.outcome == "ok"
+        for a in services.audit.recent(10, "childrens-trust")
+    )
 
 
 def test_preview_reads_like_an_officer_would_say_it(bot):
@@ -67,9 +70,13 @@ def test_tampered_or_borrowed_confirmations_are_refused(bot, services):
     token = p.actions[0].token
     body, mac = token.rsplit(".", 1)
     forged = body[:-4] + ("AAAA" if body[-4:] != "AAAA" else "BBBB") + "." + mac
-    r = bot.handle(replace(Request.from_text("x", user="U-TRUST", platform="console"), confirm_token=forged))
+    r = bot.handle(
+        replace(Request.from_text("x", user="U-TRUST", platform="console"), confirm_token=forged)
+    )
     assert r.kind == "refusal"
-    r2 = bot.handle(replace(Request.from_text("x", user="U-LIFESTYLE", platform="console"), confirm_token=token))
+    r2 = bot.handle(
+        replace(Request.from_text("x", user="U-LIFESTYLE", platform="console"), confirm_token=token)
+    )
     assert r2.kind == "refusal"
     assert services.figures.history("childrens-trust", "S25", "2019/20 Q3") == []
 
@@ -82,17 +89,20 @@ def test_a_provider_cannot_see_or_submit_another_providers_contract(bot, service
     assert {a.contract_id for a in refusals} >= {"healthy-child-0-19", "one-you-lifestyle"}
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("frobnicate", "I don't know `frobnicate`"),
-    ("status childrns-trust", "Did you mean 'childrens-trust'"),
-    ("status childrens-trust C99", "Did you mean 'C9'"),
-    ("submit childrens-trust C1 2019/20 Q4 86%", "has not ended yet"),
-    ("submit childrens-trust C1 2025/26 Q1 86%", "outside the contract"),
-    ("submit childrens-trust C1 2019/20 Q3 86/0", "above zero"),
-    ("submit childrens-trust C1 2019/20 Q3 abc", "not a number"),
-    ("submit childrens-trust C1 2019/20 Q3 120/100", "above the denominator"),
-    ("chart childrens-trust C7 --years x", "whole number"),
-])
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("frobnicate", "I don't know `frobnicate`"),
+        ("status childrns-trust", "Did you mean 'childrens-trust'"),
+        ("status childrens-trust C99", "Did you mean 'C9'"),
+        ("submit childrens-trust C1 2019/20 Q4 86%", "has not ended yet"),
+        ("submit childrens-trust C1 2025/26 Q1 86%", "outside the contract"),
+        ("submit childrens-trust C1 2019/20 Q3 86/0", "above zero"),
+        ("submit childrens-trust C1 2019/20 Q3 abc", "not a number"),
+        ("submit childrens-trust C1 2019/20 Q3 120/100", "above the denominator"),
+        ("chart childrens-trust C7 --years x", "whole number"),
+    ],
+)
 def test_bad_input_gets_one_helpful_sentence(bot, text, words):
     r = ask(bot, text)
     assert not r.ok
@@ -119,7 +129,9 @@ def test_help_has_examples_for_every_verb(bot):
         assert "Usage" in r.text and "/kpi " in r.text
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.text(max_size=80))
 def test_any_text_gets_a_reply_never_an_exception(bot, text):
     r = ask(bot, text, user="U-TRUST")

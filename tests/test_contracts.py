@@ -12,7 +12,12 @@ from tests.conftest import CONTRACTS_DIR
 
 
 def test_all_four_contracts_ship_with_the_fixed_ids(seed_contracts):
-    assert set(seed_contracts) == {"healthy-child-0-19", "one-you-lifestyle", "one-psychology", "childrens-trust"}
+    assert set(seed_contracts) == {
+        "healthy-child-0-19",
+        "one-you-lifestyle",
+        "one-psychology",
+        "childrens-trust",
+    }
 
 
 def test_every_kpi_and_year_parses(seed_contracts):
@@ -37,8 +42,11 @@ def test_seed_000_year_0_is_a_part_year_with_four_exemptions(seed_contracts):
 def test_seed_001_programmes_have_baselines_and_critical_floors(seed_contracts):
     c = seed_contracts["one-you-lifestyle"]
     assert c.reporting.year_start_month == 11
-    participation = {k.group: (k.target, k.critical_failure) for k in c.kpis
-                     if k.target_basis == "annual" and k.critical_failure}
+    participation = {
+        k.group: (k.target, k.critical_failure)
+        for k in c.kpis
+        if k.target_basis == "annual" and k.critical_failure
+    }
     assert ("1800", "1200") in participation.values()
     assert ("570", "340") in participation.values()
     assert {k.code for k in c.kpis if k.category == "data_submission"} == {"DS-1", "DS-2"}
@@ -47,8 +55,15 @@ def test_seed_001_programmes_have_baselines_and_critical_floors(seed_contracts):
 def test_seed_004_history_is_the_seven_quarters(seed_contracts):
     c = seed_contracts["childrens-trust"]
     c1 = [(h.period, h.value) for h in c.history if h.kpi == "C1"]
-    assert c1 == [("2018/19 Q1", 89), ("2018/19 Q2", 91), ("2018/19 Q3", 89), ("2018/19 Q4", 86),
-                  ("2019/20 Q1", 87), ("2019/20 Q2", 91), ("2019/20 Q3", 96)]
+    assert c1 == [
+        ("2018/19 Q1", 89),
+        ("2018/19 Q2", 91),
+        ("2018/19 Q3", 89),
+        ("2018/19 Q4", 86),
+        ("2019/20 Q1", 87),
+        ("2019/20 Q2", 91),
+        ("2019/20 Q3", 96),
+    ]
     assert c.kpi("C1").target == "Target 90%" and c.kpi("C1").tolerance == "Tolerance 85%"
 
 
@@ -75,11 +90,14 @@ def test_errors_name_file_line_and_field():
     assert "KPI 1" in e.reason and "around ninety-ish" in e.reason
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    (("polarity: bigger", "polarity: sideways"), "kpis[1].polarity"),
-    (("end: 2020-03-31", "end: 2018-03-31"), "contract_years"),
-    (("name: Reviews\n", "name: Reviews\n    colour: blue\n"), "kpis[1].colour"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (("polarity: bigger", "polarity: sideways"), "kpis[1].polarity"),
+        (("end: 2020-03-31", "end: 2018-03-31"), "contract_years"),
+        (("name: Reviews\n", "name: Reviews\n    colour: blue\n"), "kpis[1].colour"),
+    ],
+)
 def test_schema_errors_are_located(change, field):
     with pytest.raises(ContractFilesInvalid) as err:
         parse_contract_text(GOOD.replace(*change), "demo.yaml")
@@ -95,7 +113,9 @@ def test_polarity_contradiction_is_caught():
 
 def test_one_bad_file_means_none_load(tmp_path: Path):
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text(GOOD.replace("id: demo", "id: other").replace('"95%"', '"ninety"'))
+    (tmp_path / "b.yaml").write_text(
+        GOOD.replace("id: demo", "id: other").replace('"95%"', '"ninety"')
+    )
     with pytest.raises(ContractFilesInvalid) as err:
         load_contracts([tmp_path])
     assert "b.yaml" in str(err.value)

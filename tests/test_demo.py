@@ -11,8 +11,15 @@ from pathlib import Path
 def demo(*args: str, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPIBOT_")}
     env.update({"KPIBOT_CHART_DIR": str(tmp_path / "charts"), "COLUMNS": "160"})
-    return subprocess.run([sys.executable, "-m", "kpibot.cli", "demo", *args], cwd=cwd, env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "kpibot.cli", "demo", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +37,11 @@ def test_tour_runs_every_verb_and_exits_0(tmp_path):
     assert "Amended · childrens-trust C7 2019/20 Q3" in text
     assert "rejected: nothing was stored" in text and "q3-return.csv imported" in text
     assert "Not allowed" in text and "Traceback" not in text + out.stderr
-    assert "overdue → provider" in text and "summary → channel" in text and "Quarterly RAG summary" in text
+    assert (
+        "overdue → provider" in text
+        and "summary → channel" in text
+        and "Quarterly RAG summary" in text
+    )
     assert "incident_escalation → commissioner" in text
     # The provider submitted on 14 Jan, so the 17 Jan escalation for that return never went out.
     assert "escalation → commissioner (console one-psychology)" not in text

@@ -20,22 +20,39 @@ from kpibot.engine.evaluate import (
 from kpibot.engine.targets import YearTerms, parse_target
 
 TEXTS = {
-    "bigger": [("95%", "90%", None), ("Target 90%", "Tolerance 85%", None), (">40%", None, None),
-               ("100% with exception reporting", None, None), ("50-75%", None, None), ("TBD*", "TBD*", None),
-               ("> National average", None, None),
-               ("> National average or 5% increase on current baseline whichever is greater", None, None),
-               ("Improvement on previous year (53% 2014)", None, None), ("1800", None, "1200"),
-               ("Minimum average 8.5", None, "Minimum average Below 7.0")],
-    "smaller": [("9%", "12%", None), ("<22.5%", None, None), ("140 days", "180 days", None),
-                ("Less than 40 %", None, "Higher than 55% leaving early"), ("At least national average", None, None),
-                ("<national average", None, None), ("Improvement on previous year", None, None)],
+    "bigger": [
+        ("95%", "90%", None),
+        ("Target 90%", "Tolerance 85%", None),
+        (">40%", None, None),
+        ("100% with exception reporting", None, None),
+        ("50-75%", None, None),
+        ("TBD*", "TBD*", None),
+        ("> National average", None, None),
+        ("> National average or 5% increase on current baseline whichever is greater", None, None),
+        ("Improvement on previous year (53% 2014)", None, None),
+        ("1800", None, "1200"),
+        ("Minimum average 8.5", None, "Minimum average Below 7.0"),
+    ],
+    "smaller": [
+        ("9%", "12%", None),
+        ("<22.5%", None, None),
+        ("140 days", "180 days", None),
+        ("Less than 40 %", None, "Higher than 55% leaving early"),
+        ("At least national average", None, None),
+        ("<national average", None, None),
+        ("Improvement on previous year", None, None),
+    ],
 }
 
 
 def _yt(target, tol, crit, pol, exempt=False):
-    return YearTerms(0, parse_target(target, pol),
-                     parse_target(tol, pol, role="tolerance") if tol else None,
-                     parse_target(crit, pol, role="critical") if crit else None, exempt)
+    return YearTerms(
+        0,
+        parse_target(target, pol),
+        parse_target(tol, pol, role="tolerance") if tol else None,
+        parse_target(crit, pol, role="critical") if crit else None,
+        exempt,
+    )
 
 
 def _frame(rows):
@@ -50,11 +67,25 @@ def test_vectorised_equals_scalar(data):
     exempt = data.draw(st.booleans())
     yt = _yt(target, tol, crit, pol, exempt)
     baseline = data.draw(st.one_of(st.none(), st.floats(0, 100)))
-    values = data.draw(st.lists(st.one_of(st.none(), st.floats(0, 100).map(lambda v: round(v, 2))), min_size=1, max_size=9))
+    values = data.draw(
+        st.lists(
+            st.one_of(st.none(), st.floats(0, 100).map(lambda v: round(v, 2))),
+            min_size=1,
+            max_size=9,
+        )
+    )
     bench = data.draw(st.one_of(st.none(), st.floats(0, 100)))
     labels = [f"{2015 + i // 4}/{(16 + i // 4) % 100:02d} Q{i % 4 + 1}" for i in range(len(values))]
-    rows = [{"contract": "c", "kpi": "k", "period": lab, "value": math.nan if v is None else v,
-             "benchmark": math.nan if bench is None else bench} for lab, v in zip(labels, values, strict=True)]
+    rows = [
+        {
+            "contract": "c",
+            "kpi": "k",
+            "period": lab,
+            "value": math.nan if v is None else v,
+            "benchmark": math.nan if bench is None else bench,
+        }
+        for lab, v in zip(labels, values, strict=True)
+    ]
     terms = terms_frame([TermsEntry("c", "k", 0, pol, "percent", yt, baseline)])
     out = evaluate(_frame(rows), terms)
     seen = []
@@ -82,10 +113,14 @@ def test_annual_count_targets_are_checked_against_a_pro_rata_profile():
     t = parse_target("1800", "bigger")
     from dataclasses import replace
 
-    yt = YearTerms(0, replace(t, annual=True), None, parse_target("1200", "bigger", role="critical"), False)
+    yt = YearTerms(
+        0, replace(t, annual=True), None, parse_target("1200", "bigger", role="critical"), False
+    )
     terms = terms_frame([TermsEntry("c", "pa", 0, "bigger", "count", yt)])
-    rows = [{"contract": "c", "kpi": "pa", "period": p, "value": v}
-            for p, v in [("2019/20 Q1", 450.0), ("2019/20 Q2", 400.0), ("2019/20 Q3", 200.0)]]
+    rows = [
+        {"contract": "c", "kpi": "pa", "period": p, "value": v}
+        for p, v in [("2019/20 Q1", 450.0), ("2019/20 Q2", 400.0), ("2019/20 Q3", 200.0)]
+    ]
     out = evaluate(_frame(rows), terms).sort_values("ordinal")
     assert list(out["ytd_value"]) == [450.0, 850.0, 1050.0]
     assert list(out["ytd_target"]) == [450.0, 900.0, 1350.0]
@@ -97,7 +132,9 @@ def test_annual_count_targets_are_checked_against_a_pro_rata_profile():
 def test_exempt_kpis_are_grey_and_never_critical():
     yt = _yt("95%", None, "50%", "bigger", exempt=True)
     terms = terms_frame([TermsEntry("c", "2a", 0, "bigger", "percent", yt)])
-    out = evaluate(_frame([{"contract": "c", "kpi": "2a", "period": "2016/17 Q3", "value": 10.0}]), terms)
+    out = evaluate(
+        _frame([{"contract": "c", "kpi": "2a", "period": "2016/17 Q3", "value": 10.0}]), terms
+    )
     assert out["position"].iloc[0] == "no_target" and out["rag"].iloc[0] == "grey"
     assert bool(out["exempt"].iloc[0]) and not bool(out["critical"].iloc[0])
 
@@ -105,16 +142,30 @@ def test_exempt_kpis_are_grey_and_never_critical():
 def test_exception_report_required_below_100_percent():
     yt = _yt("100% with exception reporting", None, None, "bigger")
     terms = terms_frame([TermsEntry("c", "10", 0, "bigger", "percent", yt)])
-    out = evaluate(_frame([{"contract": "c", "kpi": "10", "period": "2019/20 Q1", "value": 99.0},
-                           {"contract": "c", "kpi": "10", "period": "2019/20 Q2", "value": 100.0}]), terms)
+    out = evaluate(
+        _frame(
+            [
+                {"contract": "c", "kpi": "10", "period": "2019/20 Q1", "value": 99.0},
+                {"contract": "c", "kpi": "10", "period": "2019/20 Q2", "value": 100.0},
+            ]
+        ),
+        terms,
+    )
     assert list(out.sort_values("ordinal")["exception_required"]) == [True, False]
 
 
 def test_benchmark_target_uses_the_period_national_average():
-    yt = _yt("> National average or 5% increase on current baseline whichever is greater", None, None, "bigger")
+    yt = _yt(
+        "> National average or 5% increase on current baseline whichever is greater",
+        None,
+        None,
+        "bigger",
+    )
     terms = terms_frame([TermsEntry("c", "2a", 0, "bigger", "percent", yt, baseline=70.0)])
-    rows = [{"contract": "c", "kpi": "2a", "period": "2019/20 Q1", "value": 73.0, "benchmark": 72.0},
-            {"contract": "c", "kpi": "2a", "period": "2019/20 Q2", "value": 74.0, "benchmark": 72.0}]
+    rows = [
+        {"contract": "c", "kpi": "2a", "period": "2019/20 Q1", "value": 73.0, "benchmark": 72.0},
+        {"contract": "c", "kpi": "2a", "period": "2019/20 Q2", "value": 74.0, "benchmark": 72.0},
+    ]
     out = evaluate(_frame(rows), terms).sort_values("ordinal")
     # threshold = max(72, 70 * 1.05 = 73.5); '>' is strict.
     assert list(out["threshold"]) == pytest.approx([73.5, 73.5])

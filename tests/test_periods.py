@@ -36,14 +36,18 @@ def test_seed_001_quarters_run_november_to_january():
     assert period_containing(date(2020, 1, 15), "quarter", 11) == q1
 
 
-@pytest.mark.parametrize("bad", ["", "2019 Q3", "2019/22 Q1", "Q5 2019/20", "2019-13", "soon", "2019/20 Q"])
+@pytest.mark.parametrize(
+    "bad", ["", "2019 Q3", "2019/22 Q1", "Q5 2019/20", "2019-13", "soon", "2019/20 Q"]
+)
 def test_unreadable_periods_say_how_to_write_them(bad):
     with pytest.raises(PeriodError) as err:
         parse_period(bad)
     assert "'" in str(err.value) or "empty" in str(err.value)
 
 
-@given(st.integers(2000, 2090), st.integers(1, 4), st.integers(-12, 12), st.sampled_from([1, 4, 11]))
+@given(
+    st.integers(2000, 2090), st.integers(1, 4), st.integers(-12, 12), st.sampled_from([1, 4, 11])
+)
 def test_shift_and_ordinal_agree(year, q, n, ysm):
     label = f"{year}/{(year + 1) % 100:02d} Q{q}" if ysm != 1 else f"{year} Q{q}"
     p = parse_period(label, ysm)

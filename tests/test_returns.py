@@ -316,9 +316,19 @@ def test_reminders_name_what_the_return_still_needs(services):
 
     contract = services.contract("one-psychology")
     period = contract.parse_period("2019/20 Q3")
-    set_narrative(services, contract, period, {"working": "Referrals up", "challenges": "Waiting list",
-                                               "actions": "Extra clinic"}, actor="U-PSYCH", role="provider")
-    tick = ReminderTick(services, AccessPolicy.load(ACCESS_FILE), start=datetime(2020, 1, 9, tzinfo=LONDON))
-    messages = tick.messages(datetime(2020, 1, 9, tzinfo=LONDON), datetime(2020, 1, 11, tzinfo=LONDON))
+    set_narrative(
+        services,
+        contract,
+        period,
+        {"working": "Referrals up", "challenges": "Waiting list", "actions": "Extra clinic"},
+        actor="U-PSYCH",
+        role="provider",
+    )
+    tick = ReminderTick(
+        services, AccessPolicy.load(ACCESS_FILE), start=datetime(2020, 1, 9, tzinfo=LONDON)
+    )
+    messages = tick.messages(
+        datetime(2020, 1, 9, tzinfo=LONDON), datetime(2020, 1, 11, tzinfo=LONDON)
+    )
     due = [m for m in messages if m.kind == "due" and m.contract == "one-psychology"]
     assert len(due) == 1 and "Still needed: figures" in due[0].text

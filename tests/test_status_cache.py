@@ -29,9 +29,13 @@ def row(reply, code):
 
 
 def amend_c1(bot):
-    preview = ask(bot, "submit childrens-trust C1 2019/20 Q3 86/100 reason: recount", user="U-TRUST")
+    preview = ask(
+        bot, "submit childrens-trust C1 2019/20 Q3 86/100 reason: recount", user="U-TRUST"
+    )
     token = next(a.token for a in preview.actions if a.token)
-    done = bot.handle(replace(Request.from_text("x", user="U-TRUST", platform="console"), confirm_token=token))
+    done = bot.handle(
+        replace(Request.from_text("x", user="U-TRUST", platform="console"), confirm_token=token)
+    )
     assert done.kind == "done", done.plain()
 
 
@@ -75,8 +79,12 @@ def test_a_submitted_return_shows_as_pending(bot, services):
     period = contract.parse_period("2019/20 Q3")
     assert "pending" not in ask(bot, "status childrens-trust 2019/20 Q3").text
     lacking = returns.load(services, contract, period).missing.figures
-    services.figures.submit(contract.id, [NewFigure(k, period, value=100.0) for k in lacking],
-                            actor="U-TRUST", source="chat")
+    services.figures.submit(
+        contract.id,
+        [NewFigure(k, period, value=100.0) for k in lacking],
+        actor="U-TRUST",
+        source="chat",
+    )
     returns.submit_return(services, contract, period, "U-TRUST", "provider")
     assert "*pending* approval" in ask(bot, "status childrens-trust 2019/20 Q3").text
     returns.approve(services, contract, period, "U-COMMISSIONER", "commissioner")

@@ -197,7 +197,6 @@ class ActionPlanHandler(CommandHandler):
         'actionplan childrens-trust close 1 "C7 back above target two quarters running"',
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):

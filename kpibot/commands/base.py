@@ -47,17 +47,18 @@ class Request:
     confirm_token: str | None = None
 
     @classmethod
-    def from_text(cls, text: str, *, user: str, platform: Platform, channel: str | None = None,
-                  **kw: object) -> Request:
+    def from_text(
+        cls, text: str, *, user: str, platform: Platform, channel: str | None = None, **kw: object
+    ) -> Request:
         """Parse '/kpi status childrens-trust' (leading '/kpi' or 'kpi' optional)."""
         body = text.strip()
         for prefix in ("/kpi", "kpi"):
             if body.lower().startswith(prefix + " ") or body.lower() == prefix:
-                body = body[len(prefix):].strip()
+                body = body[len(prefix) :].strip()
                 break
         args = tokenise(body)
         verb = args[0].lower() if args else "help"
-        rest = body[len(args[0]):].strip() if args else ""
+        rest = body[len(args[0]) :].strip() if args else ""
         return cls(verb, args[1:], user, platform, channel, rest, **kw)  # type: ignore[arg-type]
 
     def with_args(self, args: list[str]) -> Request:

@@ -19,7 +19,6 @@ class ChartHandler(CommandHandler):
     usage = "chart <contract> <kpi> [--years N]"
     examples = ("chart childrens-trust C7", "chart childrens-trust S16 --years 1")
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         args = list(request.args)
         years: int | None = None
@@ -44,9 +43,11 @@ class ChartHandler(CommandHandler):
         card = ctx.services.scorecard(contract)
         data = card.chart_data(kpi.code, years)
         png = render_kpi_chart(data)
-        reply = Reply(f"{contract.id} · {kpi.code} · {kpi.name}",
-                      f"{len([p for p in data.points if p.value is not None])} figure(s) against the target line; "
-                      "points are coloured by RAG.")
+        reply = Reply(
+            f"{contract.id} · {kpi.code} · {kpi.name}",
+            f"{len([p for p in data.points if p.value is not None])} figure(s) against the target line; "
+            "points are coloured by RAG.",
+        )
         reply.chart = png
         reply.chart_name = f"{contract.id}-{kpi.code}.png".replace("/", "-")
         reply.actions = [Action(f"Status {kpi.code}", f"status {contract.id} {kpi.code}")]

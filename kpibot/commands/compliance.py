@@ -33,7 +33,6 @@ class ComplianceHandler(CommandHandler):
     usage = "compliance <contract>"
     examples = ("compliance one-you-lifestyle", "compliance one-psychology")
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):

@@ -22,7 +22,6 @@ class DueHandler(CommandHandler):
     usage = "due [contract]"
     examples = ("due", "due one-psychology")
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         if request.args or ctx.policy.bound_contract(request.channel):
             resolved = resolve_contract(request, ctx, "view")
@@ -33,7 +32,9 @@ class DueHandler(CommandHandler):
             ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
             contracts = [c for c in (ctx.services.contract(i) for i in ids) if c is not None]
         today = ctx.services.now().date()
-        reply = Reply(f"Returns due · from {today:%-d %b %Y}", columns=["Contract", "Return", "Due", "Status"])
+        reply = Reply(
+            f"Returns due · from {today:%-d %b %Y}", columns=["Contract", "Return", "Due", "Status"]
+        )
         no_calendar = []
         for c in contracts:
             rows = self._rows(ctx, c)
@@ -44,8 +45,10 @@ class DueHandler(CommandHandler):
         if not reply.rows:
             reply.text = "Nothing is due in the next four months."
         if no_calendar:
-            reply.footer = (f"No return calendar in the contract for: {', '.join(no_calendar)}. "
-                            "Add a `calendar:` section to its YAML to have kpibot chase returns.")
+            reply.footer = (
+                f"No return calendar in the contract for: {', '.join(no_calendar)}. "
+                "Add a `calendar:` section to its YAML to have kpibot chase returns."
+            )
         return reply
 
     def _rows(self, ctx: Context, contract: Contract) -> list[list[Cell]] | None:
@@ -55,7 +58,9 @@ class DueHandler(CommandHandler):
         today = ctx.services.now().date()
         received = ctx.services.received_periods(contract.id)
         out = []
-        for ret in cal.returns_due_between(today - timedelta(days=BEHIND_DAYS), today + timedelta(days=AHEAD_DAYS)):
+        for ret in cal.returns_due_between(
+            today - timedelta(days=BEHIND_DAYS), today + timedelta(days=AHEAD_DAYS)
+        ):
             got = received.get(ret.period.label) if ret.kind != "annual" else None
             if ret.due_date < today and got is not None:
                 continue
@@ -68,5 +73,12 @@ class DueHandler(CommandHandler):
             else:
                 status, rag = f"due in {(ret.due_date - today).days} days", None
             name = ret.name if ret.kind == "annual" else f"{ret.period.label} {ret.kind} return"
-            out.append([Cell(contract.id, rag), Cell(name), Cell(f"{ret.due_date:%a %-d %b %Y}"), Cell(status, rag)])
+            out.append(
+                [
+                    Cell(contract.id, rag),
+                    Cell(name),
+                    Cell(f"{ret.due_date:%a %-d %b %Y}"),
+                    Cell(status, rag),
+                ]
+            )
         return out

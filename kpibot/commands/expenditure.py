@@ -179,7 +179,6 @@ class ExpenditureHandler(CommandHandler):
         'measures:"Two posts recruited" budget:£460,000',
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):

@@ -14,7 +14,6 @@ class HelpHandler(CommandHandler):
     usage = "help [verb]"
     examples = ("help", "help submit")
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         from kpibot.commands.registry import REGISTRY, closest_verb
 
@@ -22,13 +21,25 @@ class HelpHandler(CommandHandler):
             name = request.args[0].lower().lstrip("/")
             handler = REGISTRY.get(name)
             if handler is None:
-                return Reply("Help", f"There is no `{name}` command.{closest_verb(name)} "
-                             "Type `help` to list them.", kind="error", ephemeral=True)
-            lines = [handler.summary.capitalize() + ".", f"*Usage:* `/kpi {handler.usage}`", "*Examples:*"]
+                return Reply(
+                    "Help",
+                    f"There is no `{name}` command.{closest_verb(name)} Type `help` to list them.",
+                    kind="error",
+                    ephemeral=True,
+                )
+            lines = [
+                handler.summary.capitalize() + ".",
+                f"*Usage:* `/kpi {handler.usage}`",
+                "*Examples:*",
+            ]
             lines += [f"• `/kpi {e}`" for e in handler.examples]
             return Reply(f"Help · {handler.verb}", "\n".join(lines), ephemeral=True)
-        reply = Reply("kpibot help", "Type `/kpi <verb> …`. In a contract channel the contract can be left out.",
-                      columns=["Verb", "What it does", "Example"], ephemeral=True)
+        reply = Reply(
+            "kpibot help",
+            "Type `/kpi <verb> …`. In a contract channel the contract can be left out.",
+            columns=["Verb", "What it does", "Example"],
+            ephemeral=True,
+        )
         for h in REGISTRY.values():
             reply.rows.append([Cell(h.verb), Cell(h.summary), Cell(f"/kpi {h.examples[0]}")])
         return reply

@@ -22,8 +22,11 @@ class ImportHandler:
 
     def check(self, request: Request, ctx: Context) -> Reply | None:
         if not request.files:
-            return error("Attach a CSV or XLSX file with columns kpi, period and value (or numerator and "
-                         "denominator), then send `import <contract>` with it.", "No file")
+            return error(
+                "Attach a CSV or XLSX file with columns kpi, period and value (or numerator and "
+                "denominator), then send `import <contract>` with it.",
+                "No file",
+            )
         return None
 
     def handle(self, request: Request, ctx: Context) -> Reply:
@@ -40,15 +43,33 @@ class ImportHandler:
                 replies.append(error(str(exc), f"{f.name} rejected"))
                 continue
             content_key = digest(f.name + ":" + f.content.hex())
-            key = f"{request.idempotency_key}:{content_key}" if request.idempotency_key else f"import:{contract.id}:{content_key}"
-            outcome = import_return(ctx.services, contract.id, table, actor=request.user,
-                                    source="chat", reason=reason, idempotency_key=key)
+            key = (
+                f"{request.idempotency_key}:{content_key}"
+                if request.idempotency_key
+                else f"import:{contract.id}:{content_key}"
+            )
+            outcome = import_return(
+                ctx.services,
+                contract.id,
+                table,
+                actor=request.user,
+                source="chat",
+                reason=reason,
+                idempotency_key=key,
+            )
             if outcome.errors:
-                reply = Reply(f"{f.name} rejected: nothing was stored",
-                              f"{len(outcome.errors)} problem(s). Fix them and send the whole file again.",
-                              kind="error", columns=["Where", "Problem"])
+                reply = Reply(
+                    f"{f.name} rejected: nothing was stored",
+                    f"{len(outcome.errors)} problem(s). Fix them and send the whole file again.",
+                    kind="error",
+                    columns=["Where", "Problem"],
+                )
                 for e in outcome.errors[:MAX_ERRORS_SHOWN]:
-                    where = f"{'row' if table.line_word == 'row' else 'line'} {e.line}" if e.line else "file"
+                    where = (
+                        f"{'row' if table.line_word == 'row' else 'line'} {e.line}"
+                        if e.line
+                        else "file"
+                    )
                     if e.column:
                         where += f", {e.column}"
                     reply.rows.append([Cell(where), Cell(e.reason)])
@@ -59,6 +80,9 @@ class ImportHandler:
                 replies.append(Reply(f"{f.name} imported", outcome.summary, kind="done"))
         if len(replies) == 1:
             return replies[0]
-        merged = Reply("Imports", "\n".join(f"{r.title}: {r.text}" for r in replies),
-                       kind="done" if all(r.ok for r in replies) else "error")
+        merged = Reply(
+            "Imports",
+            "\n".join(f"{r.title}: {r.text}" for r in replies),
+            kind="done" if all(r.ok for r in replies) else "error",
+        )
         return merged

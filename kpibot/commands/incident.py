@@ -237,7 +237,6 @@ class IncidentsHandler(CommandHandler):
         "incidents healthy-child-0-19 open",
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         words = [a for a in request.args if a.lower() != "open"]
         open_only = len(words) != len(request.args)

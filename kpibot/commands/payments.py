@@ -43,7 +43,6 @@ class PaymentsHandler(CommandHandler):
         "payments one-psychology 2019/20",
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):

@@ -38,12 +38,33 @@ def register(handler: Handler) -> None:
     REGISTRY[handler.verb] = handler
 
 
-for _h in (StatusHandler(), SubmitHandler(), ChartHandler(), ImportHandler(), DueHandler(), IncidentHandler(),
-           IncidentsHandler(), PaymentsHandler(), ComplianceHandler(), ActionPlanHandler(), ExpenditureHandler(),
-           *RETURN_HANDLERS, BindHandler(), WhoamiHandler(), HelpHandler()):
+for _h in (
+    StatusHandler(),
+    SubmitHandler(),
+    ChartHandler(),
+    ImportHandler(),
+    DueHandler(),
+    IncidentHandler(),
+    IncidentsHandler(),
+    PaymentsHandler(),
+    ComplianceHandler(),
+    ActionPlanHandler(),
+    ExpenditureHandler(),
+    *RETURN_HANDLERS,
+    BindHandler(),
+    WhoamiHandler(),
+    HelpHandler(),
+):
     register(_h)
 
-ALIASES = {"st": "status", "s": "status", "?": "help", "me": "whoami", "upload": "import", "graph": "chart"}
+ALIASES = {
+    "st": "status",
+    "s": "status",
+    "?": "help",
+    "me": "whoami",
+    "upload": "import",
+    "graph": "chart",
+}
 
 
 def peek_verb(token: str) -> str | None:
@@ -81,4 +102,9 @@ def dispatch(request: Request, ctx: Context) -> Reply:
     except Exception:
         ref = uuid.uuid4().hex[:8]
         log.exception("command %s failed (ref %s)", verb, ref)
-        return Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error", ephemeral=True)
+        return Reply(
+            "Sorry",
+            messages.INTERNAL_ERROR.format(error=f"ref {ref}"),
+            kind="error",
+            ephemeral=True,
+        )

@@ -109,7 +109,6 @@ class ReturnHandler(CommandHandler):
         'return healthy-child-0-19 2019/20 Q3 exception 3.4 "two families moved away"',
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         words = [a.lower() for a in request.args]
         action = "submit" if ("submit" in words or "exception" in words) else "view"
@@ -189,7 +188,6 @@ class NarrativeHandler(CommandHandler):
         'challenges: "Two vacancies" actions: "Recruiting"',
     )
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "submit", self.usage)
         if isinstance(found, Reply):
@@ -221,7 +219,6 @@ class ApproveHandler(CommandHandler):
     usage = "approve <contract> <period>"
     examples = ("approve childrens-trust 2019/20 Q3",)
 
-
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "approve", self.usage)
         if isinstance(found, Reply):
@@ -238,7 +235,6 @@ class QueryHandler(CommandHandler):
     summary = "query a submitted return with a reason (commissioners); the provider is told"
     usage = 'query <contract> <period> "reason"'
     examples = ('query childrens-trust 2019/20 Q3 "C5 numerator looks doubled"',)
-
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         found = _target(request, ctx, "approve", self.usage)

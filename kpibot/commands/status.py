@@ -52,9 +52,12 @@ class StatusHandler(CommandHandler):
     verb = "status"
     summary = "where a contract stands: red, amber and green, values against targets, trends"
     usage = "status [contract] [kpi] [period]"
-    examples = ("status", "status childrens-trust", "status childrens-trust C7",
-                "status childrens-trust C7 2019/20 Q3")
-
+    examples = (
+        "status",
+        "status childrens-trust",
+        "status childrens-trust C7",
+        "status childrens-trust C7 2019/20 Q3",
+    )
 
     def handle(self, request: Request, ctx: Context) -> Reply:
         if not request.args and ctx.policy.bound_contract(request.channel) is None:
@@ -71,28 +74,45 @@ class StatusHandler(CommandHandler):
                 return error(why, "Unknown period") if why and len(rest) > 1 else kpi
             period, extra, why = take_period(contract, rest[1:], today)
             if period is None and extra:
-                return error(why or f"I could not read '{' '.join(extra)}' as a period.", "Unknown period")
+                return error(
+                    why or f"I could not read '{' '.join(extra)}' as a period.", "Unknown period"
+                )
             return self.kpi_detail(ctx, contract, kpi, period)
         if rest2:
-            return error(f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status")
+            return error(
+                f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status"
+            )
         return self.contract_overview(ctx, contract, period)
 
     # ------------------------------------------------------------------ views
     def overview_all(self, ctx: Context) -> Reply:
         ids = ctx.policy.visible(ctx.who, ctx.services.contract_ids())
         if not ids:
-            return Reply("No contracts yet", f"You have no kpibot contracts yet. {ctx.policy.grantor} can give "
-                         "you access.", kind="refusal", ephemeral=True)
-        reply = Reply("Your contracts", columns=["Contract", "Period", "Red", "Amber", "Green", "Other"])
+            return Reply(
+                "No contracts yet",
+                f"You have no kpibot contracts yet. {ctx.policy.grantor} can give you access.",
+                kind="refusal",
+                ephemeral=True,
+            )
+        reply = Reply(
+            "Your contracts", columns=["Contract", "Period", "Red", "Amber", "Green", "Other"]
+        )
         for cid in ids:
             contract = ctx.services.contract(cid)
             if contract is None:
                 continue
             label, counts = cached_counts(ctx.services, contract)
             worst = "red" if counts["red"] else "amber" if counts["amber"] else "green"
-            reply.rows.append([Cell(cid, worst), Cell(label), Cell(str(counts["red"]), "red"),
-                               Cell(str(counts["amber"]), "amber"), Cell(str(counts["green"]), "green"),
-                               Cell(str(counts["grey"]), "grey")])
+            reply.rows.append(
+                [
+                    Cell(cid, worst),
+                    Cell(label),
+                    Cell(str(counts["red"]), "red"),
+                    Cell(str(counts["amber"]), "amber"),
+                    Cell(str(counts["green"]), "green"),
+                    Cell(str(counts["grey"]), "grey"),
+                ]
+            )
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
@@ -107,17 +127,24 @@ class StatusHandler(CommandHandler):
             reply.actions.append(Action("Submit a figure", f"submit {contract.id}"))
         return reply
 
-    def kpi_detail(self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None) -> Reply:
+    def kpi_detail(
+        self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None
+    ) -> Reply:
         card: Scorecard = ctx.services.scorecard(contract, period)
         hist = card.kpi_history(kpi.code)
         comp = compiled(contract)[kpi.code]
-        today_period = period or (contract.parse_period(hist["period"].iloc[-1]) if not hist.empty
-                                  else ctx.services.default_period(contract))
+        today_period = period or (
+            contract.parse_period(hist["period"].iloc[-1])
+            if not hist.empty
+            else ctx.services.default_period(contract)
+        )
         year = contract.year_for(today_period)
         terms = comp.years.get(year.year) if year else None
         lines = [f"*{kpi.name}* ({'higher' if kpi.polarity == 'bigger' else 'lower'} is better)"]
         if terms is not None:
-            lines.append(f"*{year.name if year else ''} target:* {terms.target.explain()} — “{terms.target.text.strip()}”")
+            lines.append(
+                f"*{year.name if year else ''} target:* {terms.target.explain()} — “{terms.target.text.strip()}”"
+            )
             if terms.tolerance is not None:
                 lines.append(f"*Tolerance:* {terms.tolerance.explain()}")
             if terms.critical is not None and terms.critical.kind != "none":
@@ -134,21 +161,35 @@ class StatusHandler(CommandHandler):
         nxt = ctx.services.next_due(contract, ctx.services.now().date())
         if nxt:
             lines.append(f"*Next return due:* {nxt}")
-        reply = Reply(f"{contract.id} · {kpi.code}", "\n".join(lines),
-                      columns=["Period", "Value", "Target", "Position", "Trend"])
+        reply = Reply(
+            f"{contract.id} · {kpi.code}",
+            "\n".join(lines),
+            columns=["Period", "Value", "Target", "Position", "Trend"],
+        )
         shown = hist if period is None else hist[hist["period_start"] <= period.start]
         for r in shown.tail(MAX_ROWS).itertuples():
-            reply.rows.append([Cell(r.period, r.rag), Cell(_value(r, comp.unit)), Cell(str(r.target)),
-                               Cell(r.position.replace("_", " ")), Cell(trend_text(r.trend))])
+            reply.rows.append(
+                [
+                    Cell(r.period, r.rag),
+                    Cell(_value(r, comp.unit)),
+                    Cell(str(r.target)),
+                    Cell(r.position.replace("_", " ")),
+                    Cell(trend_text(r.trend)),
+                ]
+            )
         if period is not None:
             versions = ctx.services.figures.history(contract.id, kpi.code, period)
             if len(versions) > 1:
                 reply.footer = "Amendments: " + "; ".join(
                     f"{format_value(v.value, comp.unit)} by {v.submitted_by} {v.submitted_at:%-d %b %Y}"
-                    + (f" ({v.reason})" if v.reason else "") for v in versions)
+                    + (f" ({v.reason})" if v.reason else "")
+                    for v in versions
+                )
         if hist.empty:
             reply.text += "\nNo figures yet."
-        reply.actions.append(Action(f"Chart {kpi.code}", f"chart {contract.id} {kpi.code}", "primary"))
+        reply.actions.append(
+            Action(f"Chart {kpi.code}", f"chart {contract.id} {kpi.code}", "primary")
+        )
         return reply
 
 
@@ -181,14 +222,18 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
     comp = compiled(contract)
     year = contract.year_for(period)
     counts = rag_counts(rows)
-    summary = (f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
-               f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure")
+    summary = (
+        f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
+        f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure"
+    )
     lines = [summary]
     if not rows.empty:
         crit = rows[rows["critical"]]
         if len(crit):
-            lines.append("*Critical failures:* " + ", ".join(
-                f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples()))
+            lines.append(
+                "*Critical failures:* "
+                + ", ".join(f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples())
+            )
         missing = rows[rows["position"] == "missing"]
         late = _late_missing(services, contract, missing)
         if late:
@@ -196,26 +241,42 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
     from kpibot.returns import pending_periods
 
     if period.label in pending_periods(services, contract.id):
-        lines.append(f"The {period.label} return is *pending* approval; its figures may still change.")
+        lines.append(
+            f"The {period.label} return is *pending* approval; its figures may still change."
+        )
     outlook = _year_end_outlook(card, contract, period)
     if outlook:
         lines.append(outlook)
     extra = services.status_extras(contract, period)
     lines.extend(extra)
-    reply = Reply(f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""), "\n".join(lines),
-                  columns=["KPI", "Measure", "Value", "Target", "Trend"])
+    reply = Reply(
+        f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""),
+        "\n".join(lines),
+        columns=["KPI", "Measure", "Value", "Target", "Trend"],
+    )
     focus = rows[rows["rag"].isin(["red", "amber"]) | rows["critical"]] if not rows.empty else rows
     if not focus.empty:
-        focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(["_c", "_o"])
+        focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(
+            ["_c", "_o"]
+        )
     for r in list(focus.itertuples())[:MAX_ROWS]:
         kpi = contract.kpi(r.kpi)
-        reply.rows.append([Cell(r.kpi, r.rag), Cell(_short(kpi.name)), Cell(_value(r, comp[r.kpi].unit)),
-                           Cell(_target_cell(contract, r)), Cell(trend_text(r.trend))])
+        reply.rows.append(
+            [
+                Cell(r.kpi, r.rag),
+                Cell(_short(kpi.name)),
+                Cell(_value(r, comp[r.kpi].unit)),
+                Cell(_target_cell(contract, r)),
+                Cell(trend_text(r.trend)),
+            ]
+        )
     hidden = len(focus) - MAX_ROWS
     footer = [f"…and {hidden} more red or amber." if hidden > 0 else ""]
     if focus.empty and not rows.empty:
         footer.append("Nothing is red or amber.")
-    footer.append(f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history.")
+    footer.append(
+        f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history."
+    )
     reply.footer = " ".join(f for f in footer if f)
     worst = next(iter(focus["kpi"]), None) if not focus.empty else None
     if worst:
@@ -266,7 +327,9 @@ def _year_end_outlook(card: Scorecard, contract: Contract, period: Period) -> st
     risky = fc[fc["kpi"].isin(annual) & fc["rag"].isin(["red", "amber"])]
     if risky.empty:
         return None
-    parts = [f"{r.kpi}: {r.statement}" for r in risky.itertuples() if isinstance(r.statement, str)][:4]
+    parts = [f"{r.kpi}: {r.statement}" for r in risky.itertuples() if isinstance(r.statement, str)][
+        :4
+    ]
     return "*Year-end outlook:* " + "; ".join(parts)
 
 

@@ -19,7 +19,9 @@ class TokenInvalid(ValueError):
 
 
 def sign(payload: dict[str, Any], secret: bytes) -> str:
-    body = base64.urlsafe_b64encode(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).decode()
+    body = base64.urlsafe_b64encode(
+        json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    ).decode()
     mac = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"{body}.{mac}"
 

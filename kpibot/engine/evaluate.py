@@ -36,7 +36,13 @@ from kpibot.engine.periods import Period, parse_period
 from kpibot.engine.targets import Target, YearTerms
 
 POSITIONS = ("met", "within_tolerance", "not_met", "no_target", "missing")
-RAG_OF = {"met": "green", "within_tolerance": "amber", "not_met": "red", "no_target": "grey", "missing": "grey"}
+RAG_OF = {
+    "met": "green",
+    "within_tolerance": "amber",
+    "not_met": "red",
+    "no_target": "grey",
+    "missing": "grey",
+}
 TRENDS = ("improving", "stable", "worsening", "volatile", "new")
 TREND_ARROWS = {"improving": "↗", "stable": "→", "worsening": "↘", "volatile": "↕", "new": ""}
 
@@ -69,7 +75,9 @@ class TermsEntry:
     baseline: float | None = None
 
 
-def _flatten(t: Target | None, polarity: str, role: str) -> tuple[int, int, float, float, float, float]:
+def _flatten(
+    t: Target | None, polarity: str, role: str
+) -> tuple[int, int, float, float, float, float]:
     """(kind, op, value, uplift, combine, hint) for one target; range becomes its meet-side bound."""
     nan = math.nan
     if t is None or t.kind == "none":
@@ -106,9 +114,19 @@ def terms_frame(entries: Iterable[TermsEntry]) -> pd.DataFrame:
             "target_text": yt.target.text,
         }
         for prefix, t in (("t", yt.target), ("tol", yt.tolerance), ("crit", yt.critical)):
-            k, op, v, up, comb, hint = _flatten(t, e.polarity, "critical" if prefix == "crit" else prefix)
-            row.update({f"{prefix}_kind": k, f"{prefix}_op": op, f"{prefix}_value": v,
-                        f"{prefix}_uplift": up, f"{prefix}_combine": comb, f"{prefix}_hint": hint})
+            k, op, v, up, comb, hint = _flatten(
+                t, e.polarity, "critical" if prefix == "crit" else prefix
+            )
+            row.update(
+                {
+                    f"{prefix}_kind": k,
+                    f"{prefix}_op": op,
+                    f"{prefix}_value": v,
+                    f"{prefix}_uplift": up,
+                    f"{prefix}_combine": comb,
+                    f"{prefix}_hint": hint,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -130,20 +148,48 @@ def annotate_periods(
         p = parse_period(str(label), ysm(str(contract)))
         per_year = _PER_YEAR[p.kind]
         year = year_of(str(contract), p)
-        facts.append((contract, label, p.ordinal, p.kind, per_year, p.reporting_year().ordinal,
-                      (p.ordinal % per_year) if p.kind != "year" else 0, -1 if year is None else year,
-                      p.start))
-    fdf = pd.DataFrame(facts, columns=["contract", "period", "ordinal", "kind", "per_year", "ry",
-                                       "idx_in_year", "year", "period_start"])
-    out = figures.drop(columns=[c for c in fdf.columns if c not in ("contract", "period") and c in figures],
-                       errors="ignore")
+        facts.append(
+            (
+                contract,
+                label,
+                p.ordinal,
+                p.kind,
+                per_year,
+                p.reporting_year().ordinal,
+                (p.ordinal % per_year) if p.kind != "year" else 0,
+                -1 if year is None else year,
+                p.start,
+            )
+        )
+    fdf = pd.DataFrame(
+        facts,
+        columns=[
+            "contract",
+            "period",
+            "ordinal",
+            "kind",
+            "per_year",
+            "ry",
+            "idx_in_year",
+            "year",
+            "period_start",
+        ],
+    )
+    out = figures.drop(
+        columns=[c for c in fdf.columns if c not in ("contract", "period") and c in figures],
+        errors="ignore",
+    )
     return out.merge(fdf, on=["contract", "period"], how="left", sort=False)
 
 
 def _cmp(v: npt.NDArray[Any], op: npt.NDArray[np.int8], t: npt.NDArray[Any]) -> BoolArray:
     with np.errstate(invalid="ignore"):
-        out = (((op == 1) & (v > t)) | ((op == 2) & (v >= t)) | ((op == 3) & (v < t))
-               | ((op == 4) & (v <= t)))
+        out = (
+            ((op == 1) & (v > t))
+            | ((op == 2) & (v >= t))
+            | ((op == 3) & (v < t))
+            | ((op == 4) & (v <= t))
+        )
     return np.asarray(out, dtype=bool)
 
 
@@ -162,13 +208,17 @@ def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.i
     base = terms["baseline"].to_numpy(dtype=float)
     base = np.where(np.isnan(base), hint, base)
     up = base * (1.0 + uplift)
-    bench_rule = np.where(np.isnan(uplift), _T_BENCH, np.where(combine < 0, _T_BENCH_MIN, _T_BENCH_MAX))
+    bench_rule = np.where(
+        np.isnan(uplift), _T_BENCH, np.where(combine < 0, _T_BENCH_MIN, _T_BENCH_MAX)
+    )
     rule = np.select([kind == 1, kind == 2, kind == 3], [_T_CONST, bench_rule, _T_IMPROVE], _T_NONE)
     number = np.select([kind == 1, kind == 2, kind == 3], [value, up, hint], np.nan)
     return rule.astype(np.int8), number
 
 
-def _threshold(rule: npt.NDArray[np.int8], number: FloatArray, bench: FloatArray, prev: FloatArray) -> FloatArray:
+def _threshold(
+    rule: npt.NDArray[np.int8], number: FloatArray, bench: FloatArray, prev: FloatArray
+) -> FloatArray:
     out = np.full(len(rule), np.nan)
     for code, compute in (
         (_T_CONST, lambda m: number[m]),
@@ -223,8 +273,11 @@ def _codes(values: npt.NDArray[Any]) -> tuple[IntArray, npt.NDArray[Any]]:
     return np.repeat(codes, np.diff(np.append(starts, len(values)))), uniques
 
 
-def _terms_rows(fig_keys: Sequence[npt.NDArray[Any]], terms: pd.DataFrame, key_cols: list[str],
-                ) -> tuple[IntArray, list[IntArray]]:
+def _terms_rows(
+    fig_keys: Sequence[npt.NDArray[Any]],
+    terms: pd.DataFrame,
+    key_cols: list[str],
+) -> tuple[IntArray, list[IntArray]]:
     """The terms row of each figure key (-1 when none), and the figures' own codes per key column."""
     n = len(fig_keys[0])
     fig_codes: list[IntArray] = []
@@ -235,7 +288,9 @@ def _terms_rows(fig_keys: Sequence[npt.NDArray[Any]], terms: pd.DataFrame, key_c
         fc, fu = _factorize(values)
         tc, tu = _codes(terms[col].to_numpy())
         width = max(len(tu), 1)
-        to_terms = pd.Index(tu).get_indexer(fu).astype(np.int64) if len(tu) else np.full(len(fu), -1)
+        to_terms = (
+            pd.Index(tu).get_indexer(fu).astype(np.int64) if len(tu) else np.full(len(fu), -1)
+        )
         fk = to_terms[fc]
         fig_codes.append(fc)
         fkey = np.where((fkey < 0) | (fk < 0), -1, fkey * width + fk)
@@ -252,15 +307,19 @@ def _terms_rows(fig_keys: Sequence[npt.NDArray[Any]], terms: pd.DataFrame, key_c
         table = np.full(span, -1, dtype=np.int64)
         table[tkey] = rows
         if not np.array_equal(table[tkey], rows):
-            raise pd.errors.InvalidIndexError("Reindexing only valid with uniquely valued Index objects")
+            raise pd.errors.InvalidIndexError(
+                "Reindexing only valid with uniquely valued Index objects"
+            )
         idx = np.where(fkey >= 0, table[np.clip(fkey, 0, None)], -1)
     else:
         idx = np.where(fkey >= 0, pd.Index(tkey).get_indexer(pd.Index(fkey)), -1)
     return idx.astype(np.int64), fig_codes
 
 
-def _series_order(gid: npt.NDArray[np.int64], ordinal: npt.NDArray[np.int64],
-                  ) -> tuple[IntArray | None, npt.NDArray[np.int64], int]:
+def _series_order(
+    gid: npt.NDArray[np.int64],
+    ordinal: npt.NDArray[np.int64],
+) -> tuple[IntArray | None, npt.NDArray[np.int64], int]:
     """Row order by (group, ordinal), stable; None when the rows already are in that order.
 
     Returns (order, sorted key, lowest ordinal); key = group * span + (ordinal - lowest).
@@ -295,8 +354,14 @@ def _unsorted(a: npt.NDArray[_S], order: IntArray | None) -> npt.NDArray[_S]:
     return out
 
 
-def _previous_year(order: IntArray | None, key_s: IntArray, lowest: int, ordinal: IntArray,
-                   per_year: IntArray, value: FloatArray) -> FloatArray:
+def _previous_year(
+    order: IntArray | None,
+    key_s: IntArray,
+    lowest: int,
+    ordinal: IntArray,
+    per_year: IntArray,
+    value: FloatArray,
+) -> FloatArray:
     """The value of the same period a year earlier in the same group (the last such row), or NaN."""
     n = len(key_s)
     if n == 0:
@@ -319,8 +384,9 @@ def _previous_year(order: IntArray | None, key_s: IntArray, lowest: int, ordinal
     return _unsorted(prev_s, order)
 
 
-def _trend(order: IntArray | None, gid: IntArray, value: FloatArray, pol: FloatArray,
-           pct: BoolArray) -> npt.NDArray[np.int8]:
+def _trend(
+    order: IntArray | None, gid: IntArray, value: FloatArray, pol: FloatArray, pct: BoolArray
+) -> npt.NDArray[np.int8]:
     """Trend codes (index into TRENDS) from the last three values, read in polarity's direction."""
     n = len(value)
     reported = ~np.isnan(_sorted(value, order))
@@ -364,8 +430,14 @@ def _trend(order: IntArray | None, gid: IntArray, value: FloatArray, pol: FloatA
     return _unsorted(sorted_codes, order)
 
 
-def _year_to_date(order: IntArray | None, gid: npt.NDArray[np.int64], ry: npt.NDArray[np.int64],
-                  ordinal: npt.NDArray[np.int64], value: FloatArray, annual: BoolArray) -> FloatArray:
+def _year_to_date(
+    order: IntArray | None,
+    gid: npt.NDArray[np.int64],
+    ry: npt.NDArray[np.int64],
+    ordinal: npt.NDArray[np.int64],
+    value: FloatArray,
+    annual: BoolArray,
+) -> FloatArray:
     """Running total within (group, reporting year) in period order, for the rows of ``annual``."""
     n = len(value)
     gs, rys = _sorted(gid, order), _sorted(ry, order)
@@ -429,8 +501,9 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
         return values[at] if len(values) else np.zeros(n, dtype=values.dtype)
 
     value = figures["value"].to_numpy(dtype=float)
-    bench = (figures["benchmark"].to_numpy(dtype=float) if "benchmark" in figures
-             else np.full(n, np.nan))
+    bench = (
+        figures["benchmark"].to_numpy(dtype=float) if "benchmark" in figures else np.full(n, np.nan)
+    )
     ordinal = figures["ordinal"].to_numpy(dtype=np.int64)
     per_year = figures["per_year"].to_numpy(dtype=np.int64)
     order, key_s, lowest = _series_order(gid_arr, ordinal)
@@ -471,8 +544,9 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     met = has_t & _cmp(v, spec("t_op", np.int8), np.round(t_thr, 9))
     tol_ok = has_t & _cmp(v, spec("tol_op", np.int8), np.round(tol_thr, 9))
     pos_code = np.select([missing, ~has_t, met, tol_ok], [4, 3, 0, 1], 2).astype(np.int8)
-    critical = (~missing & ~exempt & ~unknown
-                & _cmp(v, spec("crit_op", np.int8), np.round(crit_thr, 9)))
+    critical = (
+        ~missing & ~exempt & ~unknown & _cmp(v, spec("crit_op", np.int8), np.round(crit_thr, 9))
+    )
     exception = spec("exception", bool) & ((pos_code == 1) | (pos_code == 2))
 
     trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))

@@ -81,7 +81,9 @@ class ContractYear(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> ContractYear:
         if self.end <= self.start:
-            raise ValueError(f"contract year {self.year} ends ({self.end}) before it starts ({self.start})")
+            raise ValueError(
+                f"contract year {self.year} ends ({self.end}) before it starts ({self.start})"
+            )
         return self
 
     @property
@@ -233,7 +235,9 @@ class Contract(_Strict):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not _SLUG.match(value):
-            raise ValueError("contract id must be lower-case letters, digits and hyphens, like 'one-you-lifestyle'")
+            raise ValueError(
+                "contract id must be lower-case letters, digits and hyphens, like 'one-you-lifestyle'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -253,10 +257,14 @@ class Contract(_Strict):
         for k in self.kpis:
             bad = [y for y in [*k.targets, *k.exempt_years] if y not in years]
             if bad:
-                raise ValueError(f"KPI {k.code} names contract year {bad[0]}, which the contract does not have")
+                raise ValueError(
+                    f"KPI {k.code} names contract year {bad[0]}, which the contract does not have"
+                )
         for i, fig in enumerate(self.history):
             if fig.kpi not in known:
-                raise ValueError(f"history[{i}] names KPI '{fig.kpi}', which the contract does not define")
+                raise ValueError(
+                    f"history[{i}] names KPI '{fig.kpi}', which the contract does not define"
+                )
             try:
                 self.parse_period(fig.period)
             except PeriodError as exc:

@@ -109,7 +109,9 @@ class Period:
 
     def reporting_year(self) -> Period:
         """The reporting year that holds this period."""
-        return make_period("year", date(self.year_start, self.year_start_month, 1), self.year_start_month)
+        return make_period(
+            "year", date(self.year_start, self.year_start_month, 1), self.year_start_month
+        )
 
     def quarter_number(self) -> int:
         return ((self.start.month - self.year_start_month) % 12) // 3 + 1
@@ -144,7 +146,9 @@ def period_containing(day: date, kind: PeriodKind, year_start_month: int = 4) ->
     offset = (day.month - year_start_month) % 12
     if kind == "quarter":
         offset %= 3
-    return make_period(kind, date(day.year, day.month, 1) - relativedelta(months=offset), year_start_month)
+    return make_period(
+        kind, date(day.year, day.month, 1) - relativedelta(months=offset), year_start_month
+    )
 
 
 def _start_year(y1: str, y2: str | None) -> int:
@@ -154,7 +158,9 @@ def _start_year(y1: str, y2: str | None) -> int:
         if len(y2) == 2 and second < start:
             second += 100
         if second != start + 1:
-            raise PeriodError(f"'{y1}/{y2}' is not a reporting year: the second year must follow the first.")
+            raise PeriodError(
+                f"'{y1}/{y2}' is not a reporting year: the second year must follow the first."
+            )
     return start
 
 
@@ -162,7 +168,9 @@ def parse_period(text: str, year_start_month: int = 4) -> Period:
     """Read a period label: ``2019/20 Q3``, ``Q3 2019/20``, ``2019/20``, ``2019-07`` or ``Jul 2019``."""
     raw = " ".join(str(text).split())
     if not raw:
-        raise PeriodError("The period is empty; write it like '2019/20 Q3', '2019/20' or '2019-07'.")
+        raise PeriodError(
+            "The period is empty; write it like '2019/20 Q3', '2019/20' or '2019-07'."
+        )
     m = _QUARTER_RE.match(raw)
     if m:
         y1, y2, q = (m["y1"], m["y2"], m["q"]) if m["y1"] else (m["yb1"], m["yb2"], m["qb"])
@@ -179,7 +187,9 @@ def parse_period(text: str, year_start_month: int = 4) -> Period:
         return make_period("month", date(int(m["y"]), int(m["m"]), 1), year_start_month)
     m = _YEAR_RE.match(raw)
     if m and (m["y2"] is not None or year_start_month == 1):
-        return make_period("year", date(_start_year(m["y1"], m["y2"]), year_start_month, 1), year_start_month)
+        return make_period(
+            "year", date(_start_year(m["y1"], m["y2"]), year_start_month, 1), year_start_month
+        )
     m = _MONTH_NAME_RE.match(raw)
     if m and m["m"].lower() in _MONTHS:
         return make_period("month", date(int(m["y"]), _MONTHS[m["m"].lower()], 1), year_start_month)

@@ -76,8 +76,15 @@ def history_frame(contract: Contract) -> pd.DataFrame:
         value = f.value
         if value is None and f.numerator is not None and f.denominator:
             value = 100.0 * f.numerator / f.denominator
-        rows.append({"contract": contract.id, "kpi": f.kpi, "period": contract.parse_period(f.period).label,
-                     "value": math.nan if value is None else value, "benchmark": math.nan})
+        rows.append(
+            {
+                "contract": contract.id,
+                "kpi": f.kpi,
+                "period": contract.parse_period(f.period).label,
+                "value": math.nan if value is None else value,
+                "benchmark": math.nan,
+            }
+        )
     return pd.DataFrame(rows, columns=FIGURE_COLUMNS)
 
 
@@ -89,7 +96,9 @@ class Scorecard:
     frame: pd.DataFrame
 
     @classmethod
-    def build(cls, contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None = None) -> Scorecard:
+    def build(
+        cls, contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None = None
+    ) -> Scorecard:
         """Evaluate ``figures`` (columns contract, kpi, period, value[, benchmark]).
 
         ``extra_periods`` adds a placeholder (missing) row for every KPI reported in that kind of
@@ -103,11 +112,20 @@ class Scorecard:
             for k in contract.kpis:
                 target_p = _period_for(contract, k, p)
                 if target_p is not None and (k.code, target_p.label) not in present:
-                    placeholders.append({"contract": contract.id, "kpi": k.code, "period": target_p.label,
-                                         "value": math.nan, "benchmark": math.nan})
+                    placeholders.append(
+                        {
+                            "contract": contract.id,
+                            "kpi": k.code,
+                            "period": target_p.label,
+                            "value": math.nan,
+                            "benchmark": math.nan,
+                        }
+                    )
                     present.add((k.code, target_p.label))
         if placeholders:
-            figs = pd.concat([figs, pd.DataFrame(placeholders, columns=FIGURE_COLUMNS)], ignore_index=True)
+            figs = pd.concat(
+                [figs, pd.DataFrame(placeholders, columns=FIGURE_COLUMNS)], ignore_index=True
+            )
         if figs.empty:
             return cls(contract, pd.DataFrame())
         figs = figs.astype({"value": float, "benchmark": float})
@@ -145,8 +163,11 @@ class Scorecard:
         unit = compiled(self.contract)[kpi.code].unit
         hist = self.kpi_history(kpi.code)
         if not hist.empty:
-            kind = self.contract.reporting.period if (hist["kind"] == self.contract.reporting.period).any() \
+            kind = (
+                self.contract.reporting.period
+                if (hist["kind"] == self.contract.reporting.period).any()
                 else hist["kind"].iloc[0]
+            )
             hist = hist[hist["kind"] == kind]
             if years is not None:
                 per_year = int(hist["per_year"].iloc[0])
@@ -157,14 +178,25 @@ class Scorecard:
             return None if math.isnan(f) else f
 
         points = tuple(
-            ChartPoint(r.period, num(r.value), r.rag, bool(getattr(r, "status", "") == "pending"),
-                       num(r.threshold),
-                       num(r.tolerance_threshold), num(r.benchmark), num(r.critical_threshold))
+            ChartPoint(
+                r.period,
+                num(r.value),
+                r.rag,
+                bool(getattr(r, "status", "") == "pending"),
+                num(r.threshold),
+                num(r.tolerance_threshold),
+                num(r.benchmark),
+                num(r.critical_threshold),
+            )
             for r in hist.itertuples()
         )
         polarity = "bigger" if kpi.polarity == "bigger" else "smaller"
-        return KpiChartData(f"{self.contract.id} · {kpi.code} · {kpi.name}", unit if unit in _UNITS else "count",  # type: ignore[arg-type]
-                            polarity, points)  # type: ignore[arg-type]
+        return KpiChartData(
+            f"{self.contract.id} · {kpi.code} · {kpi.name}",
+            unit if unit in _UNITS else "count",  # type: ignore[arg-type]
+            polarity,  # type: ignore[arg-type]
+            points,
+        )
 
     def latest_period(self) -> Period | None:
         """The latest quarter (or reporting kind) holding any submitted value."""

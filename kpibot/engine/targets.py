@@ -98,7 +98,11 @@ class Target:
                 return None
             return max(known) if self.combine != "min" else min(known)
         if self.kind == "improvement":
-            ref = previous if previous is not None and not math.isnan(previous) else self.baseline_hint
+            ref = (
+                previous
+                if previous is not None and not math.isnan(previous)
+                else self.baseline_hint
+            )
             return ref
         return None
 
@@ -130,7 +134,9 @@ class Target:
         if self.kind == "range":
             text = f"between {self._fmt(self.value)} and {self._fmt(self.high)}"
         elif self.kind == "benchmark":
-            if self.op in (None, "ge", "le") and (self.op is None or (self.op == "le") == (self.polarity == "smaller")):
+            if self.op in (None, "ge", "le") and (
+                self.op is None or (self.op == "le") == (self.polarity == "smaller")
+            ):
                 side = "at or above" if self.polarity == "bigger" else "at or below"
                 text = f"no worse than the national average ({side} it)"
             else:
@@ -194,18 +200,37 @@ def _op_words(op: str) -> str:
 # ---------------------------------------------------------------------------- grammar
 
 _NO_TARGET = [
-    (re.compile(r"^(tbd|tbc|to be (determined|confirmed|agreed|included|set|defined|developed|finalised|finalized|decided|negotiated))\b"),
-     "no target yet: to be determined"),
+    (
+        re.compile(
+            r"^(tbd|tbc|to be (determined|confirmed|agreed|included|set|defined|developed|finalised|finalized|decided|negotiated))\b"
+        ),
+        "no target yet: to be determined",
+    ),
     (re.compile(r"^(n/?a|not applicable|none|nil|-+|—)$"), "no target: reported for note only"),
     (re.compile(r"^for (information|info)\b"), "no target: for information only"),
-    (re.compile(r"^for baseline\b|^baseline( information| only)?$|^baselining$"), "no target: collected as a baseline"),
+    (
+        re.compile(r"^for baseline\b|^baseline( information| only)?$|^baselining$"),
+        "no target: collected as a baseline",
+    ),
     # "60-100% For information and baselining": an indicative level, not yet a target.
     (re.compile(r"\bfor (information|info|baseline|baselining)\b"), None),
-    (re.compile(r"^to (record|collect|develop|measure|report|monitor|agree|establish|set)\b"), None),
+    (
+        re.compile(r"^to (record|collect|develop|measure|report|monitor|agree|establish|set)\b"),
+        None,
+    ),
     (re.compile(r"\bin agreement with (the )?commissioners?\b"), None),
-    (re.compile(r"^as (outlined|set out|detailed|described) in\b"), "no target: as the service specification sets out"),
-    (re.compile(r"^target(s)? (to be )?set (from|following|after)\b"), "no target yet: to be set from baseline figures"),
-    (re.compile(r"^(numbers? )?included in\b"), "no target of its own: counted within another KPI's target"),
+    (
+        re.compile(r"^as (outlined|set out|detailed|described) in\b"),
+        "no target: as the service specification sets out",
+    ),
+    (
+        re.compile(r"^target(s)? (to be )?set (from|following|after)\b"),
+        "no target yet: to be set from baseline figures",
+    ),
+    (
+        re.compile(r"^(numbers? )?included in\b"),
+        "no target of its own: counted within another KPI's target",
+    ),
     (re.compile(r"^data accuracy$"), "no numeric threshold: data accuracy"),
 ]
 
@@ -214,14 +239,35 @@ _WORD_OPS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(<=|≤|=<)"), "le"),
     (re.compile(r"^>"), "gt"),
     (re.compile(r"^<"), "lt"),
-    (re.compile(r"^(more than|greater than|higher than|above|over|exceeding|in excess of)\b"), "gt"),
+    (
+        re.compile(r"^(more than|greater than|higher than|above|over|exceeding|in excess of)\b"),
+        "gt",
+    ),
     (re.compile(r"^(less than|fewer than|lower than|below|under)\b"), "lt"),
-    (re.compile(r"^(at least|a minimum of|minimum of|minimum|min\.?|no less than|not less than|no fewer than|not fewer than)\b"), "atleast"),
-    (re.compile(r"^(at most|a maximum of|maximum of|maximum|max\.?|no more than|not more than|up to)\b"), "atmost"),
+    (
+        re.compile(
+            r"^(at least|a minimum of|minimum of|minimum|min\.?|no less than|not less than|no fewer than|not fewer than)\b"
+        ),
+        "atleast",
+    ),
+    (
+        re.compile(
+            r"^(at most|a maximum of|maximum of|maximum|max\.?|no more than|not more than|up to)\b"
+        ),
+        "atmost",
+    ),
 ]
 _SUFFIX_OPS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(\+|or more|or above|and above|or higher|or greater|minimum|min\.?|at least)\b|^\+"), "atleast"),
-    (re.compile(r"^(or less|or below|and below|or lower|or fewer|maximum|max\.?|at most)\b"), "atmost"),
+    (
+        re.compile(
+            r"^(\+|or more|or above|and above|or higher|or greater|minimum|min\.?|at least)\b|^\+"
+        ),
+        "atleast",
+    ),
+    (
+        re.compile(r"^(or less|or below|and below|or lower|or fewer|maximum|max\.?|at most)\b"),
+        "atmost",
+    ),
 ]
 _PREFIXES = re.compile(
     r"^(target|targets|tolerance|critical failure|critical|threshold|performance level|kpi|all|"
@@ -234,7 +280,9 @@ _RANGE_RE = re.compile(
     r"(?P<hi>\d[\d,]*(?:\.\d+)?)\s*(?P<pct2>%|per ?cent\b|percent\b)?\s*"
 )
 _FILLER = re.compile(r"^(an |the )?(average|mean)( of)?\s+")
-_NATIONAL = re.compile(r"^(the )?(national|england|england and wales|regional) (average|mean|rate|figure)\b")
+_NATIONAL = re.compile(
+    r"^(the )?(national|england|england and wales|regional) (average|mean|rate|figure)\b"
+)
 _UPLIFT = re.compile(
     r"^or (?:an? )?(?P<pct>\d+(?:\.\d+)?)\s*% (?P<dir>increase|improvement|uplift|decrease|reduction) "
     r"(?:on|over|from|against) (?:the )?(?:current |existing |local )?baseline,?\s*"
@@ -288,12 +336,17 @@ def _leading_op(t: str) -> tuple[str | None, str]:
 
 def _grade(t: str) -> tuple[str | None, float | None]:
     t2 = t.replace("'", "").replace('"', "")
-    m = re.match(r"^(all|every centre|each)?\s*(?P<a>good|outstanding|requires improvement|inadequate)\s+or\s+(?P<b>good|outstanding|requires improvement|inadequate)$", t2)
+    m = re.match(
+        r"^(all|every centre|each)?\s*(?P<a>good|outstanding|requires improvement|inadequate)\s+or\s+(?P<b>good|outstanding|requires improvement|inadequate)$",
+        t2,
+    )
     if m:
         return "ge", min(GRADES[m["a"]], GRADES[m["b"]])
     op, rest = _leading_op(t2)
     rest = re.sub(r"^(an? )?", "", rest)
-    rest = re.sub(r"\s*(grading|grade|rating|ofsted( rating| grade)?|or better|or above)$", "", rest).strip()
+    rest = re.sub(
+        r"\s*(grading|grade|rating|ofsted( rating| grade)?|or better|or above)$", "", rest
+    ).strip()
     rest = _GRADE_ALIASES.get(rest, rest)
     if rest in GRADES and (op is not None or t2 == rest):
         return (op or "atleast"), GRADES[rest]
@@ -314,7 +367,13 @@ def parse_target(
         return Target(original, "none", polarity, role, reason="no target given")
     for pattern, reason in _NO_TARGET:
         if pattern.search(t):
-            return Target(original, "none", polarity, role, reason=reason or f"no target: {original.strip().rstrip('.')}")
+            return Target(
+                original,
+                "none",
+                polarity,
+                role,
+                reason=reason or f"no target: {original.strip().rstrip('.')}",
+            )
 
     exception = bool(_EXCEPTION.search(t))
     t = _EXCEPTION.sub("", t).strip(" ,.")
@@ -335,14 +394,31 @@ def parse_target(
     # Ofsted grades: "At least good", "Good or outstanding"
     gop, gval = _grade(t)
     if gval is not None and gop is not None:
-        return Target(original, "threshold", "bigger", role, _polar(gop, "bigger"), gval, unit="grade", grade=True,
-                      exception_reporting=exception)
+        return Target(
+            original,
+            "threshold",
+            "bigger",
+            role,
+            _polar(gop, "bigger"),
+            gval,
+            unit="grade",
+            grade=True,
+            exception_reporting=exception,
+        )
 
     # Improvement on previous year
     m = _IMPROVE.match(t)
     if m and not t[m.end() :].strip():
-        return Target(original, "improvement", polarity, role, "gt" if polarity == "bigger" else "lt",
-                      unit=unit, baseline_hint=hint, exception_reporting=exception)
+        return Target(
+            original,
+            "improvement",
+            polarity,
+            role,
+            "gt" if polarity == "bigger" else "lt",
+            unit=unit,
+            baseline_hint=hint,
+            exception_reporting=exception,
+        )
 
     op, rest = _leading_op(t)
     rest = _FILLER.sub("", rest).strip()
@@ -372,8 +448,18 @@ def parse_target(
         if tail:
             raise fail(f"unexpected words after the benchmark: '{tail}'")
         bench_op: Op | None = None if op is None else _polar(op, polarity)
-        return Target(original, "benchmark", polarity, role, bench_op, unit=unit, uplift=uplift,
-                      combine=combine, baseline_hint=hint, exception_reporting=exception)
+        return Target(
+            original,
+            "benchmark",
+            polarity,
+            role,
+            bench_op,
+            unit=unit,
+            uplift=uplift,
+            combine=combine,
+            baseline_hint=hint,
+            exception_reporting=exception,
+        )
 
     # Ranges: "50-75%"
     m = _RANGE_RE.match(rest)
@@ -382,16 +468,32 @@ def parse_target(
         if lo > hi:
             raise fail("the range runs backwards")
         is_pct = bool(m["pct1"] or m["pct2"])
-        return Target(original, "range", polarity, role, None, lo, hi, unit="percent" if is_pct else unit,
-                      exception_reporting=exception)
+        return Target(
+            original,
+            "range",
+            polarity,
+            role,
+            None,
+            lo,
+            hi,
+            unit="percent" if is_pct else unit,
+            exception_reporting=exception,
+        )
 
     m = _NUM_RE.match(rest)
     if not m:
-        raise fail("expected a number, a range, the national average, an Ofsted grade, "
-                   "'Improvement on previous year' or a no-target phrase such as 'TBD'")
+        raise fail(
+            "expected a number, a range, the national average, an Ofsted grade, "
+            "'Improvement on previous year' or a no-target phrase such as 'TBD'"
+        )
     value = _num(m["num"])
     rest2 = rest[m.end() :].strip()
-    if rest2 and not m["pct"] and rest[m.end() - 1 : m.end()].strip() and not rest2.startswith(("+", "(")):
+    if (
+        rest2
+        and not m["pct"]
+        and rest[m.end() - 1 : m.end()].strip()
+        and not rest2.startswith(("+", "("))
+    ):
         # "2e-5", "40x": letters glued to a number change its meaning.
         raise fail(f"'{m['num']}{rest2.split()[0]}' is not a number I can read")
     for pattern, sop in _SUFFIX_OPS:
@@ -422,8 +524,19 @@ def parse_target(
         resolved: Op | None = None
     else:
         resolved = _polar(op, polarity)
-    return Target(original, "threshold", polarity, role, resolved, value, unit=inferred, subject=subject,
-                  exception_reporting=exception, baseline_hint=hint, annual=annual)
+    return Target(
+        original,
+        "threshold",
+        polarity,
+        role,
+        resolved,
+        value,
+        unit=inferred,
+        subject=subject,
+        exception_reporting=exception,
+        baseline_hint=hint,
+        annual=annual,
+    )
 
 
 # ----------------------------------------------------------------------- compiled KPIs
@@ -452,25 +565,43 @@ def _better(a: float, b: float, polarity: str) -> bool:
     return a > b if polarity == "bigger" else a < b
 
 
-def check_consistency(target: Target, tolerance: Target | None, critical: Target | None) -> str | None:
+def check_consistency(
+    target: Target, tolerance: Target | None, critical: Target | None
+) -> str | None:
     """A reason why these terms contradict the KPI's polarity, or None when they agree."""
     pol = target.polarity
     if target.kind == "threshold" and target.op in ("gt", "ge", "lt", "le") and not target.grade:
         wants_up = target.op in ("gt", "ge")
         if wants_up != (pol == "bigger"):
-            return (f"target '{target.text.strip()}' asks for {'higher' if wants_up else 'lower'} values, "
-                    f"but the KPI's polarity is {pol} is better")
-    if (tolerance is not None and tolerance.kind == "threshold" and target.kind == "threshold"
-            and tolerance.value is not None and target.value is not None and not target.grade
-            and _better(tolerance.value, target.value, pol)):
-        return (f"tolerance '{tolerance.text.strip()}' is better than the target '{target.text.strip()}' "
-                f"for a {pol}-is-better KPI; the tolerance must be the worse threshold")
-    if (critical is not None and critical.kind == "threshold" and critical.op is not None
-            and critical.op in ("gt", "ge", "lt", "le")):
+            return (
+                f"target '{target.text.strip()}' asks for {'higher' if wants_up else 'lower'} values, "
+                f"but the KPI's polarity is {pol} is better"
+            )
+    if (
+        tolerance is not None
+        and tolerance.kind == "threshold"
+        and target.kind == "threshold"
+        and tolerance.value is not None
+        and target.value is not None
+        and not target.grade
+        and _better(tolerance.value, target.value, pol)
+    ):
+        return (
+            f"tolerance '{tolerance.text.strip()}' is better than the target '{target.text.strip()}' "
+            f"for a {pol}-is-better KPI; the tolerance must be the worse threshold"
+        )
+    if (
+        critical is not None
+        and critical.kind == "threshold"
+        and critical.op is not None
+        and critical.op in ("gt", "ge", "lt", "le")
+    ):
         fails_up = critical.op in ("gt", "ge")
         if fails_up != (pol == "smaller"):
-            return (f"critical failure '{critical.text.strip()}' points the wrong way for a "
-                    f"{pol}-is-better KPI")
+            return (
+                f"critical failure '{critical.text.strip()}' points the wrong way for a "
+                f"{pol}-is-better KPI"
+            )
     return None
 
 
@@ -481,20 +612,36 @@ def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> 
     for year in years:
         if year in kpi.disputed_years:
             disputed = kpi.target_text(year) or ""
-            none = Target(disputed, "none", kpi.polarity,
-                          reason=f"target under review: {kpi.disputed_years[year]}")
+            none = Target(
+                disputed,
+                "none",
+                kpi.polarity,
+                reason=f"target under review: {kpi.disputed_years[year]}",
+            )
             out[year] = YearTerms(year, none, None, None, kpi.is_exempt(year))
             continue
         if kpi.kind == "deliverable":
             words = kpi.target_text(year) or ""
-            none = Target(words, "none", kpi.polarity, reason=f"deliverable, no numeric target: {words.strip()}")
+            none = Target(
+                words,
+                "none",
+                kpi.polarity,
+                reason=f"deliverable, no numeric target: {words.strip()}",
+            )
             out[year] = YearTerms(year, none, None, None, kpi.is_exempt(year))
             continue
-        texts = {"targets": kpi.target_text(year), "tolerance": kpi.tolerance_text(year),
-                 "critical_failure": kpi.critical_text(year)}
+        texts = {
+            "targets": kpi.target_text(year),
+            "tolerance": kpi.tolerance_text(year),
+            "critical_failure": kpi.critical_text(year),
+        }
         parsed: dict[str, Target | None] = {}
         for fname, text in texts.items():
-            role: Role = {"targets": "target", "tolerance": "tolerance", "critical_failure": "critical"}[fname]  # type: ignore[assignment]
+            role: Role = {
+                "targets": "target",
+                "tolerance": "tolerance",
+                "critical_failure": "critical",
+            }[fname]  # type: ignore[assignment]
             if text is None:
                 parsed[fname] = None
                 continue
@@ -506,16 +653,22 @@ def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> 
                     floc = (*floc, year)
                 elif fname == "targets":
                     floc = (*loc, "target")
-                raise TargetError(f"KPI {kpi.code}, year {year}: {exc}", loc=floc,
-                                  field=f"kpis[{kpi.code}].{fname}") from None
+                raise TargetError(
+                    f"KPI {kpi.code}, year {year}: {exc}",
+                    loc=floc,
+                    field=f"kpis[{kpi.code}].{fname}",
+                ) from None
         target = parsed["targets"]
         assert target is not None
         if unit is None and target.unit:
             unit = target.unit
         why = check_consistency(target, parsed["tolerance"], parsed["critical_failure"])
         if why:
-            raise TargetError(f"KPI {kpi.code}, year {year}: {why}", loc=(*loc, "polarity"),
-                              field=f"kpis[{kpi.code}].polarity")
+            raise TargetError(
+                f"KPI {kpi.code}, year {year}: {why}",
+                loc=(*loc, "polarity"),
+                field=f"kpis[{kpi.code}].polarity",
+            )
         annual = kpi.target_basis == "annual"
         out[year] = YearTerms(
             year,

@@ -34,7 +34,9 @@ GRID_PERIODS = 8
 MAX_LISTED = 15
 
 
-def compose(services: Any, kind: str, contract_id: str | None, period: str | None, text: str) -> Reply:
+def compose(
+    services: Any, kind: str, contract_id: str | None, period: str | None, text: str
+) -> Reply:
     """The Reply to send for one message (``services`` is a ``kpibot.services.Services``)."""
     contract = services.contract(contract_id) if contract_id else None
     if kind == "summary" and contract is not None and period:
@@ -45,23 +47,35 @@ def compose(services: Any, kind: str, contract_id: str | None, period: str | Non
     return Reply(title, text, kind="info")
 
 
-def quarterly_summary(services: Any, contract: Contract, period: Period, grid: bool = True) -> Reply:
+def quarterly_summary(
+    services: Any, contract: Contract, period: Period, grid: bool = True
+) -> Reply:
     """The board's RAG summary for one period, with a KPI × quarter RAG grid."""
     card = services.scorecard(contract, period)
     rows = card.at(period)
     comp = compiled(contract)
     counts = {rag: int((rows["rag"] == rag).sum()) if not rows.empty else 0 for rag in RAG_ORDER}
-    lines = [f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
-             f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} not rated"]
+    lines = [
+        f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
+        f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} not rated"
+    ]
     if not rows.empty:
         crit = rows[rows["critical"]]
         if len(crit):
-            lines.append("*Critical failures:* " + ", ".join(
-                f"{r.kpi} ({format_value(r.value, comp[r.kpi].unit)})" for r in crit.itertuples()))
+            lines.append(
+                "*Critical failures:* "
+                + ", ".join(
+                    f"{r.kpi} ({format_value(r.value, comp[r.kpi].unit)})"
+                    for r in crit.itertuples()
+                )
+            )
         missing = rows[rows["position"] == "missing"]
         if len(missing):
-            lines.append(f"*Missing returns:* {len(missing)} KPI(s) have no figure: "
-                         + ", ".join(list(missing["kpi"])[:12]) + (" …" if len(missing) > 12 else ""))
+            lines.append(
+                f"*Missing returns:* {len(missing)} KPI(s) have no figure: "
+                + ", ".join(list(missing["kpi"])[:12])
+                + (" …" if len(missing) > 12 else "")
+            )
         if "status" in rows and (rows["status"] == "pending").any():
             lines.append("Figures marked pending are awaiting approval.")
     lines.extend(services.status_extras(contract, period))
@@ -69,15 +83,24 @@ def quarterly_summary(services: Any, contract: Contract, period: Period, grid: b
 
     if period.label in pending_periods(services, contract.id):
         lines.append(f"The {period.label} return is *pending* approval: figures may still change.")
-    reply = Reply(f"Quarterly RAG summary · {contract.name} · {period.label}", "\n".join(lines),
-                  columns=["KPI", "Value", "Target", "Trend"])
+    reply = Reply(
+        f"Quarterly RAG summary · {contract.name} · {period.label}",
+        "\n".join(lines),
+        columns=["KPI", "Value", "Target", "Trend"],
+    )
     focus = rows[rows["rag"].isin(["red", "amber"])] if not rows.empty else rows
     if not focus.empty:
         focus = focus.assign(_o=focus["rag"].map(RAG_ORDER)).sort_values("_o")
     for r in list(focus.itertuples())[:MAX_LISTED]:
         value = None if math.isnan(r.value) else r.value
-        reply.rows.append([Cell(r.kpi, r.rag), Cell(format_value(value, comp[r.kpi].unit)),
-                           Cell(str(r.target)), Cell(trend_text(r.trend))])
+        reply.rows.append(
+            [
+                Cell(r.kpi, r.rag),
+                Cell(format_value(value, comp[r.kpi].unit)),
+                Cell(str(r.target)),
+                Cell(trend_text(r.trend)),
+            ]
+        )
     if not reply.rows:
         reply.columns = []
         reply.text += "\nNothing is red or amber." if counts["green"] else ""
@@ -86,7 +109,9 @@ def quarterly_summary(services: Any, contract: Contract, period: Period, grid: b
     data = rag_grid(card.frame, contract, period) if grid and not card.frame.empty else None
     if data is not None and data.rows and data.columns:
         reply.chart = render_rag_grid(data)
-        reply.chart_name = f"{contract.id}-{period.label.replace('/', '-').replace(' ', '-')}-rag-grid.png"
+        reply.chart_name = (
+            f"{contract.id}-{period.label.replace('/', '-').replace(' ', '-')}-rag-grid.png"
+        )
     return reply
 
 

@@ -21,8 +21,17 @@ from datetime import date, datetime, time, timedelta
 from kpibot.engine.calendar import LONDON, DueReturn, ReturnCalendar, add_working_days
 from kpibot.engine.model import Contract
 
-KINDS = ("reminder", "due", "overdue", "escalation", "service_failure", "incident_reminder",
-         "incident_escalation", "summary", "meeting")
+KINDS = (
+    "reminder",
+    "due",
+    "overdue",
+    "escalation",
+    "service_failure",
+    "incident_reminder",
+    "incident_escalation",
+    "summary",
+    "meeting",
+)
 SEND_AT = time(9, 0)
 LADDER = ("reminder", "due", "overdue")
 MEETING_NOTICE_DAYS = 3
@@ -74,7 +83,9 @@ class ContractInputs:
     def returns(self) -> list[DueReturn]:
         if self._returns is None:
             cal = self.calendar
-            self._returns = [] if cal is None else cal.returns_due_between(date(1900, 1, 1), date(2999, 12, 31))
+            self._returns = (
+                [] if cal is None else cal.returns_due_between(date(1900, 1, 1), date(2999, 12, 31))
+            )
             self._dues = [r.due_date for r in self._returns]
         return self._returns
 
@@ -109,22 +120,58 @@ def _return_ladder(inp: ContractInputs, ret: DueReturn) -> list[Message]:
     for days in spec.before_days:
         if days <= 0:
             continue
-        out.append(Message(at(ret.due_date - timedelta(days=days)), c.id, "reminder", "provider", label, f"d-{days}",
-                           f"Reminder: the {name} for {c.name} is due in {days} day{'s' if days != 1 else ''} "
-                           f"({_fmt(ret.due_date)}).{missing}"))
-    out.append(Message(at(ret.due_date), c.id, "due", "provider", label, "due",
-                       f"The {name} for {c.name} is due today ({_fmt(ret.due_date)}).{missing}"))
+        out.append(
+            Message(
+                at(ret.due_date - timedelta(days=days)),
+                c.id,
+                "reminder",
+                "provider",
+                label,
+                f"d-{days}",
+                f"Reminder: the {name} for {c.name} is due in {days} day{'s' if days != 1 else ''} "
+                f"({_fmt(ret.due_date)}).{missing}",
+            )
+        )
+    out.append(
+        Message(
+            at(ret.due_date),
+            c.id,
+            "due",
+            "provider",
+            label,
+            "due",
+            f"The {name} for {c.name} is due today ({_fmt(ret.due_date)}).{missing}",
+        )
+    )
     n_overdue = spec.escalate_after_working_days
     step = spec.overdue_every_working_days
     for k in range(step, n_overdue, step):
         day = add_working_days(ret.due_date, k)
-        out.append(Message(at(day), c.id, "overdue", "provider", label, f"overdue-{k}",
-                           f"Overdue: the {name} for {c.name} was due on {_fmt(ret.due_date)} "
-                           f"({k} working day{'s' if k != 1 else ''} ago). Please submit it now.{missing}"))
+        out.append(
+            Message(
+                at(day),
+                c.id,
+                "overdue",
+                "provider",
+                label,
+                f"overdue-{k}",
+                f"Overdue: the {name} for {c.name} was due on {_fmt(ret.due_date)} "
+                f"({k} working day{'s' if k != 1 else ''} ago). Please submit it now.{missing}",
+            )
+        )
     esc_day = add_working_days(ret.due_date, n_overdue)
-    out.append(Message(at(esc_day), c.id, "escalation", "commissioner", label, f"escalation-{n_overdue}",
-                       f"Escalation: {c.provider.name} has not submitted the {name} for {c.name}, due "
-                       f"{_fmt(ret.due_date)} ({n_overdue} working days overdue)."))
+    out.append(
+        Message(
+            at(esc_day),
+            c.id,
+            "escalation",
+            "commissioner",
+            label,
+            f"escalation-{n_overdue}",
+            f"Escalation: {c.provider.name} has not submitted the {name} for {c.name}, due "
+            f"{_fmt(ret.due_date)} ({n_overdue} working days overdue).",
+        )
+    )
     return out
 
 
@@ -138,8 +185,15 @@ def _summary(inp: ContractInputs, ret: DueReturn) -> Message:
     assert cal is not None
     c = inp.contract
     day = cal.summary_date(ret.period)
-    return Message(at(day), c.id, "summary", "channel", ret.period.label, "summary",
-                   f"Quarterly RAG summary for {c.name}, {ret.period.label}.")
+    return Message(
+        at(day),
+        c.id,
+        "summary",
+        "channel",
+        ret.period.label,
+        "summary",
+        f"Quarterly RAG summary for {c.name}, {ret.period.label}.",
+    )
 
 
 def _meetings(inp: ContractInputs, start: date, end: date) -> list[Message]:
@@ -150,9 +204,18 @@ def _meetings(inp: ContractInputs, start: date, end: date) -> list[Message]:
     c = inp.contract
     for m in cal.meetings_between(start, end + timedelta(days=MEETING_NOTICE_DAYS + 1)):
         notice = m.day - timedelta(days=MEETING_NOTICE_DAYS)
-        out.append(Message(at(notice), c.id, "meeting", "attendees", m.period.label, f"meeting-{m.day.isoformat()}",
-                           f"The {m.label} for {c.name} is on {_fmt(m.day)}. The pre-meeting pack is the latest "
-                           "quarterly summary."))
+        out.append(
+            Message(
+                at(notice),
+                c.id,
+                "meeting",
+                "attendees",
+                m.period.label,
+                f"meeting-{m.day.isoformat()}",
+                f"The {m.label} for {c.name} is on {_fmt(m.day)}. The pre-meeting pack is the latest "
+                "quarterly summary.",
+            )
+        )
     return out
 
 
@@ -163,21 +226,43 @@ def _incident_messages(inc: IncidentClock, contract: Contract) -> list[Message]:
     if window > timedelta(0):
         for pct in (50, 90):
             when = inc.opened_at + window * pct / 100
-            out.append(Message(when.astimezone(LONDON), contract.id, "incident_reminder", "provider", key, f"{pct}%",
-                               f"Incident #{inc.id} ({inc.label}) on {contract.name}: the report and action plan "
-                               f"are due by {inc.deadline.astimezone(LONDON):%a %-d %b %H:%M} ({100 - pct}% of the "
-                               "time left). Reply `/kpi incident report "
-                               f"{inc.id} \"…\"` when filed."))
+            out.append(
+                Message(
+                    when.astimezone(LONDON),
+                    contract.id,
+                    "incident_reminder",
+                    "provider",
+                    key,
+                    f"{pct}%",
+                    f"Incident #{inc.id} ({inc.label}) on {contract.name}: the report and action plan "
+                    f"are due by {inc.deadline.astimezone(LONDON):%a %-d %b %H:%M} ({100 - pct}% of the "
+                    "time left). Reply `/kpi incident report "
+                    f'{inc.id} "…"` when filed.',
+                )
+            )
     if window > timedelta(0):
-        text = (f"Incident #{inc.id} ({inc.label}) on {contract.name}: the reporting deadline "
-                f"({inc.deadline.astimezone(LONDON):%a %-d %b %H:%M}) has passed without a report from "
-                f"{contract.provider.name}.")
+        text = (
+            f"Incident #{inc.id} ({inc.label}) on {contract.name}: the reporting deadline "
+            f"({inc.deadline.astimezone(LONDON):%a %-d %b %H:%M}) has passed without a report from "
+            f"{contract.provider.name}."
+        )
     else:
-        text = (f"Incident #{inc.id} ({inc.label}) on {contract.name}: {contract.provider.name} has notified "
-                "a service interruption, which the contract requires immediately. The report and action plan "
-                "are now due.")
-    out.append(Message(inc.deadline.astimezone(LONDON), contract.id, "incident_escalation", "commissioner", key,
-                       "deadline", text))
+        text = (
+            f"Incident #{inc.id} ({inc.label}) on {contract.name}: {contract.provider.name} has notified "
+            "a service interruption, which the contract requires immediately. The report and action plan "
+            "are now due."
+        )
+    out.append(
+        Message(
+            inc.deadline.astimezone(LONDON),
+            contract.id,
+            "incident_escalation",
+            "commissioner",
+            key,
+            "deadline",
+            text,
+        )
+    )
     return out
 
 
@@ -207,20 +292,30 @@ def _schedule(inp: ContractInputs) -> tuple[list[datetime], list[_Entry]]:
                 c = inp.contract
                 streak = (*periodic[i - 2 : i], ret)
                 labels = ", ".join(r.period.label for r in streak)
-                sf = Message(at(add_working_days(ret.due_date, 1)), c.id, "service_failure", "commissioner",
-                             ret.period.label, "service-failure",
-                             f"Service failure: {c.provider.name} has missed or been late with three consecutive "
-                             f"returns for {c.name} ({labels}). Contractual or improvement action applies.")
+                sf = Message(
+                    at(add_working_days(ret.due_date, 1)),
+                    c.id,
+                    "service_failure",
+                    "commissioner",
+                    ret.period.label,
+                    "service-failure",
+                    f"Service failure: {c.provider.name} has missed or been late with three consecutive "
+                    f"returns for {c.name} ({labels}). Contractual or improvement action applies.",
+                )
                 entries.append(_Entry(sf.when, sf, ret, streak))
         if inp.returns():
             first, last = inp.returns()[0].due_date, inp.returns()[-1].due_date
-            entries.extend(_Entry(m.when, m, None) for m in _meetings(inp, first - timedelta(days=400), last))
+            entries.extend(
+                _Entry(m.when, m, None) for m in _meetings(inp, first - timedelta(days=400), last)
+            )
     entries.sort(key=lambda e: (e.when, KINDS.index(e.message.kind)))
     inp._schedule = ([e.when for e in entries], entries)
     return inp._schedule
 
 
-def plan_contract(inp: ContractInputs, start: datetime, end: datetime, *, collapse: bool = True) -> list[Message]:
+def plan_contract(
+    inp: ContractInputs, start: datetime, end: datetime, *, collapse: bool = True
+) -> list[Message]:
     """Messages for one contract with moments in ``(start, end]``, after receipts and collapse."""
     times, entries = _schedule(inp)
     lo, hi = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
@@ -261,12 +356,15 @@ def _collapse(ladder: list[Message], now: datetime) -> list[Message]:
         return ladder
     latest = provider[-1]
     if latest.kind == "overdue":
-        latest = replace(latest, text=latest.text + " (Earlier reminders were not sent while kpibot was down.)")
+        latest = replace(
+            latest, text=latest.text + " (Earlier reminders were not sent while kpibot was down.)"
+        )
     return [m for m in ladder if m.kind not in LADDER] + [latest]
 
 
-def plan_window(inputs: Iterable[ContractInputs], start: datetime, end: datetime,
-                *, collapse: bool = True) -> list[Message]:
+def plan_window(
+    inputs: Iterable[ContractInputs], start: datetime, end: datetime, *, collapse: bool = True
+) -> list[Message]:
     """Every contract's messages in ``(start, end]``, in time order."""
     out: list[Message] = []
     for inp in inputs:

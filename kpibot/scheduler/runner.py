@@ -151,8 +151,9 @@ class SchedulerService:
         )
 
 
-def scheduler_for(services: Services, policy: AccessPolicy, settings: Settings,
-                  since: datetime | None = None) -> SchedulerService:
+def scheduler_for(
+    services: Services, policy: AccessPolicy, settings: Settings, since: datetime | None = None
+) -> SchedulerService:
     """The scheduler as a deployment runs it: console always, Slack when a bot token is set."""
     from kpibot.scheduler.delivery import ConsoleDeliverer, SlackDeliverer
 
@@ -160,13 +161,17 @@ def scheduler_for(services: Services, policy: AccessPolicy, settings: Settings,
     if settings.slack_bot_token is not None:
         from slack_sdk import WebClient
 
-        client = WebClient(token=settings.slack_bot_token.get_secret_value(),
-                           base_url=settings.slack_api_url or WebClient.BASE_URL)
+        client = WebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url or WebClient.BASE_URL,
+        )
         deliverers["slack"] = SlackDeliverer(client)
     teams = _teams_deliverer(settings)
     if teams is not None:
         deliverers["teams"] = teams
-    return SchedulerService(services, policy, deliverers, tick=ReminderTick(services, policy, start=since))
+    return SchedulerService(
+        services, policy, deliverers, tick=ReminderTick(services, policy, start=since)
+    )
 
 
 def _teams_deliverer(settings: Settings) -> Deliverer | None:

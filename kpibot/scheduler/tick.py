@@ -251,7 +251,9 @@ class ReminderTick:
     ) -> None:
         self.services = services
         # Feature modules with their own deadlines (action plans, finance exceptions).
-        self.extra_providers = list(default_extra_providers() if extra_providers is None else extra_providers)
+        self.extra_providers = list(
+            default_extra_providers() if extra_providers is None else extra_providers
+        )
         self.db: Database = services.db
         self.policy = policy
         self.incidents_provider = incidents_provider
@@ -339,11 +341,17 @@ class ReminderTick:
 
     def _plan(self, start: datetime, end: datetime, digests: Mapping[str, str]) -> list[Message]:
         planned = self._plan_contracts(start, end, digests)
-        extras = [m for provider in self.extra_providers for m in provider(self.services, start, end)
-                  if m.contract in self._cache]
+        extras = [
+            m
+            for provider in self.extra_providers
+            for m in provider(self.services, start, end)
+            if m.contract in self._cache
+        ]
         return sorted(planned + extras, key=_message_order) if extras else planned
 
-    def _plan_contracts(self, start: datetime, end: datetime, digests: Mapping[str, str]) -> list[Message]:
+    def _plan_contracts(
+        self, start: datetime, end: datetime, digests: Mapping[str, str]
+    ) -> list[Message]:
         start, end = as_utc(start), as_utc(end)
         self._refresh_contracts(digests)
         fresh = self._refresh_inputs(start, end)
@@ -386,7 +394,11 @@ class ReminderTick:
 
         if not contract_ids:
             return set()
-        query = select(ReturnRecord.contract_id).where(ReturnRecord.contract_id.in_(contract_ids)).distinct()
+        query = (
+            select(ReturnRecord.contract_id)
+            .where(ReturnRecord.contract_id.in_(contract_ids))
+            .distinct()
+        )
         with self.db.session(read_only=True) as session:
             return {str(cid) for cid in session.scalars(query)}
 
@@ -397,7 +409,9 @@ class ReminderTick:
         contract = self.services.contract(inp.contract.id)
         if contract is None:
             return {}
-        periods = [r.period for r in inp.returns_near(start.date(), end.date()) if r.kind != "annual"]
+        periods = [
+            r.period for r in inp.returns_near(start.date(), end.date()) if r.kind != "annual"
+        ]
         try:
             return missing_notes(self.services, contract, periods)
         except Exception:  # a reminder without the note is better than no reminder
