@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from microsoft_teams.apps.auth import InboundActivityTokenValidator
 from PIL import Image
 
 from kpibot.bindings import ConversationStore, bindings_by_contract, stored_binding
@@ -152,6 +153,9 @@ def test_status_in_the_personal_chat_is_a_card_with_a_rag_table(harness: Harness
         sent.verb == "POST" and sent.conversation == personal_message("x", "")["conversation"]["id"]
     )
     assert sent.headers["Authorization"].startswith("Bearer ey")  # the bot's own token, fetched
+    asked = personal_message("x", "")
+    assert sent.body["from"]["id"] == asked["recipient"]["id"]  # as the bot, to the same chat
+    assert sent.body["conversation"]["id"] == asked["conversation"]["id"]
     card = the_card(sent)
     assert "Children's Trust" in card["body"][0]["text"]
     (c7, *_rest) = table_rows(card)
@@ -309,7 +313,7 @@ def test_a_large_chart_is_downscaled_and_one_that_cannot_fit_is_left_out_with_a_
     Image.frombytes("RGB", (600, 600), bytes(range(256)) * 4218 + bytes(192)).save(noise, "PNG")
     assert cards.fit_image(noise.getvalue(), max_bytes=2_000) is None
     reply = Reply("Chart", "", chart=b"not a png", chart_name="x.png")
-    activity = render(reply).model_dump(by_alias=True, exclude_none=True)
+    activity = render(reply)
     assert [a["contentType"] for a in activity["attachments"]] == [cards.CARD_CONTENT_TYPE]
     assert cards.CHART_TOO_BIG.split(";")[0] in card_text(activity["attachments"][0]["content"])
 
@@ -550,6 +554,47 @@ def test_a_missing_or_invalid_token_is_rejected(harness: Harness) -> None:
         assert harness.post(now_activity, token=token).status_code == 401, name
     assert harness.post(now_activity).status_code == 200
     assert len(harness.connector.wait_for_activities(1)) == 1
+
+
+def test_a_token_is_checked_once_and_never_accepted_for_another_service_url(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checks: list[str | None] = []
+    sdk_check = InboundActivityTokenValidator.validate_token
+
+    async def counted(self: Any, raw_token: str, service_url: str | None = None) -> Any:
+        checks.append(service_url)
+        return await sdk_check(self, raw_token, service_url)
+
+    monkeypatch.setattr(InboundActivityTokenValidator, "validate_token", counted)
+    url = harness.connector.url
+    token = harness.connector.token(url)
+    for text in ("kpi whoami", "kpi help", "kpi status childrens-trust"):
+        assert harness.post(personal_message(url, text), token=token).status_code == 200
+    assert len(harness.connector.wait_for_activities(3)) == 3
+    assert checks == [url]  # the signature was checked for the first activity only
+
+    elsewhere = personal_message("https://evil.example/teams/", "kpi status childrens-trust")
+    assert harness.post(elsewhere, token=token).status_code == 401
+    assert checks == [url, "https://evil.example/teams/"]
+    assert len(harness.connector.activities) == 3
+
+
+def test_a_malformed_message_or_body_is_a_bad_request_and_answers_nothing(
+    harness: Harness,
+) -> None:
+    url = harness.connector.url
+    broken = personal_message(url, "kpi status childrens-trust")
+    broken["from"] = "not an account"
+    assert harness.post(broken).status_code == 400
+    not_json = harness.http.post(
+        "/api/messages",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {harness.connector.token(url)}"},
+    )
+    assert not_json.status_code == 400
+    assert harness.post(personal_message(url, "kpi whoami")).status_code == 200
+    assert len(harness.connector.wait_for_activities(1)) == 1  # only the good one was answered
 
 
 def test_running_without_auth_is_explicit_and_loud(

@@ -1,10 +1,13 @@
 """The Teams adapter: Microsoft's Teams SDK for Python turns activities into a ``Request``, replies are cards.
 
-The SDK's ``App`` does the Bot Framework work: it validates each request's JWT (its
-``InboundActivityTokenValidator``), parses the activity, routes it to our handlers and sends
-replies through its connector client to the activity's own ``serviceUrl``. Its HTTP layer is
-pluggable (``HttpServerAdapter``), so ``StarletteAdapter`` mounts it at ``POST /api/messages`` in
-the same Starlette app as ``/slack/events``: one process serves both platforms.
+The SDK does the Bot Framework work on the way in: its ``InboundActivityTokenValidator`` (behind
+``RememberedTokens``) checks every request's JWT and its models parse every activity. Plain
+messages then go straight to our handler; everything else runs through the SDK's ``App``, whose
+HTTP layer is pluggable (``HttpServerAdapter``), so ``StarletteAdapter`` serves it at
+``POST /api/messages`` in the same Starlette app as ``/slack/events``: one process serves both
+platforms (``TeamsAdapter`` says why plain messages skip the ``App`` pipeline). Replies go out
+through ``kpibot.chat.connector.Connector`` (the Bot Connector's REST API, with the SDK's app
+token) to the activity's own ``serviceUrl``; that module says why.
 
 The adapter only translates: a typed ``kpi status …`` or ``@kpibot status …``, a card button, a
 card form or an uploaded return becomes a ``Request``; the ``Reply`` becomes an Adaptive Card
@@ -21,6 +24,7 @@ import asyncio
 import functools
 import html
 import logging
+import os
 import re
 import threading
 import time
@@ -29,9 +33,10 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
+from pydantic import ValidationError
 from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,6 +45,13 @@ from kpibot import messages
 from kpibot.bindings import ConversationRef, ConversationStore
 from kpibot.bot import Bot
 from kpibot.chat import cards
+from kpibot.chat.connector import (
+    SEND_TIMEOUT_S,
+    Address,
+    BotToken,
+    Connector,
+    RememberedTokens,
+)
 from kpibot.commands.base import Attachment, Reply, Request
 from kpibot.scheduler.delivery import DeliveryError, RateLimited
 from kpibot.scheduler.outbox import OutboxMessage
@@ -50,15 +62,13 @@ warnings.filterwarnings("ignore", "The bot client is deprecated", DeprecationWar
 with warnings.catch_warnings():
     # The SDK announces its preview features (HTML widgets) on import; kpibot uses none of them.
     warnings.simplefilter("ignore")
-    from microsoft_teams.api.activities.message import MessageActivityInput
+    from microsoft_teams.api.activities import ActivityTypeAdapter
     from microsoft_teams.api.activities.utils.strip_mentions_text import (
         StripMentionsTextOptions,
         strip_mentions_text,
     )
     from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
-    from microsoft_teams.api.models import Account, ConversationAccount
-    from microsoft_teams.api.models import Attachment as TeamsAttachment
-    from microsoft_teams.apps import ActivityContext, App
+    from microsoft_teams.apps import App
     from microsoft_teams.apps.http.adapter import HttpRequest as SdkRequest
     from microsoft_teams.apps.http.adapter import HttpResponse as SdkResponse
     from microsoft_teams.apps.http.adapter import HttpRouteHandler
@@ -93,10 +103,10 @@ MAX_COMMAND = 2000
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 EMAIL_TTL_S = 3600.0
-SEND_TIMEOUT_S = 30.0
-# Bot work is mostly CPU under the GIL: a small pool queues requests in order, instead of letting
-# many threads starve each other and the event loop that parses and sends activities.
-WORKERS = 4
+# Worker threads answer and post replies: the bot's work is a few milliseconds of CPU, the post
+# mostly waits for Teams to answer (tens to hundreds of milliseconds), so the pool is wider than
+# the machine.
+WORKERS = 16
 _OTHER_MENTIONS = re.compile(r"<at>.*?</at>", re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -129,16 +139,9 @@ class StarletteAdapter:
     async def stop(self) -> None:
         """Nothing to stop: the server is kpibot's."""
 
-    async def dispatch(self, path: str, request: HttpRequest) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "Bad request"}, status_code=400)
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "Bad request"}, status_code=400)
-        result: SdkResponse = await self.handlers[path](
-            SdkRequest(body=body, headers=dict(request.headers))
-        )
+    async def dispatch(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        """Hand a parsed request to the SDK's handler for ``path``; its answer as a response."""
+        result: SdkResponse = await self.handlers[path](SdkRequest(body=body, headers=headers))
         if result.get("body") is not None:
             return JSONResponse(result["body"], status_code=result["status"])
         return Response(status_code=result["status"])
@@ -185,6 +188,7 @@ class TokenEndpointProvider:
 
 def build_app(settings: Settings, adapter: StarletteAdapter) -> App:
     """The SDK's ``App`` for ``settings``: credentials, JWT validation and our HTTP adapter."""
+    stop_meter_leak()
     cloud = with_overrides(PUBLIC, openid_metadata_url=settings.teams_openid_url)
     app_id = settings.teams_app_id
     secret = settings.teams_app_password.get_secret_value() if settings.teams_app_password else None
@@ -205,6 +209,56 @@ def build_app(settings: Settings, adapter: StarletteAdapter) -> App:
     )
 
 
+def stop_meter_leak() -> None:
+    """Give OpenTelemetry a no-op meter provider when nobody has configured one.
+
+    The SDK asks ``metrics.get_meter`` afresh each time it counts something, several times per
+    activity. Until a meter provider is set, OpenTelemetry's API answers with a proxy meter and
+    keeps every one it made, to upgrade them if a provider ever arrives: measured here, about
+    seven meters with their instruments and locks per message, never freed, and full garbage
+    collections (pauses of 50–130 ms every few seconds under load) growing with them. kpibot
+    exports no metrics; an operator who does (``opentelemetry-instrument``,
+    ``OTEL_PYTHON_METER_PROVIDER``) has set a provider before this runs, and it is kept.
+    """
+    if "OTEL_PYTHON_METER_PROVIDER" in os.environ:
+        return
+    from opentelemetry import metrics
+
+    if type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+        metrics.set_meter_provider(metrics.NoOpMeterProvider())
+
+
+class Turn(Protocol):
+    """What kpibot's handlers use of a turn: the SDK's ``ActivityContext``, or a ``DirectTurn``."""
+
+    @property
+    def activity(self) -> Any: ...
+
+    @property
+    def api(self) -> Any: ...
+
+    @property
+    def files(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DirectTurn:
+    """A plain message's turn, taken without the SDK's ``App`` pipeline (see ``TeamsAdapter``)."""
+
+    activity: Any
+    app: App
+
+    @property
+    def api(self) -> Any:
+        """The SDK's API client for the activity's service URL (member look-ups)."""
+        return self.app.api.from_service_url(str(self.activity.service_url))
+
+    @property
+    def files(self) -> Any:
+        # Only messages without attachments are taken directly, so there are no files to list.
+        raise RuntimeError("a direct turn carries no files")
+
+
 @dataclass(frozen=True)
 class Inbound:
     """What one activity asks for: a request to run, or a reply decided without the bot."""
@@ -215,7 +269,16 @@ class Inbound:
 
 
 class TeamsAdapter:
-    """The Teams side of one bot: typed commands, mentions, card buttons and forms, file imports."""
+    """The Teams side of one bot: typed commands, mentions, card buttons and forms, file imports.
+
+    Every activity's JWT is checked by the SDK's own validator (behind ``RememberedTokens``).
+    Messages without attachments (typed commands and card buttons, nearly all of the traffic)
+    are then parsed into the SDK's activity model and handled directly; everything else (files,
+    installs, conversation updates, invokes) goes through the SDK's ``App`` pipeline. That
+    pipeline builds, per activity, two API clients, a streaming sender, telemetry spans and an
+    eagerly formatted debug line of the whole activity: measured under load, it cost kpibot's
+    Teams replies about twice their CPU, and nothing in it serves a plain message.
+    """
 
     def __init__(self, bot: Bot, settings: Settings) -> None:
         self.bot = bot
@@ -225,6 +288,8 @@ class TeamsAdapter:
         self._emails: dict[str, tuple[float, str | None]] = {}
         self._ready = asyncio.Lock()
         self._workers = ThreadPoolExecutor(WORKERS, thread_name_prefix="kpibot-teams")
+        self.connector = Connector()
+        self.token = BotToken(self.app.token_provider)
         self.app.on_message(self.on_message)
         self.app.on_conversation_update(self.on_conversation_update)
         self.app.on_install_add(self.on_install)
@@ -235,16 +300,54 @@ class TeamsAdapter:
                 async with self._ready:
                     if MESSAGING_ENDPOINT not in self.http.handlers:
                         await self.app.initialize()
-            return await self.http.dispatch(MESSAGING_ENDPOINT, request)
+                        remember_tokens(self.app)
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return JSONResponse({"error": "Bad request"}, status_code=400)
+            headers = dict(request.headers)
+            validator = token_validator(self.app)
+            if (
+                validator is not None
+                and body.get("type") == "message"
+                and not body.get("attachments")
+            ):
+                return await self._direct(validator, body, headers)
+            return await self.http.dispatch(MESSAGING_ENDPOINT, body, headers)
 
         return [Route(MESSAGING_ENDPOINT, messages_endpoint, methods=["POST"])]
 
+    async def _direct(
+        self, validator: RememberedTokens, body: dict[str, Any], headers: dict[str, str]
+    ) -> Response:
+        """A plain message: the SDK's JWT check and activity model, then ``on_message``."""
+        authorization = headers.get("authorization", "")
+        if not authorization.startswith("Bearer "):
+            log.warning("teams activity refused: missing or malformed Authorization header")
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        try:
+            await validator.validate_token(
+                authorization.removeprefix("Bearer "), body.get("serviceUrl")
+            )
+        except Exception as exc:  # the SDK raises PyJWT's errors, and others for bad key sets
+            log.warning("teams activity refused: %s", type(exc).__name__)
+            return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        try:
+            activity = ActivityTypeAdapter.validate_python(body)
+        except ValidationError:
+            log.warning("teams activity refused: not a valid message activity")
+            return JSONResponse({"error": "Bad request"}, status_code=400)
+        await self.on_message(DirectTurn(activity, self.app))
+        return Response(status_code=200)
+
     # ------------------------------------------------------------------ handlers
-    async def on_message(self, ctx: ActivityContext[Any]) -> None:
+    async def on_message(self, ctx: Turn) -> None:
         """A message: typed text, a card's button or form, or files; answered in the same place."""
         await self._guard(ctx, self._on_message(ctx))
 
-    async def _on_message(self, ctx: ActivityContext[Any]) -> None:
+    async def _on_message(self, ctx: Turn) -> None:
         activity = ctx.activity
         await self._remember(activity)
         user, email = await self._identify(ctx)
@@ -255,12 +358,16 @@ class TeamsAdapter:
         else:
             inbound = await self._typed(ctx, user, name, email)
         if inbound.request is not None:
-            reply, rendered = await self._work(self._answer, inbound.request, activity.id)
-            await self.send(ctx, reply, replace=inbound.replace, activity=rendered)
+            # One hop to a worker, which answers, renders and posts, as Slack's lazy listener does.
+            token = await self.token.get()
+            target = activity.reply_to_id if inbound.replace else None
+            await self._work(
+                self._answer, inbound.request, activity.id, Address.of(activity), token, target
+            )
         elif inbound.reply is not None:
             await self.send(ctx, inbound.reply, replace=inbound.replace)
 
-    async def on_conversation_update(self, ctx: ActivityContext[Any]) -> None:
+    async def on_conversation_update(self, ctx: Turn) -> None:
         """The bot was added to a chat or team: remember where, and say hello."""
         activity = ctx.activity
         await self._guard(ctx, self._remember(activity))
@@ -268,7 +375,7 @@ class TeamsAdapter:
         if activity.recipient.id in added:
             await self._guard(ctx, self.send(ctx, Reply("kpibot is here", WELCOME)))
 
-    async def on_install(self, ctx: ActivityContext[Any]) -> None:
+    async def on_install(self, ctx: Turn) -> None:
         """The app was installed for a user or a team: remember the conversation."""
         await self._guard(ctx, self._remember(ctx.activity))
 
@@ -278,9 +385,7 @@ class TeamsAdapter:
             await self._work(self.conversations.remember, ref)
 
     # ------------------------------------------------------------------ translation
-    async def _typed(
-        self, ctx: ActivityContext[Any], user: str, name: str | None, email: str | None
-    ) -> Inbound:
+    async def _typed(self, ctx: Turn, user: str, name: str | None, email: str | None) -> Inbound:
         activity = ctx.activity
         text = message_text(activity)
         parsed = Request.from_text(
@@ -292,9 +397,11 @@ class TeamsAdapter:
             email=email,
         )
         named = parsed.verb in IMPORT_VERBS
+        # Most messages carry no attachment at all: then there is no file to look for.
+        uploads = await ctx.files.list() if activity.attachments else []
         files = [
             f
-            for f in await ctx.files.list()
+            for f in uploads
             if named or (f.extension or f.name.rsplit(".", 1)[-1]).lower() in TABLE_FILE_TYPES
         ]
         if not files:
@@ -304,9 +411,7 @@ class TeamsAdapter:
             await self.send(ctx, reply)
         return Inbound(reply=await self._import(ctx, files[-1], parsed, named))
 
-    async def _import(
-        self, ctx: ActivityContext[Any], file: Any, parsed: Request, named: bool
-    ) -> Reply:
+    async def _import(self, ctx: Turn, file: Any, parsed: Request, named: bool) -> Reply:
         request_id = f"teams-file:{file.unique_id or ctx.activity.id}:{file.name}"
         try:
             content = await download(file)
@@ -325,7 +430,7 @@ class TeamsAdapter:
         )
         return await self._work(self._handle, request, request_id)
 
-    async def _identify(self, ctx: ActivityContext[Any]) -> tuple[str, str | None]:
+    async def _identify(self, ctx: Turn) -> tuple[str, str | None]:
         """The user's AAD object id and, when the access file needs it, their e-mail."""
         account = ctx.activity.from_
         user = account.aad_object_id or account.id
@@ -355,11 +460,17 @@ class TeamsAdapter:
         return await loop.run_in_executor(self._workers, functools.partial(fn, *args))
 
     def _answer(
-        self, request: Request, request_id: str | None
-    ) -> tuple[Reply, MessageActivityInput]:
-        """The bot's reply and its card, both made on a worker thread."""
+        self,
+        request: Request,
+        request_id: str | None,
+        to: Address,
+        token: str | None,
+        target: str | None,
+    ) -> None:
+        """Answer ``request`` and post the card to ``to``, replacing ``target`` if the answer is
+        good (a refusal or error leaves the clicked card as it was); on a worker thread."""
         reply = self._handle(request, request_id)
-        return reply, render(reply)
+        self._post(to, render(reply), token, target if reply.ok else None)
 
     def _handle(self, request: Request, request_id: str | None) -> Reply:
         started = time.perf_counter()
@@ -377,28 +488,25 @@ class TeamsAdapter:
         return reply
 
     # ------------------------------------------------------------------ delivery
-    async def send(
-        self,
-        ctx: ActivityContext[Any],
-        reply: Reply,
-        replace: bool = False,
-        activity: MessageActivityInput | None = None,
-    ) -> None:
-        """Post ``reply`` (or its ``activity``, already rendered) in the conversation, a channel's
-        thread; ``replace`` updates the card that was clicked instead."""
-        activity = activity or render(reply)
-        target = ctx.activity.reply_to_id
-        if replace and reply.ok and target:
-            activity.id = target
+    async def send(self, ctx: Turn, reply: Reply, replace: bool = False) -> None:
+        """Post ``reply`` in the conversation, a channel's thread; ``replace`` updates the card
+        that was clicked instead."""
+        token = await self.token.get()
+        target = ctx.activity.reply_to_id if replace and reply.ok else None
+        await self._work(self._post, Address.of(ctx.activity), render(reply), token, target)
+
+    def _post(
+        self, to: Address, activity: dict[str, Any], token: str | None, target: str | None
+    ) -> str:
+        """Replace the ``target`` card with ``activity`` or, failing that, post it (a worker thread)."""
+        if target:
             try:
-                await ctx.send(activity)
-                return
+                return self.connector.send(to, activity, token, replace=target)
             except httpx.HTTPError as exc:
                 log.info("teams card update failed, posting instead error=%s", type(exc).__name__)
-                activity = render(reply)
-        await ctx.send(activity)
+        return self.connector.send(to, activity, token)
 
-    async def _guard(self, ctx: ActivityContext[Any], work: Awaitable[Any]) -> None:
+    async def _guard(self, ctx: Turn, work: Awaitable[Any]) -> None:
         """Log any failure with a reference and tell the user in one sentence, never a traceback."""
         try:
             await work
@@ -407,7 +515,7 @@ class TeamsAdapter:
             log.exception("teams handler failed activity=%s ref=%s", ctx.activity.id, ref)
             sorry = Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
             try:
-                await ctx.send(render(sorry))
+                await self.send(ctx, sorry)
             except Exception:
                 log.exception("teams could not report failure ref=%s", ref)
 
@@ -465,25 +573,36 @@ def card_submission(
     return refused
 
 
-def render(reply: Reply) -> MessageActivityInput:
-    """The reply as a message activity: one Adaptive Card, plus the chart as an inline image."""
-    attachments = []
+def render(reply: Reply) -> dict[str, Any]:
+    """The reply as a message activity's JSON: one Adaptive Card, plus the chart as an inline image."""
     chart = None
     if reply.chart is not None:
         chart = cards.chart_attachment(reply.chart, reply.chart_name or "chart.png")
         if chart is None:
             reply.text = f"{reply.text}\n{cards.CHART_TOO_BIG}".strip()
     card = cards.form_card(reply.form, reply.text) if reply.form else cards.reply_card(reply)
-    attachments.append(TeamsAttachment(content_type=cards.CARD_CONTENT_TYPE, content=card))
+    attachments = [{"contentType": cards.CARD_CONTENT_TYPE, "content": card}]
     if chart is not None:
-        attachments.append(
-            TeamsAttachment(
-                content_type=chart["contentType"],
-                content_url=chart["contentUrl"],
-                name=chart["name"],
-            )
-        )
-    return MessageActivityInput(type="message").add_attachments(*attachments)
+        attachments.append(chart)
+    return {"type": "message", "attachments": attachments}
+
+
+def token_validator(app: App) -> RememberedTokens | None:
+    """The inbound validator ``remember_tokens`` installed; None when auth is off."""
+    validator = getattr(app.server, "_token_validator", None)
+    return validator if isinstance(validator, RememberedTokens) else None
+
+
+def remember_tokens(app: App) -> None:
+    """Put ``RememberedTokens`` in front of the SDK's inbound JWT validator, once it has one.
+
+    The SDK keeps its validator on its ``HttpServer`` (``_token_validator``, set by
+    ``initialize``); without it (auth off) there is nothing to remember.
+    """
+    server = app.server
+    validator = getattr(server, "_token_validator", None)
+    if validator is not None and not isinstance(validator, RememberedTokens):
+        server._token_validator = RememberedTokens(validator)  # type: ignore[assignment]
 
 
 def reference(activity: Any) -> ConversationRef:
@@ -565,11 +684,17 @@ class TeamsDeliverer:
     """
 
     def __init__(
-        self, conversations: ConversationStore, app: App, timeout: float = SEND_TIMEOUT_S
+        self,
+        conversations: ConversationStore,
+        app: App,
+        timeout: float = SEND_TIMEOUT_S,
+        connector: Connector | None = None,
     ) -> None:
         self.conversations = conversations
         self.app = app
         self.timeout = timeout
+        self.connector = connector or Connector(timeout)
+        self.token = BotToken(app.token_provider)
         self._loop = _LoopThread()
 
     def deliver(self, message: OutboxMessage, reply: Reply) -> str | None:
@@ -580,27 +705,23 @@ class TeamsDeliverer:
                 "the app there or message the bot there once",
                 permanent=True,
             )
-        activity = render(reply)
-        activity.from_ = Account(id=ref.bot_id)
-        activity.conversation = ConversationAccount(id=ref.conversation_id)
+        # A channel's reference is the channel itself, so the message starts a new thread there.
+        to = Address(ref.service_url, {"id": ref.conversation_id}, {"id": ref.bot_id})
         try:
-            sent = self._loop.run(
-                self.app.api.conversations.create_activity(
-                    ref.conversation_id, activity, service_url=ref.service_url
-                ),
-                self.timeout,
-            )
+            # The SDK's token manager belongs to the deliverer's own event loop (see _LoopThread).
+            token = self._loop.run(self.token.get(), self.timeout)
+            return self.connector.send(to, render(reply), token)
         except httpx.HTTPStatusError as exc:
             raise delivery_error(exc) from exc
         except (httpx.HTTPError, TimeoutError) as exc:
             raise DeliveryError(f"Teams did not answer: {type(exc).__name__}") from exc
-        return sent.id
 
     def find_delivered(self, message: OutboxMessage) -> str | None:
         return None
 
     def close(self) -> None:
         self._loop.close()
+        self.connector.close()
 
 
 def delivery_error(exc: httpx.HTTPStatusError) -> DeliveryError:
