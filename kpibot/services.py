@@ -30,11 +30,14 @@ from kpibot.settings import Settings
 from kpibot.store.database import Database
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
 from kpibot.store.rows import NewFigure
+from kpibot.store.schema import AuditEventRecord
 
 Clock = Callable[[], datetime]
 V = TypeVar("V")
 SCORECARD_CACHE_SIZE = 1200
 VIEW_CACHE_SIZE = 2000
+# A contract's version (see Services.contract_version); the index (contract_id, id) answers it.
+CONTRACT_VERSION_SQL = f"SELECT max(id) FROM {AuditEventRecord.__tablename__} WHERE contract_id = ?"  # noqa: S608
 CONTRACT_CACHE_SECONDS = 60.0
 
 
@@ -185,14 +188,7 @@ class Services:
         action plans, finance. Each of those writes its audit entry in the same transaction as the
         change, so the contract's latest audit entry id versions them all, across processes too.
         """
-        from sqlalchemy import func, select
-
-        from kpibot.store.schema import AuditEventRecord
-
-        query = select(func.max(AuditEventRecord.id)).where(
-            AuditEventRecord.contract_id == contract_id
-        )
-        return int(self.db.read_scalar(query) or 0)
+        return int(self.db.read_scalar(CONTRACT_VERSION_SQL, contract_id) or 0)
 
     def view(self, contract: Contract, name: str, build: Callable[[], V], *params: object) -> V:
         """``build()``'s result (a status overview, say), reused until anything about the contract
