@@ -229,7 +229,7 @@ def stop_meter_leak() -> None:
 
 
 class Turn(Protocol):
-    """What kpibot's handlers use of a turn: the SDK's ``ActivityContext``, or a ``DirectTurn``."""
+    """What kpibot's handlers use of the SDK's ``ActivityContext``."""
 
     @property
     def activity(self) -> Any: ...
@@ -239,24 +239,6 @@ class Turn(Protocol):
 
     @property
     def files(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class DirectTurn:
-    """A plain message's turn, taken without the SDK's ``App`` pipeline (see ``TeamsAdapter``)."""
-
-    activity: Any
-    app: App
-
-    @property
-    def api(self) -> Any:
-        """The SDK's API client for the activity's service URL (member look-ups)."""
-        return self.app.api.from_service_url(str(self.activity.service_url))
-
-    @property
-    def files(self) -> Any:
-        # Only messages without attachments are taken directly, so there are no files to list.
-        raise RuntimeError("a direct turn carries no files")
 
 
 @dataclass(frozen=True)
@@ -334,38 +316,68 @@ class TeamsAdapter:
         except Exception as exc:  # the SDK raises PyJWT's errors, and others for bad key sets
             log.warning("teams activity refused: %s", type(exc).__name__)
             return JSONResponse({"error": "Unauthorized"}, status_code=401)
+        token = await self.token.get()
+        return await self._work(self._direct_turn, body, token, asyncio.get_running_loop())
+
+    def _direct_turn(
+        self, body: dict[str, Any], token: str | None, loop: asyncio.AbstractEventLoop
+    ) -> Response:
+        """A plain message's whole turn, from the SDK's activity model to the posted reply, on a
+        worker thread (as Bolt runs Slack's listeners): the event loop only reads requests."""
         try:
             activity = ActivityTypeAdapter.validate_python(body)
         except ValidationError:
             log.warning("teams activity refused: not a valid message activity")
             return JSONResponse({"error": "Bad request"}, status_code=400)
-        await self.on_message(DirectTurn(activity, self.app))
+        self._plain(activity, token, loop)
         return Response(status_code=200)
 
     # ------------------------------------------------------------------ handlers
     async def on_message(self, ctx: Turn) -> None:
         """A message: typed text, a card's button or form, or files; answered in the same place."""
-        await self._guard(ctx, self._on_message(ctx))
+        activity = ctx.activity
+        if not activity.attachments:
+            token = await self.token.get()
+            await self._work(self._plain, activity, token, asyncio.get_running_loop())
+            return
+        await self._guard(ctx, self._on_files(ctx))
 
-    async def _on_message(self, ctx: Turn) -> None:
+    def _plain(self, activity: Any, token: str | None, loop: asyncio.AbstractEventLoop) -> None:
+        """Typed text or a card's button or form, answered in place; on a worker thread."""
+        try:
+            self.conversations.remember(reference(activity))  # no database call when known
+            user, email = self._identity(activity, loop)
+            name = activity.from_.name
+            channel = channel_of(activity)
+            if activity.value is not None:
+                inbound = card_submission(activity.value, user, channel, name, email)
+            else:
+                inbound = Inbound(typed_request(activity, user, name, email))
+            reply = inbound.reply
+            if inbound.request is not None:
+                reply = self._handle(inbound.request, activity.id)
+            if reply is not None:
+                target = activity.reply_to_id if inbound.replace and reply.ok else None
+                self._post(Address.of(activity), render(reply), token, target)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("teams handler failed activity=%s ref=%s", activity.id, ref)
+            sorry = Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
+            try:
+                self._post(Address.of(activity), render(sorry), token, None)
+            except Exception:
+                log.exception("teams could not report failure ref=%s", ref)
+
+    async def _on_files(self, ctx: Turn) -> None:
+        """A message with attachments: each table file is imported, and answered, in turn."""
         activity = ctx.activity
         await self._remember(activity)
-        user, email = await self._identify(ctx)
-        name = activity.from_.name
-        value = activity.value
-        if value is not None:
-            inbound = card_submission(value, user, channel_of(activity), name, email)
-        else:
-            inbound = await self._typed(ctx, user, name, email)
+        user, email = await self._identify(ctx.api, activity)
+        inbound = await self._typed(ctx, user, activity.from_.name, email)
         if inbound.request is not None:
-            # One hop to a worker, which answers, renders and posts, as Slack's lazy listener does.
-            token = await self.token.get()
-            target = activity.reply_to_id if inbound.replace else None
-            await self._work(
-                self._answer, inbound.request, activity.id, Address.of(activity), token, target
-            )
+            await self.send(ctx, await self._work(self._handle, inbound.request, activity.id))
         elif inbound.reply is not None:
-            await self.send(ctx, inbound.reply, replace=inbound.replace)
+            await self.send(ctx, inbound.reply)
 
     async def on_conversation_update(self, ctx: Turn) -> None:
         """The bot was added to a chat or team: remember where, and say hello."""
@@ -386,22 +398,11 @@ class TeamsAdapter:
 
     # ------------------------------------------------------------------ translation
     async def _typed(self, ctx: Turn, user: str, name: str | None, email: str | None) -> Inbound:
-        activity = ctx.activity
-        text = message_text(activity)
-        parsed = Request.from_text(
-            text,
-            user=user,
-            platform="teams",
-            channel=channel_of(activity),
-            user_name=name,
-            email=email,
-        )
+        parsed = typed_request(ctx.activity, user, name, email)
         named = parsed.verb in IMPORT_VERBS
-        # Most messages carry no attachment at all: then there is no file to look for.
-        uploads = await ctx.files.list() if activity.attachments else []
         files = [
             f
-            for f in uploads
+            for f in await ctx.files.list()
             if named or (f.extension or f.name.rsplit(".", 1)[-1]).lower() in TABLE_FILE_TYPES
         ]
         if not files:
@@ -430,9 +431,9 @@ class TeamsAdapter:
         )
         return await self._work(self._handle, request, request_id)
 
-    async def _identify(self, ctx: Turn) -> tuple[str, str | None]:
-        """The user's AAD object id and, when the access file needs it, their e-mail."""
-        account = ctx.activity.from_
+    def _known(self, activity: Any) -> tuple[str, str | None] | None:
+        """The user's AAD object id and e-mail when no roster look-up is needed, else None."""
+        account = activity.from_
         user = account.aad_object_id or account.id
         email = account.email
         policy = self.bot.policy
@@ -442,10 +443,18 @@ class TeamsAdapter:
         cached = self._emails.get(user)
         if cached is not None and cached[0] > time.monotonic():
             return user, cached[1]
+        return None
+
+    async def _identify(self, api: Any, activity: Any) -> tuple[str, str | None]:
+        """The user's AAD object id and, when the access file needs it, their e-mail, which is
+        looked up in the conversation's roster (through the SDK) and kept for an hour."""
+        known = self._known(activity)
+        if known is not None:
+            return known
+        account = activity.from_
+        user, email = account.aad_object_id or account.id, None
         try:
-            member = await ctx.api.conversations.get_member_by_id(
-                ctx.activity.conversation.id, account.id
-            )
+            member = await api.conversations.get_member_by_id(activity.conversation.id, account.id)
             email = member.email or member.user_principal_name
         except httpx.HTTPError as exc:
             log.info("teams member lookup failed user=%s error=%s", user, type(exc).__name__)
@@ -454,23 +463,19 @@ class TeamsAdapter:
         self._emails[user] = (time.monotonic() + EMAIL_TTL_S, email)
         return user, email
 
+    def _identity(self, activity: Any, loop: asyncio.AbstractEventLoop) -> tuple[str, str | None]:
+        """``_identify`` from a worker thread: a roster look-up runs on the event loop."""
+        known = self._known(activity)
+        if known is not None:
+            return known
+        api = self.app.api.from_service_url(str(activity.service_url))
+        lookup = asyncio.run_coroutine_threadsafe(self._identify(api, activity), loop)
+        return lookup.result(SEND_TIMEOUT_S)
+
     async def _work(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the adapter's worker pool, off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._workers, functools.partial(fn, *args))
-
-    def _answer(
-        self,
-        request: Request,
-        request_id: str | None,
-        to: Address,
-        token: str | None,
-        target: str | None,
-    ) -> None:
-        """Answer ``request`` and post the card to ``to``, replacing ``target`` if the answer is
-        good (a refusal or error leaves the clicked card as it was); on a worker thread."""
-        reply = self._handle(request, request_id)
-        self._post(to, render(reply), token, target if reply.ok else None)
 
     def _handle(self, request: Request, request_id: str | None) -> Reply:
         started = time.perf_counter()
@@ -532,6 +537,18 @@ def message_text(activity: Any) -> str:
     text = strip_mentions_text(activity, bot_only) or ""
     text = _TAGS.sub(" ", _OTHER_MENTIONS.sub(" ", text))
     return " ".join(html.unescape(text).replace("\xa0", " ").split())[:MAX_COMMAND]
+
+
+def typed_request(activity: Any, user: str, name: str | None, email: str | None) -> Request:
+    """The ``Request`` a typed message (or an @mention) asks for."""
+    return Request.from_text(
+        message_text(activity),
+        user=user,
+        platform="teams",
+        channel=channel_of(activity),
+        user_name=name,
+        email=email,
+    )
 
 
 def card_submission(
