@@ -304,7 +304,7 @@ class TeamsAdapter:
     async def _direct(
         self, validator: RememberedTokens, body: dict[str, Any], headers: dict[str, str]
     ) -> Response:
-        """A plain message: the SDK's JWT check and activity model, then ``on_message``."""
+        """A plain message: the SDK's JWT check here, then the whole turn on a worker thread."""
         authorization = headers.get("authorization", "")
         if not authorization.startswith("Bearer "):
             log.warning("teams activity refused: missing or malformed Authorization header")
