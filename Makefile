@@ -25,6 +25,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check kpibot tests benchmarks
 	$(BIN)/ruff check kpibot tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 serve: $(STAMP)
 	$(BIN)/kpibot serve

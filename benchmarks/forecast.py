@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 from _common import BenchmarkFailure, best_of, emit_result, heading, peak_rss_mb, say, timed
 
-from kpibot.contract_files import load_contract_file
 from kpibot.engine.forecast import backtest, forecast_frame, forecast_kpi, kpi_meta
 from kpibot.engine.periods import parse_period
 from kpibot.engine.scorecard import Scorecard, history_frame
+from kpibot.files.contracts import load_contract_file
 
 SEED = 20240612
 CONTRACTS = 2_000

@@ -43,17 +43,17 @@ from typing import Any
 from _common import BenchmarkFailure, best_of, emit_result, heading, peak_rss_mb, say, timed
 from sqlalchemy import delete, func, select, update
 
+from kpibot.app.wiring import services_for_database
+from kpibot.core.settings import Settings
 from kpibot.engine.calendar import LONDON, ReturnCalendar
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import period_containing
 from kpibot.scheduler.inputs import planner_contract, read_receipts
-from kpibot.scheduler.outbox import OUTBOX, OutboxRepository
 from kpibot.scheduler.plan import ContractInputs, plan_window
 from kpibot.scheduler.preview import preview
 from kpibot.scheduler.tick import STATE, ReminderTick
-from kpibot.services import Services
-from kpibot.settings import Settings
 from kpibot.store.database import Database
+from kpibot.store.outbox import OUTBOX, OutboxRepository
 from kpibot.store.schema import ContractRecord, FigureRecord
 
 SEED = 20240612
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_figures:,} figure rows; built in {build_s:.1f} s"
         )
         db = Database(f"sqlite:///{path}")
-        services = Services.for_database(db, Settings(database_url=str(db.url)))
+        services = services_for_database(db, Settings(database_url=str(db.url)))
         day0 = datetime.combine(DAY, datetime.min.time(), tzinfo=LONDON)
         day1 = day0 + timedelta(days=1)
         tick = ReminderTick(

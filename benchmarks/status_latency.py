@@ -88,16 +88,17 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from kpibot.bot import Bot
-from kpibot.commands.base import Request
+from kpibot.app.server import create_app
+from kpibot.app.wiring import build_bot, build_services
+from kpibot.commands.bot import Bot
+from kpibot.core.protocol import Request
+from kpibot.core.services import Services
+from kpibot.core.settings import Settings
 from kpibot.engine.charts import PNG_SIGNATURE, render_kpi_chart
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import parse_period
 from kpibot.engine.scorecard import Scorecard
 from kpibot.engine.targets import compile_contract
-from kpibot.server import create_app
-from kpibot.services import Services
-from kpibot.settings import Settings
 from kpibot.store.rows import NewFigure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -763,7 +764,7 @@ def prepare(settings: Settings, rng: np.random.Generator, count: int) -> list[Co
         "not timed"
     )
     build_s, contracts = timed(lambda: contract_definitions(rng, count))
-    loader = Services.from_settings(settings)
+    loader = build_services(settings)
     stored, contracts_s, figures_s = load_store(loader, contracts, rng)
     loader.db.dispose()
     say(
@@ -836,7 +837,7 @@ def measure_teams(
     key_pem = connector.issuer.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    bot = Bot.from_settings(settings)  # no caches, as the Slack run's bot had at its start
+    bot = build_bot(settings)  # no caches, as the Slack run's bot had at its start
     with served(create_app(settings, bot, settle_heap=True), wait_ready=True) as url:
         samples, wall_s = client.submit(
             run_teams_load,
@@ -920,7 +921,7 @@ def main(argv: list[str] | None = None) -> int:
         contracts = prepare(settings, rng, args.contracts)
 
         # A fresh bot, as a newly started server has: no contract or compiled-terms caches.
-        bot = Bot.from_settings(settings)
+        bot = build_bot(settings)
         picks = [
             contracts[int(i)] for i in rng.integers(len(contracts), size=WARMUP + args.requests)
         ]

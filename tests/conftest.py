@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
+from kpibot.app.wiring import services_for_database
 from kpibot.store.database import Database, normalise_url
 
 pytest_plugins = ["tests.slack_mock.fixtures"]
@@ -106,7 +107,7 @@ ACCESS_FILE = Path(__file__).resolve().parent.parent / "config" / "access.yaml"
 @pytest.fixture(scope="session")
 def seed_contracts():
     """The four shipped contracts, parsed once per session."""
-    from kpibot.contract_files import load_contracts
+    from kpibot.files.contracts import load_contracts
 
     return {c.id: c for c in load_contracts([CONTRACTS_DIR])}
 
@@ -132,17 +133,16 @@ def clock():
 @pytest.fixture
 def services(db, clock, seed_contracts):
     """Services on each backend with the four seed contracts and their demo history loaded."""
-    from kpibot.services import Services
-    from kpibot.settings import Settings
+    from kpibot.core.settings import Settings
 
-    svc = Services.for_database(db, Settings(access_file=ACCESS_FILE), clock)
+    svc = services_for_database(db, Settings(access_file=ACCESS_FILE), clock)
     svc.store_contracts(list(seed_contracts.values()), actor="test")
     return svc
 
 
 @pytest.fixture
 def bot(services):
-    from kpibot.access import AccessPolicy
-    from kpibot.bot import Bot
+    from kpibot.commands.bot import Bot
+    from kpibot.core.access import AccessPolicy
 
     return Bot(services, AccessPolicy.load(ACCESS_FILE), b"test-secret")

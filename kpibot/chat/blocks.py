@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from kpibot.commands.base import Action, Cell, Form, Reply
+from kpibot.core.protocol import Action, Cell, Form, Reply
 
 Block = dict[str, Any]
 

@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any
 
-from kpibot.commands.base import Action, Cell, Form, Reply
+from kpibot.core.protocol import Action, Cell, Form, Reply
 
 Element = dict[str, Any]
 

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kpibot.bot import Bot
-from kpibot.commands.base import Attachment, Reply, Request, tokenise
+from kpibot.commands.bot import Bot
+from kpibot.core.protocol import Attachment, Reply, Request, tokenise
+from kpibot.engine.calendar import LONDON
+from kpibot.store.outbox import OutboxMessage
 
 RAG_STYLE = {"green": "bold green", "amber": "bold yellow", "red": "bold red", "grey": "dim"}
 KIND_STYLE = {
@@ -176,3 +178,28 @@ class ConsoleAdapter:
                 + "[/dim]"
             )
         c.print()
+
+
+class ConsoleDeliverer:
+    """Prints each message, ``[when] kind → audience: text``; the embedded default platform.
+
+    >>> ConsoleDeliverer(Console(width=200)).deliver(message, Reply("Return due", "…"))
+    ... # doctest: +SKIP
+    """
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+
+    def deliver(self, message: OutboxMessage, reply: Reply) -> str | None:
+        when = message.due_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
+        text = reply.text if reply.text == message.text and not reply.rows else reply.plain()
+        chart = f" [dim](chart {reply.chart_name or 'attached'})[/]" if reply.chart else ""
+        self.console.print(
+            f"[dim]\\[{when}][/] [bold]{message.kind}[/] → {message.audience}"
+            f" [dim]({message.contract_id or message.channel})[/]: {escape(text)}{chart}",
+            soft_wrap=True,
+        )
+        return None
+
+    def find_delivered(self, message: OutboxMessage) -> str | None:
+        return None

@@ -4,7 +4,7 @@ Every listener acknowledges at once and does its work in a Bolt *lazy listener*,
 answer within 3 seconds however slow a chart or an import is. The adapter decides only where a
 reply goes (response_url, ephemeral, thread, DM, modal, file upload); the bot decides what it says.
 
->>> adapter = SlackAdapter(Bot.from_settings(settings), settings)  # doctest: +SKIP
+>>> adapter = SlackAdapter(build_bot(settings), settings)  # doctest: +SKIP
 >>> adapter.app.dispatch(bolt_request)  # doctest: +SKIP
 >>> run_socket_mode(settings)  # doctest: +SKIP
 """
@@ -33,11 +33,11 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from kpibot import messages
-from kpibot.bot import Bot
 from kpibot.chat import blocks
-from kpibot.commands.base import Attachment, Reply, Request
-from kpibot.settings import Settings
+from kpibot.commands.bot import Bot
+from kpibot.core import texts
+from kpibot.core.protocol import Attachment, Reply, Request
+from kpibot.core.settings import Settings
 
 log = logging.getLogger("kpibot.slack")
 # Bolt's and the SDK's DEBUG lines echo request and response bodies, which carry figures and
@@ -45,7 +45,7 @@ log = logging.getLogger("kpibot.slack")
 _QUIET_LOG = logging.getLogger("kpibot.slack.bolt")
 _QUIET_LOG.setLevel(logging.INFO)
 
-# User-facing texts of the adapter itself (the bot's own texts live in kpibot.messages).
+# User-facing texts of the adapter itself (the bot's own texts live in kpibot.core.texts).
 WORKING = "Working on it…"
 CANCELLED = "Cancelled; nothing was stored."
 PREVIEW_GONE = "That preview is no longer available here; preview the figure again."
@@ -463,7 +463,7 @@ class SlackAdapter:
                 return
             sorry = Reply(
                 "Sorry",
-                messages.INTERNAL_ERROR.format(error=f"ref {ref}"),
+                texts.INTERNAL_ERROR.format(error=f"ref {ref}"),
                 kind="error",
                 ephemeral=True,
             )
@@ -519,7 +519,7 @@ def slack_routes(settings: Settings, bot: Bot) -> list[BaseRoute]:
     return [Route("/slack/events", events, methods=["POST"])]
 
 
-def run_socket_mode(settings: Settings, bot: Bot | None = None) -> None:
+def run_socket_mode(settings: Settings, bot: Bot) -> None:
     """Connect to Slack over Socket Mode (no public URL needed) and serve until interrupted."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -527,6 +527,6 @@ def run_socket_mode(settings: Settings, bot: Bot | None = None) -> None:
         raise RuntimeError(
             "Socket Mode needs SLACK_APP_TOKEN (xapp-…) and SLACK_BOT_TOKEN (xoxb-…)."
         )
-    adapter = SlackAdapter(bot or Bot.from_settings(settings), settings)
+    adapter = SlackAdapter(bot, settings)
     handler = SocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
     handler.start()  # type: ignore[no-untyped-call]

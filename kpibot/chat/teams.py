@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -41,21 +41,17 @@ from starlette.requests import Request as HttpRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from kpibot import messages
-from kpibot.bindings import ConversationRef, ConversationStore
-from kpibot.bot import Bot
 from kpibot.chat import cards
-from kpibot.chat.connector import (
-    SEND_TIMEOUT_S,
-    Address,
-    BotToken,
-    Connector,
-    RememberedTokens,
-)
-from kpibot.commands.base import Attachment, Reply, Request
+from kpibot.chat.connector import SEND_TIMEOUT_S, Address, BotToken, Connector, RememberedTokens
+from kpibot.commands.bot import Bot
+from kpibot.core import texts
+from kpibot.core.protocol import Attachment, Reply, Request
+from kpibot.core.services import Services
+from kpibot.core.settings import Settings
+from kpibot.features.bind import ConversationRef, ConversationStore
 from kpibot.scheduler.delivery import DeliveryError, RateLimited
-from kpibot.scheduler.outbox import OutboxMessage
-from kpibot.settings import Settings
+from kpibot.store.database import Database
+from kpibot.store.outbox import OutboxMessage
 
 # The SDK builds its own deprecated bot client inside every API client; the notice is not for us.
 warnings.filterwarnings("ignore", "The bot client is deprecated", DeprecationWarning)
@@ -74,14 +70,12 @@ with warnings.catch_warnings():
     from microsoft_teams.apps.http.adapter import HttpRouteHandler
     from microsoft_teams.common import ClientOptions
 
-if TYPE_CHECKING:
-    from kpibot.services import Services
 
 log = logging.getLogger("kpibot.teams")
 
 T = TypeVar("T")
 
-# User-facing texts of the adapter itself (the bot's own texts live in kpibot.messages).
+# User-facing texts of the adapter itself (the bot's own texts live in kpibot.core.texts).
 CANCELLED = "Cancelled; nothing was stored."
 NOT_FROM_KPIBOT = (
     "That card action was altered or is not from kpibot, so nothing was done; ask again."
@@ -362,7 +356,7 @@ class TeamsAdapter:
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("teams handler failed activity=%s ref=%s", activity.id, ref)
-            sorry = Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
+            sorry = Reply("Sorry", texts.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
             try:
                 self._post(Address.of(activity), render(sorry), token, None)
             except Exception:
@@ -518,7 +512,7 @@ class TeamsAdapter:
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("teams handler failed activity=%s ref=%s", ctx.activity.id, ref)
-            sorry = Reply("Sorry", messages.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
+            sorry = Reply("Sorry", texts.INTERNAL_ERROR.format(error=f"ref {ref}"), kind="error")
             try:
                 await self.send(ctx, sorry)
             except Exception:
@@ -775,7 +769,6 @@ def teams_deliverer(settings: Settings, services: Services | None = None) -> Tea
     """
     if not settings.teams_app_id:
         return None
-    from kpibot.store.database import Database
 
     db = services.db if services is not None else Database(settings.database_url)
     return TeamsDeliverer(ConversationStore(db), build_app(settings, StarletteAdapter()))

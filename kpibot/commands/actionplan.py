@@ -32,27 +32,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from kpibot.access import Action as Permission
-from kpibot.actionplans import (
-    ActionPlan,
-    ActionPlanError,
-    ActionPlanService,
-    describe_progress,
-    open_plans_summary,
-)
-from kpibot.commands.base import (
-    Action,
-    Cell,
-    CommandHandler,
-    Context,
-    Form,
-    FormField,
-    Reply,
-    ReplyKind,
-    Request,
-    error,
-)
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import refuse, resolve_contract
+from kpibot.core.access import Action as Permission
+from kpibot.core.protocol import Action, Cell, Form, FormField, Reply, ReplyKind, Request, error
 from kpibot.engine.actionplan import (
     ACTION_NEEDS,
     STATE_WORDS,
@@ -65,7 +48,14 @@ from kpibot.engine.actionplan import (
 )
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
-from kpibot.ingest import check_period
+from kpibot.features.actionplan import (
+    ActionPlan,
+    ActionPlanError,
+    ActionPlanService,
+    describe_progress,
+    open_plans_summary,
+)
+from kpibot.files.figures import check_period
 
 MAX_ROWS = 20
 SUBS = ("show", "new", "detect", "update", "close")

@@ -11,11 +11,12 @@ changed there.
 
 from __future__ import annotations
 
-from kpibot import messages
-from kpibot.bindings import bind, stored_binding
-from kpibot.commands.base import Context, Reply, Request, error
+from kpibot.commands.base import Context
 from kpibot.commands.resolve import refuse
-from kpibot.ingest import suggest
+from kpibot.core import texts
+from kpibot.core.protocol import Reply, Request, error
+from kpibot.features.bind import bind, stored_binding
+from kpibot.files.figures import suggest
 
 NO_CHANNEL = "Run `bind <contract>` in the channel or chat you want to bind, not here."
 BOUND_IN_CONFIG = (
@@ -62,7 +63,7 @@ class BindHandler:
                 or f" Contracts you can see: {', '.join(visible) or 'none'}."
             )
             return error(
-                messages.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint),
+                texts.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint),
                 "Unknown contract",
             )
         if not ctx.policy.can(ctx.who, "admin", contract_id):

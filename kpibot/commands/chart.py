@@ -8,8 +8,9 @@ thread, several at once.
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, CommandHandler, Context, Reply, Request, error
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract, resolve_kpi
+from kpibot.core.protocol import Action, Reply, Request, error
 from kpibot.engine.charts import render_kpi_chart
 
 

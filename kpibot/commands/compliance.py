@@ -3,17 +3,18 @@
 Timeliness and accuracy come from the submission records (nobody types them in); three
 consecutive returns missed or late is shown as a service failure. The service-level RAG is seed
 003's Schedule 2, for contracts that set it. Features such as action plans add sections through
-``kpibot.money.add_compliance_section``.
+``services.hooks.compliance`` (registered in ``kpibot.app.wiring``).
 
 >>> # dispatch(Request.from_text("compliance one-you-lifestyle", user="U1", platform="console"), ctx)
 """
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract
+from kpibot.core.protocol import Action, Cell, Reply, Request
 from kpibot.engine.calendar import LONDON
-from kpibot.money import ComplianceReport, compliance_report
+from kpibot.features.compliance import ComplianceReport, compliance_report
 
 MAX_RETURNS = 8
 STATUS_WORDS = {

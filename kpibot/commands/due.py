@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kpibot.calendars import calendar_for
-from kpibot.commands.base import Cell, CommandHandler, Context, Reply, Request
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract
+from kpibot.core.protocol import Cell, Reply, Request
+from kpibot.engine.calendar import calendar_for
 from kpibot.engine.model import Contract
 
 AHEAD_DAYS = 120

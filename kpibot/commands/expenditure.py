@@ -25,22 +25,13 @@ from datetime import date
 from decimal import Decimal
 
 from kpibot.commands.actionplan import split_tags
-from kpibot.commands.base import (
-    Action,
-    Cell,
-    CommandHandler,
-    Context,
-    Form,
-    FormField,
-    Reply,
-    Request,
-    error,
-)
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import refuse, resolve_contract
+from kpibot.core.protocol import Action, Cell, Form, FormField, Reply, Request, error
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
-from kpibot.finance import (
+from kpibot.features.expenditure import (
     BadPeriod,
     ExpenditureLedger,
     FinanceError,

@@ -5,7 +5,20 @@
 
 from __future__ import annotations
 
-from kpibot.commands.base import Cell, CommandHandler, Context, Reply, Request
+from typing import Protocol
+
+from kpibot.commands.base import CommandHandler, Context, Handler
+from kpibot.core.protocol import Cell, Reply, Request
+
+
+class Verbs(Protocol):
+    """What help needs of the registry it is handed: the verbs, and a near-miss hint."""
+
+    def get(self, verb: str) -> Handler | None: ...
+
+    def handlers(self) -> list[Handler]: ...
+
+    def closest(self, word: str) -> str: ...
 
 
 class HelpHandler(CommandHandler):
@@ -14,16 +27,17 @@ class HelpHandler(CommandHandler):
     usage = "help [verb]"
     examples = ("help", "help submit")
 
-    def handle(self, request: Request, ctx: Context) -> Reply:
-        from kpibot.commands.registry import REGISTRY, closest_verb
+    def __init__(self, verbs: Verbs) -> None:
+        self.verbs = verbs
 
+    def handle(self, request: Request, ctx: Context) -> Reply:
         if request.args:
             name = request.args[0].lower().lstrip("/")
-            handler = REGISTRY.get(name)
+            handler = self.verbs.get(name)
             if handler is None:
                 return Reply(
                     "Help",
-                    f"There is no `{name}` command.{closest_verb(name)} Type `help` to list them.",
+                    f"There is no `{name}` command.{self.verbs.closest(name)} Type `help` to list them.",
                     kind="error",
                     ephemeral=True,
                 )
@@ -40,6 +54,6 @@ class HelpHandler(CommandHandler):
             columns=["Verb", "What it does", "Example"],
             ephemeral=True,
         )
-        for h in REGISTRY.values():
+        for h in self.verbs.handlers():
             reply.rows.append([Cell(h.verb), Cell(h.summary), Cell(f"/kpi {h.examples[0]}")])
         return reply

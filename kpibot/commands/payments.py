@@ -9,10 +9,11 @@ as "£41,000 of £60,000 incentive at risk: 1b, 5b below target".
 
 from __future__ import annotations
 
-from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request, error
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract
+from kpibot.core.protocol import Action, Cell, Reply, Request, error
 from kpibot.engine.payments import STATUS_WORDS, PaymentReport
-from kpibot.money import (
+from kpibot.features.payments import (
     NO_ACV,
     NO_PAYMENT_TERMS,
     default_year,

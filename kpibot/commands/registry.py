@@ -1,61 +1,44 @@
-"""The verb registry and ``dispatch``: the one entry point every adapter calls.
+"""The verb registry: maps verbs to handlers and runs one command, never raising.
 
-``dispatch`` resolves who is asking, runs the handler's check and handle steps, turns unknown verbs
-into help, and turns any unexpected failure into one polite sentence (details go to the log).
+``Registry.dispatch`` resolves aliases, runs the handler's check and handle steps, turns unknown
+verbs into help, and turns any unexpected failure into one polite sentence (details go to the
+log). The registry is built (``default_registry``) and handed to whoever needs it — the bot, and
+``help``, which lists it — so no verb module imports it back.
 
->>> # reply = dispatch(Request.from_text("status", user="U1", platform="console"), ctx)
+>>> registry = default_registry()
+>>> registry.get("st").verb
+'status'
+>>> # reply = registry.dispatch(Request.from_text("status", user="U1", platform="console"), ctx)
 """
 
 from __future__ import annotations
 
+import base64
 import difflib
+import json
 import logging
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 
-from kpibot import messages
 from kpibot.commands.actionplan import ActionPlanHandler
-from kpibot.commands.base import Context, Handler, Reply, Request
+from kpibot.commands.base import Context, Handler
 from kpibot.commands.bind import BindHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
 from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
-from kpibot.commands.importfile import ImportHandler
-from kpibot.commands.incident import IncidentHandler, IncidentsHandler
+from kpibot.commands.imports import ImportHandler
+from kpibot.commands.incidents import IncidentHandler, IncidentsHandler
 from kpibot.commands.payments import PaymentsHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.whoami import WhoamiHandler
+from kpibot.core import texts
+from kpibot.core.protocol import Reply, Request
 
 log = logging.getLogger("kpibot.commands")
-
-REGISTRY: dict[str, Handler] = {}
-
-
-def register(handler: Handler) -> None:
-    REGISTRY[handler.verb] = handler
-
-
-for _h in (
-    StatusHandler(),
-    SubmitHandler(),
-    ChartHandler(),
-    ImportHandler(),
-    DueHandler(),
-    IncidentHandler(),
-    IncidentsHandler(),
-    PaymentsHandler(),
-    ComplianceHandler(),
-    ActionPlanHandler(),
-    ExpenditureHandler(),
-    *RETURN_HANDLERS,
-    BindHandler(),
-    WhoamiHandler(),
-    HelpHandler(),
-):
-    register(_h)
 
 ALIASES = {
     "st": "status",
@@ -67,44 +50,91 @@ ALIASES = {
 }
 
 
-def peek_verb(token: str) -> str | None:
-    import base64
-    import json
+class Registry:
+    """Verbs and their handlers, in the order ``help`` lists them."""
 
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.rsplit(".", 1)[0].encode()))
-    except (ValueError, json.JSONDecodeError):
-        return "submit"
-    verb = data.get("x", "submit") if isinstance(data, dict) else "submit"
-    return verb if verb in REGISTRY else "submit"
+    def __init__(
+        self, handlers: Iterable[Handler] = (), aliases: Mapping[str, str] = ALIASES
+    ) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self.aliases = dict(aliases)
+        for handler in handlers:
+            self.register(handler)
+
+    def register(self, handler: Handler) -> None:
+        """Add a verb, or replace the handler of one already registered."""
+        self._handlers[handler.verb] = handler
+
+    def get(self, verb: str) -> Handler | None:
+        return self._handlers.get(self.aliases.get(verb, verb))
+
+    def __contains__(self, verb: object) -> bool:
+        return verb in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def handlers(self) -> list[Handler]:
+        return list(self._handlers.values())
+
+    def closest(self, word: str) -> str:
+        """' Did you mean `status`?' for a near miss, else ''."""
+        close = difflib.get_close_matches(word, list(self._handlers), n=1, cutoff=0.5)
+        return f" Did you mean `{close[0]}`?" if close else ""
+
+    def _verb_of_token(self, token: str) -> str:
+        try:
+            data = json.loads(base64.urlsafe_b64decode(token.rsplit(".", 1)[0].encode()))
+        except (ValueError, json.JSONDecodeError):
+            return "submit"
+        verb = data.get("x", "submit") if isinstance(data, dict) else "submit"
+        return verb if verb in self._handlers else "submit"
+
+    def dispatch(self, request: Request, ctx: Context) -> Reply:
+        """Run one command; never raises."""
+        verb = self.aliases.get(request.verb, request.verb)
+        if request.confirm_token:
+            # The handler verifies the token's signature; here we only route by the verb it names.
+            verb = self._verb_of_token(request.confirm_token)
+        handler = self._handlers.get(verb)
+        if handler is None:
+            help_reply = self._handlers["help"].handle(request.with_args([]), ctx)
+            help_reply.title = f"I don't know `{request.verb}`.{self.closest(request.verb)}"
+            help_reply.kind = "error"
+            return help_reply
+        try:
+            early = handler.check(request, ctx)
+            return early if early is not None else handler.handle(request, ctx)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("command %s failed (ref %s)", verb, ref)
+            return Reply(
+                "Sorry",
+                texts.INTERNAL_ERROR.format(error=f"ref {ref}"),
+                kind="error",
+                ephemeral=True,
+            )
 
 
-def closest_verb(word: str) -> str:
-    close = difflib.get_close_matches(word, list(REGISTRY), n=1, cutoff=0.5)
-    return f" Did you mean `{close[0]}`?" if close else ""
-
-
-def dispatch(request: Request, ctx: Context) -> Reply:
-    """Run one command; never raises."""
-    verb = ALIASES.get(request.verb, request.verb)
-    if request.confirm_token:
-        # The handler verifies the token's signature; here we only route by the verb it names.
-        verb = peek_verb(request.confirm_token) or verb
-    handler = REGISTRY.get(verb)
-    if handler is None:
-        help_reply = REGISTRY["help"].handle(request.with_args([]), ctx)
-        help_reply.title = f"I don't know `{request.verb}`.{closest_verb(request.verb)}"
-        help_reply.kind = "error"
-        return help_reply
-    try:
-        early = handler.check(request, ctx)
-        return early if early is not None else handler.handle(request, ctx)
-    except Exception:
-        ref = uuid.uuid4().hex[:8]
-        log.exception("command %s failed (ref %s)", verb, ref)
-        return Reply(
-            "Sorry",
-            messages.INTERNAL_ERROR.format(error=f"ref {ref}"),
-            kind="error",
-            ephemeral=True,
+def default_registry() -> Registry:
+    """Every verb kpibot ships, with ``help`` handed the registry it lists."""
+    registry = Registry(
+        (
+            StatusHandler(),
+            SubmitHandler(),
+            ChartHandler(),
+            ImportHandler(),
+            DueHandler(),
+            IncidentHandler(),
+            IncidentsHandler(),
+            PaymentsHandler(),
+            ComplianceHandler(),
+            ActionPlanHandler(),
+            ExpenditureHandler(),
+            *RETURN_HANDLERS,
+            BindHandler(),
+            WhoamiHandler(),
         )
+    )
+    registry.register(HelpHandler(registry))
+    return registry

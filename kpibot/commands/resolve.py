@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from kpibot import messages
-from kpibot.bindings import channel_contract
-from kpibot.commands.base import Context, Reply, Request, error
+from kpibot.commands.base import Context
+from kpibot.core import texts
+from kpibot.core.protocol import Reply, Request, error
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
-from kpibot.ingest import check_period, find_kpi, suggest, unknown_kpi_message
+from kpibot.features.bind import bound_contract
+from kpibot.files.figures import check_period, find_kpi, suggest, unknown_kpi_message
 
 ACTION_WORDS = {
     "view": "viewing",
@@ -37,7 +38,7 @@ def refuse(request: Request, ctx: Context, action: str, contract_id: str | None)
         "refused",
         {"role": ctx.who.role, "action": action, "platform": request.platform},
     )
-    text = messages.NOT_ALLOWED.format(
+    text = texts.NOT_ALLOWED.format(
         action=ACTION_WORDS.get(action, action),
         contract=f"'{contract_id}'" if contract_id else "this",
         role=ctx.who.role if ctx.who.role != "none" else "no kpibot role yet",
@@ -75,7 +76,7 @@ def resolve_contract(
                 )
             visible = ctx.policy.visible(ctx.who, ids) or ids
             return error(
-                messages.UNKNOWN_CONTRACT.format(
+                texts.UNKNOWN_CONTRACT.format(
                     contract=args[0],
                     hint=suggest(args[0], visible)
                     or f" Contracts you can see: {', '.join(visible) or 'none'}.",
@@ -84,7 +85,7 @@ def resolve_contract(
             )
     if contract is None:
         return error(
-            messages.UNKNOWN_CONTRACT.format(contract=args[0] if args else "", hint=""),
+            texts.UNKNOWN_CONTRACT.format(contract=args[0] if args else "", hint=""),
             "Unknown contract",
         )
     if not ctx.policy.can(ctx.who, action, contract.id):  # type: ignore[arg-type]
@@ -116,3 +117,10 @@ def take_period(
     if isinstance(p, Period):
         return p, args[1:], None
     return None, args, p
+
+
+def channel_contract(ctx: Context, request: Request) -> str | None:
+    """The contract the request's channel is bound to: the access file first, then ``kpi bind``."""
+    return ctx.policy.bound_contract(request.channel) or bound_contract(
+        ctx.services, request.platform, request.channel
+    )

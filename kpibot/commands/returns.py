@@ -18,21 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from kpibot import returns
-from kpibot.commands.base import (
-    Action,
-    CommandHandler,
-    Context,
-    Form,
-    FormField,
-    Reply,
-    Request,
-    error,
-)
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
+from kpibot.core.protocol import Action, Form, FormField, Reply, Request, error
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.returns import SECTIONS, STATE_WORDS, Role, TransitionRefused
+from kpibot.features import returns
 
 _LABELS = re.compile(r"\b(working(?: well)?|challenges|actions)\s*:", re.IGNORECASE)
 _SECTION_OF = {

@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from kpibot.commands.base import Action, Cell, CommandHandler, Context, Reply, Request, error
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
+from kpibot.core.protocol import Action, Cell, Reply, Request, error
+from kpibot.core.services import Services
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
+from kpibot.engine.forecast import forecast_scorecard
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
-
-if TYPE_CHECKING:
-    from kpibot.services import Services
+from kpibot.features.returns import pending_periods
 
 MAX_ROWS = 12
 
@@ -238,7 +239,6 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
         late = _late_missing(services, contract, missing)
         if late:
             lines.append("*Late or missing returns:* " + late)
-    from kpibot.returns import pending_periods
 
     if period.label in pending_periods(services, contract.id):
         lines.append(
@@ -298,7 +298,6 @@ def _late_missing(services: Services, contract: Contract, missing: pd.DataFrame)
 
 
 def _forecasts(card: Scorecard, period: Period | None) -> pd.DataFrame:
-    from kpibot.engine.forecast import forecast_scorecard
 
     if card.frame.empty:
         return pd.DataFrame()

@@ -15,23 +15,16 @@ import time
 
 import pandas as pd
 
-from kpibot.commands.base import (
-    Action,
-    CommandHandler,
-    Context,
-    Form,
-    FormField,
-    Reply,
-    Request,
-    error,
-)
+from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import refuse, resolve_contract, resolve_kpi, take_period
 from kpibot.commands.tokens import TokenInvalid, digest, sign, verify
+from kpibot.core.protocol import Action, Form, FormField, Reply, Request, error
 from kpibot.engine.describe import POSITION_WORDS, RAG_DOT, format_value
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
-from kpibot.ingest import check_period, parse_value
+from kpibot.features.returns import figures_arrived
+from kpibot.files.figures import check_period, parse_value
 from kpibot.store.errors import StoreError
 from kpibot.store.rows import NewFigure
 
@@ -317,7 +310,6 @@ class SubmitHandler(CommandHandler):
                 kind="done",
                 ephemeral=True,
             )
-        from kpibot.returns import figures_arrived
 
         figures_arrived(ctx.services, contract, period, request.user)
         ctx.services.audit.record(

@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from kpibot.commands.base import CommandHandler, Context, Reply, Request
+from kpibot.commands.base import CommandHandler, Context
+from kpibot.core.protocol import Reply, Request
 
 ROLE_WORDS = {
     "commissioner": "Commissioner: you can see your contracts, submit and correct figures, approve returns "

@@ -1000,3 +1000,26 @@ class ReturnCalendar:
     def meetings_between(self, start: date, end: date) -> list[Meeting]:
         """Performance meetings dated from ``start`` to ``end`` inclusive."""
         return [m for m in self._meetings if start <= m.day <= end]
+
+
+# ------------------------------------------------------------------ each contract's calendar
+
+_CALENDARS: dict[int, tuple[Contract, ReturnCalendar | None]] = {}
+
+
+def calendar_for(contract: Contract) -> ReturnCalendar | None:
+    """The contract's calendar, or None when the contract sets no return dates."""
+    hit = _CALENDARS.get(id(contract))
+    if hit is None:
+        cal = ReturnCalendar(contract) if contract.calendar else None
+        if len(_CALENDARS) > 512:
+            _CALENDARS.clear()
+        hit = _CALENDARS[id(contract)] = (contract, cal)
+    return hit[1]
+
+
+def due_date_for(contract: Contract, period: Period) -> date | None:
+    cal = calendar_for(contract)
+    if cal is None or period.kind != contract.reporting.period:
+        return None
+    return cal.due_date(period)

@@ -11,7 +11,7 @@ Two contract terms live here:
   red below 80% (and 5% of the annual payment withheld), amber from 80%, green when fully achieved.
   ``rate_service`` grades each period and the year's cumulative achievement beside it.
 
-The caller (``kpibot.money``) reads the store and the calendar; nothing here does I/O or reads the
+The caller (``kpibot.features.compliance``) reads the store and the calendar; nothing here does I/O or reads the
 clock.
 
 >>> terms = ServiceRagTerms(clause="Schedule 2")
@@ -24,64 +24,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-if TYPE_CHECKING:
-    from kpibot.engine.model import Contract
+from kpibot.engine.model import Contract, DataSubmissionTerms, ServiceRagTerms
+from kpibot.engine.scorecard import compiled
 
 ReturnStatus = Literal["on_time", "late", "missing", "not_due"]
 Rag = Literal["red", "amber", "green", "grey"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataSubmissionTerms(_Strict):
-    """The ``payments.data_submission`` section: targets and the service-failure streak.
-
-    ``accuracy_unit`` says what accuracy counts: whole returns (a return with any amended figure
-    is inaccurate) or single figures.
-    """
-
-    clause: str
-    timeliness_target_percent: float = Field(default=95, gt=0, le=100)
-    accuracy_target_percent: float = Field(default=95, gt=0, le=100)
-    consecutive_missed_for_failure: int = Field(default=3, ge=1)
-    accuracy_unit: Literal["return", "figure"] = "return"
-    timeliness_kpi: str | None = None
-    accuracy_kpi: str | None = None
-    note: str | None = None
-
-
-class ServiceRagTerms(_Strict):
-    """The ``payments.service_rag`` section (seed 003, Schedule 2).
-
-    Achievement below ``red_below_percent`` is red; from there up to ``green_from_percent`` is
-    amber; at or above it, green. ``withhold_on_red`` is the share of the annual payment withheld
-    for a red year, judged on the year's cumulative achievement or on its latest period.
-    """
-
-    clause: str
-    red_below_percent: float = Field(default=80, ge=0, le=100)
-    green_from_percent: float = Field(default=100, gt=0, le=100)
-    withhold_on_red: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
-    withhold_basis: Literal["cumulative", "latest_period"] = "cumulative"
-    outcome_categories: list[str] = Field(default_factory=lambda: ["outcome"], min_length=1)
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _bands(self) -> ServiceRagTerms:
-        if self.green_from_percent < self.red_below_percent:
-            raise ValueError(
-                f"green_from_percent ({self.green_from_percent:g}) must not be below "
-                f"red_below_percent ({self.red_below_percent:g})"
-            )
-        return self
 
 
 # ------------------------------------------------------------------ data-submission KPIs
@@ -419,7 +370,6 @@ def outcome_checks(
     not in), are left out.
     """
     # The scorecard imports the contract model, which imports this module for its schema.
-    from kpibot.engine.scorecard import compiled
 
     comp = compiled(contract)
     rated = []

@@ -1,7 +1,7 @@
 """The contract model: parties, contract years, KPIs and their targets in the contract's own words.
 
 Contracts are written as YAML in ``config/contracts`` and validated here. The engine never reads
-files; ``kpibot.contract_files`` does, and reports the file, line and field of any error.
+files; ``kpibot.files.contracts`` does, and reports the file, line and field of any error.
 
 >>> c = Contract.model_validate({
 ...     "id": "demo", "name": "Demo", "commissioner": {"name": "Council"},
@@ -15,16 +15,24 @@ files; ``kpibot.contract_files`` does, and reports the file, line and field of a
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from kpibot.engine.payments import PaymentsField, PaymentTerms
 from kpibot.engine.periods import Period, PeriodError, parse_period
-from kpibot.engine.profile import check_shares
 
 Unit = Literal["percent", "count", "days", "score", "rate", "grade"]
 Polarity = Literal["bigger", "smaller"]
@@ -59,6 +67,350 @@ def normalise_polarity(value: object) -> str | None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------ seasonal profiles
+
+# Shares written to one or two decimals (8.33% a month) add up to 100 give or take this much.
+SHARE_SLACK = 0.1
+
+
+class ProfileError(ValueError):
+    """A seasonal profile that cannot be used, with what is wrong and how to fix it."""
+
+
+def check_shares(shares: Sequence[float], field: str = "profile") -> list[float]:
+    """Validate seasonal shares (percent per quarter or month); return them scaled to sum to 100.
+
+    >>> check_shares([20, 30, 30, 20])
+    [20.0, 30.0, 30.0, 20.0]
+    >>> try:
+    ...     check_shares([20, 30, 30, 15])
+    ... except ProfileError as exc:
+    ...     print(str(exc)[:58])
+    the profile's shares add up to 95%, 5 points short of 100%
+    """
+    values = [float(s) for s in shares]
+    if len(values) not in (4, 12):
+        raise ProfileError(
+            f"the {field} needs 4 shares (one a quarter) or 12 (one a month), not {len(values)}"
+        )
+    bad = [v for v in values if not math.isfinite(v) or v < 0]
+    if bad:
+        raise ProfileError(f"the {field}'s shares must be percentages of 0 or more, not {bad[0]:g}")
+    total = sum(values)
+    gap = total - 100.0
+    if abs(gap) > SHARE_SLACK:
+        side = "short of" if gap < 0 else "over"
+        raise ProfileError(
+            f"the {field}'s shares add up to {total:g}%, {abs(gap):g} points {side} 100%; give each "
+            "quarter's (or month's) share of the annual target in percent, adding up to 100"
+        )
+    return [100.0 * v / total for v in values]
+
+
+# ------------------------------------------------------------------ data submission and service RAG
+
+
+class DataSubmissionTerms(_Strict):
+    """The ``payments.data_submission`` section: targets and the service-failure streak.
+
+    ``accuracy_unit`` says what accuracy counts: whole returns (a return with any amended figure
+    is inaccurate) or single figures.
+    """
+
+    clause: str
+    timeliness_target_percent: float = Field(default=95, gt=0, le=100)
+    accuracy_target_percent: float = Field(default=95, gt=0, le=100)
+    consecutive_missed_for_failure: int = Field(default=3, ge=1)
+    accuracy_unit: Literal["return", "figure"] = "return"
+    timeliness_kpi: str | None = None
+    accuracy_kpi: str | None = None
+    note: str | None = None
+
+
+class ServiceRagTerms(_Strict):
+    """The ``payments.service_rag`` section (seed 003, Schedule 2).
+
+    Achievement below ``red_below_percent`` is red; from there up to ``green_from_percent`` is
+    amber; at or above it, green. ``withhold_on_red`` is the share of the annual payment withheld
+    for a red year, judged on the year's cumulative achievement or on its latest period.
+    """
+
+    clause: str
+    red_below_percent: float = Field(default=80, ge=0, le=100)
+    green_from_percent: float = Field(default=100, gt=0, le=100)
+    withhold_on_red: Decimal = Field(default=Decimal("0.05"), ge=0, le=1)
+    withhold_basis: Literal["cumulative", "latest_period"] = "cumulative"
+    outcome_categories: list[str] = Field(default_factory=lambda: ["outcome"], min_length=1)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _bands(self) -> ServiceRagTerms:
+        if self.green_from_percent < self.red_below_percent:
+            raise ValueError(
+                f"green_from_percent ({self.green_from_percent:g}) must not be below "
+                f"red_below_percent ({self.red_below_percent:g})"
+            )
+        return self
+
+
+# ------------------------------------------------------------------ payments
+
+MetRule = Literal["annual_else_latest_period", "annual_only", "every_period"]
+INCENTIVE_SCHEMES = ("per_kpi_incentive", "block_plus_incentive")
+
+
+def pct(share: Decimal | float) -> str:
+    """A share of ACV as a percentage: ``Decimal('0.0025')`` → ``'0.25%'``."""
+    text = f"{Decimal(share) * 100:.2f}".rstrip("0").rstrip(".")
+    return f"{text}%"
+
+
+# ------------------------------------------------------------------ schema
+
+
+class PerKpiIncentive(_Strict):
+    """Seed 000: a share of ACV for each incentive KPI that meets its performance level.
+
+    ``met_rule`` says what "meets its performance level" for a year means:
+    ``annual_else_latest_period`` (the annual figure; failing one, the latest period reported in
+    the year), ``annual_only``, or ``every_period`` (every period of the year met).
+    ``no_target_rule`` covers years whose level is only to record data ("To record BF rates ...
+    in agreement with commissioner"): met by reporting a figure, or not payable.
+    """
+
+    clause: str
+    share_of_acv_per_kpi: Decimal | None = Field(default=None, gt=0, le=1)
+    kpis: list[str] = Field(default_factory=list)
+    incentivised_share: Decimal | None = Field(default=None, gt=0, le=1)
+    exempt_guaranteed: bool = True
+    met_rule: MetRule = "annual_else_latest_period"
+    no_target_rule: Literal["reported_counts_as_met", "not_payable"] = "reported_counts_as_met"
+    note: str | None = None
+
+
+class Tier(_Strict):
+    """One incentive tier: reaching ``target`` participants pays ``payment`` ("+2%" or 0.02)."""
+
+    label: str
+    target: float = Field(gt=0)
+    payment: Decimal = Field(gt=0, le=1)
+
+    @field_validator("payment", mode="before")
+    @classmethod
+    def _percent_text(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lstrip("+").strip()
+            if text.endswith("%"):
+                try:
+                    return Decimal(text[:-1].strip()) / 100
+                except ArithmeticError:
+                    raise ValueError(f"'{value}' is not a percentage like '+2%'") from None
+        return value
+
+
+class Programme(_Strict):
+    """One incentivised programme (seed 001's table row) and the KPI that counts its participants."""
+
+    programme: str
+    kpi: str
+    critical_failure: float | None = Field(default=None, ge=0)
+    baseline_target: float = Field(gt=0)
+    max_limit: float | None = Field(default=None, gt=0)
+    pot_share: Decimal | None = Field(default=None, gt=0, le=1)
+    tiers: list[Tier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Programme:
+        name = self.programme
+        if self.critical_failure is not None and self.critical_failure > self.baseline_target:
+            raise ValueError(
+                f"{name}: critical_failure {self.critical_failure:g} is above the baseline target "
+                f"{self.baseline_target:g}; the floor must be at or below the baseline"
+            )
+        previous = self.baseline_target
+        for tier in self.tiers:
+            if tier.target < self.baseline_target:
+                raise ValueError(
+                    f"{name}: tier '{tier.label}' ({tier.target:g}) is below the baseline target "
+                    f"({self.baseline_target:g}); a tier must be at or above its baseline"
+                )
+            if tier.target < previous:
+                raise ValueError(
+                    f"{name}: tiers must rise; '{tier.label}' is below the tier before it"
+                )
+            if self.max_limit is not None and tier.target > self.max_limit:
+                raise ValueError(
+                    f"{name}: tier '{tier.label}' ({tier.target:g}) is above max_limit {self.max_limit:g}"
+                )
+            previous = tier.target
+        return self
+
+
+class BlockPlusIncentive(_Strict):
+    """Seed 001: a guaranteed block share of ACV plus an incentivised share paid on tiers.
+
+    ``tier_payment_basis`` is how a tier's "+2%" is read: ``share_of_acv`` (2% of the annual
+    contract value) or ``share_of_programme_pot`` (2% of the programme's part of the incentivised
+    share; ``pot_share`` per programme, else an equal split).
+    """
+
+    clause: str
+    guaranteed_share: Decimal = Field(ge=0, le=1)
+    incentivised_share: Decimal = Field(ge=0, le=1)
+    tier_payment_basis: Literal["share_of_acv", "share_of_programme_pot"] = "share_of_acv"
+    programmes: list[Programme] = Field(min_length=1)
+    critical_failure_clause: str | None = None
+    critical_failure_remedy: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shares(self) -> BlockPlusIncentive:
+        if self.guaranteed_share + self.incentivised_share > 1:
+            raise ValueError(
+                f"guaranteed_share {pct(self.guaranteed_share)} plus incentivised_share "
+                f"{pct(self.incentivised_share)} is more than 100% of the contract value"
+            )
+        names = [p.programme for p in self.programmes]
+        kpis = [p.kpi for p in self.programmes]
+        for label, values in (("programme", names), ("programme KPI", kpis)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"each {label} may appear once; repeated: {', '.join(dupes)}")
+        if self.tier_payment_basis == "share_of_acv":
+            total = sum((t.payment for p in self.programmes for t in p.tiers), Decimal(0))
+            if total > self.incentivised_share:
+                raise ValueError(
+                    f"the tier payments add up to {pct(total)} of the contract value, more than the "
+                    f"incentivised share of {pct(self.incentivised_share)}"
+                )
+        else:
+            pots = sum((p.pot_share or Decimal(0) for p in self.programmes), Decimal(0))
+            if pots > 1:
+                raise ValueError(
+                    f"the programmes' pot_share values add up to {pct(pots)}, more than 100%"
+                )
+            for p in self.programmes:
+                paid = sum((t.payment for t in p.tiers), Decimal(0))
+                if paid > 1:
+                    raise ValueError(
+                        f"{p.programme}: its tiers pay {pct(paid)} of its pot, more than 100%"
+                    )
+        return self
+
+    def pot(self, programme: Programme) -> Decimal:
+        """A programme's part of the incentivised share, as a share of ACV."""
+        if self.tier_payment_basis == "share_of_acv":
+            return sum((t.payment for t in programme.tiers), Decimal(0))
+        share = programme.pot_share or Decimal(1) / len(self.programmes)
+        return self.incentivised_share * share
+
+    def tier_share(self, programme: Programme, tier: Tier) -> Decimal:
+        """What one tier pays, as a share of ACV, under the chosen reading."""
+        if self.tier_payment_basis == "share_of_acv":
+            return tier.payment
+        return tier.payment * self.pot(programme)
+
+    def reading(self) -> str:
+        """The reading of "+2%" in plain English, for reasons and the report footer."""
+        if self.tier_payment_basis == "share_of_acv":
+            total = sum((t.payment for p in self.programmes for t in p.tiers), Decimal(0))
+            return (
+                f"a tier's payment is read as a share of the annual contract value, so "
+                f"{len(self.programmes)} programmes' tiers add up to {pct(total)}, the "
+                f"{pct(self.incentivised_share)} incentivised share ({self.clause})"
+            )
+        return (
+            f"a tier's payment is read as a share of its programme's pot (the "
+            f"{pct(self.incentivised_share)} incentivised share split over "
+            f"{len(self.programmes)} programmes) ({self.clause})"
+        )
+
+
+class FinanceException(_Strict):
+    """Seed 003, 5d: an exception report when spend varies from forecast by more than this."""
+
+    clause: str
+    variance_percent: float = Field(gt=0)
+    report_must_cover: list[str] = Field(default_factory=list)
+    note: str | None = None
+
+
+class PaymentTerms(_Strict):
+    """The ``payments:`` section: which payment models a contract uses and how it reads them.
+
+    ``pro_rata_part_years`` scales every ACV share by the contract year's months / 12 (seed 000's
+    Year 0 is Oct–Mar: 6/12).
+    """
+
+    pro_rata_part_years: bool = True
+    per_kpi_incentive: PerKpiIncentive | None = None
+    block_plus_incentive: BlockPlusIncentive | None = None
+    service_rag: ServiceRagTerms | None = None
+    data_submission: DataSubmissionTerms | None = None
+    finance_exception: FinanceException | None = None
+
+    @property
+    def has_money(self) -> bool:
+        """True when the contract sets a payment model kpibot evaluates."""
+        return any((self.per_kpi_incentive, self.block_plus_incentive, self.service_rag))
+
+
+def check_against_contract(terms: PaymentTerms, info: ValidationInfo) -> PaymentTerms:
+    """Cross-check payment terms with the contract's KPIs (validated before ``payments``)."""
+    kpis = info.data.get("kpis")
+    if not kpis:
+        return terms
+    known = {k.code.lower(): k for k in kpis}
+
+    def need(code: str, where: str) -> Any:
+        kpi = known.get(code.strip().lower())
+        if kpi is None:
+            raise ValueError(f"{where} names KPI '{code}', which this contract does not define")
+        return kpi
+
+    inc = terms.per_kpi_incentive
+    if inc is not None:
+        weighted = [k.code for k in kpis if k.incentive_weight is not None]
+        listed = [need(c, "per_kpi_incentive.kpis").code for c in inc.kpis] or weighted
+        if not listed:
+            raise ValueError("per_kpi_incentive lists no KPIs and no KPI has an incentive_weight")
+        stray = [c for c in weighted if c not in listed]
+        if stray:
+            raise ValueError(
+                f"KPI {stray[0]} has an incentive_weight but is not in per_kpi_incentive.kpis; "
+                "list it or remove its weight"
+            )
+        total = Decimal(0)
+        for code in listed:
+            weight = known[code.lower()].incentive_weight or inc.share_of_acv_per_kpi
+            if weight is None:
+                raise ValueError(
+                    f"per_kpi_incentive: KPI {code} has no incentive_weight and the section sets no "
+                    "share_of_acv_per_kpi"
+                )
+            total += weight
+        cap = inc.incentivised_share if inc.incentivised_share is not None else Decimal(1)
+        if total > cap:
+            raise ValueError(
+                f"per_kpi_incentive: the incentive weights add up to {pct(total)} of the contract "
+                f"value, more than the incentivised share of {pct(cap)}"
+            )
+    if terms.block_plus_incentive is not None:
+        for i, p in enumerate(terms.block_plus_incentive.programmes):
+            need(p.kpi, f"block_plus_incentive.programmes[{i}] ({p.programme}).kpi")
+    ds = terms.data_submission
+    if ds is not None:
+        for name in ("timeliness_kpi", "accuracy_kpi"):
+            code = getattr(ds, name)
+            if code is not None:
+                need(code, f"data_submission.{name}")
+    return terms
+
+
+PaymentsField = Annotated[PaymentTerms, AfterValidator(check_against_contract)]
+"""The type of ``Contract.payments``: the schema plus the cross-checks against the KPIs."""
 
 
 class Party(_Strict):

@@ -29,48 +29,13 @@ import numpy as np
 import pandas as pd
 
 from kpibot.engine.evaluate import RAG_OF
+from kpibot.engine.model import ProfileError, check_shares
 from kpibot.engine.periods import parse_period, period_containing
 from kpibot.engine.targets import Target
 
 RollupTo = Literal["quarter", "year"]
 ROLLUPS = ("sum", "mean", "latest")  # as model.Rollup
-# Shares written to one or two decimals (8.33% a month) add up to 100 give or take this much.
-SHARE_SLACK = 0.1
 _PER_YEAR = {"month": 12, "quarter": 4, "year": 1}
-
-
-class ProfileError(ValueError):
-    """A seasonal profile that cannot be used, with what is wrong and how to fix it."""
-
-
-def check_shares(shares: Sequence[float], field: str = "profile") -> list[float]:
-    """Validate seasonal shares (percent per quarter or month); return them scaled to sum to 100.
-
-    >>> check_shares([20, 30, 30, 20])
-    [20.0, 30.0, 30.0, 20.0]
-    >>> try:
-    ...     check_shares([20, 30, 30, 15])
-    ... except ProfileError as exc:
-    ...     print(str(exc)[:58])
-    the profile's shares add up to 95%, 5 points short of 100%
-    """
-    values = [float(s) for s in shares]
-    if len(values) not in (4, 12):
-        raise ProfileError(
-            f"the {field} needs 4 shares (one a quarter) or 12 (one a month), not {len(values)}"
-        )
-    bad = [v for v in values if not math.isfinite(v) or v < 0]
-    if bad:
-        raise ProfileError(f"the {field}'s shares must be percentages of 0 or more, not {bad[0]:g}")
-    total = sum(values)
-    gap = total - 100.0
-    if abs(gap) > SHARE_SLACK:
-        side = "short of" if gap < 0 else "over"
-        raise ProfileError(
-            f"the {field}'s shares add up to {total:g}%, {abs(gap):g} points {side} 100%; give each "
-            "quarter's (or month's) share of the annual target in percent, adding up to 100"
-        )
-    return [100.0 * v / total for v in values]
 
 
 def period_percents(shares: Sequence[float] | None, periods_per_year: int) -> list[float]:

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 State = Literal["draft", "submitted", "approved", "queried"]
 Event = Literal["edit", "submit", "approve", "query", "correct", "reopen"]
@@ -333,3 +336,17 @@ def exception_problem(text: str, limit: int = DEFAULT_SECTION_LIMIT) -> str | No
             f"yours is {len(text) - limit:,} over."
         )
     return None
+
+
+# Figure statuses that wait for the commissioner: payments do not count them yet.
+UNDER_REVIEW = frozenset({"pending", "queried"})
+
+
+def approved_only(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without figures under review (status pending or queried), for payments.
+
+    Figures outside the return workflow (status 'submitted', e.g. history) are kept.
+    """
+    if frame.empty or "status" not in frame:
+        return frame
+    return frame[~frame["status"].isin(UNDER_REVIEW)]

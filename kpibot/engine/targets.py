@@ -23,10 +23,9 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from kpibot.engine.model import KPI, Contract
+from kpibot.engine.model import KPI, Contract
 
 Op = Literal["gt", "ge", "lt", "le"]
 Kind = Literal["threshold", "range", "benchmark", "improvement", "none"]

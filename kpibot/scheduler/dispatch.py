@@ -26,19 +26,11 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from kpibot.commands.base import Reply
-from kpibot.scheduler.delivery import (
-    Deliverer,
-    DeliveryError,
-    RateLimited,
-    TransactionalDeliverer,
-)
-from kpibot.scheduler.outbox import OutboxMessage, OutboxRepository
-
-if TYPE_CHECKING:
-    from kpibot.services import Services
+from kpibot.core.protocol import Reply
+from kpibot.engine import reminders
+from kpibot.scheduler.delivery import Deliverer, DeliveryError, RateLimited, TransactionalDeliverer
+from kpibot.store.outbox import OutboxMessage, OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +40,10 @@ DEFAULT_PACING: Mapping[str, float] = {"slack": 1.0, "teams": 1.0}
 
 def plain_composer(message: OutboxMessage) -> Reply:
     """The row's own text under its kind as title: no store access, nothing to go stale."""
-    # Not compose.TITLES: importing compose loads matplotlib, and this composer must stay light.
-    title = message.kind.replace("_", " ").capitalize()
+    title = reminders.title(message.kind)
     if message.contract_id:
         title += f" · {message.contract_id}"
     return Reply(title, message.text)
-
-
-def default_composer(services: Services) -> Composer:
-    """``kpibot.scheduler.compose`` at delivery time (a summary reads the latest figures)."""
-
-    def compose_message(message: OutboxMessage) -> Reply:
-        try:
-            from kpibot.scheduler.compose import compose
-        except ImportError:
-            return plain_composer(message)
-        return compose(services, message.kind, message.contract_id, message.period, message.text)
-
-    return compose_message
 
 
 def default_worker() -> str:
@@ -82,7 +60,7 @@ class Dispatcher:
 
     ``pacing`` maps a platform to the seconds to keep between two messages in one channel.
 
-    >>> Dispatcher(outbox, {"slack": SlackDeliverer(client)}, default_composer(services),
+    >>> Dispatcher(outbox, {"slack": SlackDeliverer(client)}, composer(services),
     ...            max_attempts=8).run_once(now)  # doctest: +SKIP
     """
 

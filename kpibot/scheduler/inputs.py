@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 
 from kpibot.engine.calendar import CalendarError, DueReturn, ReturnCalendar
 from kpibot.engine.model import Contract
-from kpibot.scheduler.plan import ContractInputs, IncidentClock
+from kpibot.engine.reminders import IncidentClock
+from kpibot.scheduler.plan import ContractInputs
 from kpibot.store.database import Database
 from kpibot.store.schema import FigureRecord, as_utc
 

@@ -16,55 +16,13 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from kpibot.engine.calendar import LONDON, DueReturn, ReturnCalendar, add_working_days
 from kpibot.engine.model import Contract
+from kpibot.engine.reminders import LADDER, IncidentClock, Message, at, order
 
-KINDS = (
-    "reminder",
-    "due",
-    "overdue",
-    "escalation",
-    "service_failure",
-    "incident_reminder",
-    "incident_escalation",
-    "summary",
-    "meeting",
-)
-SEND_AT = time(9, 0)
-LADDER = ("reminder", "due", "overdue")
 MEETING_NOTICE_DAYS = 3
-
-
-@dataclass(frozen=True)
-class Message:
-    """One message to send at ``when`` (Europe/London) to an audience of a contract."""
-
-    when: datetime
-    contract: str
-    kind: str
-    audience: str
-    period: str
-    step: str
-    text: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.contract}|{self.period}|{self.kind}|{self.audience}|{self.step}"
-
-
-@dataclass(frozen=True)
-class IncidentClock:
-    """An incident's reporting window: reminders at 50% and 90%, escalation at the deadline."""
-
-    id: int
-    contract: str
-    kind: str
-    label: str
-    opened_at: datetime
-    deadline: datetime
-    reported_at: datetime | None = None
 
 
 @dataclass
@@ -96,10 +54,6 @@ class ContractInputs:
         lo = bisect.bisect_left(self._dues, start - timedelta(days=60))
         hi = bisect.bisect_right(self._dues, end + timedelta(days=30))
         return rets[lo:hi]
-
-
-def at(day: date, moment: time = SEND_AT) -> datetime:
-    return datetime.combine(day, moment, tzinfo=LONDON)
 
 
 def _fmt(day: date) -> str:
@@ -308,7 +262,7 @@ def _schedule(inp: ContractInputs) -> tuple[list[datetime], list[_Entry]]:
             entries.extend(
                 _Entry(m.when, m, None) for m in _meetings(inp, first - timedelta(days=400), last)
             )
-    entries.sort(key=lambda e: (e.when, KINDS.index(e.message.kind)))
+    entries.sort(key=lambda e: (e.when, order(e.message.kind)))
     inp._schedule = ([e.when for e in entries], entries)
     return inp._schedule
 
@@ -340,7 +294,7 @@ def plan_contract(
         for m in _incident_messages(inc, inp.contract):
             if start < m.when <= end and (inc.reported_at is None or m.when < inc.reported_at):
                 out.append(m)
-    return sorted(out, key=lambda m: (m.when, KINDS.index(m.kind)))
+    return sorted(out, key=lambda m: (m.when, order(m.kind)))
 
 
 def _with_missing(inp: ContractInputs, m: Message) -> Message:
@@ -369,4 +323,4 @@ def plan_window(
     out: list[Message] = []
     for inp in inputs:
         out.extend(plan_contract(inp, start, end, collapse=collapse))
-    return sorted(out, key=lambda m: (m.when, m.contract, KINDS.index(m.kind)))
+    return sorted(out, key=lambda m: (m.when, m.contract, order(m.kind)))

@@ -5,7 +5,7 @@ daily windows, ``(D 00:00, D+1 00:00]`` Europe/London for each day D from ``star
 so what it lists is exactly what the tick would write to the outbox, one row per message
 (before the message is addressed to its channels). Time is only an argument here.
 
->>> from kpibot.contract_files import load_contracts  # doctest: +SKIP
+>>> from kpibot.files.contracts import load_contracts  # doctest: +SKIP
 >>> rows = preview(contract, date(2019, 12, 1), date(2020, 1, 31), no_submissions=True)
 ... # doctest: +SKIP
 >>> [(m.when.date().isoformat(), m.kind) for m in rows if m.kind == "due"]  # doctest: +SKIP
@@ -22,11 +22,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from rich.console import Console
 from rich.table import Table
 
-from kpibot.calendars import calendar_for
-from kpibot.engine.calendar import LONDON
+from kpibot.engine.calendar import LONDON, calendar_for
 from kpibot.engine.model import Contract
+from kpibot.engine.reminders import IncidentClock, Message
 from kpibot.scheduler.inputs import contract_inputs
-from kpibot.scheduler.plan import IncidentClock, Message, plan_window
+from kpibot.scheduler.plan import plan_window
 
 COLUMNS = ("when", "contract", "kind", "audience", "period", "text")
 FORMATS = ("csv", "table")

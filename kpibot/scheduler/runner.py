@@ -21,24 +21,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from kpibot.core.access import AccessPolicy
+from kpibot.core.services import IncidentsProvider, Services
 from kpibot.engine.calendar import LONDON
 from kpibot.scheduler.delivery import Deliverer, TransactionalDeliverer
-from kpibot.scheduler.dispatch import Composer, Dispatcher, default_composer, default_worker
+from kpibot.scheduler.dispatch import Composer, Dispatcher, default_worker, plain_composer
 from kpibot.scheduler.leader import LeaderLock
-from kpibot.scheduler.outbox import OutboxRepository
-from kpibot.scheduler.tick import IncidentsProvider, ReminderTick, default_incidents
-
-if TYPE_CHECKING:
-    from kpibot.access import AccessPolicy
-    from kpibot.services import Services
-    from kpibot.settings import Settings
+from kpibot.scheduler.tick import FROM_SERVICES, FromServices, ReminderTick
+from kpibot.store.outbox import OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +60,7 @@ class SchedulerService:
         *,
         clock: Callable[[], datetime] | None = None,
         composer: Composer | None = None,
-        incidents_provider: IncidentsProvider | None = default_incidents,
+        incidents_provider: IncidentsProvider | None | FromServices = FROM_SERVICES,
         worker: str | None = None,
         tick: ReminderTick | None = None,
         leader: LeaderLock | None = None,
@@ -80,7 +76,7 @@ class SchedulerService:
         self.dispatcher = Dispatcher(
             outbox,
             deliverers,
-            composer or default_composer(services),
+            composer or plain_composer,
             worker=worker or default_worker(),
         )
         self._scheduler: BackgroundScheduler | None = None
@@ -149,34 +145,3 @@ class SchedulerService:
             event.exception,
             event.traceback or "",
         )
-
-
-def scheduler_for(
-    services: Services, policy: AccessPolicy, settings: Settings, since: datetime | None = None
-) -> SchedulerService:
-    """The scheduler as a deployment runs it: console always, Slack when a bot token is set."""
-    from kpibot.scheduler.delivery import ConsoleDeliverer, SlackDeliverer
-
-    deliverers: dict[str, Deliverer] = {"console": ConsoleDeliverer()}
-    if settings.slack_bot_token is not None:
-        from slack_sdk import WebClient
-
-        client = WebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=settings.slack_api_url or WebClient.BASE_URL,
-        )
-        deliverers["slack"] = SlackDeliverer(client)
-    teams = _teams_deliverer(settings)
-    if teams is not None:
-        deliverers["teams"] = teams
-    return SchedulerService(
-        services, policy, deliverers, tick=ReminderTick(services, policy, start=since)
-    )
-
-
-def _teams_deliverer(settings: Settings) -> Deliverer | None:
-    try:
-        from kpibot.chat.teams import teams_deliverer
-    except ImportError:
-        return None
-    return teams_deliverer(settings)

@@ -26,21 +26,24 @@ It is built to run every minute over 10,000 contracts:
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from kpibot.core.access import AccessPolicy
+from kpibot.core.audience import Target, targets_for
+from kpibot.core.services import IncidentsProvider, MessageProvider, Services
 from kpibot.engine.calendar import LONDON, ReturnCalendar
-from kpibot.engine.model import Contract, Party
+from kpibot.engine.model import Contract
+from kpibot.engine.reminders import LADDER, IncidentClock, Message, order
 from kpibot.scheduler.inputs import (
     HorizonCalendar,
     SharedCalendars,
@@ -48,28 +51,19 @@ from kpibot.scheduler.inputs import (
     planner_contract,
     read_receipts,
 )
-from kpibot.scheduler.outbox import KEY_LIMIT, OutboxEntry, OutboxRepository
-from kpibot.scheduler.plan import (
-    KINDS,
-    LADDER,
-    ContractInputs,
-    IncidentClock,
-    Message,
-    plan_window,
-)
+from kpibot.scheduler.plan import ContractInputs, plan_window
 from kpibot.store.database import Database
-from kpibot.store.schema import ContractRecord, SchedulerStateRecord, as_utc
-
-if TYPE_CHECKING:
-    from kpibot.access import AccessPolicy
-    from kpibot.services import Services
+from kpibot.store.outbox import OutboxRepository, outbox_entries
+from kpibot.store.schema import ContractRecord, ReturnRecord, SchedulerStateRecord, as_utc
 
 log = logging.getLogger(__name__)
 
-Target = tuple[str, str]
-IncidentsProvider = Callable[
-    ["Services", Sequence[str] | None, datetime], Mapping[str, Sequence[IncidentClock]]
-]
+
+class FromServices:
+    """The default for a provider: take it from ``services.hooks``."""
+
+
+FROM_SERVICES = FromServices()
 STATE = cast(Table, SchedulerStateRecord.__table__)
 DEFAULT_NAME = "reminders"
 FIRST_WINDOW = timedelta(minutes=1)
@@ -82,76 +76,6 @@ _LOAD_CHUNK = 500
 _RECEIPT_KINDS = frozenset({*LADDER, "escalation", "service_failure"})
 # Above this many contracts (a long catch-up), read receipts by period label alone.
 _RECEIPTS_BY_ID = 5000
-
-
-# ---------------------------------------------------------------------------- targets
-def channel_platform(channel: str) -> str:
-    """The platform a bound channel id belongs to: Teams ids carry a colon (``19:…@thread``)."""
-    return "teams" if ":" in channel else "slack"
-
-
-def _party_targets(party: Party) -> list[Target]:
-    out: list[Target] = []
-    if party.slack_channel:
-        out.append(("slack", party.slack_channel))
-    if party.teams_conversation:
-        out.append(("teams", party.teams_conversation))
-    return out
-
-
-def audience_targets(
-    contract: Contract, audience: str, policy: AccessPolicy | None
-) -> list[Target]:
-    """Where a message for ``audience`` goes, as (platform, channel) pairs.
-
-    provider and commissioner: that party's Slack channel and Teams conversation; channel and
-    attendees: every channel bound to the contract in the access policy plus both parties'.
-    With nothing configured the message still goes to ``("console", contract.id)``, so it is
-    recorded and the console deliverer prints it.
-
-    >>> # audience_targets(contract, "provider", policy) -> [("slack", "C-PROVIDER")]
-    """
-    bound = [ch for ch, cid in policy.channels.items() if cid == contract.id] if policy else []
-    return _targets_for(contract, audience, bound)
-
-
-def _targets_for(contract: Contract, audience: str, bound: Sequence[str]) -> list[Target]:
-    if audience == "provider":
-        found = _party_targets(contract.provider)
-    elif audience == "commissioner":
-        found = _party_targets(contract.commissioner)
-    else:
-        found = [(channel_platform(ch), ch) for ch in bound]
-        found += _party_targets(contract.provider) + _party_targets(contract.commissioner)
-    unique = list(dict.fromkeys(found))
-    return unique or [("console", contract.id)]
-
-
-def outbox_entries(message: Message, targets: Iterable[Target]) -> list[OutboxEntry]:
-    """One outbox entry per target; the key is the message key plus ``|platform:channel``."""
-    payload = {"text": message.text, "when": message.when.isoformat(), "message": message.key}
-    return [
-        OutboxEntry(
-            key=_fit(f"{message.key}|{platform}:{channel}"),
-            contract_id=message.contract,
-            kind=message.kind,
-            audience=message.audience,
-            platform=platform,
-            channel=channel,
-            period=message.period,
-            step=message.step,
-            due_at=message.when,
-            payload=payload,
-        )
-        for platform, channel in targets
-    ]
-
-
-def _fit(key: str) -> str:
-    # A very long channel id (some Teams ids are) must not make the key overflow its column.
-    if len(key) <= KEY_LIMIT:
-        return key
-    return f"{key[: KEY_LIMIT - 41]}#{hashlib.sha1(key.encode()).hexdigest()}"
 
 
 @contextmanager
@@ -183,7 +107,7 @@ class _Cached:
 
 def _message_order(message: Message) -> tuple[datetime, str, int]:
     # plan_window's own order, so a merged plan reads the same.
-    return message.when, message.contract, KINDS.index(message.kind)
+    return message.when, message.contract, order(message.kind)
 
 
 def _covers(cached: _Cached, start: datetime, end: datetime) -> bool:
@@ -196,28 +120,6 @@ def _covers(cached: _Cached, start: datetime, end: datetime) -> bool:
 
 def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=LONDON).astimezone(UTC)
-
-
-def default_incidents(
-    services: Services, contract_ids: Sequence[str] | None, since: datetime
-) -> Mapping[str, Sequence[IncidentClock]]:
-    """Incident clocks from ``kpibot.incidents``, or none while that module is absent."""
-    try:
-        from kpibot.incidents import open_incident_clocks
-    except ImportError:
-        return {}
-    return open_incident_clocks(services, contract_ids, now=since)
-
-
-MessageProvider = Callable[["Services", datetime, datetime], list[Message]]
-
-
-def default_extra_providers() -> list[MessageProvider]:
-    """Action-plan and finance-exception deadlines, planned beside the return calendars."""
-    from kpibot.actionplans import action_plan_messages
-    from kpibot.finance import finance_messages
-
-    return [action_plan_messages, finance_messages]
 
 
 class _Superseded(Exception):
@@ -241,7 +143,7 @@ class ReminderTick:
         self,
         services: Services,
         policy: AccessPolicy | None = None,
-        incidents_provider: IncidentsProvider | None = default_incidents,
+        incidents_provider: IncidentsProvider | None | FromServices = FROM_SERVICES,
         *,
         name: str = DEFAULT_NAME,
         start: datetime | None = None,
@@ -250,10 +152,13 @@ class ReminderTick:
         extra_providers: Sequence[MessageProvider] | None = None,
     ) -> None:
         self.services = services
-        # Feature modules with their own deadlines (action plans, finance exceptions).
+        # What features plan beside the return calendars (action plans, finance exceptions) and
+        # the incident clocks: ``services.hooks`` as kpibot.app.wiring filled it, unless given.
         self.extra_providers = list(
-            default_extra_providers() if extra_providers is None else extra_providers
+            services.hooks.messages if extra_providers is None else extra_providers
         )
+        if isinstance(incidents_provider, FromServices):
+            incidents_provider = services.hooks.incident_clocks
         self.db: Database = services.db
         self.policy = policy
         self.incidents_provider = incidents_provider
@@ -390,8 +295,6 @@ class ReminderTick:
 
     def _returns_started(self, contract_ids: list[str]) -> set[str]:
         """Contracts where a provider has started building a return: only they get a "still needed" note."""
-        from kpibot.store.schema import ReturnRecord
-
         if not contract_ids:
             return set()
         query = (
@@ -404,10 +307,9 @@ class ReminderTick:
 
     def _missing_notes(self, inp: ContractInputs, start: datetime, end: datetime) -> dict[str, str]:
         """What each return near the window still lacks, for the reminder texts."""
-        from kpibot.returns import missing_notes
-
+        missing_notes = self.services.hooks.missing_notes
         contract = self.services.contract(inp.contract.id)
-        if contract is None:
+        if contract is None or missing_notes is None:
             return {}
         periods = [
             r.period for r in inp.returns_near(start.date(), end.date()) if r.kind != "annual"
@@ -423,7 +325,7 @@ class ReminderTick:
         cached = self._cache[contract_id]
         if audience not in cached.targets:
             bound = self._bound.get(contract_id, [])
-            cached.targets[audience] = _targets_for(cached.contract, audience, bound)
+            cached.targets[audience] = targets_for(cached.contract, audience, bound)
         return cached.targets[audience]
 
     @staticmethod

@@ -18,7 +18,7 @@ BOT_ID = "28:00000000-0000-0000-0000-0000000b07b0"
 CHANNEL = "19:7f3c5e1a9b2d4c6e8f0a1b3c5d7e9f1a@thread.tacv2"
 TEAM_GENERAL = "19:0a2c4e6f8b1d3f5a7c9e1b3d5f7a9c1e@thread.tacv2"
 
-# Who is who in tests/test_teams_app.py's access file: Priya by AAD object id, Casey by e-mail.
+# Who is who in tests/chat/test_teams.py's access file: Priya by AAD object id, Casey by e-mail.
 PRIYA = {
     "id": "29:1TrGqDxV4Pv0hGQ3xZc6bHdXhU9vJwP1oYzPq0s8Bc2kJtZcRvC5xWfE0aG7nL3mQpR2tY4uI6oP8aS9dF1gH",
     "name": "Priya Shah",

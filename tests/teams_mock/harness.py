@@ -21,8 +21,8 @@ import uvicorn
 import yaml
 from starlette.applications import Starlette
 
-from kpibot.services import Services
-from kpibot.settings import Settings
+from kpibot.app.wiring import build_services
+from kpibot.core.settings import Settings
 from tests.teams_mock.activities import CASEY, CHANNEL, PRIYA
 from tests.teams_mock.connector import BotConnector
 
@@ -51,7 +51,7 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def seed_database(path: Path) -> Path:
     """A SQLite file with config/contracts and their demo history loaded."""
-    services = Services.from_settings(Settings(database_url=f"sqlite:///{path}"))
+    services = build_services(Settings(database_url=f"sqlite:///{path}"))
     services.db.upgrade()
     services.load_contracts([ROOT / "config" / "contracts"], actor="test")
     services.db.dispose()

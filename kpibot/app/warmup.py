@@ -1,0 +1,104 @@
+"""Start-up warm-up: every contract's status is built once in the background as the server starts.
+
+The first ``/kpi status`` of a contract evaluates its whole scorecard (tens of milliseconds of
+pandas); every later one is a cached reply checked against the contract's version. Building them
+all at start-up means no user pays for the first one. ``/readyz`` answers 503 with the progress
+until the warm-up is done, so a load balancer sends traffic only to a warm process; ``/healthz``
+answers at once. Set ``KPIBOT_WARM_CACHES=false`` to skip it.
+
+>>> warmup = Warmup(services)  # doctest: +SKIP
+>>> warmup.start(); warmup.wait(60)  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+import time
+
+from kpibot.commands.status import cached_counts, cached_overview
+from kpibot.core.services import Services
+
+log = logging.getLogger("kpibot.warmup")
+
+
+def settle_heap() -> None:
+    """Collect once, then exempt everything alive now from future garbage collections.
+
+    The warm caches are millions of long-lived objects; without this, every full collection
+    walks them all, and a request that triggers one waits hundreds of milliseconds. Objects
+    made later are collected as usual (this is ``gc.freeze``, as CPython's docs advise for a
+    server after start-up).
+    """
+    gc.collect()
+    gc.freeze()
+
+
+class Warmup:
+    """Builds the status overview of every stored contract once, on a background thread."""
+
+    def __init__(self, services: Services, *, settle: bool = False) -> None:
+        self._services = services
+        self._settle = settle  # kpibot serve: settle_heap() once warm (a test process must not)
+        self._done = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.contracts = 0
+        self.warmed = 0
+        self.failed = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def progress(self) -> dict[str, object]:
+        """What ``/readyz`` shows while warming."""
+        return {"status": "warming", "contracts_warmed": self.warmed, "contracts": self.contracts}
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.run, name="kpibot-warmup", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def run(self) -> None:
+        """Warm every contract; one that fails is logged and skipped (its first status builds it)."""
+        started = time.perf_counter()
+        try:
+            ids = self._services.contract_ids()
+            self.contracts = len(ids)
+            for cid in ids:
+                if self._stop.is_set():
+                    return
+                try:
+                    contract = self._services.contract(cid)
+                    if contract is not None:
+                        cached_overview(self._services, contract, None)
+                        cached_counts(self._services, contract)
+                    self.warmed += 1
+                except Exception:
+                    self.failed += 1
+                    log.exception(
+                        "warm-up failed for contract %s; its first status will build it", cid
+                    )
+        except Exception:
+            log.exception("warm-up could not list the contracts; status will build on demand")
+        finally:
+            if self._settle:
+                settle_heap()
+            self._done.set()
+        log.info(
+            "warm-up: %d contract(s) ready in %.1f s (%d failed)",
+            self.warmed,
+            time.perf_counter() - started,
+            self.failed,
+        )

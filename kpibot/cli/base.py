@@ -1,0 +1,33 @@
+"""What every CLI module shares: the one-sentence error and the services a command runs on.
+
+``UserError`` lives here, not in ``kpibot.cli``: under ``python -m kpibot.cli`` that module runs
+as ``__main__``, and feature modules importing it would get a second, never-caught class.
+
+>>> # raise UserError("There is no contract 'x'.")  -> printed, exit code 2
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from kpibot.app.wiring import build_services
+
+if TYPE_CHECKING:
+    from kpibot.core.services import Services
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one sentence, exit code 2."""
+
+
+def services_for(args: argparse.Namespace) -> Services:
+    """Services from the environment, with ``--database`` if given, on the latest schema."""
+    from kpibot.core.settings import Settings
+
+    settings = Settings()
+    if getattr(args, "database", None):
+        settings = settings.model_copy(update={"database_url": args.database})
+    services = build_services(settings)
+    services.db.upgrade()
+    return services

@@ -1,0 +1,191 @@
+"""``kpibot schedule preview`` and ``kpibot scheduler run``.
+
+>>> # kpibot.cli.main calls register(subparsers, add, db_arg) while building its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, time
+
+from kpibot.cli.base import UserError, services_for
+from kpibot.core import texts
+from kpibot.core.access import AccessPolicy
+from kpibot.core.services import Services
+from kpibot.engine.calendar import LONDON
+from kpibot.engine.model import Contract
+from kpibot.files.contracts import ContractFilesInvalid, load_contracts
+from kpibot.files.figures import suggest
+from kpibot.scheduler.inputs import read_receipts
+from kpibot.scheduler.preview import format_csv, preview, print_table
+
+SCHEDULE_BAD_DATE = "{option} '{value}' is not a date; write it like 2019-07-01."
+SCHEDULE_BAD_RANGE = "--from {start} is after --to {end}; give the earlier date first."
+SCHEDULE_NO_CALENDAR = (
+    "Contract '{contract}' has no reporting calendar, so it schedules no reminders; "
+    "add a calendar: section to its YAML (see config/contracts/one-you-lifestyle.yaml)."
+)
+SCHEDULER_ONCE = "Tick wrote {written} new outbox message(s); {sent} delivered."
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(SCHEDULE_BAD_DATE.format(option=option, value=value)) from None
+
+
+def _contract_for_preview(services: Services, contract_id: str) -> Contract:
+    """The stored contract, else the one in the contracts folder (a fresh machine)."""
+    contract = services.contract(contract_id)
+    if contract is not None:
+        return contract
+    known = services.contracts.ids()
+    try:
+        files = {c.id: c for c in load_contracts([services.settings.contracts_dir])}
+    except (ContractFilesInvalid, OSError):
+        files = {}
+    if contract_id in files:
+        return files[contract_id]
+    hint = suggest(contract_id, sorted({*known, *files}))
+    raise UserError(texts.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
+
+
+def cmd_schedule_preview(args: argparse.Namespace) -> int:
+    start, end = _day(args.start, "--from"), _day(args.end, "--to")
+    if end < start:
+        raise UserError(SCHEDULE_BAD_RANGE.format(start=start, end=end))
+    services = services_for(args)
+    contract = _contract_for_preview(services, args.contract)
+    if not contract.calendar:
+        raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
+    received = None
+    if not args.no_submissions:
+        received = read_receipts(services.db, [contract.id]).get(contract.id, {})
+    rows = preview(contract, start, end, received, no_submissions=args.no_submissions)
+    if args.format == "table":
+        print_table(rows, f"{contract.name} ({contract.id}) · {start} to {end}")
+    else:
+        sys.stdout.write(format_csv(rows))
+    return 0
+
+
+def cmd_scheduler_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    # Loaded here, not at the top: `kpibot --help` must not pay for the whole bot.
+    from kpibot.app.wiring import scheduler_for
+
+    services = services_for(args)
+    settings = services.settings
+    policy = AccessPolicy.load(settings.access_file)
+    since = None
+    if args.since:
+        since = datetime.combine(_day(args.since, "--since"), time(), tzinfo=LONDON)
+    service = scheduler_for(
+        services,
+        policy,
+        settings,
+        since,
+        tick_seconds=args.tick_seconds,
+        dispatch_seconds=args.dispatch_seconds,
+    )
+    if args.once:
+        try:
+            written, sent = service.run_once()
+        finally:
+            service.shutdown()
+        print(SCHEDULER_ONCE.format(written=written, sent=sent))
+        return 0
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    service.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.shutdown()
+    return 0
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    add: Callable[..., argparse.ArgumentParser],
+    db_arg: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """``kpibot schedule preview`` and ``kpibot scheduler run``."""
+    schedule = sub.add_parser(
+        "schedule",
+        help="preview the reminders a contract will produce",
+        description="Preview the reminders, escalations, summaries and meetings of a contract.",
+    )
+    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
+    p = add(
+        "preview",
+        cmd_schedule_preview,
+        "List every message a contract will produce from --from to --to, on a simulated clock "
+        "running the live scheduler's code (columns when,contract,kind,audience,period,text).",
+        actions,
+    )
+    p.add_argument("contract", help="contract id, e.g. one-psychology")
+    p.add_argument(
+        "--from", dest="start", required=True, metavar="DATE", help="first day, e.g. 2018-07-01"
+    )
+    p.add_argument(
+        "--to",
+        dest="end",
+        required=True,
+        metavar="DATE",
+        help="last day (inclusive), e.g. 2021-07-31",
+    )
+    p.add_argument(
+        "--no-submissions",
+        action="store_true",
+        help="ignore returns already received: show every return's full ladder",
+    )
+    p.add_argument(
+        "--format", choices=["csv", "table"], default="csv", help="output format (default csv)"
+    )
+    db_arg(p)
+
+    scheduler = sub.add_parser(
+        "scheduler",
+        help="run the reminder scheduler",
+        description="Run the reminder scheduler: the tick (one replica) and the dispatcher.",
+    )
+    actions = scheduler.add_subparsers(dest="scheduler_command", metavar="ACTION", required=True)
+    p = add(
+        "run",
+        cmd_scheduler_run,
+        "Run the scheduler alone until stopped (Ctrl-C). Messages go to Slack when "
+        "SLACK_BOT_TOKEN is set (SLACK_API_URL overrides the API address), else to this terminal.",
+        actions,
+    )
+    p.add_argument(
+        "--once", action="store_true", help="tick once, deliver everything due, then exit"
+    )
+    p.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=60.0,
+        metavar="N",
+        help="seconds between ticks (default 60)",
+    )
+    p.add_argument(
+        "--dispatch-seconds",
+        type=float,
+        default=5.0,
+        metavar="N",
+        help="seconds between dispatch runs (default 5)",
+    )
+    p.add_argument(
+        "--since",
+        metavar="DATE",
+        help="on a database that has never ticked, start from this day "
+        "(default: one minute ago, so history is not replayed)",
+    )
+    db_arg(p)

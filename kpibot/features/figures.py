@@ -1,0 +1,117 @@
+"""Import a monitoring return (CSV/XLSX) for one contract: validate every row, then store all or none.
+
+Used by ``kpibot import`` and by file uploads in chat, so both give the same answers.
+
+>>> # outcome = import_return(services, "childrens-trust", table, actor="U123", source="chat")
+>>> # outcome.errors or outcome.summary
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kpibot.core import texts
+from kpibot.core.services import Services
+from kpibot.features.returns import figures_arrived
+from kpibot.files.figures import check_return, suggest
+from kpibot.files.tables import CellError, Table
+from kpibot.store.errors import StoreError
+from kpibot.store.rows import Source, SubmissionResult
+
+
+@dataclass
+class ImportOutcome:
+    """What happened: ``errors`` (nothing stored) or ``result`` with a one-line ``summary``."""
+
+    errors: list[CellError] = field(default_factory=list)
+    result: SubmissionResult | None = None
+    summary: str = ""
+
+
+def import_return(
+    services: Services,
+    contract_id: str,
+    table: Table,
+    *,
+    actor: str,
+    source: Source = "import",
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+    on_row: Callable[[], None] | None = None,
+) -> ImportOutcome:
+    """Check ``table`` against the contract and store it in one transaction, or explain why not."""
+    contract = services.contract(contract_id)
+    if contract is None:
+        hint = suggest(contract_id, services.contracts.ids())
+        return ImportOutcome(
+            [
+                CellError(
+                    table.name,
+                    None,
+                    None,
+                    texts.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint),
+                )
+            ]
+        )
+    check = check_return(
+        contract, table, services.now(), is_late=services.is_late(contract), reason=reason
+    )
+    if on_row is not None:
+        for _ in table.rows:
+            on_row()
+    if check.errors:
+        services.audit.record(
+            actor,
+            "import",
+            contract.id,
+            table.name,
+            "refused",
+            {"errors": [str(e) for e in check.errors[:50]], "rows": len(table.rows)},
+        )
+        return ImportOutcome(check.errors)
+    try:
+        result = services.figures.submit(
+            contract.id,
+            check.figures,
+            actor=actor,
+            source=source,
+            idempotency_key=idempotency_key,
+            filename=table.name,
+        )
+    except StoreError as exc:
+        services.audit.record(
+            actor, "import", contract.id, table.name, "refused", {"error": str(exc)}
+        )
+        return ImportOutcome([CellError(table.name, None, None, str(exc))])
+    if result.duplicate:
+        return ImportOutcome(
+            [],
+            result,
+            texts.IMPORT_DUPLICATE.format(when=f"{result.submitted_at:%-d %b %Y %H:%M}"),
+        )
+
+    for period in {f.period.label: f.period for f in check.figures}.values():
+        figures_arrived(services, contract, period, actor)
+    services.audit.record(
+        actor,
+        "import",
+        contract.id,
+        table.name,
+        "ok",
+        {
+            "submission": result.submission_id,
+            "rows": len(result.figures),
+            "amendments": len(result.amendments),
+        },
+    )
+    amended = f", {len(result.amendments)} amended" if result.amendments else ""
+    late_n = sum(1 for f in result.figures if f.late)
+    late = f", {late_n} late" if late_n else ""
+    return ImportOutcome(
+        [],
+        result,
+        texts.IMPORT_STORED.format(
+            n=len(result.figures), contract=contract.id, file=table.name, amended=amended, late=late
+        ),
+    )

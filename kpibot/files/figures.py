@@ -1,0 +1,270 @@
+"""Check figures against a contract before anything is stored: monitoring returns and chat submissions.
+
+Every problem names the file, line and column, and says how to fix it. A return with any problem
+is rejected whole; ``check_return`` never writes.
+
+>>> # result = check_return(contract, read_table(Path("q3.csv")), now)
+>>> # result.errors -> [CellError(...)], result.figures -> [NewFigure(...)]
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from kpibot.engine.model import KPI, Contract
+from kpibot.engine.periods import Period, PeriodError
+from kpibot.engine.scorecard import compiled
+from kpibot.engine.targets import parse_grade
+from kpibot.files.tables import CellError, Row, Table
+from kpibot.store.rows import NewFigure
+
+NON_NEGATIVE = ("count", "days", "percent", "rate", "score")
+
+
+def parse_number(text: str) -> float:
+    """A number as people type it: '1,620', '86%', '£4,100'. Raises ValueError otherwise."""
+    cleaned = text.replace(",", "").replace("%", "").replace("£", "").strip()
+    value = float(cleaned)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(text)
+    return value
+
+
+@dataclass(frozen=True)
+class ParsedValue:
+    value: float | None
+    numerator: float | None = None
+    denominator: float | None = None
+
+
+def parse_value(
+    unit: str,
+    value: str = "",
+    numerator: str = "",
+    denominator: str = "",
+    complain: Callable[[str, str], None] | None = None,
+) -> ParsedValue | None:
+    """Read a figure from ``value`` or ``numerator``/``denominator``; None (after complaining) if bad.
+
+    ``complain(column, reason)`` receives one sentence per problem.
+    """
+
+    def bad(column: str, reason: str) -> None:
+        if complain is not None:
+            complain(column, reason)
+
+    if value:
+        if unit == "grade" and parse_grade(value) is not None:
+            return ParsedValue(parse_grade(value))
+        try:
+            v = parse_number(value)
+        except ValueError:
+            bad("value", f"'{value}' is not a number")
+            return None
+        num = den = None
+    elif numerator or denominator:
+        try:
+            num = parse_number(numerator)
+        except ValueError:
+            bad(
+                "numerator",
+                f"'{numerator}' is not a number" if numerator else "the numerator is missing",
+            )
+            return None
+        try:
+            den = parse_number(denominator)
+        except ValueError:
+            bad(
+                "denominator",
+                f"'{denominator}' is not a number" if denominator else "the denominator is missing",
+            )
+            return None
+        if den <= 0:
+            bad("denominator", "the denominator must be above zero")
+            return None
+        if num < 0:
+            bad("numerator", "the numerator cannot be negative")
+            return None
+        if num > den and unit == "percent":
+            bad(
+                "numerator",
+                f"the numerator ({num:g}) is above the denominator ({den:g}), so it cannot be a percentage",
+            )
+            return None
+        v = 100.0 * num / den
+    else:
+        return ParsedValue(None)
+    if v < 0 and unit in NON_NEGATIVE:
+        bad("value", f"{v:g} is negative, and a {unit} cannot be below zero")
+        return None
+    if unit == "percent" and v > 100:
+        bad("value", f"{v:g}% is above 100%")
+        return None
+    return ParsedValue(v, num, den)
+
+
+def suggest(word: str, choices: list[str]) -> str:
+    """' Did you mean …?' for the closest choices, or '' when nothing is close."""
+    lowered = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    names = [lowered[c] for c in close]
+    return " Did you mean " + " or ".join(f"'{n}'" for n in names) + "?"
+
+
+def find_kpi(contract: Contract, text: str) -> KPI | None:
+    """A KPI by code (case-insensitive), or by exact name."""
+    t = text.strip().lower()
+    for k in contract.kpis:
+        if k.code.lower() == t or k.name.lower() == t:
+            return k
+    return None
+
+
+def unknown_kpi_message(contract: Contract, text: str) -> str:
+    hint = suggest(text, [k.code for k in contract.kpis] + [k.name for k in contract.kpis])
+    return f"'{contract.id}' has no KPI '{text}'.{hint or ' Try `status ' + contract.id + '` to list its KPIs.'}"
+
+
+def check_period(contract: Contract, text: str, today: date) -> Period | str:
+    """The period, or one sentence saying why it cannot be used for this contract."""
+    try:
+        period = contract.parse_period(text)
+    except PeriodError as exc:
+        return str(exc)
+    if contract.year_for(period) is None:
+        return (
+            f"{period.label} is outside the contract, which runs from "
+            f"{contract.start:%-d %b %Y} to {contract.end:%-d %b %Y}."
+        )
+    if period.end >= today:
+        return (
+            f"{period.label} has not ended yet (it ends {period.end:%-d %b %Y}); "
+            "submit its figures after it ends."
+        )
+    return period
+
+
+@dataclass
+class ReturnCheck:
+    """The outcome of checking a return: figures ready to store, or the reasons it was rejected."""
+
+    figures: list[NewFigure] = field(default_factory=list)
+    errors: list[CellError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and bool(self.figures)
+
+
+def check_return(
+    contract: Contract,
+    table: Table,
+    now: datetime,
+    *,
+    is_late: Callable[[Period], bool] | None = None,
+    reason: str | None = None,
+) -> ReturnCheck:
+    """Validate every row of a monitoring return against ``contract``; never writes."""
+    out = ReturnCheck()
+    for col in ("kpi", "period"):
+        if col not in table.columns:
+            out.errors.append(
+                table.error(
+                    None,
+                    col,
+                    f"the header has no '{col}' column; expected columns are "
+                    "kpi, period and value (or numerator and denominator)",
+                )
+            )
+    if not ({"value"} <= set(table.columns) or {"numerator", "denominator"} <= set(table.columns)):
+        out.errors.append(
+            table.error(
+                None,
+                "value",
+                "the header needs a 'value' column, or both 'numerator' and 'denominator'",
+            )
+        )
+    if out.errors:
+        return out
+    units = {code: ck.unit for code, ck in compiled(contract).items()}
+    seen: dict[tuple[str, str], int] = {}
+    for row in table:
+        _check_row(contract, table, row, now, units, seen, out, is_late, reason)
+    if not out.figures and not out.errors:
+        out.errors.append(table.error(None, None, "no row has a figure in it"))
+    return out
+
+
+def _check_row(
+    contract: Contract,
+    table: Table,
+    row: Row,
+    now: datetime,
+    units: dict[str, str],
+    seen: dict[tuple[str, str], int],
+    out: ReturnCheck,
+    is_late: Callable[[Period], bool] | None,
+    reason: str | None,
+) -> None:
+    kpi = find_kpi(contract, row["kpi"])
+    if kpi is None:
+        msg = unknown_kpi_message(contract, row["kpi"]) if row["kpi"] else "the KPI is empty"
+        out.errors.append(table.error(row, "kpi", msg))
+        return
+    period = check_period(contract, row["period"], now.date())
+    if isinstance(period, str):
+        out.errors.append(table.error(row, "period", period))
+        return
+    key = (kpi.code, period.label)
+    if key in seen:
+        out.errors.append(
+            table.error(
+                row,
+                None,
+                f"duplicate row: {kpi.code} for {period.label} is also on "
+                f"{table.line_word} {seen[key]}",
+            )
+        )
+        return
+    seen[key] = row.line
+    errors: list[CellError] = []
+    parsed = parse_value(
+        units[kpi.code],
+        row.get("value"),
+        row.get("numerator"),
+        row.get("denominator"),
+        lambda col, why: errors.append(table.error(row, col, why)),
+    )
+    bench = None
+    if row.get("benchmark"):
+        try:
+            bench = parse_number(row.get("benchmark"))
+        except ValueError:
+            errors.append(
+                table.error(row, "benchmark", f"'{row.get('benchmark')}' is not a number")
+            )
+    if errors or parsed is None:
+        out.errors.extend(errors)
+        return
+    if parsed.value is None:
+        return
+
+    out.figures.append(
+        NewFigure(
+            kpi.code,
+            period,
+            value=parsed.value,
+            numerator=parsed.numerator,
+            denominator=parsed.denominator,
+            benchmark=bench,
+            late=bool(is_late and is_late(period)),
+            note=row.get("note") or None,
+            reason=row.get("reason") or reason,
+        )
+    )

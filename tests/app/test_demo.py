@@ -1,0 +1,54 @@
+"""`make demo` as a person runs it: the scripted tour without a terminal, and --run for one command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def demo(*args: str, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPIBOT_")}
+    env.update({"KPIBOT_CHART_DIR": str(tmp_path / "charts"), "COLUMNS": "160"})
+    return subprocess.run(
+        [sys.executable, "-m", "kpibot", "demo", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_tour_runs_every_verb_and_exits_0(tmp_path):
+    out = demo(cwd=ROOT, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    from kpibot.commands.registry import default_registry
+
+    for verb in default_registry():
+        assert f"/kpi {verb}" in text, verb
+    assert "Recorded · childrens-trust S25 2019/20 Q3" in text
+    assert "Amended · childrens-trust C7 2019/20 Q3" in text
+    assert "rejected: nothing was stored" in text and "q3-return.csv imported" in text
+    assert "Not allowed" in text and "Traceback" not in text + out.stderr
+    assert (
+        "overdue → provider" in text
+        and "summary → channel" in text
+        and "Quarterly RAG summary" in text
+    )
+    assert "incident_escalation → commissioner" in text
+    # The provider submitted on 14 Jan, so the 17 Jan escalation for that return never went out.
+    assert "escalation → commissioner (console one-psychology)" not in text
+    assert (tmp_path / "charts" / "childrens-trust-C7.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_one_command(tmp_path):
+    out = demo("--run", "/kpi status childrens-trust", cwd=ROOT, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Children's Trust" in out.stdout and "6 red" in out.stdout and "C7" in out.stdout

@@ -1,0 +1,94 @@
+"""The kpibot command line as an operator uses it: load, status, import, --help everywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def kpibot(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "kpibot", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **env},
+        timeout=180,
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.fixture
+def env(tmp_path):
+    return {"KPIBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "KPIBOT_TODAY": "2020-02-20"}
+
+
+def test_load_then_status_shows_every_seed_004_kpi(env, seed_contracts):
+    kpibot("db", "upgrade", env=env)
+    loaded = kpibot("contracts", "load", "config/contracts", env=env)
+    assert "loaded  childrens-trust: 44 KPIs" in loaded.stdout
+    out = kpibot("status", "childrens-trust", "--period", "2019/20 Q3", env=env).stdout
+    for k in seed_contracts["childrens-trust"].kpis:
+        assert f"│ {k.code} " in out, k.code
+    assert "not met" in out and "within tolerance" in out and "improving" in out
+    assert "6 red" in out
+
+
+def test_import_is_all_or_nothing_from_the_cli(env, tmp_path):
+    kpibot("contracts", "load", "config/contracts", env=env)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("kpi,period,value\nS11,2019/20 Q3,98\nC99,2019/20 Q3,1\n")
+    out = kpibot("import", str(bad), "--contract", "childrens-trust", env=env, check=False)
+    assert (
+        out.returncode == 2
+        and "bad.csv, line 3, column 'kpi'" in out.stderr
+        and "Nothing was stored" in out.stderr
+    )
+    good = tmp_path / "good.csv"
+    good.write_text("kpi,period,value\nS11,2019/20 Q3,98\n")
+    assert (
+        "Stored 1 figure(s)"
+        in kpibot("import", str(good), "--contract", "childrens-trust", env=env).stdout
+    )
+
+
+def test_status_of_an_unknown_contract_suggests(env):
+    kpibot("contracts", "load", "config/contracts", env=env)
+    out = kpibot("status", "childrens-trst", env=env, check=False)
+    assert (
+        out.returncode == 2
+        and "Did you mean 'childrens-trust'" in out.stderr
+        and "Traceback" not in out.stderr
+    )
+
+
+def test_contracts_check_reports_bad_files(tmp_path, env):
+    f = tmp_path / "x.yaml"
+    f.write_text("id: Bad Id\n")
+    out = kpibot("contracts", "check", str(f), env=env, check=False)
+    assert out.returncode == 2 and "x.yaml" in out.stderr
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        [],
+        ["db", "upgrade"],
+        ["contracts", "check"],
+        ["contracts", "load"],
+        ["import"],
+        ["status"],
+        ["evaluate"],
+        ["demo"],
+    ],
+)
+def test_every_command_has_help(cmd):
+    from kpibot.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*cmd, "--help"])
+    assert exit_.value.code == 0

@@ -1,0 +1,176 @@
+"""`kpibot evaluate KPIS.csv FIGURES.csv`: the exact interface DESIGN.md fixes, and its bad-input answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+KPIS = """kpi,name,polarity,target,tolerance,critical_failure,unit,extra
+A,Assessments,Bigger is better,Target 90%,Tolerance 85%,,,ignored
+B,Placements,smaller,9%,12%,,percent,
+C,Re-referrals,lower,TBD*,TBD*,,,
+D,Attrition,Smaller is better,Less than 40 %,,Higher than 55% leaving early,,
+E,Breastfeeding,higher,> National average,,,percent,
+"""
+FIGURES = """kpi,period,value,numerator,denominator,benchmark
+A,2019/20 Q1,87,,,
+A,2019/20 Q2,91,,,
+A,2019/20 Q3,,96,100,
+B,2019/20 Q3,12,,,
+C,2019/20 Q3,55,,,
+D,2019/20 Q3,56,,,
+E,2019/20 Q3,46,,,45.5
+"""
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def run(tmp_path, capsys):
+    """Run `kpibot evaluate` in-process (the subprocess test below checks the real command line)."""
+    from kpibot.cli.main import main
+
+    def go(_tmp, kpis: str | bytes, figures: str | bytes, *extra: str) -> Result:
+        k, f = tmp_path / "KPIS.csv", tmp_path / "FIGURES.csv"
+        for path, data in ((k, kpis), (f, figures)):
+            path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        code = main(["evaluate", str(k), str(f), *extra])
+        out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    return go
+
+
+def test_the_real_command_line(tmp_path):
+    (tmp_path / "KPIS.csv").write_text(KPIS)
+    (tmp_path / "FIGURES.csv").write_text(FIGURES)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kpibot",
+            "evaluate",
+            str(tmp_path / "KPIS.csv"),
+            str(tmp_path / "FIGURES.csv"),
+            "--as-of",
+            "2019/20 Q3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "kpi,period,value,target,position,rag,trend,critical"
+    assert out.stdout.splitlines()[1] == "A,2019/20 Q3,96,Target 90%,met,green,improving,false"
+
+
+def test_csv_output_has_the_fixed_columns_and_values(tmp_path, run):
+    out = run(tmp_path, KPIS, FIGURES)
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert list(rows[0]) == [
+        "kpi",
+        "period",
+        "value",
+        "target",
+        "position",
+        "rag",
+        "trend",
+        "critical",
+    ]
+    got = {(r["kpi"], r["period"]): r for r in rows}
+    assert len(rows) == 7
+    a3 = got[("A", "2019/20 Q3")]
+    assert (a3["value"], a3["target"], a3["position"], a3["rag"], a3["trend"], a3["critical"]) == (
+        "96",
+        "Target 90%",
+        "met",
+        "green",
+        "improving",
+        "false",
+    )
+    assert got[("A", "2019/20 Q1")]["position"] == "within_tolerance"
+    assert got[("B", "2019/20 Q3")]["rag"] == "amber"  # on the tolerance threshold
+    assert got[("C", "2019/20 Q3")]["position"] == "no_target"
+    assert (got[("D", "2019/20 Q3")]["rag"], got[("D", "2019/20 Q3")]["critical"]) == (
+        "red",
+        "true",
+    )
+    assert got[("E", "2019/20 Q3")]["position"] == "met"
+
+
+def test_as_of_gives_one_row_per_kpi_including_missing(tmp_path, run):
+    out = run(tmp_path, KPIS, FIGURES, "--as-of", "2019/20 Q2", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["kpi"] for r in rows] == ["A", "B", "C", "D", "E"]
+    assert (
+        rows[0]["position"] == "met"
+        and rows[1]["position"] == "missing"
+        and rows[1]["rag"] == "grey"
+    )
+    assert set(rows[0]) == {
+        "kpi",
+        "period",
+        "value",
+        "target",
+        "position",
+        "rag",
+        "trend",
+        "critical",
+    }
+
+
+def test_table_format(tmp_path, run):
+    out = run(tmp_path, KPIS, FIGURES, "--format", "table")
+    assert out.returncode == 0 and out.stdout.splitlines()[0].split() == [
+        "kpi",
+        "period",
+        "value",
+        "target",
+        "position",
+        "rag",
+        "trend",
+        "critical",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kpis", "figures", "expect"),
+    [
+        (
+            KPIS,
+            "kpi,period,value\nA,2019/20 Q1,abc\n",
+            "FIGURES.csv, line 2, column 'value': 'abc' is not a number",
+        ),
+        (
+            KPIS,
+            "kpi,period,numerator,denominator\nA,2019/20 Q1,120,100\n",
+            "line 2, column 'numerator'",
+        ),
+        (KPIS, "kpi,period,value\nZ,2019/20 Q1,5\n", "line 2, column 'kpi': KPI 'Z' is not in"),
+        (KPIS, "kpi,period,value\nA,2019 Q5,5\n", "line 2, column 'period'"),
+        (KPIS, "kpi,period,value\nA,2019/20 Q1,5\nA,2019/20 Q1,6\n", "line 3: duplicate row"),
+        (KPIS, "", "FIGURES.csv: the file is empty"),
+        (KPIS, "kpi,period,value\nA,2019/20 Q1,\xe9\n".encode("latin-1"), "not UTF-8"),
+        (
+            "kpi,target\nA,ninety or so\n",
+            "kpi,period,value\nA,2019/20 Q1,5\n",
+            "KPIS.csv, line 2, column 'target'",
+        ),
+        ("kpi,unit,target\nA,count,100\n", "kpi,period,value\nA,2019/20 Q1,-3\n", "negative"),
+    ],
+)
+def test_bad_files_exit_2_naming_file_line_column(tmp_path, run, kpis, figures, expect):
+    out = run(tmp_path, kpis, figures)
+    assert out.returncode == 2
+    assert expect in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
