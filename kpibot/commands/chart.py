@@ -11,7 +11,6 @@ from __future__ import annotations
 from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract, resolve_kpi
 from kpibot.core.protocol import Action, Reply, Request, error
-from kpibot.engine.charts import render_kpi_chart
 
 
 class ChartHandler(CommandHandler):
@@ -43,6 +42,9 @@ class ChartHandler(CommandHandler):
             return kpi
         card = ctx.services.scorecard(contract)
         data = card.chart_data(kpi.code, years)
+        # Loaded here, not at the top, for start-up speed: matplotlib only when a chart is drawn.
+        from kpibot.engine.charts import render_kpi_chart
+
         png = render_kpi_chart(data)
         reply = Reply(
             f"{contract.id} · {kpi.code} · {kpi.name}",

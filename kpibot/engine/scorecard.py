@@ -157,6 +157,7 @@ class Scorecard:
 
     def chart_data(self, code: str, years: int | None = None) -> KpiChartData:
         """Chart input for one KPI: values, RAG, the target stepping by year, tolerance, benchmark."""
+        # Loaded here, not at the top, for start-up speed: the charts module loads matplotlib.
         from kpibot.engine.charts import ChartPoint, KpiChartData
 
         kpi = self.contract.kpi(code)

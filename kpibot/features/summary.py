@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kpibot.core.protocol import Cell, Reply
 from kpibot.core.services import Services
 from kpibot.engine import reminders
-from kpibot.engine.charts import RagGridData, render_rag_grid
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import compiled
 from kpibot.features.returns import pending_periods
 from kpibot.store.outbox import OutboxMessage
+
+if TYPE_CHECKING:
+    from kpibot.engine.charts import RagGridData
 
 GRID_PERIODS = 8
 MAX_LISTED = 15
@@ -110,6 +112,9 @@ def quarterly_summary(
         reply.footer = f"…and {len(focus) - MAX_LISTED} more red or amber"
     data = rag_grid(card.frame, contract, period) if grid and not card.frame.empty else None
     if data is not None and data.rows and data.columns:
+        # Loaded here, not at the top, for start-up speed: matplotlib only when a grid is drawn.
+        from kpibot.engine.charts import render_rag_grid
+
         reply.chart = render_rag_grid(data)
         reply.chart_name = (
             f"{contract.id}-{period.label.replace('/', '-').replace(' ', '-')}-rag-grid.png"
@@ -119,6 +124,9 @@ def quarterly_summary(
 
 def rag_grid(frame: Any, contract: Contract, period: Period) -> RagGridData:
     """KPIs with a target × the last quarters up to ``period``."""
+    # Loaded here, not at the top, for start-up speed: the charts module loads matplotlib.
+    from kpibot.engine.charts import RagGridData
+
     kind = contract.reporting.period
     labels = [period.shift(-i).label for i in range(GRID_PERIODS - 1, -1, -1)]
     sub = frame[(frame["kind"] == kind) & frame["period"].isin(labels)]
