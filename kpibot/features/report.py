@@ -231,6 +231,16 @@ def summary_line(report: Report) -> str:
 # ------------------------------------------------------------------ rows and charts
 
 _Lookup = dict[tuple[str, Any], Any]
+_CELL_COLUMNS = [
+    "kpi",
+    "period",
+    "kind",
+    "value",
+    "rag",
+    "threshold",
+    "tolerance_threshold",
+    "ytd_value",
+]
 
 
 def _cells_lookup(card: Scorecard, contract: Contract) -> _Lookup:
@@ -241,7 +251,8 @@ def _cells_lookup(card: Scorecard, contract: Contract) -> _Lookup:
         return out
     ends: dict[str, Any] = {}
     kinds = {k.code: reporting_kind(k, contract.reporting.period) for k in contract.kpis}
-    for r in card.frame.itertuples(index=False):
+    # Only the columns a cell or chart reads: itertuples costs by the column.
+    for r in card.frame[_CELL_COLUMNS].itertuples(index=False):
         label = str(r.period)
         if label not in ends:
             ends[label] = contract.parse_period(label).end
