@@ -727,6 +727,26 @@ def test_console_deliverer_prints_when_kind_audience_and_text(odb: Database) -> 
     )
 
 
+def test_console_deliverer_saves_an_attached_report_and_says_where(
+    odb: Database, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from kpibot.core.protocol import Attachment, Reply
+
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    message = OutboxRepository(odb)
+    now = london(2020, 1, 20, 9)
+    message.enqueue([entry("r", platform="console", channel="one-psychology", due=now)], now)
+    (claimed,) = message.claim("test", now, 1)
+    report = Attachment("one-psychology-2019-20-Q3-performance-report.xlsx", b"PK\x03\x04")
+    reply = Reply("Quarterly RAG summary", "0 red", attachment=report)
+    ConsoleDeliverer(console, file_dir=tmp_path / "files").deliver(claimed, reply)
+    saved = tmp_path / "files" / report.name
+    assert saved.read_bytes() == b"PK\x03\x04"
+    assert f"(file {saved})" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
 # ---------------------------------------------------------------------------- processes
 
 
