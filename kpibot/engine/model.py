@@ -585,7 +585,7 @@ class Contract(_Strict):
     meetings: dict[str, Any] = Field(default_factory=dict)
     report_format: ReportFormat = Field(
         default="xlsx",
-        description="The file the quarterly summary attaches: the performance report as xlsx or pdf",
+        description="The performance report the quarterly summary attaches: xlsx (default), pdf, html or csv",
     )
 
     @field_validator("id")

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from microsoft_teams.apps.auth import InboundActivityTokenValidator
 from openpyxl import load_workbook
@@ -25,6 +26,7 @@ from PIL import Image
 from kpibot.app.server import create_app
 from kpibot.app.wiring import build_bot
 from kpibot.chat import cards
+from kpibot.chat.connector import Address, Connector
 from kpibot.chat.slack_deliverer import SlackDeliverer
 from kpibot.chat.teams import (
     AUTH_OFF,
@@ -638,6 +640,57 @@ def test_a_contract_notifies_a_slack_channel_and_a_teams_channel_at_once(
     assert posted["channel"] == "C-TRUST"
     teams = [r for r in harness.connector.activities if r.conversation == CHANNEL]
     assert len(teams) == 1 and "The Q3 return is due." in card_text(the_card(teams[0]))
+
+
+class _RefuseFirstOffer(Connector):
+    """Teams throttles the first file offer (after the summary went out), as a 429 would."""
+
+    armed = True
+
+    def send(self, to: Address, activity: dict[str, Any], token: str | None, **kw: Any) -> str:
+        attachments = activity.get("attachments") or [{}]
+        if self.armed and attachments[0].get("contentType") == cards.FILE_CONSENT_TYPE:
+            self.armed = False
+            request = httpx.Request("POST", to.url())
+            response = httpx.Response(429, headers={"Retry-After": "1"}, request=request)
+            raise httpx.HTTPStatusError("throttled", request=request, response=response)
+        return super().send(to, activity, token, **kw)
+
+
+def test_a_summary_in_a_1_to_1_chat_offers_its_report_and_a_retry_sends_only_the_offer(
+    harness: Harness,
+) -> None:
+    from kpibot.features.summary import composer
+
+    reply = harness.say("kpi whoami")  # Priya's 1:1 chat: its reference is stored
+    chat = reply.conversation
+    assert chat is not None and chat.startswith("a:")
+    services = harness.bot.services
+    now = services.now()
+    outbox = OutboxRepository(services.db)
+    entry = OutboxEntry(
+        "summary|teams:chat", "childrens-trust", "summary", "channel", "teams", chat,
+        "2019/20 Q3", "summary", now, {"text": "Quarterly RAG summary"},
+    )  # fmt: skip
+    outbox.enqueue([entry], now)
+    deliverer = teams_deliverer(harness.settings, services)
+    assert deliverer is not None
+    deliverer.connector = _RefuseFirstOffer()
+    dispatcher = Dispatcher(outbox, {"teams": deliverer}, composer(services), sleep=lambda _s: None)
+    try:
+        assert dispatcher.drain(now) == 0  # the summary went out; the offer was throttled
+        assert dispatcher.drain(now + timedelta(seconds=2)) == 1
+    finally:
+        deliverer.close()
+
+    sent = [r for r in harness.connector.activities if r.conversation == chat][1:]
+    assert len(sent) == 2  # the summary once, then the offer: nothing twice
+    assert "Quarterly RAG summary" in card_text(the_card(sent[0]))
+    (offer,) = sent[1].body["attachments"]
+    assert offer["contentType"] == cards.FILE_CONSENT_TYPE and offer["name"] == REPORT_XLSX
+    assert offer["content"]["acceptContext"]["kpibot"]["command"] == (
+        "report childrens-trust 2019/20 Q3 xlsx"
+    )
 
 
 # ---------------------------------------------------------------------- security
