@@ -56,6 +56,7 @@ FILE_OFFERED = "{name}: choose Allow to save it to your OneDrive and open it her
 FILE_ONLY_IN_CHAT = (
     "Teams lets a bot send files only in a 1:1 chat: message me `{command}` there for {name}."
 )
+FILE_NOT_HERE = "Teams lets a bot send files only in a 1:1 chat, so {name} is not attached here."
 
 
 def reply_card(reply: Reply, max_bytes: int = MAX_CARD_BYTES) -> Element:

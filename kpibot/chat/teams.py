@@ -651,7 +651,11 @@ def render(reply: Reply, personal: bool = False) -> dict[str, Any]:
     """
     file = reply.attachment
     if file is not None and file_offer(reply, personal) is None:
-        note = cards.FILE_ONLY_IN_CHAT.format(command=f"kpi {file.command}", name=file.name)
+        note = (
+            cards.FILE_ONLY_IN_CHAT.format(command=f"kpi {file.command}", name=file.name)
+            if file.command
+            else cards.FILE_NOT_HERE.format(name=file.name)
+        )
         reply.text = f"{reply.text}\n{note}".strip()
     chart = None
     if reply.chart is not None:
