@@ -93,7 +93,6 @@ AUTH_OFF = (
 
 MESSAGING_ENDPOINT = "/api/messages"
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_COMMAND = 2000
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 EMAIL_TTL_S = 3600.0
@@ -530,7 +529,9 @@ def message_text(activity: Any) -> str:
     bot_only = StripMentionsTextOptions(account_id=activity.recipient.id)
     text = strip_mentions_text(activity, bot_only) or ""
     text = _TAGS.sub(" ", _OTHER_MENTIONS.sub(" ", text))
-    return " ".join(html.unescape(text).replace("\xa0", " ").split())[:MAX_COMMAND]
+    # Not cut to length: Request.from_text refuses an over-long command in one sentence, where
+    # cutting it would store a shortened note or report without a word.
+    return " ".join(html.unescape(text).replace("\xa0", " ").split())
 
 
 def typed_request(activity: Any, user: str, name: str | None, email: str | None) -> Request:
@@ -558,7 +559,7 @@ def card_submission(
         request = Request("submit", [], user, "teams", channel, confirm_token=data["token"], **kw)
         return Inbound(request, replace=True)
     if set(data) == {"command"} and isinstance(data["command"], str):
-        command = data["command"].strip()[:MAX_COMMAND]
+        command = data["command"].strip()
         if command.lower() == cards.CANCEL_COMMAND:
             return Inbound(reply=Reply(CANCELLED, kind="done"), replace=True)
         return Inbound(
@@ -577,7 +578,7 @@ def card_submission(
             text = " ".join(str(raw).split()) if isinstance(raw, str | int | float) else ""
             if text:
                 words.append(f"reason: {text}" if field == "reason" else text)
-        command = " ".join(words)[:MAX_COMMAND]
+        command = " ".join(words)
         return Inbound(
             Request.from_text(command, user=user, platform="teams", channel=channel, **kw)
         )

@@ -36,7 +36,7 @@ from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.whoami import WhoamiHandler
 from kpibot.core import texts
-from kpibot.core.protocol import Reply, Request
+from kpibot.core.protocol import Reply, Request, error
 
 log = logging.getLogger("kpibot.commands")
 
@@ -92,6 +92,10 @@ class Registry:
 
     def dispatch(self, request: Request, ctx: Context) -> Reply:
         """Run one command; never raises."""
+        if request.problem is not None:
+            # Text that cannot be a command (too long, control characters) is answered without
+            # running anything; the text itself is neither stored nor logged.
+            return error(request.problem, "Not read")
         verb = self.aliases.get(request.verb, request.verb)
         if request.confirm_token:
             # The handler verifies the token's signature; here we only route by the verb it names.
