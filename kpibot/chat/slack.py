@@ -399,7 +399,7 @@ class SlackAdapter:
             request_id,
             request.user,
             request.channel,
-            request.verb,
+            self.bot.registry.logged_verb(request.verb),
             reply.kind,
             (time.perf_counter() - started) * 1000,
         )

@@ -479,7 +479,7 @@ class TeamsAdapter:
             request_id,
             request.user,
             request.channel,
-            request.verb,
+            self.bot.registry.logged_verb(request.verb),
             reply.kind,
             (time.perf_counter() - started) * 1000,
         )
