@@ -56,7 +56,9 @@ class _WithoutBodies(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if "body" in message.lower() or message.startswith("Unhandled request"):
-            record.msg = message.split("(", 1)[0].strip() + " (request body withheld)"
+            record.msg = (
+                re.split(r"[(:]", message, maxsplit=1)[0].strip() + " (request body withheld)"
+            )
             record.args = None
         return True
 

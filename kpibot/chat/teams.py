@@ -72,6 +72,9 @@ with warnings.catch_warnings():
 
 
 log = logging.getLogger("kpibot.teams")
+# The SDK's DEBUG lines print whole activities (message text, figures, tokens), so its loggers
+# stop at INFO even when kpibot runs verbose, as Bolt's do in the Slack adapter.
+logging.getLogger("microsoft_teams").setLevel(logging.INFO)
 
 T = TypeVar("T")
 

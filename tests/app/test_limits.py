@@ -215,6 +215,21 @@ def test_a_signature_made_with_another_secret_gets_401_and_logs_no_body(app: App
             urlencode({"payload": json.dumps({"type": "view_submission", "user": {"id": "U1"}})}),
             "application/x-www-form-urlencoded",
         ),
+        (
+            # passes the shape check, then breaks Bolt's action matcher (an id that is no text)
+            urlencode(
+                {
+                    "payload": json.dumps(
+                        {
+                            "type": "block_actions",
+                            "user": {"id": MARKER},
+                            "actions": [{"action_id": 5, "value": MARKER}],
+                        }
+                    )
+                }
+            ),
+            "application/x-www-form-urlencoded",
+        ),
         (json.dumps({"type": "event_callback", "event": "not a dict"}), "application/json"),
         (json.dumps({"type": "event_callback"}), "application/json"),
         (json.dumps({"no": "type"}), "application/json"),

@@ -8,6 +8,7 @@ the tests assert on the payloads Slack would have received and on what the store
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import shutil
 import socket
@@ -873,3 +874,22 @@ def test_any_command_text_gets_a_titled_reply(
     assert "went wrong on our side" not in reply.text, f"a handler crashed on {text!r}"
     assert_within_slack_limits(kit.reply_to_blocks(reply))
     assert kit.fallback_text(reply).strip()
+
+
+def test_bolts_log_lines_that_carry_a_request_body_keep_the_line_and_withhold_the_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bolt_log = logging.getLogger("kpibot.slack.bolt")
+    with caplog.at_level(logging.INFO):
+        bolt_log.info(
+            "Invalid request signature detected (signature: v0=1, timestamp: 2, body: %s)",
+            "text=SECRET-FIGURE",
+        )
+        bolt_log.warning("Unhandled request ({'type': 'block_actions', 'value': 'SECRET-TOKEN'})")
+        bolt_log.info("request body: %s", {"text": "SECRET-NOTE"})
+    assert "SECRET" not in caplog.text
+    assert caplog.messages == [
+        "Invalid request signature detected (request body withheld)",
+        "Unhandled request (request body withheld)",
+        "request body (request body withheld)",
+    ]
