@@ -218,3 +218,12 @@ def test_free_text_over_its_limit_is_refused_with_a_clear_message(bot, services,
     r = ask(bot, command, user="U-TRUST")
     assert r.kind == "error"
     assert words in r.text
+
+
+def test_formula_text_in_a_note_is_stored_exactly_as_typed(bot, services):
+    note = '=HYPERLINK("http://evil.example","Click")'
+    preview = ask(bot, f"submit childrens-trust S25 2019/20 Q3 8/100 {note}", user="U-TRUST")
+    req = Request.from_text("confirm", user="U-TRUST", platform="console")
+    assert bot.handle(replace(req, confirm_token=preview.actions[0].token)).kind == "done"
+    (figure,) = services.figures.history("childrens-trust", "S25", "2019/20 Q3")
+    assert figure.note == note.replace('"', "")  # the command's quotes group words, as ever
