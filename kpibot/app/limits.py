@@ -21,9 +21,10 @@ log = logging.getLogger("kpibot.server")
 
 KB = 1024
 # Slack's largest posts are view submissions: a modal of up to 100 blocks of up to 3,000
-# characters each, plus its state, stays under 400 kB form-encoded. 1 MB leaves headroom.
+# characters each, with its state, a few hundred kB form-encoded. 1 MB leaves headroom.
 SLACK_EVENTS_LIMIT = 1024 * KB
-# The Bot Framework caps an activity at 256 kB (Teams messages at about 28 kB); 512 kB is headroom.
+# The Bot Framework service refuses content over 262,144 bytes (MessageSizeTooBig) and Teams
+# keeps bot messages near 100 kB, so an activity over 512 kB is not from them.
 TEAMS_MESSAGES_LIMIT = 512 * KB
 # Anything else kpibot serves takes no body at all.
 DEFAULT_LIMIT = 16 * KB
