@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from kpibot.engine.numbers import NumberStyle
 from kpibot.engine.periods import Period, PeriodError, parse_period
 
 Unit = Literal["percent", "count", "days", "score", "rate", "grade"]
@@ -39,6 +40,7 @@ Polarity = Literal["bigger", "smaller"]
 Category = Literal["outcome", "output", "quality", "activity", "data_submission"]
 Rollup = Literal["sum", "mean", "latest"]
 ReportFormat = Literal["xlsx", "pdf", "html", "csv"]
+NumberStyleName = Literal["uk", "european"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -587,6 +589,11 @@ class Contract(_Strict):
         default="xlsx",
         description="The performance report the quarterly summary attaches: xlsx (default), pdf, html or csv",
     )
+    number_style: NumberStyleName = Field(
+        default="uk",
+        description="How the provider writes figures: 'uk' (1,234.5) or 'european' (1.234,5); "
+        "anything that could be read either way is refused",
+    )
 
     @field_validator("id")
     @classmethod
@@ -596,6 +603,16 @@ class Contract(_Strict):
                 "contract id must be lower-case letters, digits and hyphens, like 'one-you-lifestyle'"
             )
         return value
+
+    @field_validator("number_style", mode="before")
+    @classmethod
+    def _style_name(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def numbers(self) -> NumberStyle:
+        """The :class:`~kpibot.engine.numbers.NumberStyle` figures for this contract are read by."""
+        return NumberStyle.named(self.number_style)
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from kpibot.engine.model import KPI, Contract
+from kpibot.engine.numbers import UK, NumberError, parse_number
 
 Op = Literal["gt", "ge", "lt", "le"]
 Kind = Literal["threshold", "range", "benchmark", "improvement", "none"]
@@ -313,7 +314,9 @@ def _clean(text: str) -> str:
 
 
 def _num(s: str) -> float:
-    return float(s.replace(",", ""))
+    # Contract words are read by the UK rule: "1,800" is eighteen hundred, and "8,5" (which
+    # could be 8.5 or 85) is refused by parse_target rather than read as 85.
+    return parse_number(s, UK)
 
 
 def _polar(op: str, polarity: str) -> Op:
@@ -359,7 +362,26 @@ def parse_target(
     unit: str | None = None,
     role: Role = "target",
 ) -> Target:
-    """Read one cell of contract text. Raise ``TargetError`` for anything it cannot read."""
+    """Read one cell of contract text. Raise ``TargetError`` for anything it cannot read.
+
+    >>> parse_target("Target 8,5%", "bigger")
+    Traceback (most recent call last):
+        ...
+    kpibot.engine.targets.TargetError: cannot read 'Target 8,5%': '8,5' could mean 8.5 or 85; write 8.5 with a decimal point (or 85 without a comma)
+    """
+    try:
+        return _parse_target(text, polarity, unit=unit, role=role)
+    except NumberError as exc:
+        raise TargetError(f"cannot read '{str(text).strip()}': {str(exc).rstrip('.')}") from None
+
+
+def _parse_target(
+    text: str,
+    polarity: str,
+    *,
+    unit: str | None = None,
+    role: Role = "target",
+) -> Target:
     original = str(text)
     t = _clean(original)
     if not t:
