@@ -66,9 +66,9 @@ def test_an_xlsx_bomb_becomes_the_same_one_sentence_shape_in_milliseconds() -> N
         (b"</sheetData></worksheet>", 1),
     )
     data = raw_book(deflate_pieces(*pieces))
-    started = time.perf_counter()
+    started = time.process_time()
     error = refusal(data, "bomb.xlsx").error
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert str(error) == (
         "bomb.xlsx: the workbook expands to more than 50 MB when unzipped (a return is normally "
         "a few kB); save it again as a plain .xlsx or send a CSV"
