@@ -74,6 +74,7 @@ class Event:
     affected: int = 1
     recorded_at: datetime | None = None
     note: str | None = None
+    id: int | None = None
 
     @property
     def day(self) -> date:
@@ -130,6 +131,49 @@ class SanctionInputs:
         )
         figures = {k: f for k, f in self.figures.items() if seen(f.recorded_at)}
         return SanctionInputs(events, figures, tuple(w for w in self.waivers if w.at <= as_of))
+
+
+@dataclass(frozen=True)
+class EventKind:
+    """An event kind a contract's sanctions count, and what an event of it must carry."""
+
+    kind: str
+    name: str
+    rules: tuple[str, ...]
+    needs_value: bool = False
+    value_hint: str = ""
+    rectification: str | None = None
+
+
+def event_kinds(terms: PaymentTerms) -> dict[str, EventKind]:
+    """Every event kind the contract's per-event sums and penalty points count.
+
+    >>> event_kinds(PaymentTerms()) == {}
+    True
+    """
+    found: dict[str, EventKind] = {}
+
+    def add(
+        kind: str, name: str, rule: str, tiers: Sequence[EventTier] = (), rect: str | None = None
+    ) -> None:
+        old = found.get(kind)
+        hint = ", ".join(f"over {_int(t.over)}: {pounds(t.amount_gbp)}" for t in tiers)
+        found[kind] = EventKind(
+            kind,
+            old.name if old else name,
+            (*(old.rules if old else ()), rule),
+            bool(tiers) or (old.needs_value if old else False),
+            hint or (old.value_hint if old else ""),
+            rect or (old.rectification if old else None),
+        )
+
+    for r in terms.per_event:
+        if r.event is not None:
+            add(r.event, r.name or r.event, r.id, r.tiers)
+    if terms.penalty_points is not None:
+        for f in terms.penalty_points.failures:
+            add(f.event, f.name or f.event, f.rule_id, rect=f.rectification)
+    return found
 
 
 # ------------------------------------------------------------------ amounts
@@ -442,14 +486,22 @@ def month_of(day: date, contract: Contract) -> Period:
 
 
 def evaluate_sanctions(
-    contract: Contract, months: Sequence[Period], inputs: SanctionInputs, as_of: datetime
+    contract: Contract,
+    months: Sequence[Period],
+    inputs: SanctionInputs,
+    as_of: datetime,
+    *,
+    recorded_by_then: bool = True,
 ) -> Ledger:
-    """The ledger for ``months`` (consecutive months), as known at ``as_of``.
+    """The ledger for ``months`` (consecutive months) at ``as_of``: rectification periods that
+    have not run out by then charge nothing yet. With ``recorded_by_then`` (the default), only
+    what was recorded by ``as_of`` counts, as alerts need; without it, everything stored does
+    (a ledger drawn on a simulated or pinned clock).
 
     Earlier months are evaluated too, from the contract's start, because rolling totals, yearly
     caps and earn-back depend on them; only ``months`` are returned.
     """
-    known = inputs.known_at(as_of)
+    known = inputs.known_at(as_of) if recorded_by_then else inputs
     first = month_of(contract.start, contract)
     wanted = {m.label for m in months}
     if not months:
