@@ -20,17 +20,19 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from kpibot.engine.periods import Period, PeriodError, parse_period
 
@@ -448,7 +450,8 @@ class PerEventSum(_Strict):
             )
         if (self.amount_gbp is None) == (not self.tiers):
             raise ValueError(
-                f"per_event rule '{self.id}' needs either amount_gbp or tiers, not both"
+                f"per_event rule '{self.id}' needs one of amount_gbp (a sum per event) or tiers "
+                "(sums by the event's value), not both"
             )
         if self.tiers and self.event is None:
             raise ValueError(
@@ -817,55 +820,74 @@ def sanction_rule_ids(terms: PaymentTerms) -> list[str]:
     return ids
 
 
+def _fail(loc: tuple[str | int, ...], message: str) -> NoReturn:
+    """Refuse with ``message`` located at ``loc`` inside ``payments`` (so the file's line is the
+    offending rule's, not the section's)."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    raise ValidationError.from_exception_data(
+        "PaymentTerms", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
+
+
 def check_sanctions(terms: PaymentTerms, kpis: Sequence[Any]) -> None:
     """Cross-check the sanction terms with the KPIs and with each other."""
     known = {k.code.lower(): k for k in kpis}
 
-    def kpi(code: str, where: str) -> Any:
+    def kpi(code: str, where: str, loc: tuple[str | int, ...]) -> Any:
         found = known.get(code.strip().lower())
         if found is None:
-            raise ValueError(f"{where} names KPI '{code}', which this contract does not define")
+            _fail(loc, f"{where} names KPI '{code}', which this contract does not define")
         return found
 
-    for r in terms.per_event:
+    for i, r in enumerate(terms.per_event):
         if r.kpi is not None:
-            kpi(r.kpi, f"per_event rule '{r.id}'")
+            kpi(r.kpi, f"per_event rule '{r.id}'", ("per_event", i, "kpi"))
         if r.tolerance is not None and r.tolerance.of_kpi is not None:
-            kpi(r.tolerance.of_kpi, f"per_event rule '{r.id}' tolerance")
+            kpi(
+                r.tolerance.of_kpi,
+                f"per_event rule '{r.id}' tolerance",
+                ("per_event", i, "tolerance"),
+            )
     for section, field in (("penalty_points", "points"), ("service_credits", "credit_percent")):
         block = getattr(terms, section)
-        for level in block.levels if block is not None else []:
-            found = kpi(level.kpi, f"{section} graded level '{level.id}'")
-            _check_graded(level, found.polarity, field)  # type: ignore[arg-type]
-    for inc in terms.incentives:
-        for c in inc.all_of:
-            kpi(c.kpi, f"incentive '{inc.id}'")
-    for eb in terms.earn_back:
-        for c in eb.all_of:
-            kpi(c.kpi, f"earn_back '{eb.id}'")
+        for i, level in enumerate(block.levels if block is not None else []):
+            loc = (section, "levels", i)
+            found = kpi(level.kpi, f"{section} graded level '{level.id}'", (*loc, "kpi"))
+            try:
+                _check_graded(level, found.polarity, field)  # type: ignore[arg-type]
+            except ValueError as exc:
+                _fail(loc, str(exc))
+    conditions = [("incentives", i, x.id, x.all_of) for i, x in enumerate(terms.incentives)]
+    conditions += [("earn_back", i, x.id, x.all_of) for i, x in enumerate(terms.earn_back)]
+    for name, i, ident, all_of in conditions:
+        for j, c in enumerate(all_of):
+            kpi(c.kpi, f"{name} '{ident}'", (name, i, "all_of", j, "kpi"))
     ids = sanction_rule_ids(terms)
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
-        raise ValueError(
-            f"sanction rule ids must be unique across per_event, failures and graded levels; repeated: {', '.join(dupes)}"
+        _fail(
+            (),
+            "sanction rule ids must be unique across per_event, failures and graded levels; "
+            f"repeated: {', '.join(dupes)}",
         )
-    for where, names in [
-        *((f"suspensions[{i}]", s.rules) for i, s in enumerate(terms.suspensions)),
-        *((f"earn_back '{e.id}'", e.rules) for e in terms.earn_back),
-    ]:
-        stray = [n for n in names if n not in ids]
+    named = [("suspensions", i, x.rules) for i, x in enumerate(terms.suspensions)]
+    named += [("earn_back", i, x.rules) for i, x in enumerate(terms.earn_back)]
+    for name, i, rules in named:
+        stray = [n for n in rules if n not in ids]
         if stray:
-            raise ValueError(
-                f"{where} names rule '{stray[0]}', which is not one of: {', '.join(ids) or 'none'}"
+            _fail(
+                (name, i, "rules"),
+                f"{name}[{i}] names rule '{stray[0]}', which is not one of: {', '.join(ids) or 'none'}",
             )
     for i, w in enumerate(terms.waivers):
         rule, sep, month = w.item.partition(":")
         if sep and rule not in ids:
-            raise ValueError(
-                f"waivers[{i}] names rule '{rule}', which is not one of: {', '.join(ids) or 'none'}"
+            _fail(
+                ("waivers", i, "item"),
+                f"the waiver names rule '{rule}', which is not one of: {', '.join(ids) or 'none'}",
             )
         if sep and not re.fullmatch(r"\d{4}-\d{2}", month):
-            raise ValueError(f"waivers[{i}]: '{w.item}' should name a month like '{rule}:2019-11'")
+            _fail(("waivers", i, "item"), f"'{w.item}' should name a month like '{rule}:2019-11'")
 
 
 class PaymentTerms(_Strict):
