@@ -66,9 +66,7 @@ def month(contract: Contract, label: str, inputs: SanctionInputs, as_of: datetim
 
 
 def charged(ledger, rule: str) -> Decimal:
-    return sum(
-        (ln.amount.gbp for ln in ledger.lines if ln.rule == rule and ln.counts), Decimal(0)
-    )
+    return sum((ln.amount.gbp for ln in ledger.lines if ln.rule == rule and ln.counts), Decimal(0))
 
 
 # ------------------------------------------------------------------ sums per event
@@ -80,7 +78,10 @@ def test_handover_tiers_reproduce_the_reported_wolverhampton_month(hospital):
     patient": 69 × £200 + 2 × £1,000 = £13,800 + £2,000 = £15,800, the fine it reported.
     The minutes of each wait are invented within the reported bands (31-59 and 61+)."""
     events = [ev("handover-delay", "2015-11-02", f"HO-{i}", value=31 + i % 29) for i in range(69)]
-    events += [ev("handover-delay", "2015-11-03", "HO-L1", value=61), ev("handover-delay", "2015-11-04", "HO-L2", value=125)]
+    events += [
+        ev("handover-delay", "2015-11-03", "HO-L1", value=61),
+        ev("handover-delay", "2015-11-04", "HO-L2", value=125),
+    ]
     nov = month(hospital, "2015-11", SanctionInputs(tuple(events)))
     assert charged(nov, "handover-delay") == Decimal(-15800)
     line = next(ln for ln in nov.lines if ln.rule == "handover-delay")
@@ -133,7 +134,10 @@ def test_tolerance_is_a_share_allowed_to_breach_and_the_rate_changes_from_its_da
     sep_line = next(ln for ln in sep.lines if ln.rule == "rtt-incomplete")
     nov_line = next(ln for ln in nov.lines if ln.rule == "rtt-incomplete")
     assert "150 × £150 = £22,500 (rate: Schedule 4 (RTT incomplete pathways, 92%))" in sep_line.note
-    assert "150 × £300 = £45,000 (rate: Contract variation, August 2015, from 1 Oct 2015)" in nov_line.note
+    assert (
+        "150 × £300 = £45,000 (rate: Contract variation, August 2015, from 1 Oct 2015)"
+        in nov_line.note
+    )
     assert "8% of 25,000 = 2,000 not charged" in nov_line.note
 
 
@@ -183,7 +187,13 @@ def test_a_sum_per_person_affected():
     contract = _contract(
         {
             "per_event": [
-                {"id": "breach", "clause": "Sch 5", "event": "breach", "amount_gbp": 50, "per": "person"}
+                {
+                    "id": "breach",
+                    "clause": "Sch 5",
+                    "event": "breach",
+                    "amount_gbp": 50,
+                    "per": "person",
+                }
             ]
         }
     )
@@ -219,17 +229,35 @@ def test_points_repeats_rectification_graded_bands_and_deduction(waste):
 
     Failures 27 + 12 + 2 + 3 = 44; recharges 24 + 9 = 33; spillage 10; graded 20: 107 points.
     Over the floor of 100, in band 1 (101–250): 1% × £200,000 = £2,000 deducted."""
-    events = [ev("missed-collection", "2019-11-04", f"UPRN-{i:03d}", rectified_at=at("2019-11-05", "12:00")) for i in range(1, 28)]
+    events = [
+        ev(
+            "missed-collection",
+            "2019-11-04",
+            f"UPRN-{i:03d}",
+            rectified_at=at("2019-11-05", "12:00"),
+        )
+        for i in range(1, 28)
+    ]
     events += [
-        ev("missed-collection", "2019-11-06", "COMMUNAL-7", affected=12, rectified_at=at("2019-11-09")),
+        ev(
+            "missed-collection",
+            "2019-11-06",
+            "COMMUNAL-7",
+            affected=12,
+            rectified_at=at("2019-11-09"),
+        ),
         ev("missed-collection", "2019-11-11", "UPRN-001", rectified_at=at("2019-11-12")),
         ev("missed-collection", "2019-11-18", "UPRN-001"),
         ev("spillage-not-cleared", "2019-11-20", "SP-1", clock="08:00"),
     ]
     nov = month(waste, "2019-11", _november(events, w1_2019_11=99.2))
     lines = {(ln.rule, ln.note.split(":")[0]): ln for ln in nov.lines}
-    failures = next(ln for ln in nov.lines if ln.rule == "missed-collection" and "rectification" not in ln.note)
-    again = next(ln for ln in nov.lines if ln.rule == "missed-collection" and "rectification" in ln.note)
+    failures = next(
+        ln for ln in nov.lines if ln.rule == "missed-collection" and "rectification" not in ln.note
+    )
+    again = next(
+        ln for ln in nov.lines if ln.rule == "missed-collection" and "rectification" in ln.note
+    )
     assert failures.points == 44
     assert failures.note.startswith(
         "30 failures (41 people or households affected): 39 × 1 pt + 1 × 2 pt + 1 × 3 pt = 44 points"
@@ -243,7 +271,10 @@ def test_points_repeats_rectification_graded_bands_and_deduction(waste):
     assert charged(nov, "points") == Decimal(-2000)
     assert nov.band == "band 1 (101-250 points)"
     deduction = next(ln for ln in nov.lines if ln.rule == "points")
-    assert "107 points is in the band 1 (101-250 points): 1% of the monthly charge (1% × £200,000 = £2,000)" in deduction.note
+    assert (
+        "107 points is in the band 1 (101-250 points): 1% of the monthly charge (1% × £200,000 = £2,000)"
+        in deduction.note
+    )
     assert lines  # every line carries a note
     # December: UPRN-001's last three recharges (2, 3, 4 Dec) reach the 12-recharge limit.
     dec = month(waste, "2019-12", _november(events))
@@ -315,7 +346,9 @@ def test_points_bands_in_pounds_per_point_above_the_floor():
     )
     nov = month(contract, "2019-11", SanctionInputs((ev("fault", "2019-11-04", "F1"),)))
     assert charged(nov, "points") == Decimal(-1250)
-    assert "50 × £10 + 30 × £25 = £1,250" in next(ln.note for ln in nov.lines if ln.rule == "points")
+    assert "50 × £10 + 30 × £25 = £1,250" in next(
+        ln.note for ln in nov.lines if ln.rule == "points"
+    )
 
 
 def test_points_rate_varied_from_a_date():
@@ -329,7 +362,9 @@ def test_points_rate_varied_from_a_date():
                     {
                         "event": "fault",
                         "points": 5,
-                        "variations": [{"effective": "2019-12-01", "reference": "Variation 4", "points": 8}],
+                        "variations": [
+                            {"effective": "2019-12-01", "reference": "Variation 4", "points": 8}
+                        ],
                     }
                 ],
             }
@@ -364,7 +399,10 @@ def test_service_credits_graded_and_capped_per_month_and_year():
                         "clause": "Sch 4 para 2",
                         "standard": 60,
                         "minimum": 50,
-                        "bands": [{"worse_than": 60, "credit_percent": 2}, {"worse_than": 55, "credit_percent": 4}],
+                        "bands": [
+                            {"worse_than": 60, "credit_percent": 2},
+                            {"worse_than": 55, "credit_percent": 4},
+                        ],
                         "below_minimum": {"worse_than": 50, "credit_percent": 8},
                     }
                 ],
@@ -373,14 +411,20 @@ def test_service_credits_graded_and_capped_per_month_and_year():
     )
     figures = fig("W2", "2019-04", 52) | fig("W2", "2019-05", 49) | fig("W2", "2019-06", 45)
     months = evaluate_sanctions(
-        contract, [parse_period(m) for m in ("2019-04", "2019-05", "2019-06")], SanctionInputs(figures=figures), LATER
+        contract,
+        [parse_period(m) for m in ("2019-04", "2019-05", "2019-06")],
+        SanctionInputs(figures=figures),
+        LATER,
     ).months
     assert [m.total().gbp for m in months] == [Decimal(-400), Decimal(-500), Decimal(-300)]
     may_cap = next(ln for ln in months[1].lines if ln.kind == "cap")
     assert "capped at 5% of the monthly charge (£500): £300 not taken" in may_cap.note
     month_cap, year_cap = (ln for ln in months[2].lines if ln.kind == "cap")
     assert month_cap.amount.gbp == 300 and year_cap.amount.gbp == 200
-    assert "1% of the annual charge (£1,200 a contract year; £900 credited earlier this year)" in year_cap.note
+    assert (
+        "1% of the annual charge (£1,200 a contract year; £900 credited earlier this year)"
+        in year_cap.note
+    )
 
 
 def test_an_incentive_needs_every_condition(waste):
@@ -429,7 +473,9 @@ def test_a_waiver_changes_the_verdict(hospital):
     waiver = Waiver("HO-3", "major incident declared", "Casey", at("2015-12-01"))
     after = month(hospital, "2015-11", SanctionInputs(events, waivers=(waiver,)))
     assert before.verdict() == "2015-11: £2,200 off the payment (handover-delay £2,200)"
-    assert after.verdict() == "2015-11: £1,200 off the payment (handover-delay £1,200); 1 item waived"
+    assert (
+        after.verdict() == "2015-11: £1,200 off the payment (handover-delay £1,200); 1 item waived"
+    )
     waived = next(ln for ln in after.lines if ln.status == "waived")
     assert waived.events == ("HO-3",) and waived.amount.gbp == Decimal(-1000)
     assert "waived by Casey on 1 Dec 2015: major incident declared" in waived.note
@@ -440,7 +486,9 @@ def test_a_rule_waived_for_a_month_and_a_suspension_by_variation():
     5th and 15th: £100 charged, £100 suspended. Waiving 'breach:2019-11' waives the rest."""
     contract = _contract(
         {
-            "per_event": [{"id": "breach", "clause": "Sch 5", "event": "breach", "amount_gbp": 100}],
+            "per_event": [
+                {"id": "breach", "clause": "Sch 5", "event": "breach", "amount_gbp": 100}
+            ],
             "suspensions": [
                 {
                     "kind": "variation",
@@ -457,8 +505,17 @@ def test_a_rule_waived_for_a_month_and_a_suspension_by_variation():
     nov = month(contract, "2019-11", SanctionInputs(events))
     assert charged(nov, "breach") == Decimal(-100)
     suspended = next(ln for ln in nov.lines if ln.status == "suspended")
-    assert "suspension by variation 10 Nov 2019 to 20 Nov 2019 (Variation 7): depot flooded" in suspended.note
-    waived = month(contract, "2019-11", SanctionInputs(events, waivers=(Waiver("breach:2019-11", "storm", "Casey", at("2019-12-02")),)))
+    assert (
+        "suspension by variation 10 Nov 2019 to 20 Nov 2019 (Variation 7): depot flooded"
+        in suspended.note
+    )
+    waived = month(
+        contract,
+        "2019-11",
+        SanctionInputs(
+            events, waivers=(Waiver("breach:2019-11", "storm", "Casey", at("2019-12-02")),)
+        ),
+    )
     assert charged(waived, "breach") == 0
 
 
@@ -533,7 +590,10 @@ def test_explain_gives_every_mechanism_in_plain_english(hospital, waste):
 
 def test_event_kinds_say_which_need_a_value(hospital, waste):
     kinds = event_kinds(hospital.payments)
-    assert kinds["handover-delay"].needs_value and "over 30: £200" in kinds["handover-delay"].value_hint
+    assert (
+        kinds["handover-delay"].needs_value
+        and "over 30: £200" in kinds["handover-delay"].value_hint
+    )
     assert event_kinds(waste.payments)["missed-collection"].rectification == "1 working day"
 
 
