@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from kpibot.core.services import Services
@@ -50,7 +50,7 @@ from kpibot.files.events import NewEvent
 from kpibot.files.tables import CellError
 from kpibot.store.audit import add_event
 from kpibot.store.schema import (
-    FigureRecord,
+    AuditEventRecord,
     SanctionEventRecord,
     SanctionWaiverRecord,
     as_utc,
@@ -556,50 +556,59 @@ def _level(percent: float) -> int:
     return next((lvl for lvl in (100, 90, 75) if percent >= lvl), 0)
 
 
-def _candidates(services: Services, start: datetime, end: datetime) -> dict[str, list[Event]]:
-    """Contracts whose sanctions may have changed in ``(start, end]``, with their events."""
+def _candidates(services: Services, start: datetime, end: datetime) -> set[str]:
+    """Contracts with sanctions whose ledger may have changed in ``(start, end]``: anything
+    recorded about them then (each change writes its audit entry: events, figures, waivers), or
+    a rectification deadline of theirs falling then. Two indexed reads when nothing happened."""
     s, e = as_utc(start), as_utc(end)
-    horizon = s - timedelta(days=400)
+    sanctioned = {}
+    for cid in services.contract_ids():
+        contract = services.contract(cid)
+        if contract is not None and contract.payments.has_sanctions:
+            sanctioned[cid] = contract
+    if not sanctioned:
+        return set()
+    kinds = sorted(
+        {
+            f.event
+            for c in sanctioned.values()
+            if c.payments.penalty_points is not None
+            for f in c.payments.penalty_points.failures
+            if f.rectification is not None
+        }
+    )
     with services.db.session(read_only=True) as session:
-        rows = session.scalars(
-            select(SanctionEventRecord).where(
-                or_(
-                    SanctionEventRecord.recorded_at > s,
-                    and_(
-                        SanctionEventRecord.occurred_at > horizon,
+        changed = set(
+            session.scalars(
+                select(AuditEventRecord.contract_id)
+                .where(AuditEventRecord.at > s, AuditEventRecord.at <= e)
+                .distinct()
+            )
+        )
+        open_: list[SanctionEventRecord] = []
+        if kinds:
+            open_ = list(
+                session.scalars(
+                    select(SanctionEventRecord).where(
+                        SanctionEventRecord.kind.in_(kinds),
+                        SanctionEventRecord.occurred_at > s - timedelta(days=400),
+                        SanctionEventRecord.occurred_at <= e,
                         or_(
                             SanctionEventRecord.rectified_at.is_(None),
                             SanctionEventRecord.rectified_at > s,
                         ),
-                    ),
+                    )
                 )
             )
-        ).all()
-        figured = set(
-            session.scalars(
-                select(FigureRecord.contract_id)
-                .where(FigureRecord.submitted_at > s, FigureRecord.submitted_at <= e)
-                .distinct()
-            )
-        )
-    found: dict[str, list[Event]] = {}
-    for r in rows:
-        found.setdefault(r.contract_id, []).append(_event(r))
-    out: dict[str, list[Event]] = {}
-    for cid, events in found.items():
-        contract = services.contract(cid)
-        if contract is None or not contract.payments.has_sanctions:
-            continue
-        if any(
-            (ev.recorded_at is not None and s < ev.recorded_at <= e)
-            or _deadline_in(contract, ev, s, e)
-            for ev in events
+    out = {cid for cid in changed if cid in sanctioned}
+    for r in open_:
+        contract = sanctioned.get(r.contract_id)
+        if (
+            contract is not None
+            and r.contract_id not in out
+            and _deadline_in(contract, _event(r), s, e)
         ):
-            out[cid] = events
-    for cid in figured - set(out):
-        contract = services.contract(cid)
-        if contract is not None and contract.payments.has_sanctions:
-            out[cid] = []
+            out.add(r.contract_id)
     return out
 
 
