@@ -195,6 +195,7 @@ class EventLog:
                                 rectified_at=e.rectified_at,
                                 rectified_by=actor if e.rectified_at else None,
                                 rectification_recorded_at=now if e.rectified_at else None,
+                                rectify_until=_rectify_until(contract, e),
                             )
                         )
                         outcome.added += 1
@@ -320,6 +321,19 @@ class EventLog:
         )
         with self._services.db.session(read_only=True) as session:
             return set(session.scalars(query))
+
+
+def _rectify_until(contract: Contract, new: NewEvent) -> datetime | None:
+    """The last moment an unrectified ``new`` could be charged again under the contract's terms."""
+    pp = contract.payments.penalty_points
+    event = Event(new.kind, new.occurred_at, new.reference)
+    due = [
+        d
+        for f in (pp.failures if pp is not None else [])
+        if f.event == new.kind
+        for d in deadlines(f, event)
+    ]
+    return max(due) if due else None
 
 
 def _conflict(old: SanctionEventRecord, new: NewEvent) -> str:
@@ -561,22 +575,6 @@ def _candidates(services: Services, start: datetime, end: datetime) -> set[str]:
     recorded about them then (each change writes its audit entry: events, figures, waivers), or
     a rectification deadline of theirs falling then. Two indexed reads when nothing happened."""
     s, e = as_utc(start), as_utc(end)
-    sanctioned = {}
-    for cid in services.contract_ids():
-        contract = services.contract(cid)
-        if contract is not None and contract.payments.has_sanctions:
-            sanctioned[cid] = contract
-    if not sanctioned:
-        return set()
-    kinds = sorted(
-        {
-            f.event
-            for c in sanctioned.values()
-            if c.payments.penalty_points is not None
-            for f in c.payments.penalty_points.failures
-            if f.rectification is not None
-        }
-    )
     with services.db.session(read_only=True) as session:
         changed = set(
             session.scalars(
@@ -585,29 +583,26 @@ def _candidates(services: Services, start: datetime, end: datetime) -> set[str]:
                 .distinct()
             )
         )
-        open_: list[SanctionEventRecord] = []
-        if kinds:
-            open_ = list(
-                session.scalars(
-                    select(SanctionEventRecord).where(
-                        SanctionEventRecord.kind.in_(kinds),
-                        SanctionEventRecord.occurred_at > s - timedelta(days=400),
-                        SanctionEventRecord.occurred_at <= e,
-                        or_(
-                            SanctionEventRecord.rectified_at.is_(None),
-                            SanctionEventRecord.rectified_at > s,
-                        ),
-                    )
-                )
+        open_ = session.scalars(
+            select(SanctionEventRecord).where(
+                SanctionEventRecord.rectify_until > s,
+                SanctionEventRecord.occurred_at <= e,
+                or_(
+                    SanctionEventRecord.rectified_at.is_(None),
+                    SanctionEventRecord.rectified_at > s,
+                ),
             )
-    out = {cid for cid in changed if cid in sanctioned}
+        ).all()
+    out: set[str] = set()
+    for cid in changed:
+        contract = services.contract(cid) if cid is not None else None
+        if cid is not None and contract is not None and contract.payments.has_sanctions:
+            out.add(cid)
     for r in open_:
-        contract = sanctioned.get(r.contract_id)
-        if (
-            contract is not None
-            and r.contract_id not in out
-            and _deadline_in(contract, _event(r), s, e)
-        ):
+        if r.contract_id in out:
+            continue
+        contract = services.contract(r.contract_id)
+        if contract is not None and _deadline_in(contract, _event(r), s, e):
             out.add(r.contract_id)
     return out
 

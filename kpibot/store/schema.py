@@ -663,6 +663,9 @@ class SanctionEventRecord(Base):
     rectified_at: Mapped[datetime | None]
     rectified_by: Mapped[str | None] = mapped_column(String(200))
     rectification_recorded_at: Mapped[datetime | None]
+    # The end of the last rectification period that could charge it again, under the terms in
+    # force when it was recorded (None: its kind has none), so the scheduler finds it cheaply.
+    rectify_until: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class SanctionWaiverRecord(Base):

@@ -36,6 +36,7 @@ EVENT_FACTS = (
     "source",
     "recorded_by",
     "recorded_at",
+    "rectify_until",
 )
 
 
@@ -56,6 +57,7 @@ def upgrade() -> None:
         sa.Column("rectified_at", UTC_DATETIME, nullable=True),
         sa.Column("rectified_by", sa.String(length=200), nullable=True),
         sa.Column("rectification_recorded_at", UTC_DATETIME, nullable=True),
+        sa.Column("rectify_until", UTC_DATETIME, nullable=True),
         sa.CheckConstraint(f"source IN {SOURCES}", name=op.f("ck_sanction_events_source")),
         sa.CheckConstraint("affected >= 1", name=op.f("ck_sanction_events_affected")),
         sa.CheckConstraint(
@@ -87,6 +89,7 @@ def upgrade() -> None:
         ["contract_id", "occurred_at"],
     )
     op.create_index(op.f("ix_sanction_events_recorded_at"), "sanction_events", ["recorded_at"])
+    op.create_index(op.f("ix_sanction_events_rectify_until"), "sanction_events", ["rectify_until"])
     op.create_table(
         "sanction_waivers",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -161,6 +164,7 @@ def _drop_guards() -> None:
 def downgrade() -> None:
     _drop_guards()
     op.drop_table("sanction_waivers")
+    op.drop_index(op.f("ix_sanction_events_rectify_until"), table_name="sanction_events")
     op.drop_index(op.f("ix_sanction_events_recorded_at"), table_name="sanction_events")
     op.drop_index("ix_sanction_events_contract_occurred_at", table_name="sanction_events")
     op.drop_table("sanction_events")
