@@ -76,10 +76,9 @@ def cmd_payments(args: argparse.Namespace) -> int:
 
         raise UserError(NO_SANCTIONS.format(contract=contract.id))
     if args.format == "csv":
-        raise UserError(
-            "--format csv is for the sanctions ledger (--month or --quarter); this contract's "
-            "payments are by contract year, shown as a table."
-        )
+        from kpibot.features.sanctions import CSV_FOR_LEDGER
+
+        raise UserError(CSV_FOR_LEDGER.format(contract=contract.id))
     if not contract.payments.has_money:
         raise UserError(NO_PAYMENT_TERMS.format(contract=contract.id))
     year = (
@@ -120,7 +119,10 @@ def print_ledger(services: Services, contract: Contract, args: argparse.Namespac
     import csv
 
     from kpibot.features.sanctions import (
+        BY_MONTH,
         CSV_COLUMNS,
+        MONTH_ONLY,
+        QUARTER_ONLY,
         default_month,
         ledger,
         ledger_rows,
@@ -129,6 +131,8 @@ def print_ledger(services: Services, contract: Contract, args: argparse.Namespac
     )
     from kpibot.files.report import formula_safe
 
+    if args.year is not None and not contract.payments.has_money:
+        raise UserError(BY_MONTH.format(contract=contract.id))
     text = args.quarter or args.month
     if text is None:
         months = [default_month(contract, services.now().date())]
@@ -137,11 +141,9 @@ def print_ledger(services: Services, contract: Contract, args: argparse.Namespac
         if isinstance(found, str):
             raise UserError(found)
         if args.month is not None and len(found) != 1:
-            raise UserError(
-                f"--month takes one month such as 2019-11, not '{text}'; use --quarter."
-            )
+            raise UserError(MONTH_ONLY.format(text=text))
         if args.quarter is not None and len(found) != 3:
-            raise UserError(f"--quarter takes a quarter such as '2019/20 Q3', not '{text}'.")
+            raise UserError(QUARTER_ONLY.format(text=text))
         months = found
     result = ledger(services, contract, months)
     if args.format == "csv":

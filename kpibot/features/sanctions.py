@@ -94,6 +94,16 @@ NOT_RECTIFIABLE = (
 )
 RECTIFIED = "Recorded {reference} ({kind}, {when}) as put right at {at}."
 ALREADY_RECTIFIED = "{reference} ({kind}, {when}) was already recorded as put right at {at}."
+MONTH_ONLY = "--month takes one month such as 2019-11, not '{text}'; use --quarter for a quarter."
+QUARTER_ONLY = "--quarter takes a quarter such as '2019/20 Q3', not '{text}'."
+BY_MONTH = (
+    "{contract}'s sanctions are counted by month: use --month 2019-11 or --quarter '2019/20 Q3' "
+    "instead of --year."
+)
+CSV_FOR_LEDGER = (
+    "--format csv is for the sanctions ledger (--month or --quarter); {contract}'s payments are "
+    "by contract year, shown as a table."
+)
 CSV_COLUMNS = (
     "contract",
     "month",
