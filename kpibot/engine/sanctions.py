@@ -1117,9 +1117,12 @@ def _earn_back(
         if past is None:
             continue
         taken = Amount()
-        for ln in past.lines:
-            if ln.counts and _earnable(eb, ln):
-                taken = taken + ln.amount
+        earnable = [ln for ln in past.lines if ln.counts and _earnable(eb, ln)]
+        if any(ln.kind == "service_credit" for ln in earnable):
+            # A cap gave part of those credits back already: only the net was deducted.
+            earnable += [ln for ln in past.lines if ln.kind == "cap"]
+        for ln in earnable:
+            taken = taken + ln.amount
         if not taken:
             continue
         failed = []
@@ -1162,9 +1165,10 @@ def _earn_back(
 
 
 def _earnable(eb: EarnBack, line: LedgerLine) -> bool:
-    if line.kind not in ("sum", "points_deduction", "service_credit", "cap"):
+    """A deduction the recovery plan covers: of one of its rules (any rule without a list)."""
+    if line.kind not in ("sum", "points_deduction", "service_credit"):
         return False
-    return not eb.rules or line.rule in eb.rules or (line.kind == "cap" and bool(eb.rules))
+    return not eb.rules or line.rule in eb.rules
 
 
 # ------------------------------------------------------------------ plain English
