@@ -177,7 +177,7 @@ def print_ledger(services: Services, contract: Contract, args: argparse.Namespac
         for m in result.months:
             console.print(m.verdict())
     for r in result.months[-1].rolling if result.months else ():
-        console.print(r.text().capitalize())
+        console.print(r.sentence())
     console.print(
         "[dim]Amounts are the effect on the provider's payment: a deduction is negative.[/]"
     )

@@ -124,7 +124,7 @@ def render_ledger(result: Ledger, name: str) -> Reply:
     if len(result.months) > 1:
         lines += [m.verdict() for m in result.months]
     for m in result.months[-1:]:
-        lines += [r.text().capitalize() for r in m.rolling]
+        lines += [r.sentence() for r in m.rolling]
     reply = Reply(
         f"Payments · {name} · {span}",
         "\n".join(lines),

@@ -285,6 +285,11 @@ class Rolling:
     def percent(self) -> float:
         return 100.0 * self.points / self.threshold
 
+    def sentence(self) -> str:
+        """``text()`` as a sentence of its own: 'Rolling 6-month points …'."""
+        text = self.text()
+        return text[0].upper() + text[1:] + "."
+
     def text(self) -> str:
         where = f" ({self.clause})" if self.clause else ""
         passed = "; the termination right is reached" if self.points >= self.threshold else ""

@@ -136,6 +136,11 @@ def test_waive_is_for_commissioners_and_changes_the_ledger(money_bot, services):
     ask(money_bot, "/kpi event waste-collection-example ombudsman-upheld PSOW-3 2019-11-12")
     before = ask(money_bot, "/kpi payments waste-collection-example 2019-11", user="U-COMMISSIONER")
     assert "*2019-11: £5,000 off the payment (points £5,000); 500 points" in before.text
+    # 500 of the 1,500 points that give a termination right over 6 months: 33%.
+    assert (
+        "Rolling 6-month points 500 of the 1,500 that give a termination right "
+        "(Clause 43 (termination)) (33%)." in before.text
+    )
     refused = ask(money_bot, '/kpi waive waste-collection-example PSOW-3 "we disagree"')
     assert refused.kind == "refusal" and "waiving sanctions" in refused.text
     assert count(services, SanctionWaiverRecord) == 0
