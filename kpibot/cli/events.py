@@ -38,9 +38,10 @@ def cmd_events_import(args: argparse.Namespace) -> int:
     with Progress(
         transient=True, disable=len(table.rows) < 500 or not sys.stderr.isatty()
     ) as progress:
-        task = progress.add_task(f"Checking {len(table.rows)} events", total=None)
-        checked = check_events(contract, table, services.now())
-        progress.update(task, total=1, completed=1)
+        task = progress.add_task(f"Checking {len(table.rows)} events", total=len(table.rows))
+        checked = check_events(
+            contract, table, services.now(), on_row=lambda: progress.advance(task)
+        )
     if not checked.errors:
         outcome = EventLog(services).record(
             contract, checked.events, args.actor, "import", file=Path(args.file).name

@@ -398,16 +398,6 @@ def suspension_window(s: Suspension, contract: Contract) -> tuple[date, date]:
     return start, s.end or start
 
 
-def _suspended(contract: Contract, rule: str, day: date) -> Suspension | None:
-    for s in contract.payments.suspensions:
-        if s.rules and rule not in s.rules:
-            continue
-        first, last = suspension_window(s, contract)
-        if first <= day <= last:
-            return s
-    return None
-
-
 def _suspension_note(s: Suspension, contract: Contract) -> str:
     first, last = suspension_window(s, contract)
     what = "bedding-in period" if s.kind == "bedding_in" else "suspension by variation"
@@ -490,6 +480,73 @@ def month_of(day: date, contract: Contract) -> Period:
     return make_period("month", day, contract.reporting.year_start_month)
 
 
+def _label(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
+
+
+@dataclass(frozen=True)
+class _Index:
+    """The inputs arranged once per evaluation, so each month costs only its own events:
+    events by (kind, month), each failure's repeat multiplier, and the charges for not putting
+    a failure right by (rule, month), each event's deadlines worked out once."""
+
+    by_month: Mapping[tuple[str, str], list[Event]]
+    repeats: Mapping[tuple[str, str, datetime], tuple[Decimal, int]]
+    recharges: Mapping[tuple[str, str], list[tuple[Event, datetime]]]
+    windows: _Windows
+
+
+def _index(contract: Contract, inputs: SanctionInputs, as_of: datetime) -> _Index:
+    by_month: dict[tuple[str, str], list[Event]] = {}
+    by_kind: dict[str, list[Event]] = {}
+    for e in sorted(inputs.events, key=lambda e: (e.occurred_at, e.reference)):
+        by_month.setdefault((e.kind, _label(e.day)), []).append(e)
+        by_kind.setdefault(e.kind, []).append(e)
+    repeats: dict[tuple[str, str, datetime], tuple[Decimal, int]] = {}
+    recharges: dict[tuple[str, str], list[tuple[Event, datetime]]] = {}
+    pp = contract.payments.penalty_points
+    for f in pp.failures if pp is not None else []:
+        mine = by_kind.get(f.event, [])
+        if f.repeat is not None:
+            repeats.update(_repeats(f, mine))
+        for e in mine:
+            for due in deadlines(f, e):
+                if (e.rectified_at is not None and e.rectified_at <= due) or due > as_of:
+                    break
+                key = (f.rule_id, _label(due.astimezone(LONDON).date()))
+                recharges.setdefault(key, []).append((e, due))
+    return _Index(by_month, repeats, recharges, _Windows.of(contract, inputs))
+
+
+def _repeats(
+    failure: FailureType, events: Sequence[Event]
+) -> dict[tuple[str, str, datetime], tuple[Decimal, int]]:
+    """(multiplier, which occurrence) for each failure: the n-th at the same reference (when
+    ``same_reference``) within ``within_days`` (else the same month), in time order."""
+    rep = failure.repeat
+    assert rep is not None
+    groups: dict[str, list[Event]] = {}
+    for e in events:  # already in time order
+        groups.setdefault(e.reference if rep.same_reference else "", []).append(e)
+    out: dict[tuple[str, str, datetime], tuple[Decimal, int]] = {}
+    for group in groups.values():
+        first = 0
+        for i, e in enumerate(group):
+            if rep.within_days is None:
+                while (group[first].day.year, group[first].day.month) != (e.day.year, e.day.month):
+                    first += 1
+            else:
+                while group[first].day < e.day - timedelta(days=rep.within_days - 1):
+                    first += 1
+            nth = i - first + 1
+            found = Decimal(1)
+            for m in rep.multipliers:
+                if nth >= m.occurrence:
+                    found = m.multiplier
+            out[(e.kind, e.reference, e.occurred_at)] = (found, nth)
+    return out
+
+
 def evaluate_sanctions(
     contract: Contract,
     months: Sequence[Period],
@@ -512,10 +569,11 @@ def evaluate_sanctions(
     if not months:
         return Ledger(contract.id, ())
     last = max(months, key=lambda p: p.start)
+    index = _index(contract, known, as_of)
     history: list[MonthLedger] = []
     out: list[MonthLedger] = []
     for month in months_between(min(first, months[0]), month_of(last.start, contract)):
-        ledger = _month(contract, month, known, as_of, history)
+        ledger = _month(contract, month, known, index, history)
         history.append(ledger)
         if month.label in wanted:
             out.append(ledger)
@@ -526,18 +584,18 @@ def _month(
     contract: Contract,
     month: Period,
     inputs: SanctionInputs,
-    as_of: datetime,
+    index: _Index,
     history: Sequence[MonthLedger],
 ) -> MonthLedger:
     terms = contract.payments
-    waivers = _all_waivers(contract, inputs)
+    waivers = index.windows
     lines: list[LedgerLine] = []
     for rule in terms.per_event:
-        lines += _per_event(contract, rule, month, inputs, waivers)
+        lines += _per_event(contract, rule, month, inputs, index, waivers)
     points, floor, band = 0, 0, ""
     pp = terms.penalty_points
     if pp is not None:
-        point_lines = _points(contract, pp, month, inputs, as_of, waivers)
+        point_lines = _points(contract, pp, month, inputs, index, waivers)
         lines += point_lines
         points = sum(ln.points for ln in point_lines if ln.counts)
         floor = pp.floor
@@ -552,21 +610,32 @@ def _month(
     return MonthLedger(contract.id, month, tuple(lines), points, floor, band, rolling)
 
 
+@dataclass(frozen=True)
+class _Windows:
+    """Waivers by item and suspension windows (with their notes), worked out once."""
+
+    waivers: Mapping[str, Waiver]
+    suspensions: tuple[tuple[frozenset[str], date, date, str], ...]
+
+    @classmethod
+    def of(cls, contract: Contract, inputs: SanctionInputs) -> _Windows:
+        spans = []
+        for s in contract.payments.suspensions:
+            first, last = suspension_window(s, contract)
+            spans.append((frozenset(s.rules), first, last, _suspension_note(s, contract)))
+        return cls(_all_waivers(contract, inputs), tuple(spans))
+
+
 def _apply_windows(
-    contract: Contract,
-    rule: str,
-    day: date,
-    reference: str,
-    month: str,
-    waivers: Mapping[str, Waiver],
+    windows: _Windows, rule: str, day: date, reference: str, month: str
 ) -> tuple[LineStatus, str]:
     """(status, note) for a charge under ``rule`` on ``day``: waived, suspended or charged."""
-    waiver = waivers.get(reference) or waivers.get(f"{rule}:{month}")
+    waiver = windows.waivers.get(reference) or windows.waivers.get(f"{rule}:{month}")
     if waiver is not None:
         return "waived", _waiver_note(waiver)
-    s = _suspended(contract, rule, day)
-    if s is not None:
-        return "suspended", _suspension_note(s, contract)
+    for rules, first, last, note in windows.suspensions:
+        if (not rules or rule in rules) and first <= day <= last:
+            return "suspended", note
     return "charged", ""
 
 
@@ -652,7 +721,8 @@ def _per_event(
     rule: PerEventSum,
     month: Period,
     inputs: SanctionInputs,
-    waivers: Mapping[str, Waiver],
+    index: _Index,
+    waivers: _Windows,
 ) -> list[LedgerLine]:
     label = month.label
     base = LedgerLine(
@@ -660,10 +730,7 @@ def _per_event(
     )
     if rule.kpi is not None:
         return [_per_count(contract, rule, month, inputs, waivers, base)]
-    events = sorted(
-        (e for e in inputs.events if e.kind == rule.event and month.contains(e.day)),
-        key=lambda e: (e.occurred_at, e.reference),
-    )
+    events = index.by_month.get((rule.event or "", label), [])
     allowed, tolerance = _allowance(rule, label, inputs)
     groups: Groups = {}
     below: list[str] = []
@@ -681,7 +748,7 @@ def _per_event(
                 _Part(e.reference, units=units, each=each, source=source)
             )
             continue
-        status, extra = _apply_windows(contract, rule.id, e.day, e.reference, label, waivers)
+        status, extra = _apply_windows(waivers, rule.id, e.day, e.reference, label)
         groups.setdefault((status, extra), []).append(
             _Part(
                 e.reference, amount=Amount(gbp=-each * units), units=units, each=each, source=source
@@ -738,7 +805,7 @@ def _per_count(
     rule: PerEventSum,
     month: Period,
     inputs: SanctionInputs,
-    waivers: Mapping[str, Waiver],
+    waivers: _Windows,
     base: LedgerLine,
 ) -> LedgerLine:
     """A sum per event where a KPI's monthly figure is the count of events."""
@@ -758,7 +825,7 @@ def _per_count(
     note = f"{charged:,} × {pounds(each)} = {pounds(each * charged)} (rate: {source})"
     if tolerance:
         note = f"{note}; {tolerance}"
-    status, extra = _apply_windows(contract, rule.id, month.end, "", month.label, waivers)
+    status, extra = _apply_windows(waivers, rule.id, month.end, "", month.label)
     if extra:
         note = f"{note}; {extra}"
     return replace(
@@ -782,57 +849,27 @@ def points_on(failure: FailureType, day: date, default_clause: str) -> tuple[int
     return points, source
 
 
-def multiplier(failure: FailureType, event: Event, events: Sequence[Event]) -> tuple[Decimal, int]:
-    """(multiplier, which occurrence this is) for a possibly repeated failure."""
-    rep = failure.repeat
-    if rep is None:
-        return Decimal(1), 1
-
-    def same(other: Event) -> bool:
-        if other.kind != event.kind:
-            return False
-        if rep.same_reference and other.reference != event.reference:
-            return False
-        if rep.within_days is None:
-            return (other.day.year, other.day.month) == (event.day.year, event.day.month)
-        return event.day - timedelta(days=rep.within_days - 1) <= other.day <= event.day
-
-    key = (event.occurred_at, event.reference)
-    nth = sum(1 for o in events if same(o) and (o.occurred_at, o.reference) <= key)
-    found = Decimal(1)
-    for m in rep.multipliers:
-        if nth >= m.occurrence:
-            found = m.multiplier
-    return found, nth
-
-
 def _points(
     contract: Contract,
     pp: PenaltyPoints,
     month: Period,
     inputs: SanctionInputs,
-    as_of: datetime,
-    waivers: Mapping[str, Waiver],
+    index: _Index,
+    waivers: _Windows,
 ) -> list[LedgerLine]:
     lines: list[LedgerLine] = []
     label = month.label
     for f in pp.failures:
         base = LedgerLine(label, f.event, f.rule_id, "points", "charged", f.clause or pp.clause, "")
-        mine = sorted(
-            (e for e in inputs.events if e.kind == f.event),
-            key=lambda e: (e.occurred_at, e.reference),
-        )
         occurred: Groups = {}
         again: Groups = {}
-        for e in mine:
-            units = e.affected if f.per == "person" else 1
-            if f.charge == "on_occurrence" and month.contains(e.day):
+        if f.charge == "on_occurrence":
+            for e in index.by_month.get((f.event, label), []):
+                units = e.affected if f.per == "person" else 1
                 pts, source = points_on(f, e.day, pp.clause)
-                mult, nth = multiplier(f, e, mine)
+                mult, nth = index.repeats.get((e.kind, e.reference, e.occurred_at), (Decimal(1), 1))
                 total = int((pts * units * mult).to_integral_value())
-                status, extra = _apply_windows(
-                    contract, f.rule_id, e.day, e.reference, label, waivers
-                )
+                status, extra = _apply_windows(waivers, f.rule_id, e.day, e.reference, label)
                 occurred.setdefault((status, extra), []).append(
                     _Part(
                         e.reference,
@@ -844,19 +881,14 @@ def _points(
                         nth=nth,
                     )
                 )
-            for due in deadlines(f, e):
-                day = due.astimezone(LONDON).date()
-                if e.rectified_at is not None and e.rectified_at <= due:
-                    break
-                if due > as_of or not month.contains(day):
-                    continue
-                pts, source = points_on(f, day, pp.clause)
-                status, extra = _apply_windows(
-                    contract, f.rule_id, day, e.reference, label, waivers
-                )
-                again.setdefault((status, extra), []).append(
-                    _Part(e.reference, pts * units, units=units, each=Decimal(pts), source=source)
-                )
+        for e, due in index.recharges.get((f.rule_id, label), []):
+            units = e.affected if f.per == "person" else 1
+            day = due.astimezone(LONDON).date()
+            pts, source = points_on(f, day, pp.clause)
+            status, extra = _apply_windows(waivers, f.rule_id, day, e.reference, label)
+            again.setdefault((status, extra), []).append(
+                _Part(e.reference, pts * units, units=units, each=Decimal(pts), source=source)
+            )
         _group(lines, occurred, base, partial(_points_note, f, recharge=False))
         _group(lines, again, base, partial(_points_note, f, recharge=True))
     for level in pp.levels:
@@ -890,7 +922,7 @@ def _points_note(f: FailureType, parts: Sequence[_Part], *, recharge: bool) -> s
 
 
 def _band_deduction(
-    contract: Contract, pp: PenaltyPoints, month: Period, points: int, waivers: Mapping[str, Waiver]
+    contract: Contract, pp: PenaltyPoints, month: Period, points: int, waivers: _Windows
 ) -> tuple[LedgerLine | None, str]:
     """The month's points total above the floor, turned into a deduction by band."""
     if not pp.bands:
@@ -931,7 +963,7 @@ def _band_deduction(
             f"{points:,} points, {points - floor:,} over the floor of {floor:,}: "
             f"{' + '.join(steps)} = {amount.magnitude().text()}"
         )
-    status, extra = _apply_windows(contract, "points", month.end, "", month.label, waivers)
+    status, extra = _apply_windows(waivers, "points", month.end, "", month.label)
     if extra:
         note = f"{note}; {extra}"
     return replace(base, status=status, amount=amount, note=note), name
@@ -960,7 +992,7 @@ def _graded(
     level: GradedLevels,
     month: Period,
     inputs: SanctionInputs,
-    waivers: Mapping[str, Waiver],
+    waivers: _Windows,
     field: Literal["points", "credit_percent"],
     clause_default: str,
 ) -> LedgerLine:
@@ -988,7 +1020,7 @@ def _graded(
         )
     under = "below the minimum tolerable level" if level.below_minimum is hit else "a band"
     where = f"worse than {_num(hit.worse_than)} ({under}; standard {_num(level.standard)}, minimum {_num(level.minimum)})"
-    status, extra = _apply_windows(contract, level.id, month.end, "", month.label, waivers)
+    status, extra = _apply_windows(waivers, level.id, month.end, "", month.label)
     if field == "points":
         note = f"{where}: {hit.points} points"
         line = replace(base, events=(seen,), points=hit.points or 0, note=note)
@@ -1006,7 +1038,7 @@ def _service_credits(
     contract: Contract,
     month: Period,
     inputs: SanctionInputs,
-    waivers: Mapping[str, Waiver],
+    waivers: _Windows,
     history: Sequence[MonthLedger],
 ) -> list[LedgerLine]:
     sc = contract.payments.service_credits

@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from kpibot.core.services import Services
@@ -174,18 +174,19 @@ class EventLog:
         keys = [(e.kind, e.reference, as_utc(e.occurred_at)) for e in events]
         try:
             with self._services.db.session() as session:
+                # One range read (not an IN list, which a large log would overflow).
+                times = [k[2] for k in keys] or [now]
+                wanted = set(keys)
                 existing = {
-                    (r.kind, r.reference, as_utc(r.occurred_at)): r
+                    key: r
                     for r in session.scalars(
                         select(SanctionEventRecord).where(
                             SanctionEventRecord.contract_id == contract.id,
-                            tuple_(
-                                SanctionEventRecord.kind,
-                                SanctionEventRecord.reference,
-                                SanctionEventRecord.occurred_at,
-                            ).in_(keys),
+                            SanctionEventRecord.occurred_at >= min(times),
+                            SanctionEventRecord.occurred_at <= max(times),
                         )
                     )
+                    if (key := (r.kind, r.reference, as_utc(r.occurred_at))) in wanted
                 }
                 for e, key in zip(events, keys, strict=True):
                     old = existing.get(key)
@@ -321,9 +322,21 @@ class EventLog:
             )
 
     def events(self, contract_id: str) -> list[Event]:
-        query = select(SanctionEventRecord).where(SanctionEventRecord.contract_id == contract_id)
+        """Every event of a contract, read as plain rows (no ORM objects: logs can be long)."""
+        t = SanctionEventRecord
+        query = select(
+            t.kind,
+            t.occurred_at,
+            t.reference,
+            t.rectified_at,
+            t.value,
+            t.affected,
+            t.recorded_at,
+            t.note,
+            t.id,
+        ).where(t.contract_id == contract_id)
         with self._services.db.session(read_only=True) as session:
-            return [_event(r) for r in session.scalars(query.order_by(SanctionEventRecord.id))]
+            return [Event(*row) for row in session.execute(query.order_by(t.id))]
 
     def references(self, contract_id: str) -> set[str]:
         query = select(SanctionEventRecord.reference).where(

@@ -16,13 +16,13 @@ Every problem names the file, line and column. A file with any problem is reject
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time
 
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
-from kpibot.engine.sanctions import event_kinds
+from kpibot.engine.sanctions import EventKind, event_kinds
 from kpibot.files.figures import parse_number, suggest
 from kpibot.files.tables import CellError, Table
 
@@ -106,9 +106,10 @@ def check_event(
     *,
     file: str = "your message",
     line: int | None = None,
+    kinds: Mapping[str, EventKind] | None = None,
 ) -> tuple[NewEvent | None, list[CellError]]:
     """Check one event's cells; (the event, []) or (None, every problem found)."""
-    kinds = event_kinds(contract.payments)
+    kinds = event_kinds(contract.payments) if kinds is None else kinds
     errors: list[CellError] = []
 
     def bad(column: str, reason: str) -> None:
@@ -182,8 +183,15 @@ def check_event(
     return event, []
 
 
-def check_events(contract: Contract, table: Table, now: datetime) -> EventCheck:
-    """Check every row; the file is accepted only when every row is good."""
+def check_events(
+    contract: Contract,
+    table: Table,
+    now: datetime,
+    on_row: Callable[[], None] | None = None,
+) -> EventCheck:
+    """Check every row; the file is accepted only when every row is good. ``on_row`` is called
+    after each row (for a progress bar)."""
+    kinds = event_kinds(contract.payments)
     result = EventCheck()
     columns = {ALIASES.get(c, c) for c in table.columns}
     missing = [c for c in REQUIRED if c not in columns]
@@ -200,7 +208,11 @@ def check_events(contract: Contract, table: Table, now: datetime) -> EventCheck:
         return result
     seen: dict[tuple[str, str, datetime], int] = {}
     for row in table:
-        event, errors = check_event(contract, row.cells, now, file=table.name, line=row.line)
+        event, errors = check_event(
+            contract, row.cells, now, file=table.name, line=row.line, kinds=kinds
+        )
+        if on_row is not None:
+            on_row()
         result.errors.extend(errors)
         if event is None:
             continue
