@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kpibot.cli import contracts, demo, payments, report, scheduler, teams
+from kpibot.cli import contracts, demo, events, payments, report, scheduler, teams
 from kpibot.cli.base import UserError, services_for
 from kpibot.core import texts
 from kpibot.core.settings import Settings
@@ -313,7 +313,7 @@ def _add_later_commands(
     db_arg: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Commands that live in their own modules register here."""
-    for group in (contracts, demo, scheduler, payments, teams, report):
+    for group in (contracts, demo, scheduler, payments, teams, report, events):
         group.register(sub, add, db_arg)
 
 

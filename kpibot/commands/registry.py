@@ -26,6 +26,7 @@ from kpibot.commands.bind import BindHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
+from kpibot.commands.event import EventHandler
 from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.imports import ImportHandler
@@ -35,6 +36,7 @@ from kpibot.commands.report import ReportHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
+from kpibot.commands.waive import WaiveHandler
 from kpibot.commands.whoami import WhoamiHandler
 from kpibot.core import texts
 from kpibot.core.protocol import Reply, Request, error
@@ -145,6 +147,8 @@ def default_registry() -> Registry:
             IncidentHandler(),
             IncidentsHandler(),
             PaymentsHandler(),
+            EventHandler(),
+            WaiveHandler(),
             ComplianceHandler(),
             ActionPlanHandler(),
             ExpenditureHandler(),

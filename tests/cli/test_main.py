@@ -112,6 +112,9 @@ def test_contracts_check_reports_bad_files(tmp_path, env):
         ["status"],
         ["evaluate"],
         ["demo"],
+        ["events"],
+        ["events", "import"],
+        ["payments"],
     ],
 )
 def test_every_command_has_help(cmd):
