@@ -490,9 +490,93 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     idx_h, (c_h, k_h, _y) = _terms_rows(heads[:3], terms, key_cols)
     kind_h, kinds = _factorize(heads[3])
     gid_h = (c_h * (int(k_h.max(initial=0)) + 1) + k_h) * max(len(kinds), 1) + kind_h
-    idx = np.repeat(idx_h, lengths)
-    gid_arr = np.repeat(gid_h, lengths)
-    kind_code = np.repeat(kind_h, lengths)
+    is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
+    per_year = figures["per_year"].to_numpy(dtype=np.int64)
+    evaluated = evaluate_arrays(
+        terms,
+        np.repeat(idx_h, lengths),
+        np.repeat(gid_h, lengths),
+        is_year[np.repeat(kind_h, lengths)] if len(kinds) else np.zeros(n, dtype=bool),
+        figures["value"].to_numpy(dtype=float),
+        figures["benchmark"].to_numpy(dtype=float)
+        if "benchmark" in figures
+        else np.full(n, np.nan),
+        figures["ordinal"].to_numpy(dtype=np.int64),
+        per_year,
+        lambda: figures["ry"].to_numpy(dtype=np.int64),
+        lambda: figures["idx_in_year"].to_numpy(dtype=float),
+    )
+    return evaluated.attach(figures)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What :func:`evaluate_arrays` works out for each figure row, as numpy arrays.
+
+    ``position`` and ``trend`` are codes into ``POSITIONS`` and ``TRENDS``; ``text`` indexes
+    ``texts`` (the terms' target words, with "" last for rows without terms).
+    """
+
+    texts: tuple[str, ...]
+    text: IntArray
+    threshold: FloatArray
+    tolerance_threshold: FloatArray
+    critical_threshold: FloatArray
+    position: npt.NDArray[np.int8]
+    trend: npt.NDArray[np.int8]
+    critical: BoolArray
+    exception_required: BoolArray
+    exempt: BoolArray
+    ytd_value: FloatArray
+    ytd_target: FloatArray
+
+    def attach(self, figures: pd.DataFrame) -> pd.DataFrame:
+        """``figures`` with the result columns added, as :func:`evaluate` returns them."""
+        results = {
+            "target": _labels([*self.texts, ""], self.text),
+            "threshold": self.threshold,
+            "tolerance_threshold": self.tolerance_threshold,
+            "critical_threshold": self.critical_threshold,
+            "position": _labels(POSITIONS, self.position),
+            "rag": _labels([RAG_OF[p] for p in POSITIONS], self.position),
+            "trend": _labels(TRENDS, self.trend),
+            "critical": self.critical,
+            "exception_required": self.exception_required,
+            "exempt": self.exempt,
+            "ytd_value": self.ytd_value,
+            "ytd_target": self.ytd_target,
+        }
+        if figures.columns.intersection(list(results)).empty:
+            # One concat instead of a dozen column inserts (each of which rebuilds the block list).
+            return pd.concat(
+                [figures, pd.DataFrame(results, index=figures.index, copy=False)], axis=1
+            )
+        out = figures.copy(deep=not _COPY_ON_WRITE)
+        for column, values in results.items():
+            out[column] = values
+        return out
+
+
+def evaluate_arrays(
+    terms: pd.DataFrame,
+    idx: IntArray,
+    gid_arr: IntArray,
+    is_year: BoolArray,
+    value: FloatArray,
+    bench: FloatArray,
+    ordinal: IntArray,
+    per_year: IntArray,
+    ry: Callable[[], IntArray],
+    idx_in_year: Callable[[], FloatArray],
+) -> Evaluated:
+    """The rules of :func:`evaluate` on plain arrays, one entry per figure row.
+
+    ``idx`` is each row's terms row (-1 when it has none), ``gid_arr`` its series (rows of one
+    KPI in one period kind share it), ``is_year`` whether its period is a whole year; ``ry`` and
+    ``idx_in_year`` are asked for only when some row has an annual target. Evaluating many
+    contracts at once is this one call over all their rows.
+    """
+    n = len(value)
     unknown = idx < 0
     at = np.where(unknown, 0, idx)
 
@@ -500,12 +584,6 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
         values = terms[column].to_numpy(dtype=dtype)
         return values[at] if len(values) else np.zeros(n, dtype=values.dtype)
 
-    value = figures["value"].to_numpy(dtype=float)
-    bench = (
-        figures["benchmark"].to_numpy(dtype=float) if "benchmark" in figures else np.full(n, np.nan)
-    )
-    ordinal = figures["ordinal"].to_numpy(dtype=np.int64)
-    per_year = figures["per_year"].to_numpy(dtype=np.int64)
     order, key_s, lowest = _series_order(gid_arr, ordinal)
     prev = _previous_year(order, key_s, lowest, ordinal, per_year, value)
 
@@ -519,14 +597,12 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     t_kind = spec("t_kind", np.int64)
 
     # Annual count targets checked at a quarter: compare the year to date with the pro-rata profile.
-    is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
-    annual = spec("annual", bool) & ~is_year[kind_code]
+    annual = spec("annual", bool) & ~is_year
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():
-        ry = figures["ry"].to_numpy(dtype=np.int64)
-        ytd_all = _year_to_date(order, gid_arr, ry, ordinal, value, annual)
-        frac = (figures["idx_in_year"].to_numpy(dtype=float) + 1.0) / per_year
+        ytd_all = _year_to_date(order, gid_arr, ry(), ordinal, value, annual)
+        frac = (idx_in_year() + 1.0) / per_year
         ytd_value = np.where(annual, ytd_all, np.nan)
         ytd_target = np.where(annual, t_thr * frac, np.nan)
         cmp_value = np.where(annual, ytd_all, value)
@@ -553,28 +629,20 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
 
     text_code, texts = _codes(terms["target_text"].to_numpy())
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
-
-    results = {
-        "target": _labels([*texts, ""], text_r),
-        "threshold": t_thr,
-        "tolerance_threshold": tol_thr,
-        "critical_threshold": crit_thr,
-        "position": _labels(POSITIONS, pos_code),
-        "rag": _labels([RAG_OF[p] for p in POSITIONS], pos_code),
-        "trend": _labels(TRENDS, trend),
-        "critical": critical,
-        "exception_required": exception,
-        "exempt": exempt,
-        "ytd_value": ytd_value,
-        "ytd_target": ytd_target,
-    }
-    if figures.columns.intersection(list(results)).empty:
-        # One concat instead of a dozen column inserts (each of which rebuilds the block list).
-        return pd.concat([figures, pd.DataFrame(results, index=figures.index, copy=False)], axis=1)
-    out = figures.copy(deep=not _COPY_ON_WRITE)
-    for column, values in results.items():
-        out[column] = values
-    return out
+    return Evaluated(
+        tuple(texts),
+        text_r.astype(np.int64),
+        t_thr,
+        tol_thr,
+        crit_thr,
+        pos_code,
+        trend,
+        critical,
+        exception,
+        exempt,
+        ytd_value,
+        ytd_target,
+    )
 
 
 # ------------------------------------------------------------------ scalar reference path
