@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -209,7 +209,7 @@ class _Pass:
 
 def standings(
     contracts: Sequence[Contract],
-    figures: pd.DataFrame,
+    figures: Mapping[str, Any],
     today: date,
     at: Mapping[str, Period | None] | None = None,
     kpis: Mapping[str, Iterable[str]] | None = None,
@@ -231,23 +231,21 @@ def standings(
     ncon = len(contracts)
 
     # ---- figures of these contracts, as codes
-    frame = figures
-    cc, cu = pd.factorize(frame["contract"]) if len(frame) else (np.zeros(0, np.int64), [])
+    cc, cu = _factorize(figures["contract"])
     to_contract = np.asarray([index.get(str(c), -1) for c in cu], dtype=np.int64)
     ci = to_contract[cc] if len(cc) else np.zeros(0, dtype=np.int64)
+    kc, ku = _factorize(figures["kpi"])
+    lc, lu = _factorize(figures["period"])
+    labels = [str(x) for x in lu]
+    value = np.asarray(figures["value"], dtype=float)
+    bench = (
+        np.asarray(figures["benchmark"], dtype=float)
+        if "benchmark" in figures
+        else np.full(len(value), np.nan)
+    )
     keep = ci >= 0
     if not keep.all():
-        frame = frame[keep]
-        ci = ci[keep]
-    kc, ku = pd.factorize(frame["kpi"]) if len(frame) else (np.zeros(0, np.int64), [])
-    lc, lu = pd.factorize(frame["period"]) if len(frame) else (np.zeros(0, np.int64), [])
-    labels = [str(x) for x in lu]
-    value = frame["value"].to_numpy(dtype=float)
-    bench = (
-        frame["benchmark"].to_numpy(dtype=float)
-        if "benchmark" in frame
-        else np.full(len(frame), np.nan)
-    )
+        ci, kc, lc, value, bench = ci[keep], kc[keep], lc[keep], value[keep], bench[keep]
 
     # ---- slots: one per (contract, KPI); figures of KPIs the contract lacks get their own
     pair = ci * max(len(ku), 1) + kc
@@ -408,6 +406,17 @@ def standings(
             today,
         )
     return out
+
+
+def _factorize(column: object) -> tuple[IntArray, Sequence[object]]:
+    """Codes and distinct values of a column (a Series, an array or a list)."""
+    values = (
+        column if isinstance(column, pd.Series | np.ndarray) else np.asarray(column, dtype=object)
+    )
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64), []
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64, copy=False), list(uniques)
 
 
 def _rows(

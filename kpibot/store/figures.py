@@ -11,9 +11,11 @@ supersedes the old one and carries a reason. Nothing a user submits is ever over
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import String, cast, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -371,6 +373,100 @@ class FigureRepository:
         frame["period_start"] = pd.to_datetime(frame["period_start"], format="ISO8601")
         frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
         return frame.sort_values(["contract", "kpi", "period_start"], ignore_index=True)
+
+    def current_values(
+        self, contract_ids: Sequence[str] | None = None, kpis: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The current figures' values, lean: ``contract, kpi, period, value, benchmark``.
+
+        What evaluating status needs and no more, read as fast as the backend allows: on
+        PostgreSQL a many-contract read is one ``COPY`` parsed by pandas in C, with the text
+        columns as categories (a few hundred distinct strings for millions of rows). ``kpis``
+        narrows the read to those KPIs (a refresh after a submission).
+        """
+        table = FigureRecord.__tablename__
+        where = [f"NOT EXISTS (SELECT 1 FROM {table} n WHERE n.supersedes_id = f.id)"]
+        params: list[object] = []
+        if contract_ids is not None:
+            ids = list(contract_ids)
+            if not ids:
+                return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _VALUE_DTYPES.items()})
+            where.append(f"f.contract_id IN ({', '.join('?' * len(ids))})")
+            params.extend(ids)
+        if kpis is not None:
+            codes = list(kpis)
+            where.append(f"f.kpi_code IN ({', '.join('?' * max(len(codes), 1))})")
+            params.extend(codes or [""])
+        sql = (
+            "SELECT f.contract_id, f.kpi_code, f.period_label, f.value, f.benchmark "  # noqa: S608
+            f"FROM {table} f WHERE {' AND '.join(where)}"
+        )
+        bulk = contract_ids is None or len(params) > 64
+        if self._db.dialect == "postgresql" and bulk and kpis is None:
+            text = self._db.copy_out(_literal_sql(sql, params))
+            return pd.read_csv(
+                io.BytesIO(text),
+                header=None,
+                names=list(_VALUE_DTYPES),
+                dtype=_VALUE_DTYPES,
+                keep_default_na=False,
+                na_values={"value": [""], "benchmark": [""]},
+            )
+        rows = self._db.read_rows(sql, *params)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_VALUE_DTYPES)
+        return pd.DataFrame(
+            {
+                name: np.asarray(col, dtype=object if dtype == "category" else float)
+                for (name, dtype), col in zip(_VALUE_DTYPES.items(), columns, strict=True)
+            }
+        )
+
+    def latest_ids(self, contract_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Each contract's latest figure id (figures are append-only, so it versions them)."""
+        table = FigureRecord.__tablename__
+        sql = f"SELECT contract_id, max(id) FROM {table}"  # noqa: S608
+        params: list[object] = []
+        if contract_ids is not None:
+            ids = list(contract_ids)
+            if not ids:
+                return {}
+            sql += f" WHERE contract_id IN ({', '.join('?' * len(ids))})"
+            params.extend(ids)
+        return {
+            str(c): int(i) for c, i in self._db.read_rows(sql + " GROUP BY contract_id", *params)
+        }
+
+    def added_since(self, contract_id: str, figure_id: int) -> list[tuple[int, str, str, bool]]:
+        """Figures stored for a contract after ``figure_id``: (id, KPI, period, has a value)."""
+        sql = (
+            f"SELECT id, kpi_code, period_label, value FROM {FigureRecord.__tablename__} "  # noqa: S608
+            "WHERE contract_id = ? AND id > ? ORDER BY id"
+        )
+        return [
+            (int(i), str(k), str(p), v is not None and not math.isnan(v))
+            for i, k, p, v in self._db.read_rows(sql, contract_id, figure_id)
+        ]
+
+
+_VALUE_DTYPES = {
+    "contract": "category",
+    "kpi": "category",
+    "period": "category",
+    "value": "float64",
+    "benchmark": "float64",
+}
+
+
+def _literal_sql(sql: str, params: Sequence[object]) -> str:
+    """``sql`` with its ``?`` placeholders filled in as quoted literals (for COPY, which binds none)."""
+    parts = sql.split("?")
+    if len(parts) != len(params) + 1:
+        raise ValueError("one parameter per placeholder")
+    out = [parts[0]]
+    for value, rest in zip(params, parts[1:], strict=True):
+        out.append("'" + str(value).replace("'", "''") + "'")
+        out.append(rest)
+    return "".join(out)
 
 
 def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:
