@@ -25,12 +25,14 @@ import pandas as pd
 from sqlalchemy import case, func, select
 
 from kpibot.core.settings import Settings
+from kpibot.core.status import StatusCache
 from kpibot.engine.calendar import calendar_for, due_date_for
 from kpibot.engine.model import Contract
-from kpibot.engine.periods import Period, period_containing
+from kpibot.engine.periods import Period
 from kpibot.engine.reminders import IncidentClock, Message
 from kpibot.engine.returns import approved_only as approved
 from kpibot.engine.scorecard import FIGURE_COLUMNS, Scorecard
+from kpibot.engine.status import default_period
 from kpibot.files.contracts import load_contracts
 from kpibot.store.database import Database
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
@@ -40,9 +42,14 @@ from kpibot.store.schema import AuditEventRecord, FigureRecord
 Clock = Callable[[], datetime]
 V = TypeVar("V")
 SCORECARD_CACHE_SIZE = 1200
-VIEW_CACHE_SIZE = 2000
+# Two views (the overview and its counts) for each of ten thousand contracts, and room to spare.
+VIEW_CACHE_SIZE = 50_000
+# Contract definitions kept parsed: a 40-KPI contract is about 150 KB of objects, so ten thousand
+# are not all kept; one not kept is read back in under a millisecond.
+CONTRACT_CACHE_SIZE = 2000
 # A contract's version (see Services.contract_version); the index (contract_id, id) answers it.
 CONTRACT_VERSION_SQL = f"SELECT max(id) FROM {AuditEventRecord.__tablename__} WHERE contract_id = ?"  # noqa: S608
+CONTRACT_VERSIONS_SQL = f"SELECT contract_id, max(id) FROM {AuditEventRecord.__tablename__}"  # noqa: S608
 CONTRACT_CACHE_SECONDS = 60.0
 
 
@@ -58,6 +65,8 @@ IncidentsProvider = Callable[
 """Open incident clocks by contract id, for the reminder tick."""
 MissingNotes = Callable[["Services", Contract, Sequence[Period]], dict[str, str]]
 """What each period's return still lacks ("narrative missing"), for reminder texts."""
+StatusLinesMany = Callable[["Services", Sequence[tuple[Contract, Period]]], Mapping[str, list[str]]]
+"""A status hook's lines for many (contract, period) pairs at once, by contract id (warm-up)."""
 
 
 @dataclass
@@ -76,6 +85,11 @@ class FeatureHooks:
     messages: list[MessageProvider] = field(default_factory=list)
     incident_clocks: IncidentsProvider | None = None
     missing_notes: MissingNotes | None = None
+    # A status hook's lines change only after audit actions starting with these (and with the
+    # date); a hook not listed is rebuilt after any change to its contract.
+    status_changed_by: dict[StatusLines, tuple[str, ...]] = field(default_factory=dict)
+    # A status hook's version for many contracts at once, for the start-up warm-up.
+    status_many: dict[StatusLines, StatusLinesMany] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,12 +102,13 @@ class Services:
     figures: FigureRepository
     audit: AuditLog
     clock: Clock
-    _contract_cache: dict[str, Contract] = field(default_factory=dict)
+    _contract_cache: OrderedDict[str, Contract] = field(default_factory=OrderedDict)
     _card_cache: OrderedDict[tuple[object, ...], Scorecard] = field(default_factory=OrderedDict)
     _view_cache: OrderedDict[tuple[object, ...], Any] = field(default_factory=OrderedDict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: tuple[float, list[str]] | None = None
     hooks: FeatureHooks = field(default_factory=lambda: FeatureHooks())
+    _status: StatusCache | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -127,18 +142,38 @@ class Services:
         return list(self._ids[1])
 
     def contract(self, contract_id: str) -> Contract | None:
-        """A contract by id (cached; ``reload`` clears it)."""
-        if contract_id not in self._contract_cache:
-            c = self.contracts.get(contract_id)
-            if c is None:
-                return None
-            self._contract_cache[contract_id] = c
-        return self._contract_cache[contract_id]
+        """A contract by id (cached, the most recently used first kept; ``reload`` clears it)."""
+        with self._cache_lock:
+            hit = self._contract_cache.get(contract_id)
+            if hit is not None:
+                self._contract_cache.move_to_end(contract_id)
+                return hit
+        c = self.contracts.get(contract_id)
+        if c is None:
+            return None
+        return self._remember(c)
+
+    def contracts_by_id(self, contract_ids: Sequence[str]) -> list[Contract]:
+        """The contracts with these ids that exist, in that order; the ones not cached are read
+        in one query."""
+        with self._cache_lock:
+            known = {i: self._contract_cache[i] for i in contract_ids if i in self._contract_cache}
+        missing = [i for i in contract_ids if i not in known]
+        if missing:
+            for c in self.contracts.many(missing):
+                known[c.id] = self._remember(c)
+        return [known[i] for i in contract_ids if i in known]
+
+    def _remember(self, contract: Contract) -> Contract:
+        with self._cache_lock:
+            kept = self._contract_cache.setdefault(contract.id, contract)
+            self._contract_cache.move_to_end(contract.id)
+            while len(self._contract_cache) > CONTRACT_CACHE_SIZE:
+                self._contract_cache.popitem(last=False)
+        return kept
 
     def all_contracts(self) -> list[Contract]:
-        for c in self.contracts.all():
-            self._contract_cache.setdefault(c.id, c)
-        return [self._contract_cache[i] for i in sorted(self._contract_cache)]
+        return [self._remember(c) for c in self.contracts.all()]
 
     def reload(self) -> None:
         self._contract_cache.clear()
@@ -219,32 +254,77 @@ class Services:
         """
         return int(self.db.read_scalar(CONTRACT_VERSION_SQL, contract_id) or 0)
 
-    def view(self, contract: Contract, name: str, build: Callable[[], V], *params: object) -> V:
+    def contract_versions(self, contract_ids: Sequence[str]) -> dict[str, int]:
+        """:meth:`contract_version` for many contracts in one query (0 for none yet)."""
+        ids = list(contract_ids)
+        if not ids:
+            return {}
+        sql = (
+            f"{CONTRACT_VERSIONS_SQL} WHERE contract_id IN ({', '.join('?' * len(ids))}) "
+            "GROUP BY contract_id"
+        )
+        found = {str(c): int(v) for c, v in self.db.read_rows(sql, *ids)}
+        return {i: found.get(i, 0) for i in ids}
+
+    @property
+    def status(self) -> StatusCache:
+        """Each contract's evaluated status rows and feature lines (see kpibot.core.status)."""
+        if self._status is None:
+            with self._cache_lock:
+                if self._status is None:
+                    self._status = StatusCache(self)
+        return self._status
+
+    def view(
+        self,
+        contract: Contract,
+        name: str,
+        build: Callable[[], V],
+        *params: object,
+        version: int | None = None,
+    ) -> V:
         """``build()``'s result (a status overview, say), reused until anything about the contract
         changes (see :meth:`contract_version`) or the date moves on (lateness and the default
-        period follow the date). ``params`` are whatever else the view depends on.
+        period follow the date). ``params`` are whatever else the view depends on; ``version``,
+        when the caller has just read it, saves reading it again.
 
         The version is read before ``build`` runs, so a change racing the build at worst makes
         the next caller build again; it never leaves a stale view behind a newer version.
         """
-        key = (
-            name,
-            contract.id,
-            id(contract),
-            self.now().date(),
-            self.contract_version(contract.id),
-            *params,
-        )
+        key = self._view_key(contract.id, name, version, params)
         with self._cache_lock:
             if key in self._view_cache:
                 self._view_cache.move_to_end(key)
                 return self._view_cache[key]  # type: ignore[no-any-return]
         value = build()
+        self._keep_view(key, value)
+        return value
+
+    def remember_view(
+        self, contract: Contract, name: str, value: object, *params: object, version: int
+    ) -> None:
+        """Keep ``value`` as :meth:`view` would have built it at ``version`` (warm-up)."""
+        self._keep_view(self._view_key(contract.id, name, version, params), value)
+
+    def peek_view(self, contract_id: str, name: str, *params: object, version: int) -> object:
+        """The view :meth:`view` keeps for this contract at ``version`` today, or None."""
+        key = self._view_key(contract_id, name, version, params)
+        with self._cache_lock:
+            return self._view_cache.get(key)
+
+    def _view_key(
+        self, contract_id: str, name: str, version: int | None, params: tuple[object, ...]
+    ) -> tuple[object, ...]:
+        if version is None:
+            version = self.contract_version(contract_id)
+        return (name, contract_id, self.now().date(), version, *params)
+
+    def _keep_view(self, key: tuple[object, ...], value: object) -> None:
         with self._cache_lock:
             self._view_cache[key] = value
+            self._view_cache.move_to_end(key)
             while len(self._view_cache) > VIEW_CACHE_SIZE:
                 self._view_cache.popitem(last=False)
-        return value
 
     def scorecard(
         self, contract: Contract, at: Period | None = None, *, approved_only: bool = False
@@ -317,16 +397,4 @@ class Services:
 
     def default_period(self, contract: Contract) -> Period:
         """The latest ended reporting period inside the contract, as of now."""
-        today = self.now().date()
-        p = period_containing(
-            today, contract.reporting.period, contract.reporting.year_start_month
-        ).previous()
-        last = period_containing(
-            contract.end, contract.reporting.period, contract.reporting.year_start_month
-        )
-        if p.start > last.start:
-            return last
-        first = period_containing(
-            contract.start, contract.reporting.period, contract.reporting.year_start_month
-        )
-        return first if p.start < first.start else p
+        return default_period(contract, self.now().date())

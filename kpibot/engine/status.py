@@ -374,8 +374,8 @@ def standings(
 
     # ---- each contract's rows at its period, in KPI order
     where = np.full(max(run.slots, 1) * max(len(labels), 1), -1, dtype=np.int64)
-    mine = np.flatnonzero(known)
-    where[slot[mine] * len(labels) + lc[mine]] = mine
+    evaluated_rows = np.flatnonzero(known)
+    where[slot[evaluated_rows] * len(labels) + lc[evaluated_rows]] = evaluated_rows
     texts = [*evaluated.texts, ""]
     out: dict[str, ContractStatus] = {}
     for c, contract in enumerate(contracts):

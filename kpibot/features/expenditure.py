@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -618,3 +619,26 @@ def finance_summary(services: Services, contract: Contract) -> list[str]:
 def status_lines(services: Services, contract: Contract, period: Period) -> list[str]:
     """The owed exception reports, for ``/kpi status`` and the quarterly summary (any period)."""
     return finance_summary(services, contract)
+
+
+def status_lines_many(
+    services: Services, pairs: Sequence[tuple[Contract, Period]]
+) -> dict[str, list[str]]:
+    """:func:`status_lines` for many contracts: only those with a statement can owe a report,
+    and one query finds them."""
+    ids = [c.id for c, _ in pairs]
+    stated: set[str] = set()
+    with services.db.session(read_only=True) as session:
+        for start in range(0, len(ids), 1000):
+            stated.update(
+                session.scalars(
+                    select(ExpenditureStatementRecord.contract_id)
+                    .where(ExpenditureStatementRecord.contract_id.in_(ids[start : start + 1000]))
+                    .distinct()
+                )
+            )
+    return {c.id: finance_summary(services, c) for c, _ in pairs if c.id in stated}
+
+
+# Owed reports change only with statements and reports, each audited under these actions.
+STATUS_CHANGED_BY = ("expenditure",)

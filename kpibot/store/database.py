@@ -185,7 +185,7 @@ class Database:
             cursor = connection.cursor()
             chunks: list[bytes] = []
             try:
-                with cursor.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)") as copy:  # type: ignore[attr-defined]
+                with cursor.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)") as copy:
                     for chunk in copy:
                         chunks.append(bytes(chunk))
             finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -154,6 +155,27 @@ class ContractRepository:
                 select(ContractRecord.id, ContractRecord.definition).order_by(ContractRecord.id)
             ).all()
         return [_rebuild(contract_id, definition) for contract_id, definition in rows]
+
+    def many(self, contract_ids: Sequence[str]) -> list[Contract]:
+        """The contracts with these ids, in one query, ordered by id (unknown ids are left out).
+
+        The definitions come back as JSON text for pydantic to parse and validate in one step,
+        which is several times quicker than building Python dicts first.
+        """
+        ids = list(contract_ids)
+        out: list[Contract] = []
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            sql = (
+                f"SELECT id, CAST(definition AS TEXT) FROM {ContractRecord.__tablename__} "  # noqa: S608
+                f"WHERE id IN ({', '.join('?' * len(part))}) ORDER BY id"
+            )
+            for contract_id, text in self._db.read_rows(sql, *part):
+                try:
+                    out.append(Contract.model_validate_json(text))
+                except ValidationError as error:
+                    raise StoredContractInvalid(contract_id, str(error)) from error
+        return sorted(out, key=lambda c: c.id)
 
     def ids(self) -> list[str]:
         """The ids of every loaded contract, in order."""
