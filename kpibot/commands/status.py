@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -353,6 +355,29 @@ def warm(
     KPIs evaluated together (``services.status.warm``); then each overview is composed and kept
     as ``status`` would have built it.
     """
+    with _collector_paused():
+        return _warm(services, contract_ids, versions)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a batch is warmed: it allocates millions of objects that
+    live on, and every full collection on the way would walk all of them (and the caches)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _warm(
+    services: Services,
+    contract_ids: Sequence[str],
+    versions: Mapping[str, int] | None,
+) -> dict[str, tuple[str, dict[str, int]]]:
     if versions is None:
         versions = services.contract_versions(contract_ids)
     contracts = services.contracts_by_id(contract_ids)

@@ -46,7 +46,7 @@ SCORECARD_CACHE_SIZE = 1200
 VIEW_CACHE_SIZE = 50_000
 # Contract definitions kept parsed: a 40-KPI contract is about 150 KB of objects, so ten thousand
 # are not all kept; one not kept is read back in under a millisecond.
-CONTRACT_CACHE_SIZE = 2000
+CONTRACT_CACHE_SIZE = 1000
 # A contract's version (see Services.contract_version); the index (contract_id, id) answers it.
 CONTRACT_VERSION_SQL = f"SELECT max(id) FROM {AuditEventRecord.__tablename__} WHERE contract_id = ?"  # noqa: S608
 CONTRACT_VERSIONS_SQL = f"SELECT contract_id, max(id) FROM {AuditEventRecord.__tablename__}"  # noqa: S608

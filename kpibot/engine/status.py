@@ -146,9 +146,9 @@ class _Pass:
     """The shared tables of one :func:`standings` call."""
 
     contracts: Sequence[Contract]
-    slot_of: dict[tuple[int, str], int] = field(default_factory=dict)
     offsets: list[int] = field(default_factory=list)
-    slot_kind: list[str] = field(default_factory=list)
+    slot_kind: list[int] = field(default_factory=list)
+    slot_code: list[str] = field(default_factory=list)
     entries: list[TermsEntry] = field(default_factory=list)
     term_rows: dict[tuple[object, ...], dict[int, int]] = field(default_factory=dict)
     cells: tuple[list[int], list[int], list[int]] = field(default_factory=lambda: ([], [], []))
@@ -156,13 +156,13 @@ class _Pass:
 
     def build(self) -> None:
         slot = 0
-        for ci, contract in enumerate(self.contracts):
+        for contract in self.contracts:
             self.offsets.append(slot)
             comp = compiled(contract)
             default = contract.reporting.period
             for kpi in contract.kpis:
-                self.slot_of[(ci, kpi.code)] = slot
-                self.slot_kind.append(reporting_kind(kpi, default))
+                self.slot_code.append(kpi.code)
+                self.slot_kind.append(_KINDS.index(reporting_kind(kpi, default)))
                 for year, row in self._terms(kpi, comp[kpi.code]).items():
                     self.cells[0].append(slot)
                     self.cells[1].append(year)
@@ -227,8 +227,10 @@ def standings(
     at = at or {}
     run = _Pass(contracts)
     run.build()
+    ncon, nslots = len(contracts), run.slots
+    slot_contract = np.repeat(np.arange(ncon, dtype=np.int64), np.diff(run.offsets))
+    slot_kind = np.asarray(run.slot_kind, dtype=np.int64)
     index = {c.id: i for i, c in enumerate(contracts)}
-    ncon = len(contracts)
 
     # ---- figures of these contracts, as codes
     cc, cu = _factorize(figures["contract"])
@@ -236,7 +238,6 @@ def standings(
     ci = to_contract[cc] if len(cc) else np.zeros(0, dtype=np.int64)
     kc, ku = _factorize(figures["kpi"])
     lc, lu = _factorize(figures["period"])
-    labels = [str(x) for x in lu]
     value = np.asarray(figures["value"], dtype=float)
     bench = (
         np.asarray(figures["benchmark"], dtype=float)
@@ -248,41 +249,42 @@ def standings(
         ci, kc, lc, value, bench = ci[keep], kc[keep], lc[keep], value[keep], bench[keep]
 
     # ---- slots: one per (contract, KPI); figures of KPIs the contract lacks get their own
-    pair = ci * max(len(ku), 1) + kc
-    pairs, pair_inv = np.unique(pair, return_inverse=True)
-    extra = run.slots
-    pair_slot = np.empty(len(pairs), dtype=np.int64)
-    for j, key in enumerate(pairs.tolist()):
-        c, k = divmod(key, max(len(ku), 1))
-        s = run.slot_of.get((c, str(ku[k])))
-        if s is None:
-            s, extra = extra, extra + 1
-        pair_slot[j] = s
-    slot = pair_slot[pair_inv] if len(pair_inv) else np.zeros(0, dtype=np.int64)
+    nk = max(len(ku), 1)
+    code_at = pd.Index([str(k) for k in ku]).get_indexer(run.slot_code) if len(ku) else None
+    slot = np.full(len(ci), -1, dtype=np.int64)
+    if code_at is not None:
+        has = np.flatnonzero(code_at >= 0)
+        skeys = slot_contract[has] * nk + code_at[has]
+        order = np.argsort(skeys)
+        skeys, sslots = skeys[order], has[order]
+        fkeys = ci * nk + kc
+        pos = np.clip(np.searchsorted(skeys, fkeys), 0, max(len(skeys) - 1, 0))
+        if len(skeys):
+            slot = np.where(skeys[pos] == fkeys, sslots[pos], -1)
+        stray = slot < 0
+        if stray.any():
+            _u, inverse = np.unique(fkeys[stray], return_inverse=True)
+            slot[stray] = nslots + inverse
 
-    # ---- period facts, per distinct (label, reporting year start) and (contract, label)
-    periods = _Periods(labels)
+    # ---- period facts: each label parsed once per reporting-year start
+    periods = _Periods([str(x) for x in lu])
     ysm = np.asarray([c.reporting.year_start_month for c in contracts], dtype=np.int64)
-    cl = ci * max(len(labels), 1) + lc
-    cls, cl_inv = np.unique(cl, return_inverse=True)
-    cl_year = np.empty(len(cls), dtype=np.int64)
-    cl_period = np.empty(len(cls), dtype=np.int64)
-    for j, key in enumerate(cls.tolist()):
-        c, label = divmod(key, max(len(labels), 1))
-        p_index = periods.index(label, int(ysm[c]))
-        y = contracts[c].year_for(periods.period(p_index))
-        cl_year[j] = -1 if y is None else y.year
-        cl_period[j] = p_index
-    year = cl_year[cl_inv] if len(cl_inv) else np.zeros(0, dtype=np.int64)
-    pidx = cl_period[cl_inv] if len(cl_inv) else np.zeros(0, dtype=np.int64)
+    ysm_values, ysm_code = np.unique(ysm, return_inverse=True)
+    by_ysm = np.asarray(
+        [[periods.index(li, int(y)) for li in range(len(lu))] for y in ysm_values],
+        dtype=np.int64,
+    ).reshape(len(ysm_values), len(lu))
+    pidx = by_ysm[ysm_code[ci], lc] if len(ci) else np.zeros(0, dtype=np.int64)
+    years = _Years(contracts)
+    year = years.of(ci, pidx, periods)
 
     # ---- the period each contract is shown at
-    inside = year >= 0
-    has_value = inside & ~np.isnan(value)
-    kind_of_row = periods.kind_codes()[pidx] if len(pidx) else np.zeros(0, dtype=np.int64)
+    kinds = periods.kind_codes()
     reporting = np.asarray([_KINDS.index(c.reporting.period) for c in contracts], dtype=np.int64)
     latest_p = np.full(ncon, -1, dtype=np.int64)
-    wanted = has_value & (kind_of_row == reporting[ci] if len(ci) else has_value)
+    wanted = (year >= 0) & ~np.isnan(value)
+    if len(ci):
+        wanted &= kinds[pidx] == reporting[ci]
     if wanted.any():
         rows = np.flatnonzero(wanted)
         starts = periods.start_ordinals()[pidx[rows]]
@@ -293,74 +295,66 @@ def standings(
         latest_p[ci[chosen]] = pidx[chosen]
     shown: list[Period] = []
     latest: list[Period | None] = []
+    # Per contract and KPI kind: the label, parsed period and contract year a KPI is shown at.
+    show_label = np.full((ncon, len(_KINDS)), -1, dtype=np.int64)
+    show_period = np.full((ncon, len(_KINDS)), -1, dtype=np.int64)
+    show_year = np.full((ncon, len(_KINDS)), -1, dtype=np.int64)
     for c, contract in enumerate(contracts):
-        mine = None if latest_p[c] < 0 else contract.parse_period(periods.label(latest_p[c]))
+        mine = None if latest_p[c] < 0 else periods.period(int(latest_p[c]))
         latest.append(mine)
-        asked = at.get(contract.id)
-        shown.append(asked or mine or default_period(contract, today))
+        here = at.get(contract.id) or mine or default_period(contract, today)
+        shown.append(here)
+        for k, kind in enumerate(_KINDS):
+            target = period_for(contract, kind, here)
+            if target is not None:
+                li = periods.label_index(target.label)
+                show_label[c, k] = li
+                show_period[c, k] = periods.index(li, int(ysm[c]))
+                show_year[c, k] = _year(contract, target)
 
     # ---- placeholders: a missing row for every KPI without a figure at its shown period
-    add_slot: list[int] = []
-    add_label: list[int] = []
-    present = set((slot * len(labels) + lc).tolist()) if len(labels) else set()
-    for c, contract in enumerate(contracts):
-        by_kind: dict[str, Period | None] = {}
-        only = set(kpis[contract.id]) if kpis and contract.id in kpis else None
-        for s in range(run.offsets[c], run.offsets[c + 1]):
-            if only is not None and contract.kpis[s - run.offsets[c]].code not in only:
-                continue
-            kind = run.slot_kind[s]
-            if kind not in by_kind:
-                by_kind[kind] = period_for(contract, kind, shown[c])
-            target = by_kind[kind]
-            if target is None:
-                continue
-            li = periods.label_index(target.label)
-            if li < len(labels) and s * len(labels) + li in present:
-                continue
-            add_slot.append(s)
-            add_label.append(li)
-    if add_slot:
-        more = len(add_slot)
-        slot = np.concatenate([slot, np.asarray(add_slot, dtype=np.int64)])
-        owner = np.searchsorted(np.asarray(run.offsets[1:]), np.asarray(add_slot), side="right")
-        ci = np.concatenate([ci, owner.astype(np.int64)])
-        value = np.concatenate([value, np.full(more, np.nan)])
-        bench = np.concatenate([bench, np.full(more, np.nan)])
-        add_p = np.asarray(
-            [
-                periods.index(li, int(ysm[c]))
-                for li, c in zip(add_label, owner.tolist(), strict=True)
-            ],
-            dtype=np.int64,
-        )
-        pidx = np.concatenate([pidx, add_p])
-        add_year = np.asarray(
-            [
-                _year(contracts[c], periods.period(p))
-                for c, p in zip(owner.tolist(), add_p.tolist(), strict=True)
-            ],
-            dtype=np.int64,
-        )
-        year = np.concatenate([year, add_year])
-        lc = np.concatenate([lc, np.asarray(add_label, dtype=np.int64)])
-    labels = periods.labels
-    kind_of_row = periods.kind_codes()[pidx] if len(pidx) else np.zeros(0, dtype=np.int64)
+    nl = max(len(periods.labels), 1)
+    wanted_label = show_label[slot_contract, slot_kind]
+    if kpis is not None:
+        allowed = np.zeros(nslots, dtype=bool)
+        for cid, codes in kpis.items():
+            at_c = index.get(cid)
+            if at_c is not None:
+                only = set(codes)
+                for s in range(run.offsets[at_c], run.offsets[at_c + 1]):
+                    allowed[s] = run.slot_code[s] in only
+        wanted_label = np.where(allowed, wanted_label, -1)
+    shows = np.flatnonzero(wanted_label >= 0)
+    present = np.isin(
+        shows * nl + wanted_label[shows], slot[slot < nslots] * nl + lc[slot < nslots]
+    )
+    add = shows[~present]
+    if len(add):
+        owner = slot_contract[add]
+        add_kind = slot_kind[add]
+        slot = np.concatenate([slot, add])
+        ci = np.concatenate([ci, owner])
+        value = np.concatenate([value, np.full(len(add), np.nan)])
+        bench = np.concatenate([bench, np.full(len(add), np.nan)])
+        pidx = np.concatenate([pidx, show_period[owner, add_kind]])
+        year = np.concatenate([year, show_year[owner, add_kind]])
+        lc = np.concatenate([lc, show_label[owner, add_kind]])
     bench = _fill_benchmarks(contracts, run, slot, pidx, periods, bench)
 
     # ---- one evaluation over every row inside its contract
-    keep_rows = np.flatnonzero(year >= 0)
-    slot, year, pidx, lc = slot[keep_rows], year[keep_rows], pidx[keep_rows], lc[keep_rows]
-    value, bench, kind_of_row = value[keep_rows], bench[keep_rows], kind_of_row[keep_rows]
+    inside = np.flatnonzero(year >= 0)
+    slot, year, pidx, lc = slot[inside], year[inside], pidx[inside], lc[inside]
+    value, bench = value[inside], bench[inside]
+    kinds = periods.kind_codes()  # placeholders may have brought periods not seen before
+    kind_of_row = kinds[pidx] if len(pidx) else np.zeros(0, dtype=np.int64)
     table = run.table()
-    known = slot < run.slots
+    known = slot < nslots
     idx = np.full(len(slot), -1, dtype=np.int64)
     in_table = known & (year <= run.max_year)
     idx[in_table] = table[slot[in_table], year[in_table]]
     facts = periods.facts()
-    terms = terms_frame(run.entries)
     evaluated = evaluate_arrays(
-        terms,
+        terms_frame(run.entries),
         idx,
         slot * len(_KINDS) + kind_of_row,
         kind_of_row == _KINDS.index("year"),
@@ -373,38 +367,34 @@ def standings(
     )
 
     # ---- each contract's rows at its period, in KPI order
-    where = np.full(max(run.slots, 1) * max(len(labels), 1), -1, dtype=np.int64)
-    evaluated_rows = np.flatnonzero(known)
-    where[slot[evaluated_rows] * len(labels) + lc[evaluated_rows]] = evaluated_rows
-    texts = [*evaluated.texts, ""]
+    where = np.full(max(nslots, 1) * nl, -1, dtype=np.int64)
+    rows_known = np.flatnonzero(known)
+    where[slot[rows_known] * nl + lc[rows_known]] = rows_known
+    picked = shows[where[shows * nl + wanted_label[shows]] >= 0]
+    picks = where[picked * nl + wanted_label[picked]]
+    built = _rows(
+        evaluated,
+        [*evaluated.texts, ""],
+        periods.labels,
+        [run.slot_code[s] for s in picked.tolist()],
+        lc[picks],
+        year[picks],
+        value[picks],
+        picks,
+    )
+    ends = np.cumsum(np.bincount(slot_contract[picked], minlength=ncon)).tolist()
     out: dict[str, ContractStatus] = {}
+    begin = 0
     for c, contract in enumerate(contracts):
-        only = set(kpis[contract.id]) if kpis and contract.id in kpis else None
-        by_kind = {}
-        picks: list[int] = []
-        codes: list[str] = []
-        for s in range(run.offsets[c], run.offsets[c + 1]):
-            code = contract.kpis[s - run.offsets[c]].code
-            if only is not None and code not in only:
-                continue
-            kind = run.slot_kind[s]
-            if kind not in by_kind:
-                by_kind[kind] = period_for(contract, kind, shown[c])
-            target = by_kind[kind]
-            if target is None:
-                continue
-            r = int(where[s * len(labels) + periods.label_index(target.label)])
-            if r >= 0:
-                picks.append(r)
-                codes.append(code)
         out[contract.id] = ContractStatus(
             contract.id,
             shown[c],
-            _rows(evaluated, texts, labels, lc, year, value, picks, codes),
+            tuple(built[begin : ends[c]]),
             latest[c],
             at.get(contract.id),
             today,
         )
+        begin = ends[c]
     return out
 
 
@@ -423,17 +413,13 @@ def _rows(
     e: Evaluated,
     texts: list[str],
     labels: list[str],
+    codes: list[str],
     lc: IntArray,
     year: IntArray,
     value: npt.NDArray[np.float64],
-    picks: list[int],
-    codes: list[str],
-) -> tuple[KpiStatus, ...]:
-    if not picks:
-        return ()
-    p = np.asarray(picks, dtype=np.int64)
-    pos = e.position[p].tolist()
-    return tuple(
+    p: IntArray,
+) -> list[KpiStatus]:
+    return [
         KpiStatus(
             code,
             labels[label],
@@ -449,23 +435,60 @@ def _rows(
         )
         for code, label, y, v, yv, yt, t, pc, tc, crit in zip(
             codes,
-            lc[p].tolist(),
-            year[p].tolist(),
-            value[p].tolist(),
+            lc.tolist(),
+            year.tolist(),
+            value.tolist(),
             e.ytd_value[p].tolist(),
             e.ytd_target[p].tolist(),
             e.text[p].tolist(),
-            pos,
+            e.position[p].tolist(),
             e.trend[p].tolist(),
             e.critical[p].tolist(),
             strict=True,
         )
-    )
+    ]
 
 
 def _year(contract: Contract, period: Period) -> int:
     y = contract.year_for(period)
     return -1 if y is None else y.year
+
+
+class _Years:
+    """Contract years as arrays, to find the year of many (contract, period) pairs at once."""
+
+    def __init__(self, contracts: Sequence[Contract]) -> None:
+        width = max(len(c.contract_years) for c in contracts)
+        self.start = np.full((len(contracts), width), np.iinfo(np.int64).max, dtype=np.int64)
+        self.end = np.full((len(contracts), width), np.iinfo(np.int64).min, dtype=np.int64)
+        self.year = np.full((len(contracts), width), -1, dtype=np.int64)
+        for c, contract in enumerate(contracts):
+            for j, y in enumerate(contract.contract_years):
+                self.start[c, j] = y.start.toordinal()
+                self.end[c, j] = y.end.toordinal()
+                self.year[c, j] = y.year
+
+    def of(self, ci: IntArray, pidx: IntArray, periods: _Periods) -> IntArray:
+        """``Contract.year_for`` for every row: the year holding the period's end, else its
+        start, the first in the contract's order; -1 outside the contract."""
+        if len(ci) == 0:
+            return np.zeros(0, dtype=np.int64)
+        width = int(pidx.max()) + 1
+        _pairs, first, inverse = np.unique(
+            ci * width + pidx, return_index=True, return_inverse=True
+        )
+        c, p = ci[first], pidx[first]
+        starts, ends = periods.start_ordinals()[p][:, None], periods.end_ordinals()[p][:, None]
+        ys, ye = self.start[c], self.end[c]
+        by_end = (ys <= ends) & (ends <= ye)
+        by_start = (ys <= starts) & (starts <= ye)
+        j = np.where(
+            by_end.any(axis=1),
+            by_end.argmax(axis=1),
+            np.where(by_start.any(axis=1), by_start.argmax(axis=1), -1),
+        )
+        found = np.where(j >= 0, self.year[c, np.clip(j, 0, None)], -1)
+        return found[inverse]
 
 
 @dataclass(frozen=True)
@@ -511,6 +534,9 @@ class _Periods:
 
     def start_ordinals(self) -> IntArray:
         return np.asarray([p.start.toordinal() for p in self._parsed], dtype=np.int64)
+
+    def end_ordinals(self) -> IntArray:
+        return np.asarray([p.end.toordinal() for p in self._parsed], dtype=np.int64)
 
     def facts(self) -> _Facts:
         ps = self._parsed

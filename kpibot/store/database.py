@@ -172,28 +172,6 @@ class Database:
             connection.close()
         return [tuple(r) for r in rows]
 
-    def copy_out(self, select_sql: str) -> bytes:
-        """PostgreSQL only: the rows of ``select_sql`` as CSV, through ``COPY … TO STDOUT``.
-
-        A hundred thousand rows a second and more through the driver's tuples becomes several
-        million as one CSV text that pandas parses in C (the start-up warm-up reads every figure).
-        """
-        if self.dialect != "postgresql":
-            raise ValueError("copy_out needs PostgreSQL")
-        connection = self._reader_engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            chunks: list[bytes] = []
-            try:
-                with cursor.copy(f"COPY ({select_sql}) TO STDOUT WITH (FORMAT csv)") as copy:
-                    for chunk in copy:
-                        chunks.append(bytes(chunk))
-            finally:
-                cursor.close()
-        finally:
-            connection.close()
-        return b"".join(chunks)
-
     @contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[Session]:
         """A transaction: committed when the block ends, rolled back if it raises.

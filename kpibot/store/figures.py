@@ -385,14 +385,27 @@ class FigureRepository:
         narrows the read to those KPIs (a refresh after a submission).
         """
         table = FigureRecord.__tablename__
-        where = [f"NOT EXISTS (SELECT 1 FROM {table} n WHERE n.supersedes_id = f.id)"]
+        where: list[str] = []
         params: list[object] = []
         if contract_ids is not None:
             ids = list(contract_ids)
             if not ids:
-                return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _VALUE_DTYPES.items()})
-            where.append(f"f.contract_id IN ({', '.join('?' * len(ids))})")
+                return _no_values()
+            marks = ", ".join("?" * len(ids))
+            where.append(f"f.contract_id IN ({marks})")
+            # Superseded figures are few: find them among these contracts' own figures (an
+            # index read), not by joining every figure in the table against every other.
+            where.append(
+                f"f.id NOT IN (SELECT n.supersedes_id FROM {table} n "  # noqa: S608
+                f"WHERE n.contract_id IN ({marks}) AND n.supersedes_id IS NOT NULL)"
+            )
             params.extend(ids)
+            params.extend(ids)
+        else:
+            where.append(
+                f"f.id NOT IN (SELECT n.supersedes_id FROM {table} n "  # noqa: S608
+                "WHERE n.supersedes_id IS NOT NULL)"
+            )
         if kpis is not None:
             codes = list(kpis)
             where.append(f"f.kpi_code IN ({', '.join('?' * max(len(codes), 1))})")
@@ -401,11 +414,23 @@ class FigureRepository:
             "SELECT f.contract_id, f.kpi_code, f.period_label, f.value, f.benchmark "  # noqa: S608
             f"FROM {table} f WHERE {' AND '.join(where)}"
         )
-        bulk = contract_ids is None or len(params) > 64
+        bulk = contract_ids is None or len(params) > 128
         if self._db.dialect == "postgresql" and bulk and kpis is None:
-            text = self._db.copy_out(_literal_sql(sql, params))
+            # The server writes the rows as one CSV text: one value for the driver to hand over
+            # instead of a tuple per figure, and pandas parses it in C. Contract ids are slugs
+            # and period labels normalised, so only KPI codes can need quoting.
+            csv_sql = (
+                "SELECT string_agg(concat_ws(',', f.contract_id, "  # noqa: S608
+                "'\"' || replace(f.kpi_code, '\"', '\"\"') || '\"', f.period_label, "
+                # concat_ws leaves NULLs out, so each number is written, or empty, explicitly.
+                "coalesce(f.value::text, ''), coalesce(f.benchmark::text, '')), E'\\n') "
+                f"FROM {table} f WHERE {' AND '.join(where)}"
+            )
+            text = self._db.read_scalar(csv_sql, *params)
+            if not text:
+                return _no_values()
             return pd.read_csv(
-                io.BytesIO(text),
+                io.StringIO(text),
                 header=None,
                 names=list(_VALUE_DTYPES),
                 dtype=_VALUE_DTYPES,
@@ -448,6 +473,10 @@ class FigureRepository:
         ]
 
 
+def _no_values() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _VALUE_DTYPES.items()})
+
+
 _VALUE_DTYPES = {
     "contract": "category",
     "kpi": "category",
@@ -455,18 +484,6 @@ _VALUE_DTYPES = {
     "value": "float64",
     "benchmark": "float64",
 }
-
-
-def _literal_sql(sql: str, params: Sequence[object]) -> str:
-    """``sql`` with its ``?`` placeholders filled in as quoted literals (for COPY, which binds none)."""
-    parts = sql.split("?")
-    if len(parts) != len(params) + 1:
-        raise ValueError("one parameter per placeholder")
-    out = [parts[0]]
-    for value, rest in zip(params, parts[1:], strict=True):
-        out.append("'" + str(value).replace("'", "''") + "'")
-        out.append(rest)
-    return "".join(out)
 
 
 def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:
