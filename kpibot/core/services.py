@@ -51,6 +51,8 @@ CONTRACT_CACHE_SIZE = 1000
 CONTRACT_VERSION_SQL = f"SELECT max(id) FROM {AuditEventRecord.__tablename__} WHERE contract_id = ?"  # noqa: S608
 CONTRACT_VERSIONS_SQL = f"SELECT contract_id, max(id) FROM {AuditEventRecord.__tablename__}"  # noqa: S608
 CONTRACT_CACHE_SECONDS = 60.0
+# The version the view being built on this thread is keyed on (see Services.view).
+_BUILDING = threading.local()
 
 
 StatusLines = Callable[["Services", Contract, Period], list[str]]
@@ -251,7 +253,13 @@ class Services:
         """Grows with every change to anything about a contract: its terms, figures, returns,
         action plans, finance. Each of those writes its audit entry in the same transaction as the
         change, so the contract's latest audit entry id versions them all, across processes too.
+
+        While :meth:`view` builds a contract's view, this is the version the view is keyed on
+        (read once, and the parts of the view agree with its key).
         """
+        building = getattr(_BUILDING, "version", None)
+        if building is not None and building[0] == contract_id:
+            return int(building[1])
         return int(self.db.read_scalar(CONTRACT_VERSION_SQL, contract_id) or 0)
 
     def contract_versions(self, contract_ids: Sequence[str]) -> dict[str, int]:
@@ -296,7 +304,12 @@ class Services:
             if key in self._view_cache:
                 self._view_cache.move_to_end(key)
                 return self._view_cache[key]  # type: ignore[no-any-return]
-        value = build()
+        outer = getattr(_BUILDING, "version", None)
+        _BUILDING.version = (contract.id, key[3])
+        try:
+            value = build()
+        finally:
+            _BUILDING.version = outer
         self._keep_view(key, value)
         return value
 

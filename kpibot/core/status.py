@@ -258,20 +258,27 @@ class StatusCache:
     def _apply_figures(self, contract: Contract, memo: _Memo, today: date) -> None:
         """Fold the figures stored since ``memo.figure_id`` into the cached rows, KPI by KPI."""
         services = self._services
-        added = services.figures.added_since(contract.id, memo.figure_id)
-        if not added:
+        rows = services.figures.changed_since(contract.id, memo.figure_id)
+        if not rows:
             return
-        memo.figure_id = max(i for i, _k, _p, _v in added)
+        since = memo.figure_id
+        memo.figure_id = max(since, *(r[0] for r in rows))
         if not memo.standings:
             return
-        kpis = sorted({k for _i, k, _p, _v in added})
-        valued = {p for _i, _k, p, has in added if has}
+        kpis = sorted({r[1] for r in rows})
+        valued = {r[2] for r in rows if r[0] > since and r[3] is not None and r[3] == r[3]}
         stale = [key for key, s in memo.standings.items() if s.moved_by(contract, valued)]
         for key in stale:
             del memo.standings[key]
         if not memo.standings:
             return
-        figures = services.figures.current_values([contract.id], kpis)
+        figures = {
+            "contract": [contract.id] * len(rows),
+            "kpi": [r[1] for r in rows],
+            "period": [r[2] for r in rows],
+            "value": [r[3] for r in rows],
+            "benchmark": [r[4] for r in rows],
+        }
         for key, status in list(memo.standings.items()):
             fresh = standings(
                 [contract], figures, today, {contract.id: status.period}, {contract.id: kpis}

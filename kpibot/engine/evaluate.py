@@ -24,7 +24,7 @@ second (``benchmarks/engine.py``). ``evaluate_scalar`` is the same rules one row
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -96,8 +96,27 @@ def _flatten(
     return _KIND[t.kind], _OP[op], float(value), uplift, combine, hint
 
 
+Terms = Mapping[str, Any]
+"""The terms as columns: a terms frame, or :func:`terms_columns`' plain arrays."""
+
+
 def terms_frame(entries: Iterable[TermsEntry]) -> pd.DataFrame:
     """Flatten parsed terms into one numeric row per (contract, kpi, year)."""
+    return pd.DataFrame(_term_rows(entries))
+
+
+def terms_columns(entries: Iterable[TermsEntry]) -> dict[str, npt.NDArray[Any]]:
+    """:func:`terms_frame` as plain arrays, one per column (no DataFrame to build)."""
+    rows = _term_rows(entries)
+    if not rows:
+        return {}
+    return {
+        key: np.asarray([r[key] for r in rows], dtype=object if key == "target_text" else None)
+        for key in rows[0]
+    }
+
+
+def _term_rows(entries: Iterable[TermsEntry]) -> list[dict[str, object]]:
     rows = []
     for e in entries:
         yt = e.terms
@@ -128,7 +147,7 @@ def terms_frame(entries: Iterable[TermsEntry]) -> pd.DataFrame:
                 }
             )
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def annotate_periods(
@@ -198,14 +217,14 @@ def _cmp(v: npt.NDArray[Any], op: npt.NDArray[np.int8], t: npt.NDArray[Any]) -> 
 _T_NONE, _T_CONST, _T_BENCH, _T_BENCH_MAX, _T_BENCH_MIN, _T_IMPROVE = range(6)
 
 
-def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.int8], FloatArray]:
+def _threshold_rules(terms: Terms, prefix: str) -> tuple[npt.NDArray[np.int8], FloatArray]:
     """Per terms row: (rule code, its number) for the ``prefix`` target."""
-    kind = terms[f"{prefix}_kind"].to_numpy()
-    value = terms[f"{prefix}_value"].to_numpy(dtype=float)
-    uplift = terms[f"{prefix}_uplift"].to_numpy(dtype=float)
-    combine = terms[f"{prefix}_combine"].to_numpy(dtype=float)
-    hint = terms[f"{prefix}_hint"].to_numpy(dtype=float)
-    base = terms["baseline"].to_numpy(dtype=float)
+    kind = np.asarray(terms[f"{prefix}_kind"])
+    value = np.asarray(terms[f"{prefix}_value"], dtype=float)
+    uplift = np.asarray(terms[f"{prefix}_uplift"], dtype=float)
+    combine = np.asarray(terms[f"{prefix}_combine"], dtype=float)
+    hint = np.asarray(terms[f"{prefix}_hint"], dtype=float)
+    base = np.asarray(terms["baseline"], dtype=float)
     base = np.where(np.isnan(base), hint, base)
     up = base * (1.0 + uplift)
     bench_rule = np.where(
@@ -558,7 +577,7 @@ class Evaluated:
 
 
 def evaluate_arrays(
-    terms: pd.DataFrame,
+    terms: Terms,
     idx: IntArray,
     gid_arr: IntArray,
     is_year: BoolArray,
@@ -581,7 +600,7 @@ def evaluate_arrays(
     at = np.where(unknown, 0, idx)
 
     def spec(column: str, dtype: type | str) -> npt.NDArray:  # type: ignore[type-arg]
-        values = terms[column].to_numpy(dtype=dtype)
+        values = np.asarray(terms[column], dtype=dtype)
         return values[at] if len(values) else np.zeros(n, dtype=values.dtype)
 
     order, key_s, lowest = _series_order(gid_arr, ordinal)
@@ -627,7 +646,7 @@ def evaluate_arrays(
 
     trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))
 
-    text_code, texts = _codes(terms["target_text"].to_numpy())
+    text_code, texts = _codes(np.asarray(terms["target_text"], dtype=object))
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
     return Evaluated(
         tuple(texts),

@@ -37,7 +37,7 @@ from kpibot.engine.evaluate import (
     Evaluated,
     TermsEntry,
     evaluate_arrays,
-    terms_frame,
+    terms_columns,
 )
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period, parse_period, period_containing
@@ -149,19 +149,24 @@ class _Pass:
     offsets: list[int] = field(default_factory=list)
     slot_kind: list[int] = field(default_factory=list)
     slot_code: list[str] = field(default_factory=list)
+    slot_kpi: list[KPI] = field(default_factory=list)
     entries: list[TermsEntry] = field(default_factory=list)
     term_rows: dict[tuple[object, ...], dict[int, int]] = field(default_factory=dict)
     cells: tuple[list[int], list[int], list[int]] = field(default_factory=lambda: ([], [], []))
     max_year: int = 0
 
-    def build(self) -> None:
+    def build(self, only: Mapping[str, Iterable[str]] | None = None) -> None:
         slot = 0
         for contract in self.contracts:
             self.offsets.append(slot)
             comp = compiled(contract)
             default = contract.reporting.period
+            wanted = set(only[contract.id]) if only and contract.id in only else None
             for kpi in contract.kpis:
+                if wanted is not None and kpi.code not in wanted:
+                    continue
                 self.slot_code.append(kpi.code)
+                self.slot_kpi.append(kpi)
                 self.slot_kind.append(_KINDS.index(reporting_kind(kpi, default)))
                 for year, row in self._terms(kpi, comp[kpi.code]).items():
                     self.cells[0].append(slot)
@@ -226,7 +231,7 @@ def standings(
         return {}
     at = at or {}
     run = _Pass(contracts)
-    run.build()
+    run.build(kpis)
     ncon, nslots = len(contracts), run.slots
     slot_contract = np.repeat(np.arange(ncon, dtype=np.int64), np.diff(run.offsets))
     slot_kind = np.asarray(run.slot_kind, dtype=np.int64)
@@ -315,15 +320,6 @@ def standings(
     # ---- placeholders: a missing row for every KPI without a figure at its shown period
     nl = max(len(periods.labels), 1)
     wanted_label = show_label[slot_contract, slot_kind]
-    if kpis is not None:
-        allowed = np.zeros(nslots, dtype=bool)
-        for cid, codes in kpis.items():
-            at_c = index.get(cid)
-            if at_c is not None:
-                only = set(codes)
-                for s in range(run.offsets[at_c], run.offsets[at_c + 1]):
-                    allowed[s] = run.slot_code[s] in only
-        wanted_label = np.where(allowed, wanted_label, -1)
     shows = np.flatnonzero(wanted_label >= 0)
     present = np.isin(
         shows * nl + wanted_label[shows], slot[slot < nslots] * nl + lc[slot < nslots]
@@ -354,7 +350,7 @@ def standings(
     idx[in_table] = table[slot[in_table], year[in_table]]
     facts = periods.facts()
     evaluated = evaluate_arrays(
-        terms_frame(run.entries),
+        terms_columns(run.entries),
         idx,
         slot * len(_KINDS) + kind_of_row,
         kind_of_row == _KINDS.index("year"),
@@ -560,11 +556,7 @@ def _fill_benchmarks(
     bench: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
     """National averages from the contract where a figure brings none (as Scorecard.build)."""
-    series: dict[int, KPI] = {}
-    for c, contract in enumerate(contracts):
-        for i, k in enumerate(contract.kpis):
-            if k.benchmarks:
-                series[run.offsets[c] + i] = k
+    series = {s: k for s, k in enumerate(run.slot_kpi) if k.benchmarks}
     if not series:
         return bench
     out = bench.copy()

@@ -196,14 +196,11 @@ def missing_notes(
 
 def pending_periods(services: Services, contract_id: str) -> set[str]:
     """Periods whose return is submitted and awaiting approval (or queried): show as pending."""
-    with services.db.session(read_only=True) as session:
-        rows = session.scalars(
-            select(ReturnRecord.period_label).where(
-                ReturnRecord.contract_id == contract_id,
-                ReturnRecord.state.in_(("submitted", "queried")),
-            )
-        )
-        return set(rows)
+    sql = (
+        f"SELECT period_label FROM {ReturnRecord.__tablename__} "  # noqa: S608
+        "WHERE contract_id = ? AND state IN ('submitted', 'queried')"
+    )
+    return {str(label) for (label,) in services.db.read_rows(sql, contract_id)}
 
 
 def pending_many(services: Services, contract_ids: Sequence[str]) -> dict[str, set[str]]:

@@ -461,6 +461,27 @@ class FigureRepository:
             str(c): int(i) for c, i in self._db.read_rows(sql + " GROUP BY contract_id", *params)
         }
 
+    def changed_since(
+        self, contract_id: str, figure_id: int
+    ) -> list[tuple[int, str, str, float | None, float | None]]:
+        """The current figures of every KPI of a contract that got a figure after ``figure_id``:
+        (id, KPI, period, value, benchmark), in one query. A status refresh re-evaluates exactly
+        these KPIs; the newest figure is always current, so the largest id is the contract's."""
+        table = FigureRecord.__tablename__
+        sql = (
+            f"SELECT f.id, f.kpi_code, f.period_label, f.value, f.benchmark FROM {table} f "  # noqa: S608
+            "WHERE f.contract_id = ? AND f.kpi_code IN "
+            f"(SELECT a.kpi_code FROM {table} a WHERE a.contract_id = ? AND a.id > ?) "
+            f"AND f.id NOT IN (SELECT n.supersedes_id FROM {table} n "
+            "WHERE n.contract_id = ? AND n.supersedes_id IS NOT NULL)"
+        )
+        return [
+            (int(i), str(k), str(p), v, b)
+            for i, k, p, v, b in self._db.read_rows(
+                sql, contract_id, contract_id, figure_id, contract_id
+            )
+        ]
+
     def added_since(self, contract_id: str, figure_id: int) -> list[tuple[int, str, str, bool]]:
         """Figures stored for a contract after ``figure_id``: (id, KPI, period, has a value)."""
         sql = (

@@ -142,11 +142,8 @@ class ContractRepository:
 
     def get(self, contract_id: str) -> Contract | None:
         """The contract as last loaded, or None when no contract has this id."""
-        with self._db.session(read_only=True) as session:
-            definition = session.scalar(
-                select(ContractRecord.definition).where(ContractRecord.id == contract_id)
-            )
-        return None if definition is None else _rebuild(contract_id, definition)
+        found = self.many([contract_id])
+        return found[0] if found else None
 
     def all(self) -> list[Contract]:
         """Every loaded contract, ordered by id."""
