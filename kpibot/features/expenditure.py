@@ -618,6 +618,13 @@ def finance_summary(services: Services, contract: Contract) -> list[str]:
 
 def status_lines(services: Services, contract: Contract, period: Period) -> list[str]:
     """The owed exception reports, for ``/kpi status`` and the quarterly summary (any period)."""
+    # Only a contract with a statement can owe a report: one quick indexed read says which.
+    if not services.db.read_scalar(
+        f"SELECT 1 FROM {ExpenditureStatementRecord.__tablename__} "  # noqa: S608
+        "WHERE contract_id = ? LIMIT 1",
+        contract.id,
+    ):
+        return []
     return finance_summary(services, contract)
 
 

@@ -176,8 +176,8 @@ class ContractRepository:
 
     def ids(self) -> list[str]:
         """The ids of every loaded contract, in order."""
-        with self._db.session(read_only=True) as session:
-            return list(session.scalars(select(ContractRecord.id).order_by(ContractRecord.id)))
+        sql = f"SELECT id FROM {ContractRecord.__tablename__} ORDER BY id"  # noqa: S608
+        return [str(i) for (i,) in self._db.read_rows(sql)]
 
 
 def _rebuild(contract_id: str, definition: dict[str, Any]) -> Contract:
