@@ -11,10 +11,15 @@ drift and noise, with 3% of returns missing.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import parse_period
@@ -222,3 +227,205 @@ def figures_for(contract: Contract, rng: np.random.Generator) -> list[NewFigure]
             if not gone
         )
     return rows
+
+
+# ------------------------------------------------------------------------------ bulk loading
+
+
+def copy_rows(cursor: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def copy_frame(cursor: Any, table: str, frame: pd.DataFrame) -> None:
+    text = io.StringIO()
+    frame.to_csv(text, header=False, index=False)
+    with cursor.copy(
+        f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)"
+    ) as copy:
+        copy.write(text.getvalue())
+
+
+def copy_load(connection: Any, count: int, rng: np.random.Generator, chunk: int = 1000) -> int:
+    """Contracts, KPIs, targets, one submission of twelve quarters each and their audit entries,
+    straight into PostgreSQL with COPY on ``connection`` (a psycopg connection to the schema,
+    already migrated). Returns how many figures were stored."""
+    from kpibot.engine.periods import parse_period
+
+    periods = [parse_period(label, 4) for label in PERIODS]
+    by_label = {p.label: p for p in PROFILES}
+    now = datetime(2020, 5, 1, tzinfo=UTC)
+    figure_id = audit_id = 0
+    stored = 0
+    with connection.cursor() as cursor:
+        # A bulk load of rows consistent by construction: skip the per-row foreign-key triggers.
+        cursor.execute("SET session_replication_role = replica")
+        for first in range(1, count + 1, chunk):
+            size = min(chunk, count - first + 1)
+            contracts = contract_definitions(rng, size, first=first, compile_terms=False)
+            contract_rows, kpi_rows, target_rows, audit_rows, submission_rows = [], [], [], [], []
+            for c in contracts:
+                definition = c.model_dump_json()
+                contract_rows.append(
+                    (
+                        c.id,
+                        c.name,
+                        c.provider.name,
+                        c.commissioner.name,
+                        definition,
+                        hashlib.sha256(definition.encode()).hexdigest(),
+                        now,
+                        "benchmark",
+                    )
+                )
+                for position, k in enumerate(c.kpis):
+                    kpi_rows.append(
+                        (c.id, k.code, position, k.name, k.unit, k.polarity, k.category)
+                    )
+                    for y in c.contract_years:
+                        target_rows.append(
+                            (
+                                c.id,
+                                k.code,
+                                y.year,
+                                k.target_text(y.year),
+                                k.tolerance_text(y.year),
+                                k.critical_text(y.year),
+                            )
+                        )
+                audit_id += 1
+                audit_rows.append(
+                    (audit_id, now, "benchmark", "load_contract", c.id, c.name, "ok", "{}")
+                )
+            # Twelve quarters per KPI: a level, a drift and noise; some returns missing.
+            profile = [by_label[k.name.rsplit(" (", 1)[0]] for c in contracts for k in c.kpis]
+            mean = np.asarray([p.mean for p in profile])[:, None]
+            sd = np.asarray([p.sd for p in profile])[:, None]
+            ceiling = np.asarray([p.ceiling if p.ceiling is not None else np.inf for p in profile])
+            step = np.arange(len(periods), dtype=float)[None, :]
+            n = len(profile)
+            values = mean + sd * (
+                rng.normal(0, 0.6, (n, 1))
+                + rng.normal(0, 0.08, (n, 1)) * step
+                + rng.normal(0, 0.6, (n, len(periods)))
+            )
+            values = np.clip(values, 0.0, ceiling[:, None])
+            decimals = np.asarray([p.decimals for p in profile])[:, None]
+            values = np.where(decimals == 0, np.round(values), np.round(values, 1))
+            present = rng.random((n, len(periods))) >= MISSING_RATE
+            kpi_index, period_index = np.nonzero(present)
+            owners = np.repeat(np.arange(size), KPIS)[kpi_index]
+            codes = np.asarray([k.code for c in contracts for k in c.kpis], dtype=object)
+            ids = np.asarray([c.id for c in contracts], dtype=object)
+            submission_ids = first + np.arange(size)
+            for c, sid in zip(contracts, submission_ids.tolist(), strict=True):
+                submission_rows.append(
+                    (sid, c.id, "benchmark", now, "import", None, 0, f"bench:{c.id}", None)
+                )
+                audit_id += 1
+                audit_rows.append(
+                    (
+                        audit_id,
+                        now,
+                        "benchmark",
+                        "submit",
+                        c.id,
+                        None,
+                        "ok",
+                        json.dumps({"submission_id": sid}),
+                    )
+                )
+            rows = len(kpi_index)
+            frame = pd.DataFrame(
+                {
+                    "id": figure_id + 1 + np.arange(rows),
+                    "contract_id": ids[owners],
+                    "kpi_code": codes[kpi_index],
+                    "period_label": np.asarray(PERIODS, dtype=object)[period_index],
+                    "period_start": np.asarray(
+                        [p.start.isoformat() for p in periods], dtype=object
+                    )[period_index],
+                    "period_end": np.asarray([p.end.isoformat() for p in periods], dtype=object)[
+                        period_index
+                    ],
+                    "period_kind": "quarter",
+                    "value": values[kpi_index, period_index],
+                    "submission_id": submission_ids[owners],
+                    "submitted_by": "benchmark",
+                    "submitted_at": now.isoformat(),
+                    "late": False,
+                    "status": "submitted",
+                }
+            )
+            figure_id += rows
+            stored += rows
+            copy_rows(
+                cursor,
+                "contracts",
+                [
+                    "id",
+                    "name",
+                    "provider_name",
+                    "commissioner_name",
+                    "definition",
+                    "content_hash",
+                    "loaded_at",
+                    "loaded_by",
+                ],
+                contract_rows,
+            )
+            copy_rows(
+                cursor,
+                "kpis",
+                ["contract_id", "code", "position", "name", "unit", "polarity", "category"],
+                kpi_rows,
+            )
+            copy_rows(
+                cursor,
+                "targets",
+                [
+                    "contract_id",
+                    "kpi_code",
+                    "year",
+                    "target_text",
+                    "tolerance_text",
+                    "critical_text",
+                ],
+                target_rows,
+            )
+            copy_rows(
+                cursor,
+                "submissions",
+                [
+                    "id",
+                    "contract_id",
+                    "submitted_by",
+                    "submitted_at",
+                    "source",
+                    "filename",
+                    "row_count",
+                    "idempotency_key",
+                    "note",
+                ],
+                submission_rows,
+            )
+            copy_frame(cursor, "figures", frame)
+            copy_rows(
+                cursor,
+                "audit_events",
+                ["id", "at", "actor", "action", "contract_id", "subject", "outcome", "detail"],
+                audit_rows,
+            )
+            connection.commit()
+            print(f"  loaded {first + size - 1:,} contracts, {stored:,} figures", flush=True)
+        for table in ("figures", "submissions", "audit_events"):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"(SELECT max(id) FROM {table}))"
+            )
+        connection.commit()
+        connection.autocommit = True
+        cursor.execute("ANALYZE")
+        connection.autocommit = False
+    return stored

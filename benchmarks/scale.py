@@ -32,8 +32,6 @@ help_ms ≤ 3 × bare_python_ms + 150.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import os
 import random
@@ -43,17 +41,14 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from _common import BenchmarkFailure, emit_result, heading, peak_rss_mb, say, timed
-from _synthetic import KPIS, MISSING_RATE, PERIODS, PROFILES, contract_definitions
+from _synthetic import KPIS, PERIODS, copy_load
 
 CONTRACTS = 10_000
-CHUNK = 1000
 SEED = 20261201
 TODAY = "2020-06-01"
 USER = "U-BENCH"
@@ -66,206 +61,6 @@ GOAL_COLD_MS = 20.0
 GOAL_REFRESH_MS = 5.0
 GOAL_RSS_MB = 1500
 GOAL_HELP_FACTOR, GOAL_HELP_PLUS_MS = 3.0, 150.0
-
-
-# ------------------------------------------------------------------------------ loading (not timed)
-
-
-def copy_rows(cursor: Any, table: str, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-
-
-def copy_frame(cursor: Any, table: str, frame: pd.DataFrame) -> None:
-    text = io.StringIO()
-    frame.to_csv(text, header=False, index=False)
-    with cursor.copy(
-        f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN WITH (FORMAT csv)"
-    ) as copy:
-        copy.write(text.getvalue())
-
-
-def load(connection: Any, count: int, rng: np.random.Generator) -> int:
-    """Contracts, KPIs, targets, one submission of twelve quarters each and their audit entries."""
-    from kpibot.engine.periods import parse_period
-
-    periods = [parse_period(label, 4) for label in PERIODS]
-    by_label = {p.label: p for p in PROFILES}
-    now = datetime(2020, 5, 1, tzinfo=UTC)
-    figure_id = audit_id = 0
-    stored = 0
-    with connection.cursor() as cursor:
-        # A bulk load of rows consistent by construction: skip the per-row foreign-key triggers.
-        cursor.execute("SET session_replication_role = replica")
-        for first in range(1, count + 1, CHUNK):
-            size = min(CHUNK, count - first + 1)
-            contracts = contract_definitions(rng, size, first=first, compile_terms=False)
-            contract_rows, kpi_rows, target_rows, audit_rows, submission_rows = [], [], [], [], []
-            for c in contracts:
-                definition = c.model_dump_json()
-                contract_rows.append(
-                    (
-                        c.id,
-                        c.name,
-                        c.provider.name,
-                        c.commissioner.name,
-                        definition,
-                        hashlib.sha256(definition.encode()).hexdigest(),
-                        now,
-                        "benchmark",
-                    )
-                )
-                for position, k in enumerate(c.kpis):
-                    kpi_rows.append(
-                        (c.id, k.code, position, k.name, k.unit, k.polarity, k.category)
-                    )
-                    for y in c.contract_years:
-                        target_rows.append(
-                            (
-                                c.id,
-                                k.code,
-                                y.year,
-                                k.target_text(y.year),
-                                k.tolerance_text(y.year),
-                                k.critical_text(y.year),
-                            )
-                        )
-                audit_id += 1
-                audit_rows.append(
-                    (audit_id, now, "benchmark", "load_contract", c.id, c.name, "ok", "{}")
-                )
-            # Twelve quarters per KPI: a level, a drift and noise; some returns missing.
-            profile = [by_label[k.name.rsplit(" (", 1)[0]] for c in contracts for k in c.kpis]
-            mean = np.asarray([p.mean for p in profile])[:, None]
-            sd = np.asarray([p.sd for p in profile])[:, None]
-            ceiling = np.asarray([p.ceiling if p.ceiling is not None else np.inf for p in profile])
-            step = np.arange(len(periods), dtype=float)[None, :]
-            n = len(profile)
-            values = mean + sd * (
-                rng.normal(0, 0.6, (n, 1))
-                + rng.normal(0, 0.08, (n, 1)) * step
-                + rng.normal(0, 0.6, (n, len(periods)))
-            )
-            values = np.clip(values, 0.0, ceiling[:, None])
-            decimals = np.asarray([p.decimals for p in profile])[:, None]
-            values = np.where(decimals == 0, np.round(values), np.round(values, 1))
-            present = rng.random((n, len(periods))) >= MISSING_RATE
-            kpi_index, period_index = np.nonzero(present)
-            owners = np.repeat(np.arange(size), KPIS)[kpi_index]
-            codes = np.asarray([k.code for c in contracts for k in c.kpis], dtype=object)
-            ids = np.asarray([c.id for c in contracts], dtype=object)
-            submission_ids = first + np.arange(size)
-            for c, sid in zip(contracts, submission_ids.tolist(), strict=True):
-                submission_rows.append(
-                    (sid, c.id, "benchmark", now, "import", None, 0, f"bench:{c.id}", None)
-                )
-                audit_id += 1
-                audit_rows.append(
-                    (
-                        audit_id,
-                        now,
-                        "benchmark",
-                        "submit",
-                        c.id,
-                        None,
-                        "ok",
-                        json.dumps({"submission_id": sid}),
-                    )
-                )
-            rows = len(kpi_index)
-            frame = pd.DataFrame(
-                {
-                    "id": figure_id + 1 + np.arange(rows),
-                    "contract_id": ids[owners],
-                    "kpi_code": codes[kpi_index],
-                    "period_label": np.asarray(PERIODS, dtype=object)[period_index],
-                    "period_start": np.asarray(
-                        [p.start.isoformat() for p in periods], dtype=object
-                    )[period_index],
-                    "period_end": np.asarray([p.end.isoformat() for p in periods], dtype=object)[
-                        period_index
-                    ],
-                    "period_kind": "quarter",
-                    "value": values[kpi_index, period_index],
-                    "submission_id": submission_ids[owners],
-                    "submitted_by": "benchmark",
-                    "submitted_at": now.isoformat(),
-                    "late": False,
-                    "status": "submitted",
-                }
-            )
-            figure_id += rows
-            stored += rows
-            copy_rows(
-                cursor,
-                "contracts",
-                [
-                    "id",
-                    "name",
-                    "provider_name",
-                    "commissioner_name",
-                    "definition",
-                    "content_hash",
-                    "loaded_at",
-                    "loaded_by",
-                ],
-                contract_rows,
-            )
-            copy_rows(
-                cursor,
-                "kpis",
-                ["contract_id", "code", "position", "name", "unit", "polarity", "category"],
-                kpi_rows,
-            )
-            copy_rows(
-                cursor,
-                "targets",
-                [
-                    "contract_id",
-                    "kpi_code",
-                    "year",
-                    "target_text",
-                    "tolerance_text",
-                    "critical_text",
-                ],
-                target_rows,
-            )
-            copy_rows(
-                cursor,
-                "submissions",
-                [
-                    "id",
-                    "contract_id",
-                    "submitted_by",
-                    "submitted_at",
-                    "source",
-                    "filename",
-                    "row_count",
-                    "idempotency_key",
-                    "note",
-                ],
-                submission_rows,
-            )
-            copy_frame(cursor, "figures", frame)
-            copy_rows(
-                cursor,
-                "audit_events",
-                ["id", "at", "actor", "action", "contract_id", "subject", "outcome", "detail"],
-                audit_rows,
-            )
-            connection.commit()
-            say(f"  loaded {first + size - 1:,} contracts, {stored:,} figures")
-        for table in ("figures", "submissions", "audit_events"):
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                f"(SELECT max(id) FROM {table}))"
-            )
-        connection.commit()
-        connection.autocommit = True
-        cursor.execute("ANALYZE")
-        connection.autocommit = False
-    return stored
 
 
 # ------------------------------------------------------------------------------ the server process
@@ -298,7 +93,7 @@ def child(count: int) -> dict[str, object]:
         request = Request.from_text(f"status {cid}", user=USER, platform="console")
         return timed(lambda: b.handle(request))
 
-    warmup = Warmup(services)
+    warmup = Warmup(services, settle=True)  # as kpibot serve: the warm heap is frozen
     warm_s, _ = timed(warmup.run)
     if warmup.warmed != count or warmup.failed:
         raise BenchmarkFailure(f"warm-up built {warmup.warmed} of {count} ({warmup.failed} failed)")
@@ -413,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         rng = np.random.default_rng(SEED)
         with psycopg.connect(plain, options=f"-csearch_path={schema}") as connection:
-            load_s, stored = timed(lambda: load(connection, args.contracts, rng))
+            load_s, stored = timed(lambda: copy_load(connection, args.contracts, rng))
         say(f"{stored:,} figures loaded in {load_s:.1f} s")
 
         heading("a fresh process as a server starts: warm-up, cold status, status after a figure")

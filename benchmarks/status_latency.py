@@ -35,6 +35,11 @@ p99 misses its goal (or with ``--profile``) a serial run of 100 status requests 
 
     .venv/bin/python benchmarks/status_latency.py            # or: make bench
     .venv/bin/python benchmarks/status_latency.py --strict   # also exit 1 when a goal is missed
+    .venv/bin/python benchmarks/status_latency.py --scale    # 10,000 contracts on PostgreSQL
+
+With ``--scale`` the store is 10,000 such contracts (about 4.7 million figures) in a PostgreSQL
+schema of its own (``KPIBOT_BENCH_POSTGRES_URL``, default the test server), loaded with COPY as
+``scale.py`` loads it and dropped at the end; the users then ask for any of the 10,000.
 
 Last line: ``status_p99_ms=<a> bare_p99_ms=<b> ratio=<a/b> chart_median_ms=<c> teams_p99_ms=<t>``,
 where ``a`` is the Slack reply p99, ``c`` the median of the whole ``chart`` command through
@@ -55,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -63,7 +69,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -77,7 +83,14 @@ from _common import (
     say,
     timed,
 )
-from _synthetic import KPIS, MISSING_RATE, PERIODS, contract_definitions, figures_for
+from _synthetic import (
+    KPIS,
+    MISSING_RATE,
+    PERIODS,
+    contract_definitions,
+    copy_load,
+    figures_for,
+)
 from _teams_load import TeamsJob, TeamsSample, run_teams_load
 from cryptography.hazmat.primitives import serialization
 from slack_bolt import Ack, App
@@ -107,6 +120,8 @@ from tests.teams_mock.connector import BotConnector  # noqa: E402
 
 SEED = 20240612
 CONTRACTS = 500
+SCALE_CONTRACTS = 10_000
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TODAY = "2020-06-01"
 REQUESTS = 2_000
 WARMUP = 50
@@ -576,6 +591,54 @@ def prepare(settings: Settings, rng: np.random.Generator, count: int) -> list[Co
     return contracts
 
 
+class Named(NamedTuple):
+    """A contract as the load needs it: its id and the name its status reply shows."""
+
+    id: str
+    name: str
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own on the benchmark PostgreSQL server, migrated; dropped at the end."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from kpibot.store.database import Database, normalise_url
+
+    url = normalise_url(os.environ.get("KPIBOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    schema = f"kpibot_latency_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+            db = Database(scoped)
+            db.upgrade()
+            db.dispose()
+            yield scoped.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def prepare_postgres(url: str, rng: np.random.Generator, count: int) -> list[Named]:
+    """``count`` contracts and their figures into PostgreSQL with COPY; not timed."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    heading(
+        f"data: {count:,} contracts x {KPIS} KPIs x {len(PERIODS)} quarters into PostgreSQL "
+        "with COPY, not timed"
+    )
+    parsed = make_url(url)
+    options = parsed.query.get("options")
+    plain = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    with psycopg.connect(plain, options=str(options)) as connection:
+        seconds, stored = timed(lambda: copy_load(connection, count, rng))
+    say(f"{stored:,} figures loaded in {seconds:.1f} s; KPIBOT_TODAY={TODAY}")
+    return [Named(f"bench-{i:03d}", f"Benchmark contract {i:03d}") for i in range(1, count + 1)]
+
+
 def measure_status(
     client: ProcessPoolExecutor, url: str, jobs: list[Job], concurrency: int
 ) -> list[Sample]:
@@ -690,7 +753,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--profile", action="store_true", help="profile status even if on goal")
-    parser.add_argument("--contracts", type=int, default=CONTRACTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"{SCALE_CONTRACTS:,} contracts on PostgreSQL (loaded with COPY into a schema of its "
+        "own, dropped at the end) instead of 500 on SQLite",
+    )
+    parser.add_argument("--contracts", type=int, default=None, help="how many contracts")
     parser.add_argument("--requests", type=int, default=REQUESTS, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -698,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
 
     with (
+        ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="kpibot-bench-") as tmp,
         SlackApiServer() as slack,
         BotConnector(Path(tmp), app_id=TEAMS_APP_ID) as connector,
@@ -718,8 +788,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         os.environ.pop("SLACK_APP_TOKEN", None)
-        settings = Settings()
-        contracts = prepare(settings, rng, args.contracts)
+        contracts: list[Any]
+        if args.scale:
+            url = stack.enter_context(postgres_schema())
+            os.environ["KPIBOT_DATABASE_URL"] = url
+            contracts = prepare_postgres(url, rng, args.contracts or SCALE_CONTRACTS)
+            settings = Settings()
+        else:
+            settings = Settings()
+            contracts = prepare(settings, rng, args.contracts or CONTRACTS)
 
         # A fresh bot, as a newly started server has: no contract or compiled-terms caches.
         bot = build_bot(settings)
