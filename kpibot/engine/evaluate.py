@@ -612,11 +612,13 @@ def evaluate_arrays(
         rule_r = rule[at] if len(rule) else np.zeros(n, dtype=np.int8)
         number_r = number[at] if len(number) else np.full(n, np.nan)
         thresholds.append(_threshold(rule_r, number_r, bench, prev))
+    if unknown.any():  # a KPI the terms do not define has no thresholds (not terms row 0's)
+        thresholds = [np.where(unknown, np.nan, t) for t in thresholds]
     t_thr, tol_thr, crit_thr = thresholds
     t_kind = spec("t_kind", np.int64)
 
     # Annual count targets checked at a quarter: compare the year to date with the pro-rata profile.
-    annual = spec("annual", bool) & ~is_year
+    annual = spec("annual", bool) & ~is_year & ~unknown
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():
@@ -644,7 +646,9 @@ def evaluate_arrays(
     )
     exception = spec("exception", bool) & ((pos_code == 1) | (pos_code == 2))
 
-    trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))
+    # Rows without terms read their trend as bigger-is-better counts, whatever terms row 0 says.
+    pol = np.where(unknown, 1.0, spec("pol", float))
+    trend = _trend(order, gid_arr, value, pol, spec("pct", bool) & ~unknown)
 
     text_code, texts = _codes(np.asarray(terms["target_text"], dtype=object))
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
