@@ -30,7 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
@@ -38,7 +38,23 @@ from kpibot.engine.status import ContractStatus, standings
 from kpibot.store.schema import AuditEventRecord
 
 if TYPE_CHECKING:
-    from kpibot.core.services import Services
+    from datetime import datetime
+
+    from kpibot.store.database import Database
+    from kpibot.store.figures import FigureRepository
+
+
+class Services(Protocol):
+    """What the status cache uses of ``kpibot.core.services.Services`` (which owns the cache,
+    so it is described here rather than imported)."""
+
+    figures: FigureRepository
+    db: Database
+    hooks: Any  # FeatureHooks: status, status_changed_by, status_many
+
+    def now(self) -> datetime: ...
+
+    def contract_version(self, contract_id: str) -> int: ...
 
 V = TypeVar("V")
 FIGURE_ACTIONS = ("submit", "amend")
