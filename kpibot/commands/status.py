@@ -69,6 +69,9 @@ class StatusHandler(CommandHandler):
     def handle(self, request: Request, ctx: Context) -> Reply:
         if not request.args and ctx.policy.bound_contract(request.channel) is None:
             return self.overview_all(ctx)
+        warm = self.warm_overview(request, ctx)
+        if warm is not None:
+            return warm
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):
             return resolved
@@ -119,16 +122,34 @@ class StatusHandler(CommandHandler):
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
+    def warm_overview(self, request: Request, ctx: Context) -> Reply | None:
+        """``status <contract>`` when its overview is already built at the contract's current
+        version: answered from the id alone, without reading the contract's terms (with ten
+        thousand contracts most are not kept parsed). None when it is not (the full path)."""
+        if len(request.args) != 1 or not ctx.services.has_contract(request.args[0]):
+            return None
+        cid = request.args[0]
+        if not ctx.policy.can(ctx.who, "view", cid):
+            return None
+        version = ctx.services.contract_version(cid)
+        base = ctx.services.peek_view(cid, "status", None, version=version)
+        if not isinstance(base, Reply):
+            return None
+        return self._for(ctx, cid, base)
+
+    def _for(self, ctx: Context, contract_id: str, base: Reply) -> Reply:
+        """A copy of a shared overview with the buttons of the person asking."""
+        reply = replace(base, rows=[list(r) for r in base.rows], actions=list(base.actions))
+        if ctx.policy.can(ctx.who, "submit", contract_id):
+            reply.actions.append(Action("Submit a figure", f"submit {contract_id}"))
+        return reply
+
     def contract_overview(self, ctx: Context, contract: Contract, period: Period | None) -> Reply:
         """The one-screen overview, built once per change to the contract and date, then reused.
 
         Only the Submit button depends on who asks, so it is added to a copy of the shared reply.
         """
-        base = cached_overview(ctx.services, contract, period)
-        reply = replace(base, rows=[list(r) for r in base.rows], actions=list(base.actions))
-        if ctx.policy.can(ctx.who, "submit", contract.id):
-            reply.actions.append(Action("Submit a figure", f"submit {contract.id}"))
-        return reply
+        return self._for(ctx, contract.id, cached_overview(ctx.services, contract, period))
 
     def kpi_detail(
         self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None

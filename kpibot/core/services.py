@@ -110,7 +110,7 @@ class Services:
     _card_cache: OrderedDict[tuple[object, ...], Scorecard] = field(default_factory=OrderedDict)
     _view_cache: OrderedDict[tuple[object, ...], Any] = field(default_factory=OrderedDict)
     _cache_lock: threading.Lock = field(default_factory=threading.Lock)
-    _ids: tuple[float, list[str]] | None = None
+    _ids: tuple[float, list[str], frozenset[str]] | None = None
     hooks: FeatureHooks = field(default_factory=lambda: FeatureHooks())
     _status: StatusCache | None = None
 
@@ -140,10 +140,21 @@ class Services:
     # ---- contracts ----
     def contract_ids(self) -> list[str]:
         """Loaded contract ids, cached for a minute (every command needs them)."""
+        return list(self._known_ids()[1])
+
+    def has_contract(self, contract_id: str) -> bool:
+        """Whether a contract with this id is loaded (the cached ids, or one read if not there)."""
+        if contract_id in self._known_ids()[2]:
+            return True
+        return self.contract(contract_id) is not None
+
+    def _known_ids(self) -> tuple[float, list[str], frozenset[str]]:
         now = time.monotonic()
-        if self._ids is None or now - self._ids[0] > CONTRACT_CACHE_SECONDS:
-            self._ids = (now, self.contracts.ids())
-        return list(self._ids[1])
+        known = self._ids
+        if known is None or now - known[0] > CONTRACT_CACHE_SECONDS:
+            ids = self.contracts.ids()
+            known = self._ids = (now, ids, frozenset(ids))
+        return known
 
     def contract(self, contract_id: str) -> Contract | None:
         """A contract by id (cached, the most recently used first kept; ``reload`` clears it)."""

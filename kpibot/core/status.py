@@ -56,6 +56,7 @@ class Services(Protocol):
 
     def contract_version(self, contract_id: str) -> int: ...
 
+
 V = TypeVar("V")
 FIGURE_ACTIONS = ("submit", "amend")
 MEMO_CACHE_SIZE = 50_000

@@ -42,7 +42,9 @@ def reporting_kind(kpi: KPI, default: str = "quarter") -> str:
 
 _COMPILED: dict[int, tuple[Contract, dict[str, CompiledKpi]]] = {}
 _TERMS: dict[int, tuple[Contract, pd.DataFrame]] = {}
-COMPILED_CACHE_SIZE = 4096
+# Each entry keeps its contract alive (about 150 KB for 40 KPIs); compiling again is cheap, as
+# wordings are compiled once for all contracts (kpibot.engine.targets).
+COMPILED_CACHE_SIZE = 1024
 
 
 def compiled(contract: Contract) -> dict[str, CompiledKpi]:
