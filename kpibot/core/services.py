@@ -37,7 +37,7 @@ from kpibot.files.contracts import load_contracts
 from kpibot.store.database import Database
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
 from kpibot.store.rows import NewFigure
-from kpibot.store.schema import AuditEventRecord, FigureRecord
+from kpibot.store.schema import AuditEventRecord, ContractRecord, FigureRecord
 
 Clock = Callable[[], datetime]
 V = TypeVar("V")
@@ -51,7 +51,11 @@ VIEW_CACHE_SIZE = 50_000
 CONTRACT_CACHE_SIZE = 1000
 # A contract's version (see Services.contract_version); the index (contract_id, id) answers it.
 CONTRACT_VERSION_SQL = f"SELECT max(id) FROM {AuditEventRecord.__tablename__} WHERE contract_id = ?"  # noqa: S608
-CONTRACT_VERSIONS_SQL = f"SELECT contract_id, max(id) FROM {AuditEventRecord.__tablename__}"  # noqa: S608
+# Many versions at once: one step down that index per contract.
+CONTRACT_VERSIONS_SQL = (
+    f"SELECT c.id, (SELECT max(a.id) FROM {AuditEventRecord.__tablename__} a "  # noqa: S608
+    f"WHERE a.contract_id = c.id) FROM {ContractRecord.__tablename__} c"
+)
 CONTRACT_CACHE_SECONDS = 60.0
 # The version the view being built on this thread is keyed on (see Services.view).
 _BUILDING = threading.local()
@@ -280,11 +284,8 @@ class Services:
         ids = list(contract_ids)
         if not ids:
             return {}
-        sql = (
-            f"{CONTRACT_VERSIONS_SQL} WHERE contract_id IN ({', '.join('?' * len(ids))}) "
-            "GROUP BY contract_id"
-        )
-        found = {str(c): int(v) for c, v in self.db.read_rows(sql, *ids)}
+        sql = f"{CONTRACT_VERSIONS_SQL} WHERE c.id IN ({', '.join('?' * len(ids))})"
+        found = {str(c): int(v) for c, v in self.db.read_rows(sql, *ids) if v is not None}
         return {i: found.get(i, 0) for i in ids}
 
     @property

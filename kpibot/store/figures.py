@@ -36,7 +36,13 @@ from kpibot.store.errors import (
     rejection_for,
 )
 from kpibot.store.rows import Clock, FigureRow, NewFigure, Source, SubmissionResult, utc_now
-from kpibot.store.schema import SOURCES, FigureRecord, KPIRecord, SubmissionRecord
+from kpibot.store.schema import (
+    SOURCES,
+    ContractRecord,
+    FigureRecord,
+    KPIRecord,
+    SubmissionRecord,
+)
 
 FRAME_COLUMNS = [
     "contract",
@@ -449,17 +455,19 @@ class FigureRepository:
     def latest_ids(self, contract_ids: Sequence[str] | None = None) -> dict[str, int]:
         """Each contract's latest figure id (figures are append-only, so it versions them)."""
         table = FigureRecord.__tablename__
-        sql = f"SELECT contract_id, max(id) FROM {table}"  # noqa: S608
+        # One step down the (contract_id, id) index per contract, not a pass over its figures.
+        sql = (
+            f"SELECT c.id, (SELECT max(f.id) FROM {table} f WHERE f.contract_id = c.id) "  # noqa: S608
+            f"FROM {ContractRecord.__tablename__} c"
+        )
         params: list[object] = []
         if contract_ids is not None:
             ids = list(contract_ids)
             if not ids:
                 return {}
-            sql += f" WHERE contract_id IN ({', '.join('?' * len(ids))})"
+            sql += f" WHERE c.id IN ({', '.join('?' * len(ids))})"
             params.extend(ids)
-        return {
-            str(c): int(i) for c, i in self._db.read_rows(sql + " GROUP BY contract_id", *params)
-        }
+        return {str(c): int(i) for c, i in self._db.read_rows(sql, *params) if i is not None}
 
     def changed_since(
         self, contract_id: str, figure_id: int
