@@ -164,23 +164,32 @@ class StatusCache:
         return value
 
     # ------------------------------------------------------------------ warming many at once
+    def read_figures(self, contract_ids: Sequence[str]) -> tuple[dict[str, int], Any]:
+        """What :meth:`warm` evaluates: each contract's latest figure id, read first, then
+        the current figures (a figure stored in between is folded in again later, never
+        missed). Safe to run on another thread while the contracts are parsed."""
+        figures = self._services.figures
+        latest = figures.latest_ids(contract_ids)
+        return latest, figures.current_values(contract_ids)
+
     def warm(
         self,
         contracts: Sequence[Contract],
         versions: Mapping[str, int],
         lines: Mapping[str, list[list[str]]] | None = None,
+        read: tuple[dict[str, int], Any] | None = None,
     ) -> dict[str, ContractStatus]:
         """Evaluate ``contracts`` in one pass and keep their rows at the report period.
 
         ``versions`` are the contracts' versions read before this call; ``lines``, when given,
         are each contract's feature lines at its report period, one list per status hook (as
-        the hooks' batch versions work them out).
+        the hooks' batch versions work them out); ``read`` is :meth:`read_figures` for them,
+        when it was read already.
         """
         services = self._services
         ids = [c.id for c in contracts]
         today = services.now().date()
-        latest = services.figures.latest_ids(ids)
-        figures = services.figures.current_values(ids)
+        latest, figures = read if read is not None else self.read_figures(ids)
         result = standings(contracts, figures, today)
         hooks = services.hooks
         for contract in contracts:
