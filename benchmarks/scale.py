@@ -195,7 +195,13 @@ def main(argv: list[str] | None = None) -> int:
     url = normalise_url(os.environ.get("KPIBOT_BENCH_POSTGRES_URL", DEFAULT_URL))
     schema = f"kpibot_scale_{uuid.uuid4().hex[:10]}"
     plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = psycopg.connect(plain, autocommit=True)
+    try:
+        admin = psycopg.connect(plain, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        raise BenchmarkFailure(
+            f"PostgreSQL is unreachable at {make_url(plain).render_as_string()} ({error}); "
+            "start it or set KPIBOT_BENCH_POSTGRES_URL"
+        ) from None
     admin.execute(f'CREATE SCHEMA "{schema}"')
     try:
         scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
