@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from kpibot.app.wiring import build_services
-
 if TYPE_CHECKING:
     from kpibot.core.services import Services
     from kpibot.engine.model import Contract
@@ -24,6 +22,8 @@ class UserError(Exception):
 
 def services_for(args: argparse.Namespace) -> Services:
     """Services from the environment, with ``--database`` if given, on the latest schema."""
+    # Loaded here, not at the top, for start-up speed: the whole bot only when a command runs.
+    from kpibot.app.wiring import build_services
     from kpibot.core.settings import Settings
 
     settings = Settings()

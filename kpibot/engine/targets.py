@@ -626,8 +626,57 @@ def check_consistency(
     return None
 
 
+# Compiled terms by what they are read from (never by KPI code), so the many KPIs that share
+# their wording across thousands of contracts are parsed once; YearTerms are frozen, so sharing
+# them is safe. Bounded: a process that sees ever new wordings starts again from empty.
+_TERMS_CACHE: dict[tuple[object, ...], tuple[str | None, dict[int, YearTerms]]] = {}
+TERMS_CACHE_SIZE = 50_000
+
+
+def _frozen(value: object) -> object:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
+
+def _terms_key(kpi: KPI, years: list[int]) -> tuple[object, ...]:
+    return (
+        kpi.kind,
+        kpi.polarity,
+        kpi.unit,
+        kpi.target,
+        _frozen(kpi.targets),
+        _frozen(kpi.tolerance),
+        _frozen(kpi.critical_failure),
+        tuple(kpi.exempt_years),
+        _frozen(kpi.disputed_years),
+        kpi.target_basis,
+        tuple(years),
+    )
+
+
 def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> CompiledKpi:
-    """Parse every year's terms for one KPI, naming KPI, year and text on failure."""
+    """Parse every year's terms for one KPI, naming KPI, year and text on failure.
+
+    KPIs worded alike share one parse (and one ``years`` mapping: treat it as read-only).
+    """
+    key = _terms_key(kpi, years)
+    hit = _TERMS_CACHE.get(key)
+    if hit is None:
+        hit = _compile_years(kpi, years, loc)
+        if len(_TERMS_CACHE) >= TERMS_CACHE_SIZE:
+            _TERMS_CACHE.clear()
+        _TERMS_CACHE[key] = hit
+    unit, out = hit
+    return CompiledKpi(kpi.code, kpi.polarity, unit or "count", out)
+
+
+def clear_terms_cache() -> None:
+    """Forget every compiled wording (benchmarks measuring a cold start call this)."""
+    _TERMS_CACHE.clear()
+
+
+def _compile_years(
+    kpi: KPI, years: list[int], loc: tuple[str | int, ...]
+) -> tuple[str | None, dict[int, YearTerms]]:
     out: dict[int, YearTerms] = {}
     unit: str | None = kpi.unit
     for year in years:
@@ -698,7 +747,7 @@ def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> 
             parsed["critical_failure"],
             kpi.is_exempt(year),
         )
-    return CompiledKpi(kpi.code, kpi.polarity, unit or "count", out)
+    return unit, out
 
 
 def compile_contract(contract: Contract) -> dict[str, CompiledKpi]:

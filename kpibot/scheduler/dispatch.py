@@ -110,6 +110,14 @@ class Dispatcher:
 
     def _run(self, now: datetime) -> tuple[int, int]:
         messages = self.outbox.claim(self.worker, now, self.batch, platforms=list(self.deliverers))
+        # A composer may get the claimed batch ready at once (the summary composer evaluates
+        # every summary's contract in one pass); composing stays per message.
+        prepare = getattr(self.composer, "prepare", None)
+        if prepare is not None and messages:
+            try:
+                prepare(messages)
+            except Exception:  # each message is still composed on its own below
+                log.exception("could not prepare %d claimed message(s) together", len(messages))
         claimed_at, sent = self.monotonic(), 0
         for message in messages:
             # Pacing can make a batch slow; hand rows back well before their lease ends, or

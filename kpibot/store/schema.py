@@ -200,6 +200,7 @@ class FigureRecord(Base):
     __tablename__ = "figures"
     __table_args__ = (
         Index("ix_figures_contract_kpi_period", "contract_id", "kpi_code", "period_label"),
+        Index("ix_figures_contract_id", "contract_id", "id"),  # what a contract got since a refresh
         # At most one first version per (contract, KPI, period) ...
         Index(
             "uq_figures_first_version",
