@@ -114,7 +114,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from kpibot.app.server import serve
+    from kpibot.app.checks import NOT_STARTED, configuration_problems
+    from kpibot.app.server import exit_by, serve
+    from kpibot.files.contracts import ContractFilesInvalid
 
     settings = Settings()
     if args.database:
@@ -123,15 +125,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     if args.no_scheduler:
         settings = settings.model_copy(update={"run_scheduler": False})
-    teams_on = settings.teams_app_id is not None or settings.teams_auth_disabled
-    if settings.slack_signing_secret is None and not args.socket_mode and not teams_on:
-        raise UserError(
-            "Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) for Slack, or TEAMS_APP_ID and "
-            "TEAMS_APP_PASSWORD for Teams, before `kpibot serve`; the README says where to find them."
-        )
+    problems = configuration_problems(settings, socket_mode=args.socket_mode)
+    if problems:
+        raise UserError("\n".join([*problems, NOT_STARTED]))
     services = services_for(args)
-    services.load_contracts([settings.contracts_dir], actor="serve")
+    try:
+        services.load_contracts([settings.contracts_dir], actor="serve")
+    except ContractFilesInvalid as exc:
+        raise UserError("\n".join([*(str(e) for e in exc.errors), NOT_STARTED])) from None
+    finally:
+        services.db.dispose()
     serve(settings, socket_mode=args.socket_mode)
+    # Work still finishing on thread pools gets a moment; the process exits 0 by then anyway.
+    exit_by(2.0)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from kpibot.app.starter import StarterExists, write_starter
+
+    try:
+        written = write_starter(Path(args.dir), force=args.force)
+    except StarterExists as exc:
+        raise UserError(str(exc)) from None
+    for path in written:
+        print(f"wrote  {path}")
+    print(texts_init_done(Path(args.dir)))
+    return 0
+
+
+def texts_init_done(folder: Path) -> str:
+    return (
+        f"Next: edit {folder / 'access.yaml'} (who may do what), copy {folder / '.env.example'} "
+        "to .env here and fill it in, then `kpibot db upgrade`, `kpibot contracts load {folder / 'contracts'}` "
+        "and `kpibot serve`."
+    )
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from kpibot.app.starter import effective_settings
+
+    settings = Settings()
+    width = max(len(name) for name, _, _ in effective_settings(settings))
+    for name, value, source in effective_settings(settings):
+        print(f"{name:<{width}}  {value}  ({source})")
     return 0
 
 
@@ -208,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="kpibot: contract KPIs in chat. Evaluate figures, chase returns, track incidents.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument("--version", action="version", version=f"kpibot {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(
@@ -284,6 +322,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="HTTP port (default $KPIBOT_PORT or 3000)")
     db_arg(p)
 
+    p = add(
+        "init",
+        cmd_init,
+        "Write a starter config folder: the four seed contracts, an access file and "
+        ".env.example (for a deployment installed from a wheel).",
+    )
+    p.add_argument(
+        "dir", nargs="?", default="config", help="the folder to write (default: ./config)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+
+    add(
+        "config",
+        cmd_config,
+        "Print the effective settings (environment, then .env, then defaults), secrets masked.",
+    )
+
     _add_later_commands(sub, add, db_arg)
     return parser
 
@@ -298,14 +353,42 @@ def _add_later_commands(
         group.register(sub, add, db_arg)
 
 
+def version() -> str:
+    """The installed kpibot's version (the package metadata's)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("kpibot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from kpibot.core import logs
+    from kpibot.store.database import unavailable
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
     handler: Handler | None = getattr(args, "handler", None)
+    try:
+        settings = Settings()
+    except ValidationError as error:  # a bad value in the environment or .env
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(
+                texts.BAD_SETTING.format(name=where.upper(), problem=problem["msg"]),
+                file=sys.stderr,
+            )
+        return 2
+    # kpibot's own loggers follow KPIBOT_LOG_LEVEL; when it is not set, the servers log at INFO
+    # and one-off commands only warnings (their answer is the output), unless -v.
+    serving = handler in (cmd_serve, scheduler.cmd_scheduler_run)
+    chosen = "log_level" in settings.model_fields_set
+    level = settings.log_level if chosen or serving else "WARNING"
+    logs.configure(level, settings.log_format, verbose=args.verbose)
     if handler is None:
         parser.print_help()
         return 0
@@ -317,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: log the detail, show one sentence
+        if unavailable(exc):
+            log.warning("command failed: the database is unavailable (%s)", exc)
+            print(texts.DATABASE_UNAVAILABLE, file=sys.stderr)
+            return 1
         log.exception("command failed")
         print(texts.INTERNAL_ERROR.format(error=type(exc).__name__), file=sys.stderr)
         return 1
