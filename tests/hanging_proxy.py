@@ -11,6 +11,7 @@ flowing (nothing is closed, so a client waits for ever unless it has its own dea
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -69,10 +70,8 @@ class HangingProxy:
             except OSError:
                 return
             if not data:
-                try:
+                with contextlib.suppress(OSError):
                     sink.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass
                 return
             while self._hanging.is_set() and not self._closed.is_set():
                 time.sleep(0.02)  # hold the bytes: the other side waits for ever
@@ -86,10 +85,8 @@ class HangingProxy:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass
 
     def __enter__(self) -> HangingProxy:
         return self

@@ -178,9 +178,9 @@ def test_only_reachability_problems_count_as_unavailable(db: Database) -> None:
         session.execute(text("INSERT INTO shared_values (name, value) VALUES ('k', 'v')"))
         session.execute(text("INSERT INTO shared_values (name, value) VALUES ('k', 'w')"))
     assert not unavailable(caught.value)
-    with pytest.raises(OperationalError if db.dialect == "sqlite" else Exception) as caught:
-        with db.session() as session:
-            session.execute(text("SELECT * FROM no_such_table"))
+    missing = OperationalError if db.dialect == "sqlite" else Exception
+    with pytest.raises(missing) as caught, db.session() as session:
+        session.execute(text("SELECT * FROM no_such_table"))
     assert not unavailable(caught.value)
 
 
