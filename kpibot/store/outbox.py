@@ -198,9 +198,15 @@ class OutboxRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)  # rendered only on PostgreSQL
         )
+        chosen: Any = candidates.scalar_subquery()
+        if self.db.dialect == "postgresql":
+            # A LIMIT … FOR UPDATE SKIP LOCKED subquery under IN may be run again for each row
+            # PostgreSQL checks, claiming more than ``limit``; a materialised CTE runs once.
+            picked = candidates.cte("claimable").prefix_with("MATERIALIZED")
+            chosen = select(picked.c.id).scalar_subquery()
         statement = (
             update(OUTBOX)
-            .where(OUTBOX.c.id.in_(candidates.scalar_subquery()), due)
+            .where(OUTBOX.c.id.in_(chosen), due)
             .values(
                 status="claimed",
                 claimed_by=token,
