@@ -110,7 +110,7 @@ class Connections:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(1)  # a daemon thread: an attempt still waiting is left behind
         for connection in self.items:
             if connection.connected:
                 try:

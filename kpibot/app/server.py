@@ -47,6 +47,12 @@ log = logging.getLogger("kpibot.server")
 
 RouteFactory = Callable[[Settings, Bot], list[BaseRoute]]
 
+# How KPIBOT_SHUTDOWN_TIMEOUT is shared at shutdown: requests in flight, then the scheduler's job;
+# the rest (closing connections and pools) takes about a second, and exit_by caps what is left.
+REQUESTS_SHARE = 0.4
+SCHEDULER_SHARE = 0.4
+EXIT_GRACE_S = 1.5
+
 # Each chat platform contributes its routes; a platform without settings contributes none.
 PLATFORM_ROUTES: tuple[RouteFactory, ...] = (slack_routes, teams_routes)
 
@@ -152,7 +158,7 @@ class _Scheduler:
         self.service.start()
 
     def stop(self) -> None:
-        self.service.shutdown(wait=True, timeout=self.settings.shutdown_timeout)
+        self.service.shutdown(wait=True, timeout=self.settings.shutdown_timeout * SCHEDULER_SHARE)
 
 
 def serve(settings: Settings, socket_mode: bool = False) -> None:
@@ -183,7 +189,7 @@ def serve(settings: Settings, socket_mode: bool = False) -> None:
         port=settings.port,
         log_config=None,  # kpibot.core.logs configured the loggers (text or JSON)
         log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=max(int(settings.shutdown_timeout / 2), 1),
+        timeout_graceful_shutdown=max(round(settings.shutdown_timeout * REQUESTS_SHARE), 1),
     )
     server = _Server(config)
     try:

@@ -115,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from kpibot.app.checks import NOT_STARTED, configuration_problems
-    from kpibot.app.server import exit_by, serve
+    from kpibot.app.server import EXIT_GRACE_S, exit_by, serve
     from kpibot.files.contracts import ContractFilesInvalid
 
     settings = Settings()
@@ -137,7 +137,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         services.db.dispose()
     serve(settings, socket_mode=args.socket_mode)
     # Work still finishing on thread pools gets a moment; the process exits 0 by then anyway.
-    exit_by(2.0)
+    exit_by(EXIT_GRACE_S)
     return 0
 
 
