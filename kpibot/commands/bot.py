@@ -77,22 +77,24 @@ class Bot:
         metrics.COMMAND_SECONDS.labels(verb=verb).observe(seconds)
         if outcome == "unavailable":
             metrics.DATABASE_ERRORS.labels(where="command").inc()
-        # Arguments may hold figures and notes, so only the verb and a known contract id are logged.
-        log.info(
-            "command %s: %s in %.0f ms",
-            verb,
-            outcome,
-            seconds * 1000,
-            extra={
-                "platform": request.platform,
-                "user": request.user,
-                "channel": request.channel,
-                "verb": verb,
-                "contract": self._contract_named(request) if outcome != "unavailable" else None,
-                "outcome": outcome,
-                "duration_ms": round(seconds * 1000, 1),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):
+            # Arguments may hold figures and notes: only the verb and a known contract id are logged.
+            contract = self._contract_named(request) if outcome != "unavailable" else None
+            log.info(
+                "command %s: %s in %.0f ms",
+                verb,
+                outcome,
+                seconds * 1000,
+                extra={
+                    "platform": request.platform,
+                    "user": request.user,
+                    "channel": request.channel,
+                    "verb": verb,
+                    "contract": contract,
+                    "outcome": outcome,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
         return reply
 
     def _contract_named(self, request: Request) -> str | None:

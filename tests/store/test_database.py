@@ -162,7 +162,12 @@ def test_a_locked_sqlite_database_is_unavailable_after_its_timeout(tmp_path: Pat
     holder.execute("BEGIN IMMEDIATE")  # another process writing, and not letting go
     quick = Database(f"sqlite:///{path}", timeouts=Timeouts(statement=0.3))
     try:
-        error, seconds = _failure(lambda: quick.session().__enter__().execute(text("SELECT 1")))
+
+        def write() -> None:
+            with quick.session() as session:  # a writer's transaction: BEGIN IMMEDIATE
+                session.execute(text("SELECT 1"))
+
+        error, seconds = _failure(write)
         assert isinstance(error, OperationalError) and unavailable(error)
         assert seconds < 2, seconds
         holder.execute("ROLLBACK")
