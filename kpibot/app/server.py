@@ -22,7 +22,6 @@ claimed outbox rows are handed back), closes the database pools, and exits 0 wit
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -48,10 +47,9 @@ log = logging.getLogger("kpibot.server")
 RouteFactory = Callable[[Settings, Bot], list[BaseRoute]]
 
 # How KPIBOT_SHUTDOWN_TIMEOUT is shared at shutdown: requests in flight, then the scheduler's job;
-# the rest (closing connections and pools) takes about a second, and exit_by caps what is left.
+# the rest (closing connections and pools) takes about a second (kpibot.cli.base.exit_by caps it).
 REQUESTS_SHARE = 0.4
 SCHEDULER_SHARE = 0.4
-EXIT_GRACE_S = 1.5
 
 # Each chat platform contributes its routes; a platform without settings contributes none.
 PLATFORM_ROUTES: tuple[RouteFactory, ...] = (slack_routes, teams_routes)
@@ -245,22 +243,3 @@ def _stop_on_signals(server: _Server) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def exit_by(seconds: float, code: int = 0) -> None:
-    """Make sure the process has exited ``code`` within ``seconds`` from now.
-
-    After ``serve`` returns, Python waits for work still running on thread pools (a Slack
-    listener finishing an answer) before it exits; that is allowed ``seconds``, then the process
-    leaves anyway, so a stuck call can never hold a shutdown up.
-    """
-
-    def leave() -> None:
-        log.warning("shutdown: work still running after %.0f s; exiting anyway", seconds)
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        os._exit(code)
-
-    timer = threading.Timer(seconds, leave)
-    timer.daemon = True
-    timer.start()

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from kpibot.cli import contracts, demo, payments, scheduler, teams
-from kpibot.cli.base import UserError, services_for
+from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
 from kpibot.core.settings import Settings
 from kpibot.engine.describe import POSITION_WORDS, format_value, trend_text
@@ -115,7 +115,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from kpibot.app.checks import NOT_STARTED, configuration_problems
-    from kpibot.app.server import EXIT_GRACE_S, exit_by, serve
+    from kpibot.app.server import serve
     from kpibot.files.contracts import ContractFilesInvalid
 
     settings = Settings()

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime, time
 
-from kpibot.cli.base import UserError, services_for
+from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
 from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Services
@@ -114,6 +114,7 @@ def cmd_scheduler_run(args: argparse.Namespace) -> int:
     finally:
         service.shutdown(timeout=settings.shutdown_timeout)
         services.db.dispose()
+    exit_by(EXIT_GRACE_S)
     return 0
 
 
