@@ -128,7 +128,8 @@ class Connections:
                 try:
                     connection.connect()
                 except Exception as error:
-                    connection.last_error = type(error).__name__
+                    # The platform's own words (Slack's "invalid_auth", say); never a token.
+                    connection.last_error = f"{type(error).__name__}: {str(error)[:200]}"
                     log.warning(
                         "%s is unreachable (%s, attempt %d); trying again in %.0f s",
                         connection.name,
