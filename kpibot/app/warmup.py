@@ -63,7 +63,7 @@ class Warmup:
             self._thread = threading.Thread(target=self.run, name="kpibot-warmup", daemon=True)
             self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 1.0) -> None:  # a daemon thread: shutdown does not wait long
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)

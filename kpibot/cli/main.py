@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kpibot.cli.base import UserError, services_for
+from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
 from kpibot.engine.numbers import STYLES, NumberStyle
 
@@ -128,8 +128,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     # Loaded here, not at the top, for start-up speed: the server and its SDKs only to serve.
+    from kpibot.app.checks import NOT_STARTED, configuration_problems
     from kpibot.app.server import serve
     from kpibot.core.settings import Settings
+    from kpibot.files.contracts import ContractFilesInvalid
 
     settings = Settings()
     if args.database:
@@ -138,15 +140,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     if args.no_scheduler:
         settings = settings.model_copy(update={"run_scheduler": False})
-    teams_on = settings.teams_app_id is not None or settings.teams_auth_disabled
-    if settings.slack_signing_secret is None and not args.socket_mode and not teams_on:
-        raise UserError(
-            "Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) for Slack, or TEAMS_APP_ID and "
-            "TEAMS_APP_PASSWORD for Teams, before `kpibot serve`; the README says where to find them."
-        )
+    problems = configuration_problems(settings, socket_mode=args.socket_mode)
+    if problems:
+        raise UserError("\n".join([*problems, NOT_STARTED]))
     services = services_for(args)
-    services.load_contracts([settings.contracts_dir], actor="serve")
+    try:
+        services.load_contracts([settings.contracts_dir], actor="serve")
+    except ContractFilesInvalid as exc:
+        raise UserError("\n".join([*(str(e) for e in exc.errors), NOT_STARTED])) from None
+    finally:
+        services.db.dispose()
     serve(settings, socket_mode=args.socket_mode)
+    # Work still finishing on thread pools gets a moment; the process exits 0 by then anyway.
+    exit_by(EXIT_GRACE_S)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed (as every import in a command).
+    from kpibot.app.starter import StarterExists, write_starter
+
+    try:
+        written = write_starter(Path(args.dir), force=args.force)
+    except StarterExists as exc:
+        raise UserError(str(exc)) from None
+    for path in written:
+        print(f"wrote  {path}")
+    print(texts.INIT_DONE.format(folder=Path(args.dir)))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed.
+    from kpibot.app.starter import effective_settings
+    from kpibot.core.settings import Settings
+
+    settings = Settings()
+    width = max(len(name) for name, _, _ in effective_settings(settings))
+    for name, value, source in effective_settings(settings):
+        print(f"{name:<{width}}  {value}  ({source})")
     return 0
 
 
@@ -386,6 +418,23 @@ def build_parser(
     p.add_argument("--port", type=int, help="HTTP port (default $KPIBOT_PORT or 3000)")
     db_arg(p)
 
+    p = add(
+        "init",
+        cmd_init,
+        "Write a starter config folder: the four seed contracts, an access file and "
+        ".env.example (for a deployment installed from a wheel).",
+    )
+    p.add_argument(
+        "dir", nargs="?", default="config", help="the folder to write (default: ./config)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+
+    add(
+        "config",
+        cmd_config,
+        "Print the effective settings (environment, then .env, then defaults), secrets masked.",
+    )
+
     wanted = _command(argv)
     modules = [m for m, _ in GROUPS.values()] if everything else []
     if wanted in GROUPS:
@@ -401,14 +450,33 @@ def build_parser(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0
+    # Loaded here, not at the top, for start-up speed: `--help` and `--version` never get here.
+    from pydantic import ValidationError
+
+    from kpibot.core import logs
+    from kpibot.core.settings import Settings
+    from kpibot.store.database import unavailable
+
+    try:
+        settings = Settings()
+    except ValidationError as error:  # a bad value in the environment or .env
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(
+                texts.BAD_SETTING.format(name=where.upper(), problem=problem["msg"]),
+                file=sys.stderr,
+            )
+        return 2
+    # kpibot's own loggers follow KPIBOT_LOG_LEVEL; when it is not set, the servers log at INFO
+    # and one-off commands only warnings (their answer is the output), unless -v.
+    serving = args.command == "serve" or getattr(args, "scheduler_command", None) == "run"
+    chosen = "log_level" in settings.model_fields_set
+    level = settings.log_level if chosen or serving else "WARNING"
+    logs.configure(level, settings.log_format, verbose=args.verbose)
     try:
         return handler(args)
     except UserError as exc:
@@ -417,6 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: log the detail, show one sentence
+        if unavailable(exc):
+            log.warning("command failed: the database is unavailable (%s)", exc)
+            print(texts.DATABASE_UNAVAILABLE, file=sys.stderr)
+            return 1
         log.exception("command failed")
         print(texts.INTERNAL_ERROR.format(error=type(exc).__name__), file=sys.stderr)
         return 1

@@ -34,7 +34,7 @@ from kpibot.engine.returns import approved_only as approved
 from kpibot.engine.scorecard import FIGURE_COLUMNS, Scorecard
 from kpibot.engine.status import default_period
 from kpibot.files.contracts import load_contracts
-from kpibot.store.database import Database
+from kpibot.store.database import Database, Timeouts
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
 from kpibot.store.rows import NewFigure
 from kpibot.store.schema import AuditEventRecord, ContractRecord, FigureRecord
@@ -75,6 +75,20 @@ MissingNotes = Callable[["Services", Contract, Sequence[Period]], dict[str, str]
 """What each period's return still lacks ("narrative missing"), for reminder texts."""
 StatusLinesMany = Callable[["Services", Sequence[tuple[Contract, Period]]], Mapping[str, list[str]]]
 """A status hook's lines for many (contract, period) pairs at once, by contract id (warm-up)."""
+
+
+def open_database(settings: Settings, url: str | None = None) -> Database:
+    """The database at ``url`` (default ``settings.database_url``) with the settings' timeouts.
+
+    Every command opens its database here, so ``kpibot db upgrade`` and ``kpibot serve`` read
+    the same settings (environment, then ``.env``) and the same timeouts.
+    """
+    timeouts = Timeouts(
+        connect=settings.db_connect_timeout,
+        statement=settings.db_statement_timeout,
+        pool=settings.db_pool_timeout,
+    )
+    return Database(url or settings.database_url, timeouts=timeouts)
 
 
 @dataclass
@@ -120,7 +134,7 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> Services:
-        return cls.for_database(Database(settings.database_url), settings, clock)
+        return cls.for_database(open_database(settings), settings, clock)
 
     @classmethod
     def for_database(cls, db: Database, settings: Settings, clock: Clock | None = None) -> Services:

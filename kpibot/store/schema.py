@@ -685,3 +685,19 @@ class SanctionWaiverRecord(Base):
     reason: Mapped[str] = mapped_column(Text)
     waived_by: Mapped[str] = mapped_column(String(200))
     waived_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- shared between replicas (0012)
+
+
+class SharedValueRecord(Base):
+    """A value every replica must see: a Slack button's long value, the generated signing key.
+
+    ``expires_at`` is when the value may be forgotten (None: kept). See ``kpibot.store.shared``.
+    """
+
+    __tablename__ = "shared_values"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
