@@ -16,7 +16,16 @@ from kpibot.commands.bot import Bot
 from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Clock, Services
 from kpibot.core.settings import Settings
-from kpibot.features import actionplan, compliance, expenditure, incidents, payments, returns
+from kpibot.features import (
+    actionplan,
+    alerts,
+    compliance,
+    expenditure,
+    incidents,
+    payments,
+    returns,
+    subscriptions,
+)
 from kpibot.features.summary import composer
 from kpibot.scheduler.delivery import Deliverer
 from kpibot.scheduler.runner import SchedulerService
@@ -38,11 +47,20 @@ def install_features(services: Services) -> Services:
     for section in (actionplan.open_plans_summary, expenditure.finance_summary):
         if section not in hooks.compliance:
             hooks.compliance.append(section)
-    for provider in (actionplan.action_plan_messages, expenditure.finance_messages):
+    for provider in (
+        actionplan.action_plan_messages,
+        expenditure.finance_messages,
+        subscriptions.digest_messages,
+    ):
         if provider not in hooks.messages:
             hooks.messages.append(provider)
     hooks.incident_clocks = incidents.open_incident_clocks
     hooks.missing_notes = returns.missing_notes
+    hooks.composers.setdefault("digest", subscriptions.DigestComposer())
+    for kind in alerts.ALERT_KINDS:
+        hooks.composers[kind] = alerts.compose_alert
+    if alerts.catch_up not in hooks.catch_up:
+        hooks.catch_up.append(alerts.catch_up)
     return services
 
 
@@ -98,7 +116,7 @@ def scheduler_for(
         services,
         policy,
         deliverers_for(settings, services),
-        composer=composer(services),
+        composer=composer(services, policy),
         tick=ReminderTick(services, policy, start=since),
         **options,  # type: ignore[arg-type]
     )

@@ -194,6 +194,8 @@ class ConsoleDeliverer:
         when = message.due_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
         text = reply.text if reply.text == message.text and not reply.rows else reply.plain()
         chart = f" [dim](chart {reply.chart_name or 'attached'})[/]" if reply.chart else ""
+        if message.payload.get("thread"):
+            chart += " [dim](in the thread of the alert it follows)[/]"
         self.console.print(
             f"[dim]\\[{when}][/] [bold]{message.kind}[/] → {message.audience}"
             f" [dim]({message.contract_id or message.channel})[/]: {escape(text)}{chart}",

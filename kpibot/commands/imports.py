@@ -57,6 +57,7 @@ class ImportHandler:
                 source="chat",
                 reason=reason,
                 idempotency_key=key,
+                policy=ctx.policy,
             )
             if outcome.errors:
                 reply = Reply(

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import pandas as pd
 from sqlalchemy import case, func, select
 
+from kpibot.core.access import AccessPolicy
+from kpibot.core.protocol import Reply
 from kpibot.core.settings import Settings
 from kpibot.engine.calendar import calendar_for, due_date_for
 from kpibot.engine.model import Contract
@@ -33,6 +35,7 @@ from kpibot.engine.returns import approved_only as approved
 from kpibot.engine.scorecard import FIGURE_COLUMNS, Scorecard
 from kpibot.files.contracts import load_contracts
 from kpibot.store.database import Database
+from kpibot.store.outbox import OutboxMessage
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
 from kpibot.store.rows import NewFigure
 from kpibot.store.schema import AuditEventRecord, FigureRecord
@@ -58,6 +61,11 @@ IncidentsProvider = Callable[
 """Open incident clocks by contract id, for the reminder tick."""
 MissingNotes = Callable[["Services", Contract, Sequence[Period]], dict[str, str]]
 """What each period's return still lacks ("narrative missing"), for reminder texts."""
+MessageComposer = Callable[["Services", AccessPolicy | None, OutboxMessage], Reply | None]
+"""Builds one kind of message when it is delivered (a digest, an alert to a subscriber), with
+access checked then; None withholds it (the reader may no longer see the contract)."""
+CatchUp = Callable[["Services", AccessPolicy | None, datetime], int]
+"""Work a feature does on every tick: writes outbox rows it missed (alerts after a crash)."""
 
 
 @dataclass
@@ -76,6 +84,8 @@ class FeatureHooks:
     messages: list[MessageProvider] = field(default_factory=list)
     incident_clocks: IncidentsProvider | None = None
     missing_notes: MissingNotes | None = None
+    composers: dict[str, MessageComposer] = field(default_factory=dict)
+    catch_up: list[CatchUp] = field(default_factory=list)
 
 
 @dataclass

@@ -38,6 +38,13 @@ REGISTERED = (
     Kind("summary", "Quarterly RAG summary"),
     Kind("meeting", "Contract review meeting"),
     Kind("return_query", "Return queried"),
+    Kind("alert_critical", "Critical failure"),
+    Kind("alert_red", "Turned red"),
+    Kind("alert_red_run", "Red periods running"),
+    Kind("alert_money", "Money at risk"),
+    Kind("alert_change", "Figures changed"),
+    Kind("alert_clear", "Back to amber or green"),
+    Kind("digest", "Your kpibot digest"),
 )
 KINDS = tuple(k.name for k in REGISTERED)
 TITLES = {k.name: k.title for k in REGISTERED}
@@ -65,7 +72,11 @@ def title(kind: str) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """One message to send at ``when`` (Europe/London) to an audience of a contract."""
+    """One message to send at ``when`` (Europe/London) to an audience of a contract.
+
+    ``target`` (platform, channel) addresses it directly instead (a subscriber's digest);
+    ``contract`` is then empty when it spans several contracts.
+    """
 
     when: datetime
     contract: str
@@ -74,6 +85,8 @@ class Message:
     period: str
     step: str
     text: str
+    # Set for a message to one person or channel of its own (a digest), not a contract's audience.
+    target: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kpibot.core import texts
+from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Services
+from kpibot.features.alerts import figures_stored
 from kpibot.features.returns import figures_arrived
 from kpibot.files.figures import check_return, suggest
 from kpibot.files.tables import CellError, Table
@@ -39,8 +41,13 @@ def import_return(
     reason: str | None = None,
     idempotency_key: str | None = None,
     on_row: Callable[[], None] | None = None,
+    policy: AccessPolicy | None = None,
 ) -> ImportOutcome:
-    """Check ``table`` against the contract and store it in one transaction, or explain why not."""
+    """Check ``table`` against the contract and store it in one transaction, or explain why not.
+
+    Once stored, the alerts the figures raise go to the outbox (``policy``: who is bound to the
+    contract and who may hear; the access file's when not given).
+    """
     contract = services.contract(contract_id)
     if contract is None:
         hint = suggest(contract_id, services.contracts.ids())
@@ -93,6 +100,7 @@ def import_return(
 
     for period in {f.period.label: f.period for f in check.figures}.values():
         figures_arrived(services, contract, period, actor)
+    figures_stored(services, contract, result, policy)
     services.audit.record(
         actor,
         "import",

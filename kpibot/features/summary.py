@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kpibot.core.access import AccessPolicy
 from kpibot.core.protocol import Cell, Reply
 from kpibot.core.services import Services
 from kpibot.engine import reminders
@@ -31,10 +32,19 @@ GRID_PERIODS = 8
 MAX_LISTED = 15
 
 
-def composer(services: Services) -> Callable[[OutboxMessage], Reply]:
-    """What the dispatcher calls for each claimed row, at delivery time."""
+def composer(
+    services: Services, policy: AccessPolicy | None = None
+) -> Callable[[OutboxMessage], Reply | None]:
+    """What the dispatcher calls for each claimed row, at delivery time.
 
-    def compose_message(message: OutboxMessage) -> Reply:
+    A kind a feature builds itself (``services.hooks.composers``: digests, alerts) goes to that
+    feature, with the access ``policy`` to check the reader against; None withholds the row.
+    """
+
+    def compose_message(message: OutboxMessage) -> Reply | None:
+        own = services.hooks.composers.get(message.kind)
+        if own is not None:
+            return own(services, policy, message)
         return compose(services, message.kind, message.contract_id, message.period, message.text)
 
     return compose_message

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -258,6 +258,20 @@ class OutboxRepository:
         """Put a row back for ``at`` without counting an attempt: rate limits and pacing."""
         return self._back(message, as_utc(at), reason, progress, count=False)
 
+    def withhold(self, message: OutboxMessage, now: datetime, reason: str) -> bool:
+        """Settle a row without delivering it: its recipient may no longer hear it (they lost
+        access to the contract, muted it, or unsubscribed). Kept as ``sent`` with ``withheld``
+        in the payload and the reason in ``last_error``, so an operator can see why."""
+        with self.db.session() as session:
+            return self._settle(
+                session,
+                message,
+                status="sent",
+                sent_at=as_utc(now),
+                payload={**message.payload, "progress": None, "withheld": reason[:500]},
+                last_error=f"withheld: {reason}"[:2000],
+            )
+
     def fail(
         self, message: OutboxMessage, error: str, progress: dict[str, Any] | None = None
     ) -> bool:
@@ -312,6 +326,22 @@ class OutboxRepository:
         return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
     # ------------------------------------------------------------------ reading
+    def delivered(self, key: str) -> tuple[str, str | None] | None:
+        """(status, the platform's message id) of the row written under ``key``, or None.
+
+        A follow-up threads under the message it follows; this is how it finds that message.
+        """
+        query = select(OUTBOX.c.status, OUTBOX.c.payload).where(OUTBOX.c.idempotency_key == key)
+        with self.db.session(read_only=True) as session:
+            row = session.execute(query).first()
+        if row is None:
+            return None
+        payload = dict(row.payload or {})
+        if payload.get("withheld"):
+            return "withheld", None
+        ref = (payload.get("delivered") or {}).get("ref")
+        return str(row.status), str(ref) if ref else None
+
     def counts(self) -> dict[str, int]:
         """How many rows are in each status."""
         with self.db.session(read_only=True) as session:
@@ -324,13 +354,23 @@ class OutboxRepository:
 # ---------------------------------------------------------------------------- entries
 
 
-def outbox_entries(message: Message, targets: Iterable[tuple[str, str]]) -> list[OutboxEntry]:
-    """One outbox entry per target; the key is the message key plus ``|platform:channel``."""
+def outbox_entries(
+    message: Message,
+    targets: Iterable[tuple[str, str]],
+    extra: Mapping[str, Any] | None = None,
+) -> list[OutboxEntry]:
+    """One outbox entry per target; the key is the message key plus ``|platform:channel``.
+
+    ``extra`` adds to the payload (buttons, the alert a follow-up threads under). A message
+    with no contract (a digest over several) stores none.
+    """
     payload = {"text": message.text, "when": message.when.isoformat(), "message": message.key}
+    if extra:
+        payload.update(extra)
     return [
         OutboxEntry(
-            key=_fit(f"{message.key}|{platform}:{channel}"),
-            contract_id=message.contract,
+            key=target_key(message, platform, channel),
+            contract_id=message.contract or None,
             kind=message.kind,
             audience=message.audience,
             platform=platform,
@@ -342,6 +382,11 @@ def outbox_entries(message: Message, targets: Iterable[tuple[str, str]]) -> list
         )
         for platform, channel in targets
     ]
+
+
+def target_key(message: Message, platform: str, channel: str) -> str:
+    """The outbox key of ``message`` to one target."""
+    return _fit(f"{message.key}|{platform}:{channel}")
 
 
 def _fit(key: str) -> str:

@@ -1,0 +1,882 @@
+"""Alerts: the moment a figure turns a KPI red, the people who care hear of it, once.
+
+When figures are confirmed in chat or imported, ``figures_stored`` works out the alerts they
+raise (the rules are pure: ``kpibot.engine.alerts``) and writes them to the outbox, where the
+dispatcher paces, retries and delivers them like reminders:
+
+* a critical failure breached → the commissioner and the contract's channels, with the clause;
+* a KPI turned red → the contract's channels;
+* red for N periods running (the underperformance trigger) → the commissioner, with a button to
+  open an action plan;
+* money newly at risk or withheld → the commissioner;
+* and, to everyone watching the contract (``kpibot.features.subscriptions``), what they watch.
+
+No storm: the ``alerts`` ledger keeps one row per (contract, kind, KPI, period), so each alert
+fires once, whatever retries, amendments, replayed imports or second replicas do; the alerts of
+one submission go out as one grouped message per kind and audience, naming every KPI; direct
+messages wait out quiet hours (18:00 to 08:00 Europe/London) instead of being dropped; and an
+amendment that undoes an alert sends a short follow-up, in the original's thread where the
+platform has threads.
+
+**When the outbox rows are written, and the failure windows.** Alerts are worked out right after
+the figures commit, not inside their transaction: they compare the scorecard before and after
+the submission, and the return workflow (``figures_arrived``) settles the figures' statuses in a
+transaction of its own after the figures' (money counts approved figures only). Each
+submission's alerts are written in ONE transaction with the ledger and an ``alert_runs`` row
+for the submission, which is claimed first: a submission is processed at most once, and its
+alerts are all written or none are. The window left is a crash (or a database error) after the
+figures commit and before that transaction commits; ``catch_up``, run by the scheduler's tick on
+the leader, finds submissions of the last two days without an ``alert_runs`` row and processes
+them. What a submission raises is reconstructed from the store as it stood at that submission
+(its figures against the versions before it), so the catch-up sends exactly what the fast path
+would have. Cost: an alert can be up to a tick late after a crash; never lost, never doubled.
+
+>>> # n = figures_stored(services, contract, result, policy)   # right after figures commit
+>>> # n = catch_up(services, policy, now)                        # every tick: missed runs
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import pandas as pd
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kpibot.core.access import AccessPolicy
+from kpibot.core.audience import targets_for
+from kpibot.core.protocol import Action, Reply
+from kpibot.core.services import Services
+from kpibot.engine import reminders
+from kpibot.engine.alerts import CLEARABLE, Alert, arising, clearing, money_arising, quiet
+from kpibot.engine.calendar import LONDON
+from kpibot.engine.describe import format_value
+from kpibot.engine.model import Contract
+from kpibot.engine.reminders import Message
+from kpibot.engine.returns import UNDER_REVIEW
+from kpibot.engine.scorecard import compiled, evaluate_states
+from kpibot.features.actionplan import ActionPlanService
+from kpibot.features.bind import bindings_by_contract
+from kpibot.features.payments import payment_report
+from kpibot.features.subscriptions import (
+    Subscription,
+    may_see,
+    muted,
+    policy_for,
+    subscriptions_by_id,
+    watchers,
+)
+from kpibot.store.outbox import OutboxEntry, OutboxMessage, OutboxRepository, outbox_entries
+from kpibot.store.rows import NewFigure, SubmissionResult
+from kpibot.store.schema import (
+    AlertRecord,
+    AlertRunRecord,
+    FigureRecord,
+    SubmissionRecord,
+    as_utc,
+)
+
+log = logging.getLogger(__name__)
+
+ALERTS = cast(Table, AlertRecord.__table__)
+# How far back the tick's catch-up looks for submissions whose alerts were never worked out,
+# and how long it leaves a fresh one to the fast path that normally handles it.
+CATCH_UP_LOOKBACK = timedelta(days=2)
+CATCH_UP_GRACE = timedelta(seconds=30)
+# Submissions that are not news: the demo history shipped with a contract.
+QUIET_SOURCES = ("history",)
+MAX_LISTED = 25
+
+# The kinds this feature writes (and builds at delivery: ``compose_alert``).
+ALERT_KINDS = (
+    "alert_critical",
+    "alert_red",
+    "alert_red_run",
+    "alert_money",
+    "alert_change",
+    "alert_clear",
+)
+
+# ---- user-facing texts, kept together
+HEADS = {
+    "alert_critical": "⚠️ Critical failure on {name}",
+    "alert_red": "🔴 {n} turned red on {name}",
+    "alert_red_run": "🔴 {n} red periods running on {name}",
+    "alert_money": "💷 Money newly at risk on {name}",
+    "alert_change": "✏️ {n} arrived or changed on {name}",
+    "alert_clear": "✅ Back to amber or green on {name}",
+}
+BY_WHOM = "Submitted by {actor} {source}."
+SOURCE_WORDS = {
+    "chat": "in chat",
+    "import": "in an import",
+    "cli": "in an import",
+    "api": "by upload",
+}
+RED_RUN_ACTION = "Open an action plan"
+RED_RUN_AREAS = "Red {n} periods running"
+WATCHING_NOTE = "You get this because you watch {contract}: `/kpi mute {contract} 1d` pauses it."
+MORE = "…and {n} more"
+
+
+def _kpis(n: int) -> str:
+    return f"{n} KPI{'s' if n != 1 else ''}"
+
+
+def _figures(n: int) -> str:
+    return f"{n} figure{'s' if n != 1 else ''}"
+
+
+# ---------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A stored submission whose alerts are to be worked out."""
+
+    id: int
+    contract_id: str
+    actor: str
+    source: str
+    at: datetime
+
+
+@dataclass
+class Outcome:
+    """What one submission raises: alerts, the (KPI, period) pairs it changed, and the figures."""
+
+    submission: Submission
+    contract: Contract
+    alerts: list[Alert] = field(default_factory=list)
+    changed: list[tuple[str, str]] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)
+    after: pd.DataFrame = field(default_factory=pd.DataFrame)
+    red_run: int = 2
+    actor_name: str = ""
+
+
+# ---------------------------------------------------------------------------------- entry points
+
+
+def figures_stored(
+    services: Services,
+    contract: Contract,
+    result: SubmissionResult,
+    policy: AccessPolicy | None = None,
+) -> int:
+    """Write the alerts a submission just stored raises; returns the outbox rows written.
+
+    Call it right after the figures commit (and after ``figures_arrived``). It never raises:
+    the user's figures are stored whatever happens here, and a failure is logged and left to
+    ``catch_up`` on the next tick.
+    """
+    if result.duplicate or result.source in QUIET_SOURCES:
+        return 0
+    try:
+        return process(services, policy, [result.submission_id], services.now())
+    except Exception:  # the figures are in; the tick's catch-up will write these alerts
+        log.exception("alerts for submission %s not written yet", result.submission_id)
+        return 0
+
+
+def catch_up(services: Services, policy: AccessPolicy | None, now: datetime) -> int:
+    """Process recent submissions whose alerts were never written (a crash between the figures'
+    commit and the alerts'); a message provider's sibling, run by the tick on the leader."""
+    now = as_utc(now)
+    done = select(AlertRunRecord.submission_id).where(
+        AlertRunRecord.submission_id == SubmissionRecord.id
+    )
+    query = (
+        select(SubmissionRecord.id)
+        .where(
+            SubmissionRecord.submitted_at >= now - CATCH_UP_LOOKBACK,
+            SubmissionRecord.submitted_at <= now - CATCH_UP_GRACE,
+            SubmissionRecord.source.not_in(QUIET_SOURCES),
+            ~done.exists(),
+        )
+        .order_by(SubmissionRecord.id)
+    )
+    with services.db.session(read_only=True) as session:
+        missed = list(session.scalars(query))
+    if not missed:
+        return 0
+    log.warning("catching up the alerts of %d submission(s): %s", len(missed), missed[:20])
+    return process(services, policy, missed, now)
+
+
+def process(
+    services: Services,
+    policy: AccessPolicy | None,
+    submission_ids: Sequence[int],
+    now: datetime,
+) -> int:
+    """Work out and write the alerts of these submissions (each in its own transaction, with its
+    ``alert_runs`` row); submissions already processed are skipped. Returns outbox rows written."""
+    submissions = _submissions(services, submission_ids)
+    if not submissions:
+        return 0
+    rules = policy_for(services, policy)
+    outcomes = outcomes_of(services, submissions)
+    contract_ids = {o.contract.id for o in outcomes}
+    watching = watchers(services, contract_ids)
+    silenced = muted(services, contract_ids, now)
+    stored = bindings_by_contract(services.db)
+    outbox = OutboxRepository(services.db)
+    written = 0
+    for outcome in outcomes:
+        outcome.actor_name = rules.identify(outcome.submission.actor).name
+        cid = outcome.contract.id
+        bound = [ch for ch, c in rules.channels.items() if c == cid]
+        bound += [ch for _platform, ch in stored.get(cid, [])]
+        plan = _Fanout(outcome, rules, bound, watching.get(cid, []), silenced.get(cid, {}), now)
+        written += _write(services, outbox, plan)
+    return written
+
+
+# ---------------------------------------------------------------------------------- evaluating
+
+
+def _submissions(services: Services, ids: Sequence[int]) -> list[Submission]:
+    query = (
+        select(
+            SubmissionRecord.id,
+            SubmissionRecord.contract_id,
+            SubmissionRecord.submitted_by,
+            SubmissionRecord.source,
+            SubmissionRecord.submitted_at,
+        )
+        .where(SubmissionRecord.id.in_(list(ids)))
+        .where(
+            ~select(AlertRunRecord.submission_id)
+            .where(AlertRunRecord.submission_id == SubmissionRecord.id)
+            .exists()
+        )
+        .order_by(SubmissionRecord.id)
+    )
+    with services.db.session(read_only=True) as session:
+        return [Submission(*row) for row in session.execute(query)]
+
+
+def _versions(services: Services, contract_ids: Iterable[str]) -> pd.DataFrame:
+    """Every version of every figure of these contracts (amendments included)."""
+    query = select(
+        FigureRecord.id,
+        FigureRecord.contract_id,
+        FigureRecord.kpi_code,
+        FigureRecord.period_label,
+        FigureRecord.value,
+        FigureRecord.benchmark,
+        FigureRecord.submission_id,
+        FigureRecord.supersedes_id,
+        FigureRecord.status,
+    ).where(FigureRecord.contract_id.in_(sorted(set(contract_ids))))
+    columns = [
+        "id",
+        "contract",
+        "kpi",
+        "period",
+        "value",
+        "benchmark",
+        "submission",
+        "supersedes",
+        "status",
+    ]
+    with services.db.session(read_only=True) as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    return frame.astype({"value": "float64", "benchmark": "float64"})
+
+
+def as_of(versions: pd.DataFrame, submission: int, *, inclusive: bool) -> pd.DataFrame:
+    """The current figures as they stood just after (``inclusive``) or just before a submission.
+
+    A figure is current when no version stored by then supersedes it; later submissions are
+    left out, so the catch-up reconstructs exactly what the fast path saw.
+    """
+    upto = (
+        versions["submission"] <= submission if inclusive else versions["submission"] < submission
+    )
+    seen = versions[upto]
+    replaced = set(seen["supersedes"].dropna().astype(int))
+    return seen[~seen["id"].isin(replaced)]
+
+
+def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[Outcome]:
+    """The alerts each submission raises, from the store as it stood at that submission.
+
+    Every contract's before and after scorecards are evaluated in one engine pass.
+    """
+    contracts: dict[str, Contract] = {}
+    for s in submissions:
+        c = services.contract(s.contract_id)
+        if c is not None:
+            contracts[c.id] = c
+    if not contracts:
+        return []
+    versions = _versions(services, contracts)
+    pieces: list[pd.DataFrame] = []
+    outcomes: list[Outcome] = []
+    for i, s in enumerate(submissions):
+        contract = contracts.get(s.contract_id)
+        if contract is None:
+            continue
+        own = versions[versions["contract"] == contract.id]
+        mine = own[own["submission"] == s.id]
+        outcome = Outcome(s, contract)
+        outcome.changed = list(dict.fromkeys(zip(mine["kpi"], mine["period"], strict=True)))
+        outcomes.append(outcome)
+        pieces.append(as_of(own, s.id, inclusive=False).assign(state=2 * i))
+        pieces.append(as_of(own, s.id, inclusive=True).assign(state=2 * i + 1))
+    frame = evaluate_states(contracts, pd.concat(pieces, ignore_index=True))
+    states = dict(iter(frame.groupby("state"))) if not frame.empty else {}
+    raw = {int(k): v for k, v in states.items()}
+    figures = {i: p for i, p in enumerate(pieces)}
+    for i, outcome in enumerate(outcomes):
+        before = raw.get(2 * i, pd.DataFrame())
+        after = raw.get(2 * i + 1, pd.DataFrame())
+        outcome.after = after
+        _raise(services, outcome, before, after, figures[2 * i], figures[2 * i + 1])
+    return outcomes
+
+
+def _red_run(services: Services) -> int:
+    return ActionPlanService(services).consecutive_red
+
+
+def units_of(contract: Contract) -> dict[str, str]:
+    return {code: c.unit for code, c in compiled(contract).items()}
+
+
+def _raise(
+    services: Services,
+    outcome: Outcome,
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    figures_before: pd.DataFrame,
+    figures_after: pd.DataFrame,
+) -> None:
+    contract = outcome.contract
+    terms = contract.alerts
+    units = units_of(contract)
+    outcome.red_run = terms.red_run.periods or _red_run(services)
+    outcome.alerts = arising(
+        contract, before, after, outcome.changed, terms, outcome.red_run, units
+    )
+    outcome.changes = _change_lines(contract, after, outcome.changed, units)
+    if _money_moves(contract, outcome.changed) and terms.audience("money"):
+        outcome.alerts += _money(
+            services, contract, outcome, before, after, figures_before, figures_after
+        )
+
+
+def _change_lines(
+    contract: Contract,
+    after: pd.DataFrame,
+    changed: Sequence[tuple[str, str]],
+    units: Mapping[str, str],
+) -> list[str]:
+    if after.empty:
+        return []
+    rags = {
+        (k, p): (v, r)
+        for k, p, v, r in zip(
+            after["kpi"], after["period"], after["value"], after["rag"], strict=True
+        )
+    }
+    out = []
+    for kpi, period in changed:
+        value, rag = rags.get((kpi, period), (float("nan"), "grey"))
+        out.append(
+            f"{kpi} {period}: {format_value(value, units.get(kpi, ''))} ({rag if rag != 'grey' else 'not rated'})"
+        )
+    return out
+
+
+def _money_moves(contract: Contract, changed: Sequence[tuple[str, str]]) -> bool:
+    """Whether any changed KPI counts for money (an incentive KPI, a programme, an outcome)."""
+    terms = contract.payments
+    if not terms.has_money:
+        return False
+    codes = {k for k, _p in changed}
+    if terms.per_kpi_incentive is not None:
+        listed = terms.per_kpi_incentive.kpis or [
+            k.code for k in contract.kpis if k.incentive_weight is not None
+        ]
+        if codes & set(listed):
+            return True
+    block = terms.block_plus_incentive
+    if block is not None and codes & {p.kpi for p in block.programmes}:
+        return True
+    if terms.service_rag is not None:
+        outcome_kpis = {
+            k.code for k in contract.kpis if k.category in terms.service_rag.outcome_categories
+        }
+        if codes & outcome_kpis:
+            return True
+    return False
+
+
+def _approved(contract: Contract, figures: pd.DataFrame, evaluated: pd.DataFrame) -> pd.DataFrame:
+    """The evaluated approved figures payments count (re-evaluated only when some are under review)."""
+    if figures.empty or not figures["status"].isin(UNDER_REVIEW).any():
+        return evaluated
+    kept = figures[~figures["status"].isin(UNDER_REVIEW)].assign(state=0)
+    frame = evaluate_states({contract.id: contract}, kept)
+    return frame.drop(columns="state") if not frame.empty else frame
+
+
+def _money(
+    services: Services,
+    contract: Contract,
+    outcome: Outcome,
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    figures_before: pd.DataFrame,
+    figures_after: pd.DataFrame,
+) -> list[Alert]:
+    years = {}
+    for _kpi, label in outcome.changed:
+        year = contract.year_for(contract.parse_period(label))
+        if year is not None:
+            years[year.year] = year
+    if not years:
+        return []
+    old = _approved(contract, figures_before, before.drop(columns="state", errors="ignore"))
+    new = _approved(contract, figures_after, after.drop(columns="state", errors="ignore"))
+    out: list[Alert] = []
+    for year in years.values():
+        was = payment_report(services, contract, year, frame=old)
+        now = payment_report(services, contract, year, frame=new)
+        out += money_arising(was, now, contract.alerts)
+    return out
+
+
+# ---------------------------------------------------------------------------------- fan-out
+
+
+@dataclass
+class _Group:
+    """One grouped message: a kind of alert to one target, naming every KPI it is about."""
+
+    kind: str
+    audience: str
+    target: tuple[str, str]
+    direct: bool
+    alerts: list[Alert] = field(default_factory=list)
+    watchers: list[int] = field(default_factory=list)
+    thread: str | None = None
+
+
+class _Fanout:
+    """Who hears what from one submission: groups per (kind, target)."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        policy: AccessPolicy,
+        bound: Sequence[str],
+        watching: Sequence[Subscription],
+        silenced: Mapping[tuple[str, str], datetime],
+        now: datetime,
+    ) -> None:
+        self.outcome = outcome
+        self.policy = policy
+        self.bound = list(dict.fromkeys(bound))
+        self.watching = watching
+        self.silenced = silenced
+        self.now = now
+
+    def groups(self, alerts: Sequence[Alert]) -> list[_Group]:
+        """The raised ``alerts`` (and the submission's changes) grouped per kind and target."""
+        contract = self.outcome.contract
+        groups: dict[tuple[str, tuple[str, str]], _Group] = {}
+        for alert in alerts:
+            for audience in alert.audience:
+                for target in targets_for(contract, audience, self.bound):
+                    group = groups.setdefault(
+                        (alert.kind, target), _Group(alert.kind, audience, target, False)
+                    )
+                    group.alerts.append(alert)
+        for sub in self.watching:
+            if sub.place.target in self.silenced or not may_see(self.policy, sub, contract.id):
+                continue
+            for alert in alerts:
+                if not sub.hears(
+                    alert.kind, None if alert.kind == "alert_money" else alert.subject
+                ):
+                    continue
+                key = (alert.kind, sub.place.target)
+                heard = groups.get(key)
+                if heard is not None and heard.audience != "subscriber":
+                    continue  # that channel hears it already as the contract's audience
+                group = groups.setdefault(
+                    key, _Group(alert.kind, "subscriber", sub.place.target, sub.place.direct)
+                )
+                if alert not in group.alerts:
+                    group.alerts.append(alert)
+                if sub.id not in group.watchers:
+                    group.watchers.append(sub.id)
+        return list(groups.values())
+
+    def change_groups(self) -> list[_Group]:
+        """``alert_change`` for every-change watchers: each figure that arrived or changed."""
+        contract = self.outcome.contract
+        out: dict[tuple[str, str], _Group] = {}
+        for sub in self.watching:
+            if sub.what != "any-change" or sub.place.target in self.silenced:
+                continue
+            if not may_see(self.policy, sub, contract.id):
+                continue
+            if sub.kpi is not None and sub.kpi not in {k for k, _p in self.outcome.changed}:
+                continue
+            group = out.setdefault(
+                sub.place.target,
+                _Group("alert_change", "subscriber", sub.place.target, sub.place.direct),
+            )
+            group.watchers.append(sub.id)
+        return list(out.values())
+
+
+def _head(kind: str, contract: Contract, n: int) -> str:
+    count = _kpis(n) if kind in ("alert_red", "alert_red_run") else _figures(n)
+    return HEADS[kind].format(name=contract.name, n=count)
+
+
+def _text(outcome: Outcome, group: _Group, items: Sequence[str]) -> str:
+    lines = [_head(group.kind, outcome.contract, len(items))]
+    lines += [f"• {item}" for item in items[:MAX_LISTED]]
+    if len(items) > MAX_LISTED:
+        lines.append(MORE.format(n=len(items) - MAX_LISTED))
+    s = outcome.submission
+    actor = outcome.actor_name or s.actor
+    lines.append(BY_WHOM.format(actor=actor, source=SOURCE_WORDS.get(s.source, s.source)))
+    if group.audience == "subscriber":
+        lines.append(WATCHING_NOTE.format(contract=outcome.contract.id))
+    return "\n".join(lines)
+
+
+def _message(outcome: Outcome, group: _Group, text: str, when: datetime) -> Message:
+    periods = [a.period for a in group.alerts] or [p for _k, p in outcome.changed]
+    return Message(
+        when,
+        outcome.contract.id,
+        group.kind,
+        group.audience,
+        periods[0] if periods else "",
+        f"s{outcome.submission.id}",
+        text,
+    )
+
+
+def _entries(outcome: Outcome, group: _Group, now: datetime) -> list[OutboxEntry]:
+    items = [a.line for a in group.alerts] if group.kind != "alert_change" else outcome.changes
+    when = quiet(now) if group.direct else now
+    message = _message(outcome, group, _text(outcome, group, items), when.astimezone(LONDON))
+    extra: dict[str, Any] = {
+        "alerts": [list(a.key) for a in group.alerts],
+        "direct": group.direct,
+    }
+    if group.watchers:
+        extra["watchers"] = group.watchers
+    if group.thread:
+        extra["thread"] = group.thread
+    if group.kind == "alert_red_run":
+        kpis = " ".join(dict.fromkeys(a.subject for a in group.alerts))
+        areas = RED_RUN_AREAS.format(n=outcome.red_run)
+        command = f'actionplan {outcome.contract.id} new {kpis} "{areas}"'
+        extra["actions"] = [{"label": RED_RUN_ACTION, "command": command}]
+    return outbox_entries(message, [group.target], extra)
+
+
+def _insert(services: Services) -> Any:
+    return postgresql.insert if services.db.dialect == "postgresql" else sqlite.insert
+
+
+def _claim(session: Session, services: Services, submission: int, now: datetime) -> bool:
+    """Take the submission's ``alert_runs`` row; False when another process already has."""
+    statement = (
+        _insert(services)(AlertRunRecord)
+        .values(submission_id=submission, processed_at=now, rows=0)
+        .on_conflict_do_nothing()
+        .returning(AlertRunRecord.submission_id)
+    )
+    return session.execute(statement).first() is not None
+
+
+def _ledger_raise(
+    session: Session, services: Services, outcome: Outcome, now: datetime
+) -> dict[tuple[str, str, str], int]:
+    """Record the raised alerts; returns the ledger ids of those that are news (not already
+    raised and still standing). One statement: insert, or raise again once cleared."""
+    rows: list[dict[str, Any]] = [
+        {
+            "contract_id": outcome.contract.id,
+            "kind": a.kind,
+            "subject": a.subject,
+            "period": a.period,
+            "generation": 1,
+            "raised_at": now,
+            "submission_id": outcome.submission.id,
+            "cleared_at": None,
+            "messages": {},
+        }
+        for a in {a.key: a for a in outcome.alerts}.values()
+    ]
+    if not rows:
+        return {}
+    insert = _insert(services)(ALERTS).values(rows)
+    statement = insert.on_conflict_do_update(
+        index_elements=["contract_id", "kind", "subject", "period"],
+        set_={
+            "generation": ALERTS.c.generation + 1,
+            "raised_at": insert.excluded.raised_at,
+            "submission_id": insert.excluded.submission_id,
+            "cleared_at": None,
+            "messages": insert.excluded.messages,
+        },
+        where=ALERTS.c.cleared_at.is_not(None),
+    ).returning(ALERTS.c.id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period)
+    return {(k, s, p): i for i, k, s, p in session.execute(statement)}
+
+
+def _ledger_clear(
+    session: Session, outcome: Outcome, now: datetime
+) -> list[tuple[Alert, dict[str, str]]]:
+    """Clear the standing alerts the submission undid; returns each follow-up with the targets
+    (and outbox keys) of the alert it follows."""
+    kpis = {k for k, _p in outcome.changed}
+    periods = {p for _k, p in outcome.changed}
+    if not kpis or outcome.after.empty:
+        return []
+    standing = session.execute(
+        select(ALERTS.c.id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period).where(
+            ALERTS.c.contract_id == outcome.contract.id,
+            ALERTS.c.cleared_at.is_(None),
+            ALERTS.c.kind.in_(CLEARABLE),
+            ALERTS.c.subject.in_(sorted(kpis)),
+            ALERTS.c.period.in_(sorted(periods)),
+        )
+    ).all()
+    changed = set(outcome.changed)
+    candidates = {(k, s, p): i for i, k, s, p in standing if (s, p) in changed}
+    follow = clearing(outcome.contract, outcome.after, list(candidates), units_of(outcome.contract))
+    if not follow:
+        return []
+    ids = [candidates[a.key] for a in follow]
+    cleared = session.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id.in_(ids), ALERTS.c.cleared_at.is_(None))
+        .values(cleared_at=now)
+        .returning(ALERTS.c.id, ALERTS.c.messages)
+    ).all()
+    sent = {i: dict(m or {}) for i, m in cleared}
+    return [(a, sent[candidates[a.key]]) for a in follow if candidates[a.key] in sent]
+
+
+def _write(services: Services, outbox: OutboxRepository, plan: _Fanout) -> int:
+    outcome = plan.outcome
+    now = plan.now
+    with services.db.session() as session:
+        if not _claim(session, services, outcome.submission.id, now):
+            return 0
+        news = _ledger_raise(session, services, outcome, now)
+        fresh = [a for a in outcome.alerts if a.key in news]
+        groups = plan.groups(fresh) + plan.change_groups()
+        entries: list[OutboxEntry] = []
+        sent_in: dict[int, dict[str, str]] = defaultdict(dict)
+        for group in groups:
+            made = _entries(outcome, group, now)
+            entries += made
+            for alert in group.alerts:
+                for entry in made:
+                    sent_in[news[alert.key]][f"{entry.platform}:{entry.channel}"] = entry.key
+        entries += _follow_ups(session, plan, now)
+        written = outbox.enqueue_in(session, entries, now)
+        if sent_in:
+            session.execute(
+                update(ALERTS)
+                .where(ALERTS.c.id == bindparam("aid"))
+                .values(messages=bindparam("sent")),
+                [{"aid": i, "sent": m} for i, m in sent_in.items()],
+            )
+        session.execute(
+            update(AlertRunRecord)
+            .where(AlertRunRecord.submission_id == outcome.submission.id)
+            .values(rows=written)
+        )
+    if written:
+        log.info(
+            "alerts: submission %s on %s wrote %d outbox row(s)",
+            outcome.submission.id,
+            outcome.contract.id,
+            written,
+        )
+    return written
+
+
+def _follow_ups(session: Session, plan: _Fanout, now: datetime) -> list[OutboxEntry]:
+    """The "back to amber/green" follow-ups, one per target that heard the original, threaded."""
+    outcome = plan.outcome
+    by_target: dict[str, _Group] = {}
+    for alert, sent in _ledger_clear(session, outcome, now):
+        for target, key in sent.items():
+            platform, _, channel = target.partition(":")
+            group = by_target.get(target)
+            if group is None:
+                direct = _is_direct_target(plan, (platform, channel))
+                group = by_target[target] = _Group(
+                    "alert_clear",
+                    "subscriber" if direct is not None else "channel",
+                    (platform, channel),
+                    bool(direct),
+                    thread=key,
+                )
+                group.watchers = _watchers_of(plan, (platform, channel))
+            if alert not in group.alerts:
+                group.alerts.append(alert)
+    out = []
+    for group in by_target.values():
+        if group.target in plan.silenced:
+            continue
+        out += _entries(outcome, group, now)
+    return out
+
+
+def _is_direct_target(plan: _Fanout, target: tuple[str, str]) -> bool | None:
+    """For a subscriber's target: whether it is a DM; None when it is not a subscriber's."""
+    for sub in plan.watching:
+        if sub.place.target == target:
+            return sub.place.direct
+    return None
+
+
+def _watchers_of(plan: _Fanout, target: tuple[str, str]) -> list[int]:
+    return [s.id for s in plan.watching if s.place.target == target]
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def compose_alert(
+    services: Services, policy: AccessPolicy | None, message: OutboxMessage
+) -> Reply | None:
+    """An alert as delivered (``services.hooks.composers`` for every alert kind).
+
+    A subscriber's copy is checked when it is built: the watch must still exist, its owner must
+    still see the contract, and the target must not have muted it since; otherwise None
+    withholds it. The contract's own audiences always hear.
+    """
+    cid = message.contract_id or ""
+    if message.audience == "subscriber" and not _still_wanted(services, policy, message, cid):
+        return None
+    title = reminders.title(message.kind) + (f" · {cid}" if cid else "")
+    reply = Reply(title, message.text, kind="info")
+    for action in message.payload.get("actions") or []:
+        reply.actions.append(Action(str(action["label"]), str(action["command"]), "primary"))
+    return reply
+
+
+def _still_wanted(
+    services: Services, policy: AccessPolicy | None, message: OutboxMessage, cid: str
+) -> bool:
+    ids = [int(i) for i in message.payload.get("watchers") or []]
+    rules = policy_for(services, policy)
+    if not any(may_see(rules, s, cid) for s in subscriptions_by_id(services, ids)):
+        return False
+    silenced = muted(services, [cid], services.now()).get(cid, {})
+    return (message.platform, message.channel) not in silenced
+
+
+# ---------------------------------------------------------------------------------- preview
+
+
+def preview_alerts(
+    services: Services,
+    contract: Contract,
+    figures: Sequence[NewFigure],
+    at: datetime,
+    policy: AccessPolicy | None = None,
+) -> list[Message]:
+    """The alerts ``figures`` would raise if imported at ``at``, one message per kind and
+    audience (subscribers by name); reads the store, writes nothing."""
+    rules = policy_for(services, policy)
+    versions = _versions(services, [contract.id])
+    before = as_of(versions, 2**62, inclusive=True)
+    staged = pd.DataFrame(
+        [
+            {
+                "id": -1 - i,
+                "contract": contract.id,
+                "kpi": f.kpi,
+                "period": f.period.label,
+                "value": f.value,
+                "benchmark": f.benchmark,
+                "submission": 2**62,
+                "supersedes": None,
+                "status": "submitted",
+            }
+            for i, f in enumerate(figures)
+        ]
+    )
+    changed = list(dict.fromkeys((f.kpi, f.period.label) for f in figures))
+    keep = ~before.set_index(["kpi", "period"]).index.isin(changed)
+    after = pd.concat([before[keep], staged], ignore_index=True)
+    submission = Submission(0, contract.id, "preview", "import", as_utc(at))
+    outcome = Outcome(submission, contract, changed=changed)
+    frame = evaluate_states(
+        {contract.id: contract},
+        pd.concat([before.assign(state=0), after.assign(state=1)], ignore_index=True),
+    )
+    old = frame[frame["state"] == 0] if not frame.empty else frame
+    new = frame[frame["state"] == 1] if not frame.empty else frame
+    outcome.after = new
+    _raise(services, outcome, old, new, before, after)
+    with services.db.session(read_only=True) as session:
+        standing = session.execute(
+            select(ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period).where(
+                ALERTS.c.contract_id == contract.id, ALERTS.c.cleared_at.is_(None)
+            )
+        ).all()
+    active = {(k, s, p) for k, s, p in standing}
+    alerts = [a for a in outcome.alerts if a.key not in active]
+    follow = clearing(
+        contract,
+        new,
+        [a for a in active if (a[1], a[2]) in set(changed)],
+        units_of(contract),
+    )
+    stored = bindings_by_contract(services.db)
+    bound = [ch for ch, c in rules.channels.items() if c == contract.id]
+    bound += [ch for _p, ch in stored.get(contract.id, [])]
+    plan = _Fanout(
+        outcome,
+        rules,
+        bound,
+        watchers(services, [contract.id]).get(contract.id, []),
+        {},
+        as_utc(at),
+    )
+    out: list[Message] = []
+    seen: set[tuple[str, str, str]] = set()
+    for group in plan.groups(alerts) + plan.change_groups():
+        items = [a.line for a in group.alerts] if group.kind != "alert_change" else outcome.changes
+        who = group.audience
+        who_key = f"{group.target[0]}:{group.target[1]}" if who == "subscriber" else who
+        if (group.kind, who, who_key) in seen:
+            continue
+        seen.add((group.kind, who, who_key))
+        text = _text(outcome, group, items)
+        if who == "subscriber":
+            text = f"To {who_key}: {text}"
+        when = quiet(at) if group.direct else at
+        out.append(_message(outcome, group, text, when.astimezone(LONDON)))
+    if follow:
+        group = _Group("alert_clear", "channel", ("", ""), False, list(follow))
+        out.append(_message(outcome, group, _text(outcome, group, [a.line for a in follow]), at))
+    return sorted(out, key=lambda m: (m.when, reminders.order(m.kind), m.audience))

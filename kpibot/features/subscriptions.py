@@ -1,0 +1,803 @@
+"""Subscriptions: watches, digests and mutes, per person or per channel, audited.
+
+* ``/kpi watch <contract> [kpi] [red|critical|any-change|money]`` stores a watch: the alerts
+  about that contract (or one KPI of it) reach the watcher (``kpibot.features.alerts`` asks
+  ``watchers`` who they are). Typed in a direct message it is the person's, delivered by DM;
+  typed in a channel it is the channel's.
+* ``/kpi digest daily|weekly|monthly [contracts…]`` stores a digest: a DM at 09:00
+  Europe/London on working days with what changed since the last one. ``digest_messages`` (a
+  message provider the tick calls) plans them; ``DigestComposer`` builds each one when it is
+  delivered, from the store as it is then, for the contracts its reader may see then.
+* ``/kpi mute <contract> <duration>`` silences a contract's alerts for a person or channel.
+
+Where a direct message goes: on Slack the person's user id (``chat.postMessage`` opens the DM);
+on Teams the 1:1 conversation they wrote from (its reference is stored by
+``kpibot.features.bind.ConversationStore``); on the console the user.
+
+Every change is audited in the same transaction; access is checked when a message is built, not
+only when the subscription is made, so a reader who loses access stops hearing at once.
+
+>>> # place = place_of(services, "slack", "U1", "D123")          # a DM: the person's own
+>>> # watch(services, "U1", None, place, "childrens-trust", "C7", "red", now)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kpibot.core.access import AccessPolicy, Identity
+from kpibot.core.protocol import Reply
+from kpibot.core.services import Services
+from kpibot.engine.actionplan import WORKING
+from kpibot.engine.calendar import LONDON, calendar_for
+from kpibot.engine.describe import format_value
+from kpibot.engine.model import Contract
+from kpibot.engine.reminders import Message
+from kpibot.engine.scorecard import compiled
+from kpibot.engine.subscriptions import (
+    FILTER_WORDS,
+    digest_moments,
+    kinds_heard,
+    next_digest,
+)
+from kpibot.features.actionplan import ActionPlanService
+from kpibot.features.bind import ConversationStore
+from kpibot.features.incidents import IncidentRepository
+from kpibot.store.audit import add_event
+from kpibot.store.outbox import OutboxMessage
+from kpibot.store.schema import MuteRecord, SubscriptionRecord, as_utc
+
+# ---- user-facing texts, kept together
+DIGEST_TITLE = "{frequency} digest · {since} to {until}"
+DIGEST_NOTHING = "Nothing changed on {what} since {since}."
+DIGEST_CONTRACTS_ALL = "your contracts"
+SECTION_RED = "🔴 Turned red: {items}"
+SECTION_GREEN = "🟢 Back to green: {items}"
+SECTION_CRITICAL = "⚠️ Critical failures: {items}"
+SECTION_LATE = "⏰ Returns now late: {items}"
+SECTION_INCIDENTS = "🚨 Incidents: {items}"
+SECTION_ACTIONS = "📋 Action plan actions due: {items}"
+FREQUENCY_WORDS = {"daily": "Daily", "weekly": "Weekly", "monthly": "Monthly"}
+# How long a contract's digest section is reused: digests of one moment share their windows.
+SECTION_TTL_S = 60.0
+_SECTION_CACHE = 4096
+_KEY_LIMIT = 300
+
+
+def _utc(moment: datetime) -> datetime:
+    return as_utc(moment)
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment.astimezone(LONDON):%a %-d %b %H:%M}"
+
+
+def _insert(services: Services) -> Any:
+    return postgresql.insert if services.db.dialect == "postgresql" else sqlite.insert
+
+
+# ---------------------------------------------------------------------------------- places
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a subscription's messages go; ``direct`` for a person's DMs (quiet hours apply)."""
+
+    platform: str
+    channel: str
+    direct: bool
+
+    @property
+    def target(self) -> tuple[str, str]:
+        return self.platform, self.channel
+
+    @property
+    def words(self) -> str:
+        return "your direct messages" if self.direct else "this channel"
+
+
+def is_direct(services: Services, platform: str, channel: str | None) -> bool:
+    """Whether a command typed in ``channel`` came from a direct message (or a terminal)."""
+    if not channel:
+        return True
+    if platform == "slack":
+        return channel.startswith("D")
+    if platform == "teams":
+        if channel.startswith("a:"):
+            return True
+        ref = ConversationStore(services.db).get("teams", channel)
+        return ref is not None and ref.conversation_type == "personal"
+    return False
+
+
+def personal_place(
+    services: Services, platform: str, user: str, channel: str | None
+) -> Place | None:
+    """Where a person's direct messages go; None on Teams unless they wrote from a 1:1 chat
+    (a bot can post only to a conversation it has a reference for)."""
+    if platform == "teams":
+        return (
+            Place("teams", channel, True)
+            if channel and is_direct(services, "teams", channel)
+            else None
+        )
+    return Place(platform, user, True)
+
+
+def place_of(services: Services, platform: str, user: str, channel: str | None) -> Place | None:
+    """The place a command was typed: the person's DMs, or the channel it was typed in."""
+    if is_direct(services, platform, channel):
+        return personal_place(services, platform, user, channel)
+    assert channel is not None
+    return Place(platform, channel, False)
+
+
+# ---------------------------------------------------------------------------------- values
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A stored watch or digest."""
+
+    id: int
+    kind: str
+    owner: str
+    owner_email: str | None
+    place: Place
+    contract_id: str | None
+    kpi: str | None
+    what: str | None
+    frequency: str | None
+    contracts: tuple[str, ...]
+    created_at: datetime
+    last_digest_at: datetime | None = None
+
+    def describe(self) -> str:
+        """'childrens-trust C7: turning red and red periods running, in your direct messages'."""
+        if self.kind == "digest":
+            which = ", ".join(self.contracts) or "all your contracts"
+            return f"{FREQUENCY_WORDS.get(self.frequency or '', '')} digest of {which}, by DM"
+        subject = f"{self.contract_id} {self.kpi}" if self.kpi else f"{self.contract_id}"
+        return f"{subject}: {FILTER_WORDS.get(self.what or '', self.what)}, in {self.place.words}"
+
+    def hears(self, kind: str, kpi: str | None) -> bool:
+        """Whether this watch hears a ``kind`` message about ``kpi`` (None: the contract)."""
+        if self.kind != "watch" or kind not in kinds_heard(self.what or ""):
+            return False
+        return self.kpi is None or kpi is None or self.kpi == kpi
+
+
+def _subscription(r: SubscriptionRecord) -> Subscription:
+    return Subscription(
+        r.id,
+        r.kind,
+        r.owner,
+        r.owner_email,
+        Place(r.platform, r.channel, r.direct),
+        r.contract_id,
+        r.kpi_code,
+        r.what,
+        r.frequency,
+        tuple(r.contracts or ()),
+        r.created_at,
+        r.last_digest_at,
+    )
+
+
+def _key(*parts: str) -> str:
+    key = "|".join(parts)
+    if len(key) <= _KEY_LIMIT:
+        return key
+    return f"{key[: _KEY_LIMIT - 41]}#{hashlib.sha1(key.encode()).hexdigest()}"
+
+
+def _audit(
+    session: Session,
+    now: datetime,
+    actor: str,
+    action: str,
+    contract_id: str | None,
+    place: Place,
+    detail: dict[str, Any],
+) -> None:
+    add_event(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        contract_id=contract_id,
+        subject=f"{place.platform}:{place.channel}"[:300],
+        outcome="ok",
+        detail={"direct": place.direct, **detail},
+    )
+
+
+# ---------------------------------------------------------------------------------- watches
+
+
+def watch(
+    services: Services,
+    owner: str,
+    email: str | None,
+    place: Place,
+    contract_id: str,
+    kpi: str | None,
+    what: str,
+    now: datetime,
+) -> tuple[Subscription, bool]:
+    """Store a watch (audited); returns it and whether it is new (False: it already existed)."""
+    key = _key("watch", f"{place.platform}:{place.channel}", contract_id, kpi or "*", what)
+    with services.db.session() as session:
+        existing = session.scalar(select(SubscriptionRecord).where(SubscriptionRecord.key == key))
+        if existing is not None:
+            return _subscription(existing), False
+        record = SubscriptionRecord(
+            key=key,
+            kind="watch",
+            owner=owner,
+            owner_email=email,
+            platform=place.platform,
+            channel=place.channel,
+            direct=place.direct,
+            contract_id=contract_id,
+            kpi_code=kpi,
+            what=what,
+            frequency=None,
+            contracts=[],
+            created_at=now,
+        )
+        session.add(record)
+        session.flush()
+        _audit(session, now, owner, "watch", contract_id, place, {"kpi": kpi, "what": what})
+        return _subscription(record), True
+
+
+def unwatch(
+    services: Services,
+    owner: str,
+    place: Place,
+    contract_id: str,
+    kpi: str | None,
+    what: str | None,
+    now: datetime,
+) -> list[Subscription]:
+    """Remove the place's watches on a contract (only those on ``kpi`` / for ``what`` if given)."""
+    query = select(SubscriptionRecord).where(
+        SubscriptionRecord.kind == "watch",
+        SubscriptionRecord.platform == place.platform,
+        SubscriptionRecord.channel == place.channel,
+        SubscriptionRecord.contract_id == contract_id,
+    )
+    if kpi is not None:
+        query = query.where(SubscriptionRecord.kpi_code == kpi)
+    if what is not None:
+        query = query.where(SubscriptionRecord.what == what)
+    with services.db.session() as session:
+        records = session.scalars(query).all()
+        gone = [_subscription(r) for r in records]
+        if gone:
+            session.execute(
+                delete(SubscriptionRecord).where(SubscriptionRecord.id.in_([s.id for s in gone]))
+            )
+            _audit(
+                session,
+                now,
+                owner,
+                "unwatch",
+                contract_id,
+                place,
+                {"removed": [s.describe() for s in gone]},
+            )
+    return gone
+
+
+def subscriptions_for(services: Services, places: Iterable[Place]) -> list[Subscription]:
+    """Every watch and digest of these places, digests last."""
+    targets = {p.target for p in places}
+    if not targets:
+        return []
+    query = select(SubscriptionRecord).where(
+        SubscriptionRecord.channel.in_(sorted({c for _, c in targets}))
+    )
+    with services.db.session(read_only=True) as session:
+        found = [
+            _subscription(r)
+            for r in session.scalars(query.order_by(SubscriptionRecord.id))
+            if (r.platform, r.channel) in targets
+        ]
+    return sorted(found, key=lambda s: (s.kind == "digest", s.contract_id or "", s.kpi or ""))
+
+
+def subscriptions_by_id(services: Services, ids: Iterable[int]) -> list[Subscription]:
+    """The subscriptions with these ids that still exist."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return []
+    query = select(SubscriptionRecord).where(SubscriptionRecord.id.in_(wanted))
+    with services.db.session(read_only=True) as session:
+        return [_subscription(r) for r in session.scalars(query)]
+
+
+def watchers(services: Services, contract_ids: Iterable[str]) -> dict[str, list[Subscription]]:
+    """Every watch on these contracts, by contract (one query)."""
+    ids = sorted(set(contract_ids))
+    out: dict[str, list[Subscription]] = {}
+    if not ids:
+        return out
+    query = select(SubscriptionRecord).where(
+        SubscriptionRecord.kind == "watch", SubscriptionRecord.contract_id.in_(ids)
+    )
+    with services.db.session(read_only=True) as session:
+        for record in session.scalars(query.order_by(SubscriptionRecord.id)):
+            out.setdefault(str(record.contract_id), []).append(_subscription(record))
+    return out
+
+
+# ---------------------------------------------------------------------------------- mutes
+
+
+def mute(
+    services: Services, owner: str, place: Place, contract_id: str, until: datetime, now: datetime
+) -> None:
+    """Silence a contract's alerts for ``place`` until ``until`` (replacing any earlier mute)."""
+    values = {
+        "platform": place.platform,
+        "channel": place.channel,
+        "contract_id": contract_id,
+        "until": _utc(until),
+        "muted_by": owner,
+        "muted_at": _utc(now),
+    }
+    statement = _insert(services)(MuteRecord).values(**values)
+    with services.db.session() as session:
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["platform", "channel", "contract_id"],
+                set_={k: statement.excluded[k] for k in ("until", "muted_by", "muted_at")},
+            )
+        )
+        _audit(session, now, owner, "mute", contract_id, place, {"until": _utc(until).isoformat()})
+
+
+def unmute(services: Services, owner: str, place: Place, contract_id: str, now: datetime) -> bool:
+    """Lift a mute; False when there was none."""
+    with services.db.session() as session:
+        gone = session.execute(
+            delete(MuteRecord).where(
+                MuteRecord.platform == place.platform,
+                MuteRecord.channel == place.channel,
+                MuteRecord.contract_id == contract_id,
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if gone:
+            _audit(session, now, owner, "unmute", contract_id, place, {})
+    return bool(gone)
+
+
+def muted(
+    services: Services, contract_ids: Iterable[str], now: datetime
+) -> dict[str, dict[tuple[str, str], datetime]]:
+    """Mutes in force at ``now`` on these contracts: {contract: {(platform, channel): until}}."""
+    ids = sorted(set(contract_ids))
+    out: dict[str, dict[tuple[str, str], datetime]] = {}
+    if not ids:
+        return out
+    query = select(MuteRecord).where(MuteRecord.contract_id.in_(ids), MuteRecord.until > _utc(now))
+    with services.db.session(read_only=True) as session:
+        for r in session.scalars(query):
+            out.setdefault(r.contract_id, {})[(r.platform, r.channel)] = r.until
+    return out
+
+
+def mutes_for(
+    services: Services, places: Iterable[Place], now: datetime
+) -> list[tuple[str, datetime]]:
+    """(contract, until) for every mute in force for these places."""
+    targets = {p.target for p in places}
+    query = select(MuteRecord).where(MuteRecord.until > _utc(now)).order_by(MuteRecord.contract_id)
+    with services.db.session(read_only=True) as session:
+        return [
+            (r.contract_id, r.until)
+            for r in session.scalars(query)
+            if (r.platform, r.channel) in targets
+        ]
+
+
+# ---------------------------------------------------------------------------------- digests
+
+
+def set_digest(
+    services: Services,
+    owner: str,
+    email: str | None,
+    place: Place,
+    frequency: str,
+    contracts: Sequence[str],
+    now: datetime,
+) -> Subscription:
+    """Start a digest for ``place`` (a person's DMs), or change its frequency and contracts.
+
+    The first digest covers what changed since now; a changed digest keeps its last moment.
+    """
+    key = _key("digest", f"{place.platform}:{place.channel}")
+    with services.db.session() as session:
+        record = session.scalar(select(SubscriptionRecord).where(SubscriptionRecord.key == key))
+        before = None if record is None else (record.frequency, list(record.contracts or []))
+        if record is None:
+            record = SubscriptionRecord(
+                key=key,
+                kind="digest",
+                owner=owner,
+                owner_email=email,
+                platform=place.platform,
+                channel=place.channel,
+                direct=place.direct,
+                contract_id=None,
+                kpi_code=None,
+                what=None,
+                created_at=now,
+            )
+            session.add(record)
+        record.frequency = frequency
+        record.contracts = list(contracts)
+        record.owner_email = email or record.owner_email
+        session.flush()
+        _audit(
+            session,
+            now,
+            owner,
+            "digest",
+            None,
+            place,
+            {"frequency": frequency, "contracts": list(contracts), "before": before},
+        )
+        return _subscription(record)
+
+
+def stop_digest(services: Services, owner: str, place: Place, now: datetime) -> bool:
+    """Stop ``place``'s digest; False when it had none."""
+    key = _key("digest", f"{place.platform}:{place.channel}")
+    with services.db.session() as session:
+        gone = session.execute(
+            delete(SubscriptionRecord).where(SubscriptionRecord.key == key)
+        ).rowcount  # type: ignore[attr-defined]
+        if gone:
+            _audit(session, now, owner, "digest_stop", None, place, {})
+    return bool(gone)
+
+
+def digest_subscriptions(services: Services) -> list[Subscription]:
+    """Every digest, oldest first."""
+    query = select(SubscriptionRecord).where(SubscriptionRecord.kind == "digest")
+    with services.db.session(read_only=True) as session:
+        return [_subscription(r) for r in session.scalars(query.order_by(SubscriptionRecord.id))]
+
+
+def digest_message(sub: Subscription, when: datetime) -> Message:
+    """The outbox message for one digest at ``when``; built for real when it is delivered."""
+    word = FREQUENCY_WORDS.get(sub.frequency or "", "")
+    which = ", ".join(sub.contracts) or DIGEST_CONTRACTS_ALL
+    return Message(
+        when,
+        "",
+        "digest",
+        "subscriber",
+        f"{when.astimezone(LONDON):%Y-%m-%d}",
+        f"digest-{sub.id}",
+        f"{word} digest of {which} for {sub.owner}",
+        target=sub.place.target,
+    )
+
+
+def digest_messages(services: Services, start: datetime, end: datetime) -> list[Message]:
+    """Digests due in ``(start, end]`` (a message provider for the tick), none before a digest
+    was asked for. Keys are ``|<day>|digest|subscriber|digest-<id>``, so a second replica or a
+    replayed window stores each digest once."""
+    out: list[Message] = []
+    for sub in digest_subscriptions(services):
+        since = max(_utc(start), _utc(sub.created_at))
+        for when in digest_moments(sub.frequency or "weekly", since, _utc(end)):
+            out.append(digest_message(sub, when))
+    return sorted(out, key=lambda m: (m.when, m.step))
+
+
+def planned_digests(
+    services: Services, contract_id: str, start: datetime, end: datetime
+) -> list[Message]:
+    """The digests from ``start`` to ``end`` that would cover ``contract_id`` (for the preview).
+
+    A digest of all one's contracts covers it when its owner may see it today.
+    """
+    policy = policy_for(services, None)
+    out = []
+    for m in digest_messages(services, start, end):
+        sub = next((s for s in digest_subscriptions(services) if m.step == f"digest-{s.id}"), None)
+        if sub is None:
+            continue
+        covered = (
+            contract_id in sub.contracts
+            if sub.contracts
+            else policy.can(identify(policy, sub), "view", contract_id)
+        )
+        if covered:
+            out.append(m)
+    return out
+
+
+# ---------------------------------------------------------------------------------- access
+
+_POLICIES: dict[Path, tuple[float, AccessPolicy]] = {}
+_POLICY_LOCK = threading.Lock()
+
+
+def policy_for(services: Services, policy: AccessPolicy | None) -> AccessPolicy:
+    """``policy``, or the access file's (read again when the file changes)."""
+    if policy is not None:
+        return policy
+    path = Path(services.settings.access_file)
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        return AccessPolicy()
+    with _POLICY_LOCK:
+        hit = _POLICIES.get(path)
+        if hit is None or hit[0] != stamp:
+            hit = _POLICIES[path] = (stamp, AccessPolicy.load(path))
+        return hit[1]
+
+
+def identify(policy: AccessPolicy, sub: Subscription) -> Identity:
+    """Who a subscription's owner is, per ``policy`` as it is now."""
+    return policy.identify(sub.owner, sub.owner_email)
+
+
+def may_see(policy: AccessPolicy, sub: Subscription, contract_id: str) -> bool:
+    """Whether the subscription's owner may see ``contract_id`` now."""
+    return policy.can(identify(policy, sub), "view", contract_id)
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+@dataclass(frozen=True)
+class DigestSection:
+    """What changed on one contract in a digest's window."""
+
+    contract_id: str
+    name: str
+    lines: tuple[str, ...]
+
+
+def _claim_window(
+    session: Session, sub_id: int, due: datetime
+) -> tuple[SubscriptionRecord, datetime] | None:
+    """The subscription and the start of the window its digest at ``due`` covers.
+
+    The subscription remembers its last digest's moment and the one before: a retried delivery
+    of the same digest rebuilds the same window; an older digest delivered after a newer one is
+    stale (None).
+    """
+    record = session.get(SubscriptionRecord, sub_id)
+    if record is None or record.kind != "digest":
+        return None
+    last = record.last_digest_at
+    if last is not None and last == due:
+        return record, record.previous_digest_at or record.created_at
+    if last is not None and last > due:
+        return None
+    since = last or record.created_at
+    record.previous_digest_at = last
+    record.last_digest_at = due
+    return record, since
+
+
+def _kpi_line(contract: Contract, kpi: str, period: str, value: float, unit: str) -> str:
+    return f"{kpi} {period} {format_value(value, unit)}"
+
+
+def contract_changes(
+    services: Services, contract: Contract, since: datetime, until: datetime, next_at: datetime
+) -> DigestSection:
+    """What changed on ``contract`` in ``(since, until]``: KPIs that turned red or back to green,
+    critical failures, returns that became late, incidents opened or gone overdue, and action plan
+    actions due by the next digest (``next_at``)."""
+    since, until = _utc(since), _utc(until)
+    lines: list[str] = []
+    figures = services.figures_frame([contract.id])
+    reds: list[str] = []
+    greens: list[str] = []
+    critical: list[str] = []
+    if not figures.empty:
+        arrived = figures[(figures["submitted_at"] > since) & (figures["submitted_at"] <= until)]
+        if not arrived.empty:
+            frame = services.scorecard(contract).frame
+            units = {code: c.unit for code, c in compiled(contract).items()}
+            rows = {
+                (r.kpi, r.kind, int(r.ordinal)): r
+                for r in frame[frame["value"].notna()].itertuples()
+            }
+            by_label = {(key[0], r.period): key for key, r in rows.items()}
+            order = {k.code: i for i, k in enumerate(contract.kpis)}
+            for kpi, period in sorted(
+                zip(arrived["kpi"], arrived["period"], strict=True),
+                key=lambda kp: (order.get(kp[0], 0), kp[1]),
+            ):
+                key = by_label.get((kpi, period))
+                if key is None:
+                    continue
+                row = rows[key]
+                prev = rows.get((key[0], key[1], key[2] - 1))
+                text = _kpi_line(contract, kpi, period, row.value, units.get(kpi, ""))
+                if row.rag == "red" and (prev is None or prev.rag != "red"):
+                    reds.append(text)
+                elif row.rag == "green" and prev is not None and prev.rag in ("amber", "red"):
+                    greens.append(text)
+                if bool(row.critical):
+                    critical.append(text)
+    for template, items in (
+        (SECTION_RED, reds),
+        (SECTION_GREEN, greens),
+        (SECTION_CRITICAL, critical),
+    ):
+        if items:
+            lines.append(template.format(items="; ".join(items)))
+    late = _late_returns(services, contract, since, until)
+    if late:
+        lines.append(SECTION_LATE.format(items="; ".join(late)))
+    incidents = _incident_changes(services, contract, since, until)
+    if incidents:
+        lines.append(SECTION_INCIDENTS.format(items="; ".join(incidents)))
+    actions = _actions_due(services, contract, next_at)
+    if actions:
+        lines.append(SECTION_ACTIONS.format(items="; ".join(actions)))
+    return DigestSection(contract.id, contract.name, tuple(lines))
+
+
+def _late_returns(
+    services: Services, contract: Contract, since: datetime, until: datetime
+) -> list[str]:
+    cal = calendar_for(contract)
+    if cal is None:
+        return []
+    first = since.astimezone(LONDON).date() - timedelta(days=1)
+    last = until.astimezone(LONDON).date()
+    due = [
+        r
+        for r in cal.returns_due_between(first, last)
+        if since
+        < _utc(datetime.combine(r.due_date + timedelta(days=1), datetime.min.time(), LONDON))
+        <= until
+    ]
+    if not due:
+        return []
+    received = services.received_periods(contract.id)
+    return [
+        f"{r.name} for {r.period.label} (due {r.due_date:%a %-d %b})"
+        for r in due
+        if r.period.label not in received
+    ]
+
+
+def _incident_changes(
+    services: Services, contract: Contract, since: datetime, until: datetime
+) -> list[str]:
+    out = []
+    for incident in IncidentRepository(services.db).find([contract.id], open_only=True):
+        opened = since < _utc(incident.opened_at) <= until
+        overdue = since < _utc(incident.deadline) <= until
+        if opened or overdue:
+            state = "now overdue" if overdue else f"report due {_when(incident.deadline)}"
+            out.append(
+                f"#{incident.id} {incident.label} opened {_when(incident.opened_at)}, {state}"
+            )
+    return out
+
+
+def _actions_due(services: Services, contract: Contract, next_at: datetime) -> list[str]:
+    last = next_at.astimezone(LONDON).date()
+    out = []
+    for plan in ActionPlanService(services).list([contract.id], open_only=True):
+        if plan.state not in WORKING:
+            continue
+        for action in plan.open_actions():
+            if action.due <= last:
+                out.append(
+                    f"plan #{plan.id} action {action.number} “{action.description}” "
+                    f"({action.owner}) due {action.due:%a %-d %b}"
+                )
+    return out
+
+
+@dataclass
+class DigestComposer:
+    """Builds digests when they are delivered (``services.hooks.composers["digest"]``).
+
+    Each contract's section for a window is kept for a minute, so the digests of one moment
+    (every subscriber's Monday 09:00) build each contract once.
+    """
+
+    ttl: float = SECTION_TTL_S
+    clock: Callable[[], float] = time.monotonic
+    _cache: dict[tuple[str, datetime, datetime, datetime], tuple[float, DigestSection]] = field(
+        default_factory=dict
+    )
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(
+        self, services: Services, policy: AccessPolicy | None, message: OutboxMessage
+    ) -> Reply | None:
+        step = message.step or ""
+        if not step.startswith("digest-") or not step[7:].isdigit():
+            return None
+        due = _utc(message.due_at)
+        with services.db.session() as session:
+            claimed = _claim_window(session, int(step[7:]), due)
+            if claimed is None:
+                return None
+            record, since = claimed
+            sub = _subscription(record)
+        return self.build(services, policy, sub, since, due)
+
+    def build(
+        self,
+        services: Services,
+        policy: AccessPolicy | None,
+        sub: Subscription,
+        since: datetime,
+        until: datetime,
+    ) -> Reply | None:
+        """The digest of ``sub`` for ``(since, until]``; None when its owner may see none of
+        its contracts any more."""
+        rules = policy_for(services, policy)
+        who = identify(rules, sub)
+        wanted = list(sub.contracts) or services.contract_ids()
+        visible = [c for c in wanted if rules.can(who, "view", c)]
+        if not visible:
+            return None
+        next_at = next_digest(sub.frequency or "weekly", until)
+        sections = []
+        for cid in visible:
+            contract = services.contract(cid)
+            if contract is not None:
+                section = self.section(services, contract, _utc(since), until, next_at)
+                if section.lines:
+                    sections.append(section)
+        word = FREQUENCY_WORDS.get(sub.frequency or "", "")
+        title = DIGEST_TITLE.format(frequency=word, since=_when(since), until=_when(until))
+        if not sections:
+            what = ", ".join(sub.contracts) if sub.contracts else DIGEST_CONTRACTS_ALL
+            return Reply(title, DIGEST_NOTHING.format(what=what, since=_when(since)))
+        text = "\n".join(f"*{s.contract_id}* ({s.name})\n" + "\n".join(s.lines) for s in sections)
+        return Reply(title, text)
+
+    def section(
+        self,
+        services: Services,
+        contract: Contract,
+        since: datetime,
+        until: datetime,
+        next_at: datetime,
+    ) -> DigestSection:
+        key = (contract.id, since, until, next_at)
+        now = self.clock()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+        section = contract_changes(services, contract, since, until, next_at)
+        with self._lock:
+            if len(self._cache) >= _SECTION_CACHE:
+                self._cache.clear()
+            self._cache[key] = (now, section)
+        return section
