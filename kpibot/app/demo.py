@@ -227,9 +227,7 @@ def clock_tour(adapter: ConsoleAdapter, console: Console) -> None:
     reminders, an incident's clock, alerts the moment a figure breaches a critical-failure
     floor, a watcher's red and a Monday digest."""
 
-    console.rule(
-        "Reminders, incidents, alerts and digests on an accelerated clock (January 2020)"
-    )
+    console.rule("Reminders, incidents, alerts and digests on an accelerated clock (January 2020)")
     base = adapter.bot
     clock = _SimClock(datetime(2020, 1, 1, 8, 0, tzinfo=LONDON))
     services = services_for_database(base.services.db, base.services.settings, clock)

@@ -251,7 +251,7 @@ def _submissions(services: Services, ids: Sequence[int]) -> list[Submission]:
             SubmissionRecord.source,
             SubmissionRecord.submitted_at,
         )
-        .where(SubmissionRecord.id.in_(list(ids)))
+        .where(SubmissionRecord.id.in_(list(ids)), SubmissionRecord.source.not_in(QUIET_SOURCES))
         .where(
             ~select(AlertRunRecord.submission_id)
             .where(AlertRunRecord.submission_id == SubmissionRecord.id)
