@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -72,12 +72,12 @@ from kpibot.features.subscriptions import (
     subscriptions_by_id,
     watchers,
 )
+from kpibot.store.figures import current_as_of, versions_frame
 from kpibot.store.outbox import OutboxEntry, OutboxMessage, OutboxRepository, outbox_entries
 from kpibot.store.rows import NewFigure, SubmissionResult
 from kpibot.store.schema import (
     AlertRecord,
     AlertRunRecord,
-    FigureRecord,
     SubmissionRecord,
     as_utc,
 )
@@ -263,50 +263,6 @@ def _submissions(services: Services, ids: Sequence[int]) -> list[Submission]:
         return [Submission(*row) for row in session.execute(query)]
 
 
-def _versions(services: Services, contract_ids: Iterable[str]) -> pd.DataFrame:
-    """Every version of every figure of these contracts (amendments included)."""
-    query = select(
-        FigureRecord.id,
-        FigureRecord.contract_id,
-        FigureRecord.kpi_code,
-        FigureRecord.period_label,
-        FigureRecord.value,
-        FigureRecord.benchmark,
-        FigureRecord.submission_id,
-        FigureRecord.supersedes_id,
-        FigureRecord.status,
-    ).where(FigureRecord.contract_id.in_(sorted(set(contract_ids))))
-    columns = [
-        "id",
-        "contract",
-        "kpi",
-        "period",
-        "value",
-        "benchmark",
-        "submission",
-        "supersedes",
-        "status",
-    ]
-    with services.db.session(read_only=True) as session:
-        rows = session.execute(query).all()
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    return frame.astype({"value": "float64", "benchmark": "float64"})
-
-
-def as_of(versions: pd.DataFrame, submission: int, *, inclusive: bool) -> pd.DataFrame:
-    """The current figures as they stood just after (``inclusive``) or just before a submission.
-
-    A figure is current when no version stored by then supersedes it; later submissions are
-    left out, so the catch-up reconstructs exactly what the fast path saw.
-    """
-    upto = (
-        versions["submission"] <= submission if inclusive else versions["submission"] < submission
-    )
-    seen = versions[upto]
-    replaced = set(seen["supersedes"].dropna().astype(int))
-    return seen[~seen["id"].isin(replaced)]
-
-
 def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[Outcome]:
     """The alerts each submission raises, from the store as it stood at that submission.
 
@@ -319,7 +275,7 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
             contracts[c.id] = c
     if not contracts:
         return []
-    versions = _versions(services, contracts)
+    versions = versions_frame(services.db, contracts)
     pieces: list[pd.DataFrame] = []
     outcomes: list[Outcome] = []
     for i, s in enumerate(submissions):
@@ -331,8 +287,8 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
         outcome = Outcome(s, contract)
         outcome.changed = list(dict.fromkeys(zip(mine["kpi"], mine["period"], strict=True)))
         outcomes.append(outcome)
-        pieces.append(as_of(own, s.id, inclusive=False).assign(state=2 * i))
-        pieces.append(as_of(own, s.id, inclusive=True).assign(state=2 * i + 1))
+        pieces.append(current_as_of(own, submission=s.id, inclusive=False).assign(state=2 * i))
+        pieces.append(current_as_of(own, submission=s.id, inclusive=True).assign(state=2 * i + 1))
     frame = evaluate_states(contracts, pd.concat(pieces, ignore_index=True))
     states = dict(iter(frame.groupby("state"))) if not frame.empty else {}
     raw = {int(k): v for k, v in states.items()}
@@ -806,8 +762,8 @@ def preview_alerts(
     """The alerts ``figures`` would raise if imported at ``at``, one message per kind and
     audience (subscribers by name); reads the store, writes nothing."""
     rules = policy_for(services, policy)
-    versions = _versions(services, [contract.id])
-    before = as_of(versions, 2**62, inclusive=True)
+    versions = versions_frame(services.db, [contract.id])
+    before = current_as_of(versions)
     staged = pd.DataFrame(
         [
             {

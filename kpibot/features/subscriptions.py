@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -44,7 +45,7 @@ from kpibot.engine.calendar import LONDON, calendar_for
 from kpibot.engine.describe import format_value
 from kpibot.engine.model import Contract
 from kpibot.engine.reminders import Message
-from kpibot.engine.scorecard import compiled
+from kpibot.engine.scorecard import compiled, evaluate_states
 from kpibot.engine.subscriptions import (
     FILTER_WORDS,
     digest_moments,
@@ -55,6 +56,7 @@ from kpibot.features.actionplan import ActionPlanService
 from kpibot.features.bind import ConversationStore
 from kpibot.features.incidents import IncidentRepository
 from kpibot.store.audit import add_event
+from kpibot.store.figures import current_as_of, versions_frame
 from kpibot.store.outbox import OutboxMessage
 from kpibot.store.schema import MuteRecord, SubscriptionRecord, as_utc
 
@@ -602,8 +604,16 @@ def _claim_window(
     return record, since
 
 
-def _kpi_line(contract: Contract, kpi: str, period: str, value: float, unit: str) -> str:
+def _kpi_line(kpi: str, period: str, value: float, unit: str) -> str:
     return f"{kpi} {period} {format_value(value, unit)}"
+
+
+def _ratings(frame: pd.DataFrame) -> dict[tuple[str, str, int], Any]:
+    """Rated rows with a value by (kpi, kind, ordinal)."""
+    if frame.empty:
+        return {}
+    have = frame[frame["value"].notna()]
+    return {(r.kpi, r.kind, int(r.ordinal)): r for r in have.itertuples()}
 
 
 def contract_changes(
@@ -611,40 +621,55 @@ def contract_changes(
 ) -> DigestSection:
     """What changed on ``contract`` in ``(since, until]``: KPIs that turned red or back to green,
     critical failures, returns that became late, incidents opened or gone overdue, and action plan
-    actions due by the next digest (``next_at``)."""
+    actions due by the next digest (``next_at``).
+
+    A figure is compared with what the reader knew at the last digest: the same figure then (an
+    amendment), or else the KPI's previous period then. The figures are the store's as they
+    stood at ``until``, so a digest rebuilt later says the same.
+    """
     since, until = _utc(since), _utc(until)
     lines: list[str] = []
-    figures = services.figures_frame([contract.id])
+    versions = versions_frame(services.db, [contract.id])
+    arrived = (
+        versions[
+            (versions["submitted_at"].map(_utc) > since)
+            & (versions["submitted_at"].map(_utc) <= until)
+        ]
+        if not versions.empty
+        else versions
+    )
     reds: list[str] = []
     greens: list[str] = []
     critical: list[str] = []
-    if not figures.empty:
-        arrived = figures[(figures["submitted_at"] > since) & (figures["submitted_at"] <= until)]
-        if not arrived.empty:
-            frame = services.scorecard(contract).frame
-            units = {code: c.unit for code, c in compiled(contract).items()}
-            rows = {
-                (r.kpi, r.kind, int(r.ordinal)): r
-                for r in frame[frame["value"].notna()].itertuples()
-            }
-            by_label = {(key[0], r.period): key for key, r in rows.items()}
-            order = {k.code: i for i, k in enumerate(contract.kpis)}
-            for kpi, period in sorted(
-                zip(arrived["kpi"], arrived["period"], strict=True),
-                key=lambda kp: (order.get(kp[0], 0), kp[1]),
-            ):
-                key = by_label.get((kpi, period))
-                if key is None:
-                    continue
-                row = rows[key]
-                prev = rows.get((key[0], key[1], key[2] - 1))
-                text = _kpi_line(contract, kpi, period, row.value, units.get(kpi, ""))
-                if row.rag == "red" and (prev is None or prev.rag != "red"):
-                    reds.append(text)
-                elif row.rag == "green" and prev is not None and prev.rag in ("amber", "red"):
-                    greens.append(text)
-                if bool(row.critical):
-                    critical.append(text)
+    if not arrived.empty:
+        states = pd.concat(
+            [
+                current_as_of(versions, moment=since).assign(state=0),
+                current_as_of(versions, moment=until).assign(state=1),
+            ],
+            ignore_index=True,
+        )
+        frame = evaluate_states({contract.id: contract}, states)
+        then = _ratings(frame[frame["state"] == 0]) if not frame.empty else {}
+        now = _ratings(frame[frame["state"] == 1]) if not frame.empty else {}
+        by_label = {(key[0], r.period): key for key, r in now.items()}
+        units = {code: c.unit for code, c in compiled(contract).items()}
+        order = {k.code: i for i, k in enumerate(contract.kpis)}
+        changed = dict.fromkeys(zip(arrived["kpi"], arrived["period"], strict=True))
+        for kpi, period in sorted(changed, key=lambda kp: (order.get(kp[0], 0), kp[1])):
+            key = by_label.get((kpi, period))
+            if key is None:
+                continue
+            row = now[key]
+            prior = then.get(key)  # the same figure at the last digest, if it was in then
+            was = prior or then.get((key[0], key[1], key[2] - 1))
+            text = _kpi_line(kpi, period, row.value, units.get(kpi, ""))
+            if row.rag == "red" and (was is None or was.rag != "red"):
+                reds.append(text)
+            elif row.rag == "green" and was is not None and was.rag in ("amber", "red"):
+                greens.append(text)
+            if bool(row.critical) and not (prior is not None and bool(prior.critical)):
+                critical.append(text)
     for template, items in (
         (SECTION_RED, reds),
         (SECTION_GREEN, greens),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import String, cast, exists, select
@@ -34,7 +35,7 @@ from kpibot.store.errors import (
     rejection_for,
 )
 from kpibot.store.rows import Clock, FigureRow, NewFigure, Source, SubmissionResult, utc_now
-from kpibot.store.schema import SOURCES, FigureRecord, KPIRecord, SubmissionRecord
+from kpibot.store.schema import SOURCES, FigureRecord, KPIRecord, SubmissionRecord, as_utc
 
 FRAME_COLUMNS = [
     "contract",
@@ -371,6 +372,72 @@ class FigureRepository:
         frame["period_start"] = pd.to_datetime(frame["period_start"], format="ISO8601")
         frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
         return frame.sort_values(["contract", "kpi", "period_start"], ignore_index=True)
+
+
+VERSION_COLUMNS = [
+    "id",
+    "contract",
+    "kpi",
+    "period",
+    "value",
+    "benchmark",
+    "submission",
+    "supersedes",
+    "status",
+    "submitted_at",
+]
+
+
+def versions_frame(db: Database, contract_ids: Iterable[str]) -> pd.DataFrame:
+    """Every version of every figure of these contracts, amendments and superseded ones too.
+
+    Columns ``VERSION_COLUMNS``; ``current_as_of`` picks the figures current at a submission or
+    a moment, so the alerts of a submission and a digest's window can be worked out afterwards.
+    """
+    query = select(
+        FigureRecord.id,
+        FigureRecord.contract_id,
+        FigureRecord.kpi_code,
+        FigureRecord.period_label,
+        FigureRecord.value,
+        FigureRecord.benchmark,
+        FigureRecord.submission_id,
+        FigureRecord.supersedes_id,
+        FigureRecord.status,
+        FigureRecord.submitted_at,
+    ).where(FigureRecord.contract_id.in_(sorted(set(contract_ids))))
+    with db.session(read_only=True) as session:
+        rows = session.execute(query).all()
+    frame = pd.DataFrame.from_records(rows, columns=VERSION_COLUMNS)
+    return frame.astype({"value": "float64", "benchmark": "float64"})
+
+
+def current_as_of(
+    versions: pd.DataFrame,
+    *,
+    submission: int | None = None,
+    inclusive: bool = True,
+    moment: datetime | None = None,
+) -> pd.DataFrame:
+    """The figures current just after (``inclusive``) or just before ``submission``, or at
+    ``moment``: a version is current when nothing stored by then supersedes it.
+
+    >>> # before = current_as_of(versions, submission=12, inclusive=False)
+    """
+    if submission is not None:
+        seen = (
+            versions["submission"] <= submission
+            if inclusive
+            else versions["submission"] < submission
+        )
+    elif moment is not None:
+        stamps = versions["submitted_at"].map(as_utc) if len(versions) else versions["submitted_at"]
+        seen = stamps <= as_utc(moment)
+    else:
+        seen = pd.Series(True, index=versions.index)
+    kept = versions[seen]
+    replaced = set(kept["supersedes"].dropna().astype(int))
+    return kept[~kept["id"].isin(replaced)]
 
 
 def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:
