@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -73,7 +73,13 @@ from kpibot.features.subscriptions import (
     watchers,
 )
 from kpibot.store.figures import current_as_of, versions_frame
-from kpibot.store.outbox import OutboxEntry, OutboxMessage, OutboxRepository, outbox_entries
+from kpibot.store.outbox import (
+    OutboxEntry,
+    OutboxMessage,
+    OutboxRepository,
+    outbox_entries,
+    target_key,
+)
 from kpibot.store.rows import NewFigure, SubmissionResult
 from kpibot.store.schema import (
     AlertRecord,
@@ -123,6 +129,7 @@ RED_RUN_ACTION = "Open an action plan"
 RED_RUN_AREAS = "Red {n} periods running"
 WATCHING_NOTE = "You get this because you watch {contract}: `/kpi mute {contract} 1d` pauses it."
 MORE = "…and {n} more"
+PREVIEW_ACTOR = "whoever imports it"
 
 
 def _kpis(n: int) -> str:
@@ -216,8 +223,9 @@ def process(
     submission_ids: Sequence[int],
     now: datetime,
 ) -> int:
-    """Work out and write the alerts of these submissions (each in its own transaction, with its
-    ``alert_runs`` row); submissions already processed are skipped. Returns outbox rows written."""
+    """Work out and write the alerts of these submissions, with their ``alert_runs`` rows, in one
+    transaction; submissions already processed are skipped. If another process wrote some of
+    them meanwhile, the rest are written one transaction each. Returns outbox rows written."""
     submissions = _submissions(services, submission_ids)
     if not submissions:
         return 0
@@ -228,14 +236,28 @@ def process(
     silenced = muted(services, contract_ids, now)
     stored = bindings_by_contract(services.db)
     outbox = OutboxRepository(services.db)
-    written = 0
+    plans = []
     for outcome in outcomes:
         outcome.actor_name = rules.identify(outcome.submission.actor).name
         cid = outcome.contract.id
         bound = [ch for ch, c in rules.channels.items() if c == cid]
         bound += [ch for _platform, ch in stored.get(cid, [])]
-        plan = _Fanout(outcome, rules, bound, watching.get(cid, []), silenced.get(cid, {}), now)
-        written += _write(services, outbox, plan)
+        plans.append(
+            _Fanout(outcome, rules, bound, watching.get(cid, []), silenced.get(cid, {}), now)
+        )
+    if not plans:
+        return 0
+    try:
+        return _write(services, outbox, plans)
+    except _AlreadyDone:
+        if len(plans) == 1:
+            return 0
+    written = 0
+    for plan in plans:
+        try:
+            written += _write(services, outbox, [plan])
+        except _AlreadyDone:
+            continue
     return written
 
 
@@ -354,28 +376,27 @@ def _change_lines(
     return out
 
 
-def _money_moves(contract: Contract, changed: Sequence[tuple[str, str]]) -> bool:
-    """Whether any changed KPI counts for money (an incentive KPI, a programme, an outcome)."""
+def money_kpis(contract: Contract) -> set[str]:
+    """The KPIs the contract's payment terms count: incentive KPIs, programmes, outcomes."""
     terms = contract.payments
     if not terms.has_money:
-        return False
-    codes = {k for k, _p in changed}
+        return set()
+    codes: set[str] = set()
     if terms.per_kpi_incentive is not None:
-        listed = terms.per_kpi_incentive.kpis or [
+        codes |= set(terms.per_kpi_incentive.kpis) or {
             k.code for k in contract.kpis if k.incentive_weight is not None
-        ]
-        if codes & set(listed):
-            return True
-    block = terms.block_plus_incentive
-    if block is not None and codes & {p.kpi for p in block.programmes}:
-        return True
-    if terms.service_rag is not None:
-        outcome_kpis = {
-            k.code for k in contract.kpis if k.category in terms.service_rag.outcome_categories
         }
-        if codes & outcome_kpis:
-            return True
-    return False
+    if terms.block_plus_incentive is not None:
+        codes |= {p.kpi for p in terms.block_plus_incentive.programmes}
+    if terms.service_rag is not None:
+        wanted = terms.service_rag.outcome_categories
+        codes |= {k.code for k in contract.kpis if k.category in wanted}
+    return codes
+
+
+def _money_moves(contract: Contract, changed: Sequence[tuple[str, str]]) -> bool:
+    """Whether any changed KPI counts for money."""
+    return bool({k for k, _p in changed} & money_kpis(contract))
 
 
 def _approved(contract: Contract, figures: pd.DataFrame, evaluated: pd.DataFrame) -> pd.DataFrame:
@@ -403,8 +424,14 @@ def _money(
             years[year.year] = year
     if not years:
         return []
-    old = _approved(contract, figures_before, before.drop(columns="state", errors="ignore"))
-    new = _approved(contract, figures_after, after.drop(columns="state", errors="ignore"))
+    # Payments read only the KPIs they count: the rest would be evaluated for nothing.
+    counted = money_kpis(contract)
+
+    def only(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["kpi"].isin(counted)] if not frame.empty else frame
+
+    old = only(_approved(contract, figures_before, before.drop(columns="state", errors="ignore")))
+    new = only(_approved(contract, figures_after, after.drop(columns="state", errors="ignore")))
     out: list[Alert] = []
     for year in years.values():
         was = payment_report(services, contract, year, frame=old)
@@ -427,6 +454,7 @@ class _Group:
     alerts: list[Alert] = field(default_factory=list)
     watchers: list[int] = field(default_factory=list)
     thread: str | None = None
+    period: str = ""
 
 
 class _Fanout:
@@ -448,6 +476,13 @@ class _Fanout:
         self.silenced = silenced
         self.now = now
 
+    def period(self, kind: str) -> str:
+        """The period a group of ``kind`` is filed under: its first alert's among all the
+        submission raised, so a group's outbox key is known before the ledger says which of
+        them are news."""
+        found = next((a.period for a in self.outcome.alerts if a.kind == kind), None)
+        return found or next((p for _k, p in self.outcome.changed), "")
+
     def groups(self, alerts: Sequence[Alert]) -> list[_Group]:
         """The raised ``alerts`` (and the submission's changes) grouped per kind and target."""
         contract = self.outcome.contract
@@ -456,7 +491,8 @@ class _Fanout:
             for audience in alert.audience:
                 for target in targets_for(contract, audience, self.bound):
                     group = groups.setdefault(
-                        (alert.kind, target), _Group(alert.kind, audience, target, False)
+                        (alert.kind, target),
+                        _Group(alert.kind, audience, target, False, period=self.period(alert.kind)),
                     )
                     group.alerts.append(alert)
         for sub in self.watching:
@@ -472,7 +508,14 @@ class _Fanout:
                 if heard is not None and heard.audience != "subscriber":
                     continue  # that channel hears it already as the contract's audience
                 group = groups.setdefault(
-                    key, _Group(alert.kind, "subscriber", sub.place.target, sub.place.direct)
+                    key,
+                    _Group(
+                        alert.kind,
+                        "subscriber",
+                        sub.place.target,
+                        sub.place.direct,
+                        period=self.period(alert.kind),
+                    ),
                 )
                 if alert not in group.alerts:
                     group.alerts.append(alert)
@@ -493,7 +536,13 @@ class _Fanout:
                 continue
             group = out.setdefault(
                 sub.place.target,
-                _Group("alert_change", "subscriber", sub.place.target, sub.place.direct),
+                _Group(
+                    "alert_change",
+                    "subscriber",
+                    sub.place.target,
+                    sub.place.direct,
+                    period=self.period("alert_change"),
+                ),
             )
             group.watchers.append(sub.id)
         return list(out.values())
@@ -518,13 +567,13 @@ def _text(outcome: Outcome, group: _Group, items: Sequence[str]) -> str:
 
 
 def _message(outcome: Outcome, group: _Group, text: str, when: datetime) -> Message:
-    periods = [a.period for a in group.alerts] or [p for _k, p in outcome.changed]
+    period = group.period or next((a.period for a in group.alerts), "")
     return Message(
         when,
         outcome.contract.id,
         group.kind,
         group.audience,
-        periods[0] if periods else "",
+        period,
         f"s{outcome.submission.id}",
         text,
     )
@@ -554,22 +603,33 @@ def _insert(services: Services) -> Any:
     return postgresql.insert if services.db.dialect == "postgresql" else sqlite.insert
 
 
-def _claim(session: Session, services: Services, submission: int, now: datetime) -> bool:
-    """Take the submission's ``alert_runs`` row; False when another process already has."""
+class _AlreadyDone(Exception):
+    """Another process wrote this submission's alerts first; ours must not commit."""
+
+
+def _finish(session: Session, services: Services, rows: Mapping[int, int], now: datetime) -> None:
+    """Record the submissions' ``alert_runs`` rows, last: if another process already recorded
+    one, undo everything this transaction wrote (``_AlreadyDone``)."""
     statement = (
         _insert(services)(AlertRunRecord)
-        .values(submission_id=submission, processed_at=now, rows=0)
         .on_conflict_do_nothing()
         .returning(AlertRunRecord.submission_id)
     )
-    return session.execute(statement).first() is not None
+    values = [{"submission_id": i, "processed_at": now, "rows": n} for i, n in rows.items()]
+    if len(session.execute(statement, values).all()) != len(values):
+        raise _AlreadyDone
 
 
 def _ledger_raise(
-    session: Session, services: Services, outcome: Outcome, now: datetime
-) -> dict[tuple[str, str, str], int]:
-    """Record the raised alerts; returns the ledger ids of those that are news (not already
-    raised and still standing). One statement: insert, or raise again once cleared."""
+    session: Session,
+    services: Services,
+    outcome: Outcome,
+    now: datetime,
+    sent_in: Mapping[tuple[str, str, str], dict[str, str]],
+) -> set[tuple[str, str, str]]:
+    """Record the raised alerts with the outbox keys that carry them (``sent_in``: per alert,
+    target → key); returns the alerts that are news (not already raised and still standing).
+    One statement: insert, or raise again once cleared."""
     rows: list[dict[str, Any]] = [
         {
             "contract_id": outcome.contract.id,
@@ -580,13 +640,14 @@ def _ledger_raise(
             "raised_at": now,
             "submission_id": outcome.submission.id,
             "cleared_at": None,
-            "messages": {},
+            "messages": sent_in.get(a.key, {}),
         }
         for a in {a.key: a for a in outcome.alerts}.values()
     ]
     if not rows:
-        return {}
-    insert = _insert(services)(ALERTS).values(rows)
+        return set()
+    # One cached statement over all rows ("insertmanyvalues"), as the outbox writes its rows.
+    insert = _insert(services)(ALERTS)
     statement = insert.on_conflict_do_update(
         index_elements=["contract_id", "kind", "subject", "period"],
         set_={
@@ -597,8 +658,8 @@ def _ledger_raise(
             "messages": insert.excluded.messages,
         },
         where=ALERTS.c.cleared_at.is_not(None),
-    ).returning(ALERTS.c.id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period)
-    return {(k, s, p): i for i, k, s, p in session.execute(statement)}
+    ).returning(ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period)
+    return {(k, s, p) for k, s, p in session.execute(statement, rows)}
 
 
 def _ledger_clear(
@@ -635,44 +696,46 @@ def _ledger_clear(
     return [(a, sent[candidates[a.key]]) for a in follow if candidates[a.key] in sent]
 
 
-def _write(services: Services, outbox: OutboxRepository, plan: _Fanout) -> int:
-    outcome = plan.outcome
-    now = plan.now
+def _carriers(
+    plan: _Fanout, groups: Sequence[_Group]
+) -> dict[tuple[str, str, str], dict[str, str]]:
+    """Per alert, each target and the outbox key of the message that carries it there."""
+    out: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
+    for group in groups:
+        message = _message(plan.outcome, group, "", plan.now)
+        key = target_key(message, *group.target)
+        for alert in group.alerts:
+            out[alert.key][f"{group.target[0]}:{group.target[1]}"] = key
+    return out
+
+
+def _write(services: Services, outbox: OutboxRepository, plans: Sequence[_Fanout]) -> int:
+    """The submissions' alerts, follow-ups, ledger rows and ``alert_runs`` rows: one transaction.
+
+    Submissions are taken in order, so a later one sees what an earlier one raised or cleared.
+    Raises ``_AlreadyDone`` (and writes nothing) when another process processed one of them.
+    """
+    entries: list[OutboxEntry] = []
+    rows: dict[int, int] = {}
     with services.db.session() as session:
-        if not _claim(session, services, outcome.submission.id, now):
-            return 0
-        news = _ledger_raise(session, services, outcome, now)
-        fresh = [a for a in outcome.alerts if a.key in news]
-        groups = plan.groups(fresh) + plan.change_groups()
-        entries: list[OutboxEntry] = []
-        sent_in: dict[int, dict[str, str]] = defaultdict(dict)
-        for group in groups:
-            made = _entries(outcome, group, now)
-            entries += made
-            for alert in group.alerts:
-                for entry in made:
-                    sent_in[news[alert.key]][f"{entry.platform}:{entry.channel}"] = entry.key
-        entries += _follow_ups(session, plan, now)
-        written = outbox.enqueue_in(session, entries, now)
-        if sent_in:
-            session.execute(
-                update(ALERTS)
-                .where(ALERTS.c.id == bindparam("aid"))
-                .values(messages=bindparam("sent")),
-                [{"aid": i, "sent": m} for i, m in sent_in.items()],
-            )
-        session.execute(
-            update(AlertRunRecord)
-            .where(AlertRunRecord.submission_id == outcome.submission.id)
-            .values(rows=written)
-        )
+        for plan in plans:
+            outcome = plan.outcome
+            carriers = _carriers(plan, plan.groups(outcome.alerts))
+            news = _ledger_raise(session, services, outcome, plan.now, carriers)
+            fresh = [a for a in outcome.alerts if a.key in news]
+            mine = [
+                entry
+                for group in plan.groups(fresh) + plan.change_groups()
+                for entry in _entries(outcome, group, plan.now)
+            ]
+            mine += _follow_ups(session, plan, plan.now)
+            rows[outcome.submission.id] = len(mine)
+            entries += mine
+        now = plans[0].now
+        written = outbox.enqueue_new_in(session, entries, now)
+        _finish(session, services, rows, now)
     if written:
-        log.info(
-            "alerts: submission %s on %s wrote %d outbox row(s)",
-            outcome.submission.id,
-            outcome.contract.id,
-            written,
-        )
+        log.info("alerts: %d submission(s) wrote %d outbox row(s)", len(plans), written)
     return written
 
 
@@ -784,7 +847,7 @@ def preview_alerts(
     keep = ~before.set_index(["kpi", "period"]).index.isin(changed)
     after = pd.concat([before[keep], staged], ignore_index=True)
     submission = Submission(0, contract.id, "preview", "import", as_utc(at))
-    outcome = Outcome(submission, contract, changed=changed)
+    outcome = Outcome(submission, contract, changed=changed, actor_name=PREVIEW_ACTOR)
     frame = evaluate_states(
         {contract.id: contract},
         pd.concat([before.assign(state=0), after.assign(state=1)], ignore_index=True),

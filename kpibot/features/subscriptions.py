@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from time import monotonic
+from typing import Any, cast
 
 import pandas as pd
-from sqlalchemy import delete, select
+from sqlalchemy import Table, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,7 @@ from kpibot.features.incidents import IncidentRepository
 from kpibot.store.audit import add_event
 from kpibot.store.figures import current_as_of, versions_frame
 from kpibot.store.outbox import OutboxMessage
-from kpibot.store.schema import MuteRecord, SubscriptionRecord, as_utc
+from kpibot.store.schema import FigureRecord, MuteRecord, SubscriptionRecord, as_utc
 
 # ---- user-facing texts, kept together
 DIGEST_TITLE = "{frequency} digest · {since} to {until}"
@@ -337,12 +337,26 @@ def watchers(services: Services, contract_ids: Iterable[str]) -> dict[str, list[
     out: dict[str, list[Subscription]] = {}
     if not ids:
         return out
-    query = select(SubscriptionRecord).where(
-        SubscriptionRecord.kind == "watch", SubscriptionRecord.contract_id.in_(ids)
-    )
+    table = cast(Table, SubscriptionRecord.__table__)
+    query = select(table).where(table.c.kind == "watch", table.c.contract_id.in_(ids))
+    # Plain rows, not ORM objects: an import on a busy contract reads thousands of watches.
     with services.db.session(read_only=True) as session:
-        for record in session.scalars(query.order_by(SubscriptionRecord.id)):
-            out.setdefault(str(record.contract_id), []).append(_subscription(record))
+        for r in session.execute(query.order_by(table.c.id)):
+            sub = Subscription(
+                r.id,
+                r.kind,
+                r.owner,
+                r.owner_email,
+                Place(r.platform, r.channel, r.direct),
+                r.contract_id,
+                r.kpi_code,
+                r.what,
+                r.frequency,
+                tuple(r.contracts or ()),
+                r.created_at,
+                r.last_digest_at,
+            )
+            out.setdefault(str(r.contract_id), []).append(sub)
     return out
 
 
@@ -588,20 +602,28 @@ def _claim_window(
 
     The subscription remembers its last digest's moment and the one before: a retried delivery
     of the same digest rebuilds the same window; an older digest delivered after a newer one is
-    stale (None).
+    stale (None), and so is a digest whose subscription is gone. One statement either way.
     """
-    record = session.get(SubscriptionRecord, sub_id)
-    if record is None or record.kind != "digest":
+    table = cast(Table, SubscriptionRecord.__table__)
+    last = table.c.last_digest_at
+    statement = (
+        update(table)
+        .where(
+            table.c.id == sub_id,
+            table.c.kind == "digest",
+            or_(last.is_(None), last <= _utc(due)),
+        )
+        .values(
+            previous_digest_at=case((last == _utc(due), table.c.previous_digest_at), else_=last),
+            last_digest_at=_utc(due),
+        )
+        .returning(*table.c)
+    )
+    row = session.execute(statement).first()
+    if row is None:
         return None
-    last = record.last_digest_at
-    if last is not None and last == due:
-        return record, record.previous_digest_at or record.created_at
-    if last is not None and last > due:
-        return None
-    since = last or record.created_at
-    record.previous_digest_at = last
-    record.last_digest_at = due
-    return record, since
+    record = SubscriptionRecord(**dict(row._mapping))
+    return record, record.previous_digest_at or record.created_at
 
 
 def _kpi_line(kpi: str, period: str, value: float, unit: str) -> str:
@@ -619,125 +641,169 @@ def _ratings(frame: pd.DataFrame) -> dict[tuple[str, str, int], Any]:
 def contract_changes(
     services: Services, contract: Contract, since: datetime, until: datetime, next_at: datetime
 ) -> DigestSection:
-    """What changed on ``contract`` in ``(since, until]``: KPIs that turned red or back to green,
-    critical failures, returns that became late, incidents opened or gone overdue, and action plan
-    actions due by the next digest (``next_at``).
+    """What changed on one contract in ``(since, until]`` (see ``changes``)."""
+    return changes(services, [contract], since, until, next_at)[contract.id]
+
+
+def changes(
+    services: Services,
+    contracts: Sequence[Contract],
+    since: datetime,
+    until: datetime,
+    next_at: datetime,
+) -> dict[str, DigestSection]:
+    """What changed on each contract in ``(since, until]``: KPIs that turned red or back to
+    green, critical failures, returns that became late, incidents opened or gone overdue, and
+    action plan actions due by the next digest (``next_at``). A handful of queries for all of
+    them, and one engine pass.
 
     A figure is compared with what the reader knew at the last digest: the same figure then (an
     amendment), or else the KPI's previous period then. The figures are the store's as they
     stood at ``until``, so a digest rebuilt later says the same.
     """
     since, until = _utc(since), _utc(until)
-    lines: list[str] = []
-    versions = versions_frame(services.db, [contract.id])
-    arrived = (
-        versions[
-            (versions["submitted_at"].map(_utc) > since)
-            & (versions["submitted_at"].map(_utc) <= until)
-        ]
-        if not versions.empty
-        else versions
+    by_id = {c.id: c for c in contracts}
+    lines: dict[str, list[str]] = {cid: [] for cid in by_id}
+    for cid, figure_lines in _figure_changes(services, by_id, since, until).items():
+        lines[cid] += figure_lines
+    for cid, late in _late_returns(services, by_id, since, until).items():
+        lines[cid].append(SECTION_LATE.format(items="; ".join(late)))
+    for cid, items in _incident_changes(services, by_id, since, until).items():
+        lines[cid].append(SECTION_INCIDENTS.format(items="; ".join(items)))
+    for cid, items in _actions_due(services, by_id, next_at).items():
+        lines[cid].append(SECTION_ACTIONS.format(items="; ".join(items)))
+    return {cid: DigestSection(cid, by_id[cid].name, tuple(ls)) for cid, ls in lines.items()}
+
+
+def _figure_changes(
+    services: Services, by_id: dict[str, Contract], since: datetime, until: datetime
+) -> dict[str, list[str]]:
+    versions = versions_frame(services.db, by_id)
+    if versions.empty:
+        return {}
+    stamps = versions["submitted_at"]
+    arrived = versions[(stamps > pd.Timestamp(since)) & (stamps <= pd.Timestamp(until))]
+    if arrived.empty:
+        return {}
+    moved = set(arrived["contract"])
+    mine = versions[versions["contract"].isin(moved)]
+    states = pd.concat(
+        [
+            current_as_of(mine, moment=since).assign(state=0),
+            current_as_of(mine, moment=until).assign(state=1),
+        ],
+        ignore_index=True,
     )
+    frame = evaluate_states({cid: by_id[cid] for cid in moved}, states)
+    out: dict[str, list[str]] = {}
+    for cid, own in frame.groupby("contract", sort=False):
+        contract = by_id[str(cid)]
+        then = _ratings(own[own["state"] == 0])
+        now = _ratings(own[own["state"] == 1])
+        here = arrived[arrived["contract"] == cid]
+        out[contract.id] = _figure_lines(contract, here, then, now)
+    return out
+
+
+def _figure_lines(
+    contract: Contract,
+    arrived: pd.DataFrame,
+    then: dict[tuple[str, str, int], Any],
+    now: dict[tuple[str, str, int], Any],
+) -> list[str]:
+    by_label = {(key[0], r.period): key for key, r in now.items()}
+    units = {code: c.unit for code, c in compiled(contract).items()}
+    order = {k.code: i for i, k in enumerate(contract.kpis)}
     reds: list[str] = []
     greens: list[str] = []
     critical: list[str] = []
-    if not arrived.empty:
-        states = pd.concat(
-            [
-                current_as_of(versions, moment=since).assign(state=0),
-                current_as_of(versions, moment=until).assign(state=1),
-            ],
-            ignore_index=True,
+    changed = dict.fromkeys(zip(arrived["kpi"], arrived["period"], strict=True))
+    for kpi, period in sorted(changed, key=lambda kp: (order.get(kp[0], 0), kp[1])):
+        key = by_label.get((kpi, period))
+        if key is None:
+            continue
+        row = now[key]
+        prior = then.get(key)  # the same figure at the last digest, if it was in then
+        was = prior or then.get((key[0], key[1], key[2] - 1))
+        text = _kpi_line(kpi, period, row.value, units.get(kpi, ""))
+        if row.rag == "red" and (was is None or was.rag != "red"):
+            reds.append(text)
+        elif row.rag == "green" and was is not None and was.rag in ("amber", "red"):
+            greens.append(text)
+        if bool(row.critical) and not (prior is not None and bool(prior.critical)):
+            critical.append(text)
+    return [
+        template.format(items="; ".join(items))
+        for template, items in (
+            (SECTION_RED, reds),
+            (SECTION_GREEN, greens),
+            (SECTION_CRITICAL, critical),
         )
-        frame = evaluate_states({contract.id: contract}, states)
-        then = _ratings(frame[frame["state"] == 0]) if not frame.empty else {}
-        now = _ratings(frame[frame["state"] == 1]) if not frame.empty else {}
-        by_label = {(key[0], r.period): key for key, r in now.items()}
-        units = {code: c.unit for code, c in compiled(contract).items()}
-        order = {k.code: i for i, k in enumerate(contract.kpis)}
-        changed = dict.fromkeys(zip(arrived["kpi"], arrived["period"], strict=True))
-        for kpi, period in sorted(changed, key=lambda kp: (order.get(kp[0], 0), kp[1])):
-            key = by_label.get((kpi, period))
-            if key is None:
-                continue
-            row = now[key]
-            prior = then.get(key)  # the same figure at the last digest, if it was in then
-            was = prior or then.get((key[0], key[1], key[2] - 1))
-            text = _kpi_line(kpi, period, row.value, units.get(kpi, ""))
-            if row.rag == "red" and (was is None or was.rag != "red"):
-                reds.append(text)
-            elif row.rag == "green" and was is not None and was.rag in ("amber", "red"):
-                greens.append(text)
-            if bool(row.critical) and not (prior is not None and bool(prior.critical)):
-                critical.append(text)
-    for template, items in (
-        (SECTION_RED, reds),
-        (SECTION_GREEN, greens),
-        (SECTION_CRITICAL, critical),
-    ):
-        if items:
-            lines.append(template.format(items="; ".join(items)))
-    late = _late_returns(services, contract, since, until)
-    if late:
-        lines.append(SECTION_LATE.format(items="; ".join(late)))
-    incidents = _incident_changes(services, contract, since, until)
-    if incidents:
-        lines.append(SECTION_INCIDENTS.format(items="; ".join(incidents)))
-    actions = _actions_due(services, contract, next_at)
-    if actions:
-        lines.append(SECTION_ACTIONS.format(items="; ".join(actions)))
-    return DigestSection(contract.id, contract.name, tuple(lines))
+        if items
+    ]
 
 
 def _late_returns(
-    services: Services, contract: Contract, since: datetime, until: datetime
-) -> list[str]:
-    cal = calendar_for(contract)
-    if cal is None:
-        return []
+    services: Services, by_id: dict[str, Contract], since: datetime, until: datetime
+) -> dict[str, list[str]]:
     first = since.astimezone(LONDON).date() - timedelta(days=1)
     last = until.astimezone(LONDON).date()
-    due = [
-        r
-        for r in cal.returns_due_between(first, last)
-        if since
-        < _utc(datetime.combine(r.due_date + timedelta(days=1), datetime.min.time(), LONDON))
-        <= until
-    ]
+    due: dict[str, list[Any]] = {}
+    for cid, contract in by_id.items():
+        cal = calendar_for(contract)
+        if cal is None:
+            continue
+        for r in cal.returns_due_between(first, last):
+            late_from = datetime.combine(r.due_date + timedelta(days=1), time(), LONDON)
+            if since < _utc(late_from) <= until:
+                due.setdefault(cid, []).append(r)
     if not due:
-        return []
-    received = services.received_periods(contract.id)
-    return [
-        f"{r.name} for {r.period.label} (due {r.due_date:%a %-d %b})"
-        for r in due
-        if r.period.label not in received
-    ]
+        return {}
+    query = (
+        select(FigureRecord.contract_id, FigureRecord.period_label)
+        .where(FigureRecord.contract_id.in_(sorted(due)))
+        .distinct()
+    )
+    with services.db.session(read_only=True) as session:
+        received = {(c, p) for c, p in session.execute(query)}
+    out: dict[str, list[str]] = {}
+    for cid, returns in due.items():
+        late = [
+            f"{r.name} for {r.period.label} (due {r.due_date:%a %-d %b})"
+            for r in returns
+            if (cid, r.period.label) not in received
+        ]
+        if late:
+            out[cid] = late
+    return out
 
 
 def _incident_changes(
-    services: Services, contract: Contract, since: datetime, until: datetime
-) -> list[str]:
-    out = []
-    for incident in IncidentRepository(services.db).find([contract.id], open_only=True):
+    services: Services, by_id: dict[str, Contract], since: datetime, until: datetime
+) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for incident in IncidentRepository(services.db).find(list(by_id), open_only=True):
         opened = since < _utc(incident.opened_at) <= until
         overdue = since < _utc(incident.deadline) <= until
         if opened or overdue:
             state = "now overdue" if overdue else f"report due {_when(incident.deadline)}"
-            out.append(
+            out.setdefault(incident.contract_id, []).append(
                 f"#{incident.id} {incident.label} opened {_when(incident.opened_at)}, {state}"
             )
     return out
 
 
-def _actions_due(services: Services, contract: Contract, next_at: datetime) -> list[str]:
+def _actions_due(
+    services: Services, by_id: dict[str, Contract], next_at: datetime
+) -> dict[str, list[str]]:
     last = next_at.astimezone(LONDON).date()
-    out = []
-    for plan in ActionPlanService(services).list([contract.id], open_only=True):
+    out: dict[str, list[str]] = {}
+    for plan in ActionPlanService(services).list(list(by_id), open_only=True):
         if plan.state not in WORKING:
             continue
         for action in plan.open_actions():
             if action.due <= last:
-                out.append(
+                out.setdefault(plan.contract_id, []).append(
                     f"plan #{plan.id} action {action.number} “{action.description}” "
                     f"({action.owner}) due {action.due:%a %-d %b}"
                 )
@@ -748,13 +814,19 @@ def _actions_due(services: Services, contract: Contract, next_at: datetime) -> l
 class DigestComposer:
     """Builds digests when they are delivered (``services.hooks.composers["digest"]``).
 
-    Each contract's section for a window is kept for a minute, so the digests of one moment
-    (every subscriber's Monday 09:00) build each contract once.
+    The first digest built for a moment claims the window of every digest due then in one
+    statement (each subscription's last moment moves to this one), and each contract's section
+    for a window is kept for a minute, so the digests of one moment (every subscriber's Monday
+    09:00) cost one write and one build per contract between them. A digest the batch did not
+    claim (a retry, another replica got there first) claims its own window.
     """
 
     ttl: float = SECTION_TTL_S
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = monotonic
     _cache: dict[tuple[str, datetime, datetime, datetime], tuple[float, DigestSection]] = field(
+        default_factory=dict
+    )
+    _windows: dict[tuple[int, datetime], tuple[float, Subscription, datetime]] = field(
         default_factory=dict
     )
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -765,14 +837,59 @@ class DigestComposer:
         step = message.step or ""
         if not step.startswith("digest-") or not step[7:].isdigit():
             return None
-        due = _utc(message.due_at)
-        with services.db.session() as session:
-            claimed = _claim_window(session, int(step[7:]), due)
-            if claimed is None:
-                return None
-            record, since = claimed
-            sub = _subscription(record)
+        sub_id, due = int(step[7:]), _utc(message.due_at)
+        window = self._window(sub_id, due)
+        if window is None:
+            self._claim_moment(services, due)
+            window = self._window(sub_id, due)
+        if window is None:
+            with services.db.session() as session:
+                claimed = _claim_window(session, sub_id, due)
+                if claimed is None:
+                    return None
+                window = _subscription(claimed[0]), claimed[1]
+        sub, since = window
         return self.build(services, policy, sub, since, due)
+
+    def _window(self, sub_id: int, due: datetime) -> tuple[Subscription, datetime] | None:
+        with self._lock:
+            hit = self._windows.pop((sub_id, due), None)
+        if hit is None or self.clock() - hit[0] >= self.ttl:
+            return None
+        return hit[1], hit[2]
+
+    def _claim_moment(self, services: Services, due: datetime) -> None:
+        """Claim the windows of every digest due at ``due`` at once (see the class)."""
+        table = cast(Table, SubscriptionRecord.__table__)
+        with services.db.session(read_only=True) as session:
+            rows = session.execute(
+                select(table.c.id, table.c.frequency, table.c.created_at).where(
+                    table.c.kind == "digest",
+                    table.c.created_at < due,
+                    or_(table.c.last_digest_at.is_(None), table.c.last_digest_at < due),
+                )
+            ).all()
+        ids = [i for i, freq, created in rows if due in digest_moments(freq, _utc(created), due)]
+        if not ids:
+            return
+        statement = (
+            update(table)
+            .where(
+                table.c.id.in_(ids),
+                or_(table.c.last_digest_at.is_(None), table.c.last_digest_at < due),
+            )
+            .values(previous_digest_at=table.c.last_digest_at, last_digest_at=due)
+            .returning(*table.c)
+        )
+        with services.db.session() as session:
+            claimed = [SubscriptionRecord(**dict(r._mapping)) for r in session.execute(statement)]
+        now = self.clock()
+        with self._lock:
+            if len(self._windows) > 50_000:
+                self._windows.clear()
+            for record in claimed:
+                since = record.previous_digest_at or record.created_at
+                self._windows[(record.id, due)] = (now, _subscription(record), since)
 
     def build(
         self,
@@ -791,13 +908,9 @@ class DigestComposer:
         if not visible:
             return None
         next_at = next_digest(sub.frequency or "weekly", until)
-        sections = []
-        for cid in visible:
-            contract = services.contract(cid)
-            if contract is not None:
-                section = self.section(services, contract, _utc(since), until, next_at)
-                if section.lines:
-                    sections.append(section)
+        contracts = [c for c in (services.contract(cid) for cid in visible) if c is not None]
+        found = self.sections(services, contracts, _utc(since), until, next_at)
+        sections = [found[c.id] for c in contracts if found[c.id].lines]
         word = FREQUENCY_WORDS.get(sub.frequency or "", "")
         title = DIGEST_TITLE.format(frequency=word, since=_when(since), until=_when(until))
         if not sections:
@@ -806,23 +919,29 @@ class DigestComposer:
         text = "\n".join(f"*{s.contract_id}* ({s.name})\n" + "\n".join(s.lines) for s in sections)
         return Reply(title, text)
 
-    def section(
+    def sections(
         self,
         services: Services,
-        contract: Contract,
+        contracts: Sequence[Contract],
         since: datetime,
         until: datetime,
         next_at: datetime,
-    ) -> DigestSection:
-        key = (contract.id, since, until, next_at)
+    ) -> dict[str, DigestSection]:
+        """Each contract's section for the window: kept ones reused, the rest built together."""
         now = self.clock()
+        out: dict[str, DigestSection] = {}
         with self._lock:
-            hit = self._cache.get(key)
-            if hit is not None and now - hit[0] < self.ttl:
-                return hit[1]
-        section = contract_changes(services, contract, since, until, next_at)
-        with self._lock:
-            if len(self._cache) >= _SECTION_CACHE:
-                self._cache.clear()
-            self._cache[key] = (now, section)
-        return section
+            for c in contracts:
+                hit = self._cache.get((c.id, since, until, next_at))
+                if hit is not None and now - hit[0] < self.ttl:
+                    out[c.id] = hit[1]
+        missing = [c for c in contracts if c.id not in out]
+        if missing:
+            built = changes(services, missing, since, until, next_at)
+            with self._lock:
+                if len(self._cache) + len(built) > _SECTION_CACHE:
+                    self._cache.clear()
+                for cid, section in built.items():
+                    self._cache[(cid, since, until, next_at)] = (now, section)
+            out.update(built)
+        return out

@@ -391,8 +391,9 @@ VERSION_COLUMNS = [
 def versions_frame(db: Database, contract_ids: Iterable[str]) -> pd.DataFrame:
     """Every version of every figure of these contracts, amendments and superseded ones too.
 
-    Columns ``VERSION_COLUMNS``; ``current_as_of`` picks the figures current at a submission or
-    a moment, so the alerts of a submission and a digest's window can be worked out afterwards.
+    Columns ``VERSION_COLUMNS`` (``submitted_at`` as UTC datetime64); ``current_as_of`` picks
+    the figures current at a submission or a moment, so the alerts of a submission and a
+    digest's window can be worked out afterwards.
     """
     query = select(
         FigureRecord.id,
@@ -404,12 +405,17 @@ def versions_frame(db: Database, contract_ids: Iterable[str]) -> pd.DataFrame:
         FigureRecord.submission_id,
         FigureRecord.supersedes_id,
         FigureRecord.status,
-        FigureRecord.submitted_at,
+        cast(FigureRecord.submitted_at, String),
     ).where(FigureRecord.contract_id.in_(sorted(set(contract_ids))))
     with db.session(read_only=True) as session:
-        rows = session.execute(query).all()
+        # The driver's tuples, as current_frame reads them: no Row or datetime per figure.
+        result = session.connection().execute(query)
+        rows = result.cursor.fetchall()
+        result.close()
     frame = pd.DataFrame.from_records(rows, columns=VERSION_COLUMNS)
-    return frame.astype({"value": "float64", "benchmark": "float64"})
+    frame = frame.astype({"value": "float64", "benchmark": "float64"})
+    frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
+    return frame
 
 
 def current_as_of(
@@ -431,8 +437,7 @@ def current_as_of(
             else versions["submission"] < submission
         )
     elif moment is not None:
-        stamps = versions["submitted_at"].map(as_utc) if len(versions) else versions["submitted_at"]
-        seen = stamps <= as_utc(moment)
+        seen = versions["submitted_at"] <= pd.Timestamp(as_utc(moment))
     else:
         seen = pd.Series(True, index=versions.index)
     kept = versions[seen]

@@ -173,6 +173,20 @@ class OutboxRepository:
         )
         return len(session.execute(statement, rows).all())
 
+    def enqueue_new_in(
+        self, session: Session, entries: Iterable[OutboxEntry], now: datetime
+    ) -> int:
+        """``enqueue_in`` for writers whose keys are new by construction (an alert's key carries
+        its submission's id): no RETURNING, which for thousands of rows costs several times the
+        insert; a key already present is still skipped. Returns how many rows were offered."""
+        rows = [_values(e, now) for e in entries]
+        if not rows:
+            return 0
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        statement = insert(OUTBOX).on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
+        session.execute(statement, rows)
+        return len(rows)
+
     # ------------------------------------------------------------------ claiming
     def claim(
         self,
