@@ -160,9 +160,7 @@ def build(services: Services, policy: AccessPolicy, rng: random.Random) -> list[
     for n, user in enumerate(users):
         contract = contracts[n % CONTRACTS]
         policy.users[user] = policy.users.get(user) or _viewer(user)
-        place = (
-            Place("slack", user, True) if n % 4 else Place("slack", f"CWATCH{n:04d}", False)
-        )
+        place = Place("slack", user, True) if n % 4 else Place("slack", f"CWATCH{n:04d}", False)
         kpi = f"K{1 + n % KPIS}" if n % 3 == 0 else None
         watch(services, user, None, place, contract.id, kpi, FILTERS[n % len(FILTERS)], now)
     ids = [c.id for c in contracts]
@@ -204,9 +202,7 @@ def import_quarter(
 
 def check_fanout(services: Services, reds: dict[str, list[str]]) -> int:
     with services.db.session(read_only=True) as session:
-        rows = session.scalars(
-            select(OutboxRecord).where(OutboxRecord.kind.like("alert_%"))
-        ).all()
+        rows = session.scalars(select(OutboxRecord).where(OutboxRecord.kind.like("alert_%"))).all()
     by_channel = {
         (r.contract_id, r.channel): r.payload["text"] for r in rows if r.kind == "alert_red"
     }
