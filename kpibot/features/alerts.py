@@ -21,15 +21,16 @@ platform has threads.
 **When the outbox rows are written, and the failure windows.** Alerts are worked out right after
 the figures commit, not inside their transaction: they compare the scorecard before and after
 the submission, and the return workflow (``figures_arrived``) settles the figures' statuses in a
-transaction of its own after the figures' (money counts approved figures only). Each
-submission's alerts are written in ONE transaction with the ledger and an ``alert_runs`` row
-for the submission, which is claimed first: a submission is processed at most once, and its
-alerts are all written or none are. The window left is a crash (or a database error) after the
-figures commit and before that transaction commits; ``catch_up``, run by the scheduler's tick on
-the leader, finds submissions of the last two days without an ``alert_runs`` row and processes
-them. What a submission raises is reconstructed from the store as it stood at that submission
-(its figures against the versions before it), so the catch-up sends exactly what the fast path
-would have. Cost: an alert can be up to a tick late after a crash; never lost, never doubled.
+transaction of its own after the figures' (money counts approved figures only). A submission's
+alerts, their ledger rows and the submission's ``alert_runs`` row are written in ONE
+transaction, the ``alert_runs`` row last: if another process got there first the whole
+transaction rolls back, so a submission is processed at most once and its alerts are all
+written or none are. The window left is a crash (or a database error) after the figures commit
+and before that transaction commits; ``catch_up``, run by the scheduler's tick on the leader,
+finds submissions of the last two days without an ``alert_runs`` row and processes them. What a
+submission raises is reconstructed from the figures' versions as they stood at that submission,
+so the catch-up sends exactly what the fast path would have. Cost: an alert can be up to a tick
+late after a crash; never lost, never doubled.
 
 >>> # n = figures_stored(services, contract, result, policy)   # right after figures commit
 >>> # n = catch_up(services, policy, now)                        # every tick: missed runs
@@ -300,7 +301,7 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
     versions = versions_frame(services.db, contracts)
     pieces: list[pd.DataFrame] = []
     outcomes: list[Outcome] = []
-    for i, s in enumerate(submissions):
+    for s in submissions:
         contract = contracts.get(s.contract_id)
         if contract is None:
             continue
@@ -308,18 +309,17 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
         mine = own[own["submission"] == s.id]
         outcome = Outcome(s, contract)
         outcome.changed = list(dict.fromkeys(zip(mine["kpi"], mine["period"], strict=True)))
+        i = len(outcomes)  # outcome i is states 2i (before) and 2i + 1 (after)
         outcomes.append(outcome)
         pieces.append(current_as_of(own, submission=s.id, inclusive=False).assign(state=2 * i))
         pieces.append(current_as_of(own, submission=s.id, inclusive=True).assign(state=2 * i + 1))
     frame = evaluate_states(contracts, pd.concat(pieces, ignore_index=True))
-    states = dict(iter(frame.groupby("state"))) if not frame.empty else {}
-    raw = {int(k): v for k, v in states.items()}
-    figures = {i: p for i, p in enumerate(pieces)}
+    states = {int(k): v for k, v in frame.groupby("state")} if not frame.empty else {}
     for i, outcome in enumerate(outcomes):
-        before = raw.get(2 * i, pd.DataFrame())
-        after = raw.get(2 * i + 1, pd.DataFrame())
+        before = states.get(2 * i, pd.DataFrame())
+        after = states.get(2 * i + 1, pd.DataFrame())
         outcome.after = after
-        _raise(services, outcome, before, after, figures[2 * i], figures[2 * i + 1])
+        _raise(services, outcome, before, after, pieces[2 * i], pieces[2 * i + 1])
     return outcomes
 
 
