@@ -536,9 +536,10 @@ def planned_digests(
     A digest of all one's contracts covers it when its owner may see it today.
     """
     policy = policy_for(services, None)
+    subs = {f"digest-{s.id}": s for s in digest_subscriptions(services)}
     out = []
     for m in digest_messages(services, start, end):
-        sub = next((s for s in digest_subscriptions(services) if m.step == f"digest-{s.id}"), None)
+        sub = subs.get(m.step)
         if sub is None:
             continue
         covered = (
