@@ -299,16 +299,23 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
     if not contracts:
         return []
     versions = versions_frame(services.db, contracts)
+    by_contract = {str(cid): rows for cid, rows in versions.groupby("contract", sort=False)}
     pieces: list[pd.DataFrame] = []
     outcomes: list[Outcome] = []
     for s in submissions:
         contract = contracts.get(s.contract_id)
-        if contract is None:
+        if contract is None or s.contract_id not in by_contract:
             continue
-        own = versions[versions["contract"] == contract.id]
+        own = by_contract[contract.id]
         mine = own[own["submission"] == s.id]
         outcome = Outcome(s, contract)
         outcome.changed = list(dict.fromkeys(zip(mine["kpi"], mine["period"], strict=True)))
+        # Only the KPIs the submission touched (their whole history: runs and previous periods)
+        # and, when money moves, the KPIs payments count: the rest cannot raise anything.
+        wanted = {k for k, _p in outcome.changed}
+        if _money_moves(contract, outcome.changed):
+            wanted |= money_kpis(contract)
+        own = own[own["kpi"].isin(wanted)]
         i = len(outcomes)  # outcome i is states 2i (before) and 2i + 1 (after)
         outcomes.append(outcome)
         pieces.append(current_as_of(own, submission=s.id, inclusive=False).assign(state=2 * i))
@@ -475,6 +482,12 @@ class _Fanout:
         self.watching = watching
         self.silenced = silenced
         self.now = now
+        # The watchers who may hear now: not muted, and still allowed to see the contract.
+        self.hearing = [
+            sub
+            for sub in watching
+            if sub.place.target not in silenced and may_see(policy, sub, outcome.contract.id)
+        ]
 
     def period(self, kind: str) -> str:
         """The period a group of ``kind`` is filed under: its first alert's among all the
@@ -495,9 +508,7 @@ class _Fanout:
                         _Group(alert.kind, audience, target, False, period=self.period(alert.kind)),
                     )
                     group.alerts.append(alert)
-        for sub in self.watching:
-            if sub.place.target in self.silenced or not may_see(self.policy, sub, contract.id):
-                continue
+        for sub in self.hearing:
             for alert in alerts:
                 if not sub.hears(
                     alert.kind, None if alert.kind == "alert_money" else alert.subject
@@ -525,14 +536,10 @@ class _Fanout:
 
     def change_groups(self) -> list[_Group]:
         """``alert_change`` for every-change watchers: each figure that arrived or changed."""
-        contract = self.outcome.contract
         out: dict[tuple[str, str], _Group] = {}
-        for sub in self.watching:
-            if sub.what != "any-change" or sub.place.target in self.silenced:
-                continue
-            if not may_see(self.policy, sub, contract.id):
-                continue
-            if sub.kpi is not None and sub.kpi not in {k for k, _p in self.outcome.changed}:
+        changed = {k for k, _p in self.outcome.changed}
+        for sub in self.hearing:
+            if sub.what != "any-change" or (sub.kpi is not None and sub.kpi not in changed):
                 continue
             group = out.setdefault(
                 sub.place.target,
@@ -620,29 +627,47 @@ def _finish(session: Session, services: Services, rows: Mapping[int, int], now: 
         raise _AlreadyDone
 
 
+Key = tuple[str, str, str, str]
+"""(contract, kind, subject, period): one row of the ledger."""
+
+
+def _waves(plans: Sequence[_Fanout]) -> list[list[_Fanout]]:
+    """The plans in waves with one submission per contract each, in submission order: a wave's
+    ledger changes are then one statement, and a later submission still sees an earlier one's."""
+    waves: list[list[_Fanout]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for plan in plans:
+        n = seen[plan.outcome.contract.id]
+        seen[plan.outcome.contract.id] += 1
+        if n == len(waves):
+            waves.append([])
+        waves[n].append(plan)
+    return waves
+
+
 def _ledger_raise(
     session: Session,
     services: Services,
-    outcome: Outcome,
-    now: datetime,
-    sent_in: Mapping[tuple[str, str, str], dict[str, str]],
-) -> set[tuple[str, str, str]]:
-    """Record the raised alerts with the outbox keys that carry them (``sent_in``: per alert,
+    wave: Sequence[_Fanout],
+    carriers: Mapping[Key, dict[str, str]],
+) -> set[Key]:
+    """Record the raised alerts with the outbox keys that carry them (``carriers``: per alert,
     target → key); returns the alerts that are news (not already raised and still standing).
-    One statement: insert, or raise again once cleared."""
+    One statement for the wave: insert, or raise again once cleared."""
     rows: list[dict[str, Any]] = [
         {
-            "contract_id": outcome.contract.id,
+            "contract_id": plan.outcome.contract.id,
             "kind": a.kind,
             "subject": a.subject,
             "period": a.period,
             "generation": 1,
-            "raised_at": now,
-            "submission_id": outcome.submission.id,
+            "raised_at": plan.now,
+            "submission_id": plan.outcome.submission.id,
             "cleared_at": None,
-            "messages": sent_in.get(a.key, {}),
+            "messages": carriers.get((plan.outcome.contract.id, *a.key), {}),
         }
-        for a in {a.key: a for a in outcome.alerts}.values()
+        for plan in wave
+        for a in {a.key: a for a in plan.outcome.alerts}.values()
     ]
     if not rows:
         return set()
@@ -658,79 +683,107 @@ def _ledger_raise(
             "messages": insert.excluded.messages,
         },
         where=ALERTS.c.cleared_at.is_not(None),
-    ).returning(ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period)
-    return {(k, s, p) for k, s, p in session.execute(statement, rows)}
+    ).returning(ALERTS.c.contract_id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period)
+    return {(c, k, s, p) for c, k, s, p in session.execute(statement, rows)}
 
 
 def _ledger_clear(
-    session: Session, outcome: Outcome, now: datetime
-) -> list[tuple[Alert, dict[str, str]]]:
-    """Clear the standing alerts the submission undid; returns each follow-up with the targets
-    (and outbox keys) of the alert it follows."""
-    kpis = {k for k, _p in outcome.changed}
-    periods = {p for _k, p in outcome.changed}
-    if not kpis or outcome.after.empty:
-        return []
+    session: Session, wave: Sequence[_Fanout], now: datetime
+) -> list[list[tuple[Alert, dict[str, str]]]]:
+    """Clear the standing alerts each submission of the wave undid; returns, per plan, each
+    follow-up with the targets (and outbox keys) of the alert it follows. Two statements."""
+    out: list[list[tuple[Alert, dict[str, str]]]] = [[] for _ in wave]
+    kpis = {k for plan in wave for k, _p in plan.outcome.changed}
+    periods = {p for plan in wave for _k, p in plan.outcome.changed}
+    if not kpis:
+        return out
     standing = session.execute(
-        select(ALERTS.c.id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period).where(
-            ALERTS.c.contract_id == outcome.contract.id,
+        select(
+            ALERTS.c.id, ALERTS.c.contract_id, ALERTS.c.kind, ALERTS.c.subject, ALERTS.c.period
+        ).where(
+            ALERTS.c.contract_id.in_(sorted({plan.outcome.contract.id for plan in wave})),
             ALERTS.c.cleared_at.is_(None),
             ALERTS.c.kind.in_(CLEARABLE),
             ALERTS.c.subject.in_(sorted(kpis)),
             ALERTS.c.period.in_(sorted(periods)),
         )
     ).all()
-    changed = set(outcome.changed)
-    candidates = {(k, s, p): i for i, k, s, p in standing if (s, p) in changed}
-    follow = clearing(outcome.contract, outcome.after, list(candidates), units_of(outcome.contract))
-    if not follow:
-        return []
-    ids = [candidates[a.key] for a in follow]
+    ids: dict[Key, int] = {(c, k, s, p): i for i, c, k, s, p in standing}
+    follows: list[list[Alert]] = []
+    for plan in wave:
+        outcome = plan.outcome
+        cid = outcome.contract.id
+        changed = set(outcome.changed)
+        candidates = [key[1:] for key in ids if key[0] == cid and (key[2], key[3]) in changed]
+        follow = (
+            clearing(outcome.contract, outcome.after, candidates, units_of(outcome.contract))
+            if candidates and not outcome.after.empty
+            else []
+        )
+        follows.append(follow)
+    wanted = [
+        ids[(plan.outcome.contract.id, *a.key)]
+        for plan, f in zip(wave, follows, strict=True)
+        for a in f
+    ]
+    if not wanted:
+        return out
     cleared = session.execute(
         update(ALERTS)
-        .where(ALERTS.c.id.in_(ids), ALERTS.c.cleared_at.is_(None))
+        .where(ALERTS.c.id.in_(wanted), ALERTS.c.cleared_at.is_(None))
         .values(cleared_at=now)
         .returning(ALERTS.c.id, ALERTS.c.messages)
     ).all()
     sent = {i: dict(m or {}) for i, m in cleared}
-    return [(a, sent[candidates[a.key]]) for a in follow if candidates[a.key] in sent]
+    for n, (plan, follow) in enumerate(zip(wave, follows, strict=True)):
+        cid = plan.outcome.contract.id
+        for alert in follow:
+            row = ids[(cid, *alert.key)]
+            if row in sent:
+                out[n].append((alert, sent[row]))
+    return out
 
 
-def _carriers(
-    plan: _Fanout, groups: Sequence[_Group]
-) -> dict[tuple[str, str, str], dict[str, str]]:
+def _carriers(plan: _Fanout, groups: Sequence[_Group]) -> dict[Key, dict[str, str]]:
     """Per alert, each target and the outbox key of the message that carries it there."""
-    out: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
+    out: dict[Key, dict[str, str]] = defaultdict(dict)
+    cid = plan.outcome.contract.id
     for group in groups:
         message = _message(plan.outcome, group, "", plan.now)
         key = target_key(message, *group.target)
         for alert in group.alerts:
-            out[alert.key][f"{group.target[0]}:{group.target[1]}"] = key
+            out[(cid, *alert.key)][f"{group.target[0]}:{group.target[1]}"] = key
     return out
 
 
 def _write(services: Services, outbox: OutboxRepository, plans: Sequence[_Fanout]) -> int:
     """The submissions' alerts, follow-ups, ledger rows and ``alert_runs`` rows: one transaction.
 
-    Submissions are taken in order, so a later one sees what an earlier one raised or cleared.
-    Raises ``_AlreadyDone`` (and writes nothing) when another process processed one of them.
+    Submissions are taken in waves (see ``_waves``), so a later submission on a contract sees
+    what an earlier one raised or cleared. Raises ``_AlreadyDone`` (and writes nothing) when
+    another process processed one of them.
     """
     entries: list[OutboxEntry] = []
     rows: dict[int, int] = {}
     with services.db.session() as session:
-        for plan in plans:
-            outcome = plan.outcome
-            carriers = _carriers(plan, plan.groups(outcome.alerts))
-            news = _ledger_raise(session, services, outcome, plan.now, carriers)
-            fresh = [a for a in outcome.alerts if a.key in news]
-            mine = [
-                entry
-                for group in plan.groups(fresh) + plan.change_groups()
-                for entry in _entries(outcome, group, plan.now)
-            ]
-            mine += _follow_ups(session, plan, plan.now)
-            rows[outcome.submission.id] = len(mine)
-            entries += mine
+        for wave in _waves(plans):
+            carriers: dict[Key, dict[str, str]] = {}
+            for plan in wave:
+                carriers.update(_carriers(plan, plan.groups(plan.outcome.alerts)))
+            news = _ledger_raise(session, services, wave, carriers)
+            cleared = _ledger_clear(session, wave, wave[0].now)
+            for plan, undone in zip(wave, cleared, strict=True):
+                outcome = plan.outcome
+                cid = outcome.contract.id
+                fresh = [a for a in outcome.alerts if (cid, *a.key) in news]
+                mine = [
+                    entry
+                    for group in plan.groups(fresh) + plan.change_groups()
+                    for entry in _entries(outcome, group, plan.now)
+                ]
+                mine += _follow_ups(plan, undone)
+                rows[outcome.submission.id] = len(mine)
+                entries += mine
         now = plans[0].now
         written = outbox.enqueue_new_in(session, entries, now)
         _finish(session, services, rows, now)
@@ -739,11 +792,11 @@ def _write(services: Services, outbox: OutboxRepository, plans: Sequence[_Fanout
     return written
 
 
-def _follow_ups(session: Session, plan: _Fanout, now: datetime) -> list[OutboxEntry]:
+def _follow_ups(plan: _Fanout, undone: Sequence[tuple[Alert, dict[str, str]]]) -> list[OutboxEntry]:
     """The "back to amber/green" follow-ups, one per target that heard the original, threaded."""
     outcome = plan.outcome
     by_target: dict[str, _Group] = {}
-    for alert, sent in _ledger_clear(session, outcome, now):
+    for alert, sent in undone:
         for target, key in sent.items():
             platform, _, channel = target.partition(":")
             group = by_target.get(target)
@@ -763,7 +816,7 @@ def _follow_ups(session: Session, plan: _Fanout, now: datetime) -> list[OutboxEn
     for group in by_target.values():
         if group.target in plan.silenced:
             continue
-        out += _entries(outcome, group, now)
+        out += _entries(outcome, group, plan.now)
     return out
 
 

@@ -460,3 +460,28 @@ def test_a_preview_of_alerts_writes_nothing(services: Services, policy: AccessPo
     assert "• PA-5 " in messages[0].text and "• PA-6 " in messages[0].text
     after = (len(outbox(services)), count(services, AlertRecord), count(services, AlertRunRecord))
     assert before == after == (0, 0, 0)
+
+
+def test_a_catch_up_of_several_submissions_keeps_their_order(
+    services: Services,
+    kpibot: Bot,
+    policy: AccessPolicy,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock.when = london(2020, 7, 1)
+    real = alerts._write
+    monkeypatch.setattr(alerts, "_write", lambda *_a, **_k: (_ for _ in ()).throw(OSError("down")))
+    say(kpibot, f"/kpi submit {TRUST} S26 2019/20 Q4 10%", "U-TRUST")  # turns red
+    say(kpibot, f"/kpi submit {LIFESTYLE} PA-5 2019/20 Q1 6.5", "U-LIFESTYLE")
+    clock.when += timedelta(minutes=1)
+    say(kpibot, f"/kpi submit {TRUST} S26 2019/20 Q4 99% reason: keyed wrongly", "U-TRUST")
+    assert outbox(services) == []
+    monkeypatch.setattr(alerts, "_write", real)
+    clock.when += timedelta(minutes=5)
+    assert alerts.catch_up(services, policy, services.now()) == 5
+    red, clear = outbox(services, "alert_red")[0], outbox(services, "alert_clear")[0]
+    assert red.channel == clear.channel == "C-TRUST" and red.id < clear.id
+    assert clear.payload["thread"] == red.idempotency_key  # the second saw what the first raised
+    assert len(outbox(services, "alert_critical")) == 2  # the lifestyle contract, in the same batch
+    assert count(services, AlertRunRecord) == 3
