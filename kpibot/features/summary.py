@@ -3,9 +3,9 @@
 Reminders carry their text from the planner. A quarterly summary is built when it is sent, so it
 shows the latest figures: RAG counts, the reds and ambers with value against target and trend,
 critical failures, missing returns, and one chart, a KPI × quarter RAG grid. The scheduler's
-dispatcher is handed ``composer(services)`` by ``kpibot.app.wiring``.
+dispatcher is handed ``composer(services, policy)`` by ``kpibot.app.wiring``.
 
->>> # reply = composer(services)(outbox_row)
+>>> # reply = composer(services, policy)(outbox_row)
 """
 
 from __future__ import annotations
