@@ -232,11 +232,11 @@ class _ChatDeliverer:
 
 
 def clock_tour(adapter: ConsoleAdapter, console: Console) -> None:
-    """Run the live scheduler on an accelerated clock through January 2020 (one day per tick)."""
+    """Run the live scheduler on an accelerated clock through January 2020 (one day per tick):
+    reminders, an incident's clock, alerts the moment a figure breaches a critical-failure
+    floor, a watcher's red and a Monday digest."""
 
-    console.rule(
-        "Reminders, incidents and a quarterly summary on an accelerated clock (January 2020)"
-    )
+    console.rule("Reminders, incidents, alerts and digests on an accelerated clock (January 2020)")
     base = adapter.bot
     clock = _SimClock(datetime(2020, 1, 1, 8, 0, tzinfo=LONDON))
     services = services_for_database(base.services.db, base.services.settings, clock)
@@ -249,26 +249,45 @@ def clock_tour(adapter: ConsoleAdapter, console: Console) -> None:
     dispatcher = Dispatcher(
         OutboxRepository(services.db),
         {"console": deliverer, "slack": deliverer, "teams": deliverer},
-        composer(services),
+        composer(services, base.policy),
         pacing={},
         sleep=lambda _s: None,
     )
     steps = {
-        date(2020, 1, 8): (
-            "U-HEALTH",
-            None,
-            '/kpi incident healthy-child-0-19 sui "Serious incident at a clinic"',
-        ),
-        date(2020, 1, 14): ("U-PSYCH", None, "/kpi submit one-psychology D-1 2019/20 Q3 14"),
+        date(2020, 1, 2): [
+            # Subscriptions: a board member watches a contract's reds by DM, the commissioner
+            # asks for a Monday digest, a provider mutes what it watches for a while.
+            ("U-BOARD", None, "/kpi watch one-you-lifestyle red"),
+            ("U-BOARD", None, "/kpi watch childrens-trust C7"),
+            ("U-BOARD", None, "/kpi unwatch childrens-trust C7"),
+            ("U-BOARD", None, "/kpi watching"),
+            ("U-COMMISSIONER", None, "/kpi digest weekly"),
+            ("U-TRUST", None, "/kpi watch childrens-trust critical"),
+            ("U-TRUST", None, "/kpi mute childrens-trust 1w"),
+        ],
+        date(2020, 1, 8): [
+            (
+                "U-HEALTH",
+                None,
+                '/kpi incident healthy-child-0-19 sui "Serious incident at a clinic"',
+            )
+        ],
+        date(2020, 1, 14): [("U-PSYCH", None, "/kpi submit one-psychology D-1 2019/20 Q3 14")],
+        # Below seed 001's critical-failure floor ("Minimum average Below 7.0"): the
+        # commissioner hears at once, the contract's channel and the watcher hear the red.
+        date(2020, 1, 15): [
+            ("U-LIFESTYLE", None, "/kpi submit one-you-lifestyle PA-5 2018/19 Q4 6.5")
+        ],
     }
     day = clock.now.date()
     while day <= date(2020, 1, 20):
         for hour in (8, 9, 13, 18):
             clock.now = datetime(day.year, day.month, day.day, hour, 5, tzinfo=LONDON)
-            if hour == 13 and day in steps:
-                sim.user, sim.channel, line = steps[day]
+            for user, channel, line in steps.get(day, []) if hour == 13 else []:
+                sim.user, sim.channel = user, channel
                 console.print(f"[bold]{sim.user} at {clock.now:%a %-d %b %H:%M}>[/bold] {line}")
                 sim.run_line(line)
+                dispatcher.drain(clock.now)
             tick.tick(clock.now)
             dispatcher.drain(clock.now)
         day += timedelta(days=1)

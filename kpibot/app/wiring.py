@@ -18,12 +18,14 @@ from kpibot.core.services import Clock, Services
 from kpibot.core.settings import Settings
 from kpibot.features import (
     actionplan,
+    alerts,
     compliance,
     expenditure,
     incidents,
     payments,
     returns,
     sanctions,
+    subscriptions,
 )
 from kpibot.features.summary import composer
 from kpibot.scheduler.delivery import Deliverer
@@ -54,11 +56,17 @@ def install_features(services: Services) -> Services:
         actionplan.action_plan_messages,
         expenditure.finance_messages,
         sanctions.sanction_messages,
+        subscriptions.digest_messages,
     ):
         if provider not in hooks.messages:
             hooks.messages.append(provider)
     hooks.incident_clocks = incidents.open_incident_clocks
     hooks.missing_notes = returns.missing_notes
+    hooks.composers.setdefault("digest", subscriptions.DigestComposer())
+    for kind in alerts.ALERT_KINDS:
+        hooks.composers[kind] = alerts.compose_alert
+    if alerts.catch_up not in hooks.catch_up:
+        hooks.catch_up.append(alerts.catch_up)
     return services
 
 
@@ -114,7 +122,7 @@ def scheduler_for(
         services,
         policy,
         deliverers_for(settings, services),
-        composer=composer(services),
+        composer=composer(services, policy),
         tick=ReminderTick(services, policy, start=since),
         **options,  # type: ignore[arg-type]
     )

@@ -213,6 +213,8 @@ class ConsoleDeliverer:
             file = reply.attachment
             where = file.name if self.file_dir is None else save_file(self.file_dir, file)
             chart += f" [dim](file {escape(str(where))})[/]"
+        if message.payload.get("thread"):
+            chart += " [dim](in the thread of the alert it follows)[/]"
         self.console.print(
             f"[dim]\\[{when}][/] [bold]{message.kind}[/] → {message.audience}"
             f" [dim]({message.contract_id or message.channel})[/]: {escape(text)}{chart}",

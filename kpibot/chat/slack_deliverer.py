@@ -76,6 +76,9 @@ class SlackDeliverer:
         ts = progress.get("ts")
         if ts is None:
             text, blocks = _render(reply)
+            # A follow-up ("back to amber/green") goes in the thread of the alert it follows.
+            thread = message.payload.get("thread_ref")
+            threaded: dict[str, Any] = {"thread_ts": str(thread)} if thread else {}
             try:
                 response = self.client.chat_postMessage(
                     channel=message.channel,
@@ -86,6 +89,7 @@ class SlackDeliverer:
                         "event_payload": {"outbox_id": message.id, "key": message.key},
                     },
                     unfurl_links=False,
+                    **threaded,
                 )
             except SlackApiError as exc:
                 raise _slack_error(exc, "chat.postMessage", None) from exc

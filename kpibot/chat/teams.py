@@ -816,8 +816,13 @@ class TeamsDeliverer:
                 "the app there or message the bot there once",
                 permanent=True,
             )
-        # A channel's reference is the channel itself, so the message starts a new thread there.
-        to = Address(ref.service_url, {"id": ref.conversation_id}, {"id": ref.bot_id})
+        # A channel's reference is the channel itself, so the message starts a new thread there;
+        # a follow-up ("back to amber/green") replies in the thread of the alert it follows.
+        conversation = ref.conversation_id
+        thread = message.payload.get("thread_ref")
+        if thread and ref.conversation_type == "channel":
+            conversation = f"{conversation};messageid={thread}"
+        to = Address(ref.service_url, {"id": conversation}, {"id": ref.bot_id})
         personal = ref.conversation_type == "personal"
         try:
             # The SDK's token manager belongs to the deliverer's own event loop (see _LoopThread).

@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
@@ -19,7 +20,8 @@ from kpibot.engine.model import Contract
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
 from kpibot.files.figures import suggest
 from kpibot.scheduler.inputs import read_receipts
-from kpibot.scheduler.preview import format_csv, preview, print_table
+from kpibot.scheduler.preview import combined, format_csv, preview, print_table
+from kpibot.store.rows import NewFigure
 
 SCHEDULE_BAD_DATE = "{option} '{value}' is not a date; write it like 2019-07-01."
 SCHEDULE_BAD_RANGE = "--from {start} is after --to {end}; give the earlier date first."
@@ -28,6 +30,8 @@ SCHEDULE_NO_CALENDAR = (
     "add a calendar: section to its YAML (see config/contracts/one-you-lifestyle.yaml)."
 )
 SCHEDULER_ONCE = "Tick wrote {written} new outbox message(s); {sent} delivered."
+# The moment a previewed --figures file counts as imported: 09:00 on --from.
+PREVIEW_IMPORT_AT = time(9, 0)
 
 
 def _day(value: str, option: str) -> date:
@@ -53,18 +57,53 @@ def _contract_for_preview(services: Services, contract_id: str) -> Contract:
     raise UserError(texts.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
 
 
+def _figures_for_preview(
+    services: Services, contract: Contract, path: str, at: datetime
+) -> list[NewFigure]:
+    """The figures in a ``kpibot import`` file, checked as if imported at ``at``."""
+    # Loaded here, not at the top: `kpibot --help` must not pay for the table readers.
+    from kpibot.files.figures import check_return
+    from kpibot.files.tables import TableError, read_table
+
+    try:
+        table = read_table(Path(path))
+    except TableError as exc:
+        raise UserError(str(exc)) from None
+    check = check_return(contract, table, at, is_late=services.is_late(contract))
+    if check.errors:
+        raise UserError("\n".join(str(e) for e in check.errors))
+    return check.figures
+
+
 def cmd_schedule_preview(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top: `kpibot --help` must not pay for the whole bot.
+    from kpibot.features.alerts import preview_alerts
+    from kpibot.features.subscriptions import planned_digests
+
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     if end < start:
         raise UserError(SCHEDULE_BAD_RANGE.format(start=start, end=end))
     services = services_for(args)
     contract = _contract_for_preview(services, args.contract)
-    if not contract.calendar:
+    if not contract.calendar and not args.figures:
         raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
+    at = datetime.combine(start, PREVIEW_IMPORT_AT, tzinfo=LONDON)
+    figures = _figures_for_preview(services, contract, args.figures, at) if args.figures else []
     received = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
-    rows = preview(contract, start, end, received, no_submissions=args.no_submissions)
+        for f in figures:
+            received.setdefault(f.period.label, at)
+    calendar = (
+        preview(contract, start, end, received, no_submissions=args.no_submissions)
+        if contract.calendar
+        else []
+    )
+    first = datetime.combine(start, time(), tzinfo=LONDON)
+    last = datetime.combine(end + timedelta(days=1), time(), tzinfo=LONDON)
+    digests = planned_digests(services, contract.id, first, last)
+    alerts = preview_alerts(services, contract, figures, at) if figures else []
+    rows = combined(calendar, digests, alerts)
     if args.format == "table":
         print_table(rows, f"{contract.name} ({contract.id}) · {start} to {end}")
     else:
@@ -134,7 +173,9 @@ def register(
         "preview",
         cmd_schedule_preview,
         "List every message a contract will produce from --from to --to, on a simulated clock "
-        "running the live scheduler's code (columns when,contract,kind,audience,period,text).",
+        "running the live scheduler's code (columns when,contract,kind,audience,period,text): "
+        "reminders, summaries, the digests subscribers will get and, with --figures, the alerts "
+        "a return would raise. Nothing is written to the store.",
         actions,
     )
     p.add_argument("contract", help="contract id, e.g. one-psychology")
@@ -152,6 +193,13 @@ def register(
         "--no-submissions",
         action="store_true",
         help="ignore returns already received: show every return's full ladder",
+    )
+    p.add_argument(
+        "--figures",
+        metavar="FILE",
+        help="a return in the `kpibot import` format (CSV or XLSX): list the alerts its figures "
+        "would raise if imported at 09:00 on --from (kinds alert_critical, alert_red, "
+        "alert_red_run, alert_money, …); nothing is stored",
     )
     p.add_argument(
         "--format", choices=["csv", "table"], default="csv", help="output format (default csv)"

@@ -97,6 +97,7 @@ class ImportHandler:
                 reason=reason,
                 idempotency_key=key,
                 number_style=style,
+                policy=ctx.policy,
             )
             if outcome.errors:
                 total = len(outcome.errors) + outcome.more

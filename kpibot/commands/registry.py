@@ -25,18 +25,21 @@ from kpibot.commands.base import Context, Handler
 from kpibot.commands.bind import BindHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
+from kpibot.commands.digest import DigestHandler
 from kpibot.commands.due import DueHandler
 from kpibot.commands.event import EventHandler
 from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.imports import ImportHandler
 from kpibot.commands.incidents import IncidentHandler, IncidentsHandler
+from kpibot.commands.mute import MuteHandler
 from kpibot.commands.payments import PaymentsHandler
 from kpibot.commands.report import ReportHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.waive import WaiveHandler
+from kpibot.commands.watch import HANDLERS as WATCH_HANDLERS
 from kpibot.commands.whoami import WhoamiHandler
 from kpibot.core import texts
 from kpibot.core.protocol import Reply, Request
@@ -183,6 +186,9 @@ def default_registry() -> Registry:
             ExpenditureHandler(),
             *RETURN_HANDLERS,
             BindHandler(),
+            *WATCH_HANDLERS,
+            DigestHandler(),
+            MuteHandler(),
             WhoamiHandler(),
             ReportHandler(),
         )

@@ -24,6 +24,7 @@ from kpibot.engine.describe import POSITION_WORDS, RAG_DOT, format_value
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
+from kpibot.features.alerts import figures_stored
 from kpibot.features.returns import figures_arrived
 from kpibot.files.figures import check_period, parse_value
 from kpibot.store.errors import StoreError
@@ -316,6 +317,7 @@ class SubmitHandler(CommandHandler):
             )
 
         figures_arrived(ctx.services, contract, period, request.user)
+        figures_stored(ctx.services, contract, result, ctx.policy)
         ctx.services.audit.record(
             request.user,
             "amend" if result.amendments else "submit",

@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 import pandas as pd
 from sqlalchemy import case, func, select
 
+from kpibot.core.access import AccessPolicy
+from kpibot.core.protocol import Reply
 from kpibot.core.settings import Settings
 from kpibot.core.status import StatusCache
 from kpibot.engine.calendar import calendar_for, due_date_for
@@ -35,6 +37,7 @@ from kpibot.engine.scorecard import FIGURE_COLUMNS, Scorecard
 from kpibot.engine.status import default_period
 from kpibot.files.contracts import load_contracts
 from kpibot.store.database import Database, Timeouts
+from kpibot.store.outbox import OutboxMessage
 from kpibot.store.repositories import AuditLog, ContractRepository, FigureRepository
 from kpibot.store.rows import NewFigure
 from kpibot.store.schema import AuditEventRecord, ContractRecord, FigureRecord
@@ -75,6 +78,11 @@ MissingNotes = Callable[["Services", Contract, Sequence[Period]], dict[str, str]
 """What each period's return still lacks ("narrative missing"), for reminder texts."""
 StatusLinesMany = Callable[["Services", Sequence[tuple[Contract, Period]]], Mapping[str, list[str]]]
 """A status hook's lines for many (contract, period) pairs at once, by contract id (warm-up)."""
+MessageComposer = Callable[["Services", AccessPolicy | None, OutboxMessage], Reply | None]
+"""Builds one kind of message when it is delivered (a digest, an alert to a subscriber), with
+access checked then; None withholds it (the reader may no longer see the contract)."""
+CatchUp = Callable[["Services", AccessPolicy | None, datetime], int]
+"""Work a feature does on every tick: writes outbox rows it missed (alerts after a crash)."""
 
 
 def open_database(settings: Settings, url: str | None = None) -> Database:
@@ -112,6 +120,8 @@ class FeatureHooks:
     status_changed_by: dict[StatusLines, tuple[str, ...]] = field(default_factory=dict)
     # A status hook's version for many contracts at once, for the start-up warm-up.
     status_many: dict[StatusLines, StatusLinesMany] = field(default_factory=dict)
+    composers: dict[str, MessageComposer] = field(default_factory=dict)
+    catch_up: list[CatchUp] = field(default_factory=list)
 
 
 @dataclass

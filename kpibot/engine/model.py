@@ -988,6 +988,67 @@ PaymentsField = Annotated[PaymentTerms, AfterValidator(check_against_contract)]
 """The type of ``Contract.payments``: the schema plus the cross-checks against the KPIs."""
 
 
+# ------------------------------------------------------------------ alerts
+
+AlertAudience = Literal["commissioner", "provider", "channel"]
+AlertName = Literal["critical", "red", "red_run", "money"]
+# Who hears each built-in alert unless the contract says otherwise.
+DEFAULT_ALERT_AUDIENCE: dict[str, tuple[AlertAudience, ...]] = {
+    "critical": ("commissioner", "channel"),
+    "red": ("channel",),
+    "red_run": ("commissioner",),
+    "money": ("commissioner",),
+}
+
+
+class AlertRule(_Strict):
+    """One built-in alert: on or off, and who hears it (the contract's parties or its channels).
+
+    ``critical: false`` in YAML is short for ``critical: {enabled: false}``; without
+    ``audience`` the default audience for that alert applies.
+    """
+
+    enabled: bool = True
+    audience: list[AlertAudience] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
+class RedRunRule(AlertRule):
+    """Red for ``periods`` periods running; without it, the action-plan trigger's count (2)."""
+
+    periods: int | None = Field(default=None, ge=1)
+
+
+class AlertTerms(_Strict):
+    """The ``alerts:`` section: which built-in alerts a contract sends, and to whom.
+
+    Every alert is on by default: a critical failure to the commissioner and the contract's
+    channels, a KPI turning red to the channels, red for N periods running and money newly at risk
+    or withheld to the commissioner. A contract file without the section loads unchanged.
+
+    >>> terms = AlertTerms.model_validate({"money": False, "red": {"audience": ["provider"]}})
+    >>> terms.audience("money"), terms.audience("red"), terms.audience("critical")
+    ([], ['provider'], ['commissioner', 'channel'])
+    """
+
+    critical: AlertRule = Field(default_factory=AlertRule)
+    red: AlertRule = Field(default_factory=AlertRule)
+    red_run: RedRunRule = Field(default_factory=RedRunRule)
+    money: AlertRule = Field(default_factory=AlertRule)
+    note: str | None = None
+
+    def audience(self, name: AlertName) -> list[AlertAudience]:
+        """Who hears alert ``name``: [] when the contract switched it off."""
+        rule: AlertRule = getattr(self, name)
+        if not rule.enabled:
+            return []
+        return list(rule.audience or DEFAULT_ALERT_AUDIENCE[name])
+
+
 class Party(_Strict):
     """A commissioner or provider, with where kpibot talks to them."""
 
@@ -1168,6 +1229,7 @@ class Contract(_Strict):
         description="How the provider writes figures: 'uk' (1,234.5) or 'european' (1.234,5); "
         "anything that could be read either way is refused",
     )
+    alerts: AlertTerms = Field(default_factory=AlertTerms)
 
     @field_validator("id")
     @classmethod

@@ -129,8 +129,14 @@ def kpi_evidence(
     periods = year_periods(contract, year)
     ended = today > year.end
     out: dict[str, KpiEvidence] = {}
+    # The year's rows with a value, split by KPI once rather than filtered again for every KPI.
+    by_kpi: dict[str, pd.DataFrame] = {}
+    if frame is not None and not frame.empty:
+        mine = frame[(frame["year"] == year.year) & frame["value"].notna()]
+        by_kpi = {str(code): rows for code, rows in mine.groupby("kpi", sort=False)}
     for kpi in contract.kpis:
-        rows = _rows(contract, frame, kpi.code, year, as_of)
+        own = by_kpi.get(kpi.code)
+        rows = None if own is None else _rows(contract, own, kpi.code, year, as_of)
         unit = comp[kpi.code].unit
         if rows is None or rows.empty:
             out[kpi.code] = KpiEvidence(kpi.code, "missing", awaiting="a figure")

@@ -41,6 +41,13 @@ REGISTERED = (
     Kind("points_band", "Penalty points: a deduction band reached"),
     Kind("termination_warning", "Penalty points: termination threshold nearing"),
     Kind("rectification_missed", "Failure not put right in time"),
+    Kind("alert_critical", "Critical failure"),
+    Kind("alert_red", "Turned red"),
+    Kind("alert_red_run", "Red periods running"),
+    Kind("alert_money", "Money at risk"),
+    Kind("alert_change", "Figures changed"),
+    Kind("alert_clear", "Back to amber or green"),
+    Kind("digest", "Your kpibot digest"),
 )
 KINDS = tuple(k.name for k in REGISTERED)
 TITLES = {k.name: k.title for k in REGISTERED}
@@ -68,7 +75,11 @@ def title(kind: str) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """One message to send at ``when`` (Europe/London) to an audience of a contract."""
+    """One message to send at ``when`` (Europe/London) to an audience of a contract.
+
+    ``target`` (platform, channel) addresses it directly instead (a subscriber's digest);
+    ``contract`` is then empty when it spans several contracts.
+    """
 
     when: datetime
     contract: str
@@ -77,6 +88,8 @@ class Message:
     period: str
     step: str
     text: str
+    # Set for a message to one person or channel of its own (a digest), not a contract's audience.
+    target: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:

@@ -11,9 +11,11 @@ contract's demo history) and the period to report at.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -119,37 +121,18 @@ class Scorecard:
         them equal); the evaluation, the costly part, runs once over every contract's rows.
         """
         extra_periods = extra_periods or {}
-        parts: list[pd.DataFrame] = []
-        terms: list[pd.DataFrame] = []
-        by_id = {c.id: c for c in contracts}
         grouped = dict(iter(figures.groupby("contract", sort=False))) if len(figures) else {}
-        for contract in contracts:
-            own = grouped.get(contract.id, figures.iloc[0:0])
-            figs = _with_placeholders(contract, own, extra_periods.get(contract.id))
-            if not figs.empty:
-                parts.append(
-                    _fill_benchmarks(contract, figs.astype({"value": float, "benchmark": float}))
-                )
-                terms.append(contract_terms(contract))
+        parts = []
+        for c in contracts:
+            own = grouped.get(c.id, figures.iloc[0:0])
+            parts.append((c, _with_placeholders(c, own, extra_periods.get(c.id))))
         out = {c.id: cls(c, pd.DataFrame()) for c in contracts}
-        if not parts:
+        result = _evaluate_parts(parts)
+        if result.empty:
             return out
-        figs = pd.concat(parts, ignore_index=True)
-
-        def year_of(cid: str, p: Period) -> int | None:
-            y = by_id[cid].year_for(p)
-            return None if y is None else y.year
-
-        annotated = annotate_periods(
-            figs, year_of, lambda cid: by_id[cid].reporting.year_start_month
-        )
-        inside = annotated["year"] >= 0
-        result = evaluate(annotated[inside], pd.concat(terms, ignore_index=True))
-        for cid, frame in result.groupby("contract", sort=False):
-            out[str(cid)] = cls(
-                by_id[str(cid)],
-                frame.sort_values(["kpi", "period_start"]).reset_index(drop=True),
-            )
+        for part, frame in result.groupby("part", sort=False):
+            contract = parts[int(part)][0]
+            out[contract.id] = cls(contract, frame.drop(columns="part").reset_index(drop=True))
         return out
 
     @classmethod
@@ -248,6 +231,33 @@ class Scorecard:
         return self.contract.parse_period(label)
 
 
+def evaluate_states(contracts: Mapping[str, Contract], figures: pd.DataFrame) -> pd.DataFrame:
+    """Evaluate many states of many contracts in one engine pass (as :meth:`Scorecard.build_many`).
+
+    ``figures`` has the figure columns plus ``state`` (an int): rows of one (contract, state)
+    are one scorecard's figures, so a contract's figures before and after a batch can be
+    evaluated side by side. Returns, per state, what ``Scorecard.build(contract,
+    figures).frame`` gives, with ``state`` kept, states in ascending order.
+
+    >>> # frame = evaluate_states({c.id: c}, pd.concat([old.assign(state=0), new.assign(state=1)]))
+    """
+    if figures.empty:
+        return pd.DataFrame()
+    keys: list[tuple[str, int]] = []
+    parts: list[tuple[Contract, pd.DataFrame]] = []
+    for (cid, state), rows in figures.groupby(["contract", "state"], sort=True):
+        keys.append((str(cid), int(state)))
+        parts.append((contracts[str(cid)], rows.reindex(columns=FIGURE_COLUMNS)))
+    # Parts by state, a state's contracts in the order they come.
+    order = sorted(range(len(keys)), key=lambda i: keys[i][1])
+    result = _evaluate_parts([parts[i] for i in order])
+    if result.empty:
+        return result
+    states = np.array([keys[i][1] for i in order], dtype=np.int64)
+    picked = result["part"].to_numpy(dtype=np.int64)
+    return result.drop(columns="part").assign(state=states[picked])
+
+
 def _with_placeholders(
     contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None
 ) -> pd.DataFrame:
@@ -301,3 +311,53 @@ def _fill_benchmarks(contract: Contract, figs: pd.DataFrame) -> pd.DataFrame:
             if b is not None:
                 bench[i] = b
     return figs.assign(benchmark=bench)
+
+
+def _evaluate_parts(parts: Sequence[tuple[Contract, pd.DataFrame]]) -> pd.DataFrame:
+    """Evaluate each part (one contract's figures: one scorecard) in one engine pass.
+
+    Returns every part's evaluated rows with ``part`` (its index in ``parts``), sorted by part,
+    KPI and period start: a part's rows are exactly what :meth:`Scorecard.build` gives for it.
+    A contract may come in several parts (its figures before and after a batch); its periods
+    are then read once, and each part is evaluated as a series of its own.
+    """
+    frames: list[pd.DataFrame] = []
+    terms: list[pd.DataFrame] = []
+    tags: list[str] = []
+    indexes: list[int] = []
+    by_id: dict[str, Contract] = {}
+    for i, (contract, figs) in enumerate(parts):
+        if figs.empty:
+            continue
+        # A contract's second part onwards is evaluated under a tag of its own; contract ids
+        # are slugs, so a tag with '#' cannot be another contract's id.
+        seen = contract.id in by_id
+        tag = f"{contract.id}#{i}" if seen else contract.id
+        by_id[contract.id] = contract
+        frames.append(_fill_benchmarks(contract, figs.astype({"value": float, "benchmark": float})))
+        own_terms = contract_terms(contract)
+        terms.append(own_terms.assign(contract=tag) if seen else own_terms)
+        tags.append(tag)
+        indexes.append(i)
+    if not frames:
+        return pd.DataFrame()
+    figs = pd.concat(frames, ignore_index=True)
+    lengths = [len(f) for f in frames]
+
+    def year_of(cid: str, p: Period) -> int | None:
+        y = by_id[cid].year_for(p)
+        return None if y is None else y.year
+
+    # Periods are read once per (contract, label), whatever the parts (the merge keeps the order).
+    annotated = annotate_periods(figs, year_of, lambda cid: by_id[cid].reporting.year_start_month)
+    annotated["part"] = np.repeat(np.array(indexes, dtype=np.int64), lengths)
+    retagged = len(tags) > len(by_id)
+    if retagged:
+        annotated["contract"] = np.repeat(np.array(tags, dtype=object), lengths)
+    inside = annotated["year"] >= 0
+    result = evaluate(annotated[inside], pd.concat(terms, ignore_index=True))
+    if retagged:
+        cids = np.array([c.id for c, _f in parts], dtype=object)
+        result["contract"] = cids[result["part"].to_numpy(dtype=np.int64)]
+    # A stable sort: each part's rows in the order build's own sort gives them.
+    return result.sort_values(["part", "kpi", "period_start"], kind="stable").reset_index(drop=True)

@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kpibot.core import texts
+from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Services
 from kpibot.engine import freetext
 from kpibot.engine.numbers import NumberStyle
+from kpibot.features.alerts import figures_stored
 from kpibot.features.returns import figures_arrived
 from kpibot.files.figures import MORE_PROBLEMS, check_return, suggest
 from kpibot.files.tables import CellError, Table
@@ -51,10 +53,13 @@ def import_return(
     idempotency_key: str | None = None,
     on_row: Callable[[], None] | None = None,
     number_style: NumberStyle | None = None,
+    policy: AccessPolicy | None = None,
 ) -> ImportOutcome:
     """Check ``table`` against the contract and store it in one transaction, or explain why not.
 
-    Numbers are read by ``number_style`` when given, else by the contract's own.
+    Numbers are read by ``number_style`` when given, else by the contract's own. Once stored,
+    the alerts the figures raise go to the outbox (``policy``: who is bound to the contract and
+    who may hear; the access file's when not given).
     """
     problem = freetext.text_problem(reason, freetext.REASON)
     if problem is not None:
@@ -120,6 +125,7 @@ def import_return(
 
     for period in {f.period.label: f.period for f in check.figures}.values():
         figures_arrived(services, contract, period, actor)
+    figures_stored(services, contract, result, policy)
     services.audit.record(
         actor,
         "import",

@@ -80,10 +80,13 @@ def payment_report(
     contract: Contract,
     year: int | ContractYear | None = None,
     as_of: Period | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> PaymentReport:
     """Evaluate the contract's payment terms for one contract year (default: the current one).
 
     ``as_of`` limits the evidence to periods ending by then (the status view of a past period).
+    ``frame`` is the evaluated approved figures to use instead of the store's (the alerts
+    compare the money before and after a batch of figures).
     """
     today = services.now().date()
     if isinstance(year, ContractYear):
@@ -94,7 +97,8 @@ def payment_report(
         cy = default_year(contract, today)
     terms = contract.payments
     # Payments count approved figures only; figures awaiting approval or queried wait.
-    frame = services.scorecard(contract, approved_only=True).frame
+    if frame is None:
+        frame = services.scorecard(contract, approved_only=True).frame
     kpis = None
     if terms.per_kpi_incentive is not None:
         kpis = kpi_evidence(contract, frame, cy, terms.per_kpi_incentive.met_rule, today, as_of)

@@ -4,10 +4,10 @@ Reminders carry their text from the planner. A quarterly summary is built when i
 shows the latest figures: RAG counts, the reds and ambers with value against target and trend,
 critical failures, missing returns, and one chart, a KPI × quarter RAG grid. It carries the
 quarter's performance report (``kpibot.features.report``) as an attachment: XLSX, or the
-contract's ``report_format``. The scheduler's dispatcher is handed ``composer(services)`` by
-``kpibot.app.wiring``.
+contract's ``report_format``. The scheduler's dispatcher is handed ``composer(services, policy)``
+by ``kpibot.app.wiring``.
 
->>> # reply = composer(services)(outbox_row)
+>>> # reply = composer(services, policy)(outbox_row)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from kpibot.core.access import AccessPolicy
 from kpibot.core.protocol import Cell, Reply
 from kpibot.core.services import Services
 from kpibot.engine import reminders
@@ -42,14 +43,20 @@ log = logging.getLogger(__name__)
 class SummaryComposer:
     """What the dispatcher calls for each claimed row, at delivery time.
 
+    A kind a feature builds itself (``services.hooks.composers``: digests, alerts) goes to that
+    feature, with the access ``policy`` to check the reader against; None withholds the row.
     ``prepare`` is handed each claimed batch first: the quarterly summaries in it (after a
     quarter, one per contract) have their scorecards evaluated together, in one pass.
     """
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, policy: AccessPolicy | None = None) -> None:
         self._services = services
+        self._policy = policy
 
-    def __call__(self, message: OutboxMessage) -> Reply:
+    def __call__(self, message: OutboxMessage) -> Reply | None:
+        own = self._services.hooks.composers.get(message.kind)
+        if own is not None:
+            return own(self._services, self._policy, message)
         return compose(
             self._services, message.kind, message.contract_id, message.period, message.text
         )
@@ -66,9 +73,11 @@ class SummaryComposer:
             self._services.prefetch_scorecards(contracts, wanted)
 
 
-def composer(services: Services) -> Callable[[OutboxMessage], Reply]:
-    """What the dispatcher calls for each claimed row, at delivery time."""
-    return SummaryComposer(services)
+def composer(
+    services: Services, policy: AccessPolicy | None = None
+) -> Callable[[OutboxMessage], Reply | None]:
+    """What the dispatcher calls for each claimed row, at delivery time (``SummaryComposer``)."""
+    return SummaryComposer(services, policy)
 
 
 def compose(

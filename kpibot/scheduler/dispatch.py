@@ -27,6 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from kpibot.core import metrics
@@ -37,8 +38,14 @@ from kpibot.store.outbox import OutboxMessage, OutboxRepository
 
 log = logging.getLogger(__name__)
 
-Composer = Callable[[OutboxMessage], Reply]
+Composer = Callable[[OutboxMessage], Reply | None]
+"""Builds a row's message at delivery time; None withholds it (its reader may no longer hear it)."""
 DEFAULT_PACING: Mapping[str, float] = {"slack": 1.0, "teams": 1.0}
+# A follow-up (payload ``thread``: the outbox key of the message it follows) waits this long at a
+# time for that message to go out first, and no longer than ``THREAD_PATIENCE`` in all.
+THREAD_WAIT = timedelta(seconds=30)
+THREAD_PATIENCE = timedelta(hours=1)
+WITHHELD = "its reader may no longer hear it (access, mute or subscription changed)"
 
 
 def plain_composer(message: OutboxMessage) -> Reply:
@@ -171,6 +178,13 @@ class Dispatcher:
             return 0
         deliverer = self.deliverers[message.platform]
         try:
+            threaded = self._thread(message, now)
+            if threaded is None:
+                self.outbox.reschedule(
+                    message, now + THREAD_WAIT, "waiting for the message it follows"
+                )
+                return 0
+            message = threaded
             if isinstance(deliverer, TransactionalDeliverer):
                 return self._deliver_in_transaction(deliverer, message, now)
             return self._deliver(deliverer, message, now, channel)
@@ -204,6 +218,9 @@ class Dispatcher:
                 metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
                 return 1
         reply = self.composer(message)
+        if reply is None:
+            self.outbox.withhold(message, now, WITHHELD)
+            return 0
         try:
             ref = deliverer.deliver(message, reply)
         finally:
@@ -217,12 +234,31 @@ class Dispatcher:
         self, deliverer: TransactionalDeliverer, message: OutboxMessage, now: datetime
     ) -> int:
         reply = self.composer(message)
+        if reply is None:
+            self.outbox.withhold(message, now, WITHHELD)
+            return 0
         with self.outbox.db.session() as session:
             ref = deliverer.deliver_in(session, message, reply)
             if not self.outbox.mark_sent_in(session, message, now, ref):
                 raise _ClaimLost
         metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
         return 1
+
+    def _thread(self, message: OutboxMessage, now: datetime) -> OutboxMessage | None:
+        """``message`` with ``thread_ref`` (the platform id of the message it follows) when it is
+        a follow-up; None while that message is still to go out (wait for it)."""
+        key = message.payload.get("thread")
+        if not key or message.payload.get("thread_ref"):
+            return message
+        found = self.outbox.delivered(str(key))
+        if found is None:
+            return message
+        status, ref = found
+        if status in ("pending", "claimed") and now - message.due_at < THREAD_PATIENCE:
+            return None
+        if ref is None:
+            return message
+        return replace(message, payload={**message.payload, "thread_ref": ref})
 
     def _failed(self, message: OutboxMessage, now: datetime, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"

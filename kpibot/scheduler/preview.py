@@ -5,6 +5,9 @@ daily windows, ``(D 00:00, D+1 00:00]`` Europe/London for each day D from ``star
 so what it lists is exactly what the tick would write to the outbox, one row per message
 (before the message is addressed to its channels). Time is only an argument here.
 
+``kpibot schedule preview`` adds the digests planned for the contract and, given a file of
+figures, the alerts they would raise (``combined`` merges them in the tick's order).
+
 >>> from kpibot.files.contracts import load_contracts  # doctest: +SKIP
 >>> rows = preview(contract, date(2019, 12, 1), date(2020, 1, 31), no_submissions=True)
 ... # doctest: +SKIP
@@ -24,7 +27,7 @@ from rich.table import Table
 
 from kpibot.engine.calendar import LONDON, calendar_for
 from kpibot.engine.model import Contract
-from kpibot.engine.reminders import IncidentClock, Message
+from kpibot.engine.reminders import IncidentClock, Message, order
 from kpibot.files.exports import formula_safe
 from kpibot.scheduler.inputs import contract_inputs
 from kpibot.scheduler.plan import plan_window
@@ -59,6 +62,14 @@ def preview(
         out.extend(plan_window([inputs], _midnight(day), _midnight(day + timedelta(days=1))))
         day += timedelta(days=1)
     return out
+
+
+def combined(*groups: Iterable[Message]) -> list[Message]:
+    """Messages from several planners (the calendar, digests, alerts) in one time order, as the
+    tick orders a window: by moment, contract, then the kinds' order."""
+    return sorted(
+        (m for group in groups for m in group), key=lambda m: (m.when, m.contract, order(m.kind))
+    )
 
 
 def preview_rows(messages: Iterable[Message]) -> list[dict[str, str]]:

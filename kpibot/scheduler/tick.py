@@ -178,8 +178,22 @@ class ReminderTick:
 
     # ------------------------------------------------------------------ the tick
     def tick(self, now: datetime) -> int:
-        """Enqueue every message due in ``(watermark, now]``; returns how many rows were new."""
+        """Enqueue every message due in ``(watermark, now]``, and let the features catch up on
+        outbox rows they write themselves (``services.hooks.catch_up``: alerts a crash left
+        unwritten); returns how many rows were new."""
         now = as_utc(now)
+        return self._catch_up(now) + self._tick(now)
+
+    def _catch_up(self, now: datetime) -> int:
+        added = 0
+        for catch_up in self.services.hooks.catch_up:
+            try:
+                added += catch_up(self.services, self.policy, now)
+            except Exception:  # reminders must still go out when a feature's catch-up fails
+                log.exception("tick %s: catch-up %s failed", self.name, catch_up.__name__)
+        return added
+
+    def _tick(self, now: datetime) -> int:
         with self.db.session(read_only=True) as session:
             mark = session.scalar(select(STATE.c.watermark).where(STATE.c.name == self.name))
             digests = self._digests(session)
@@ -191,7 +205,9 @@ class ReminderTick:
         entries = [
             entry
             for m in messages
-            for entry in outbox_entries(m, self._targets(m.contract, m.audience))
+            for entry in outbox_entries(
+                m, [m.target] if m.target is not None else self._targets(m.contract, m.audience)
+            )
         ]
         try:
             with self.db.session() as session:
@@ -250,7 +266,7 @@ class ReminderTick:
             m
             for provider in self.extra_providers
             for m in provider(self.services, start, end)
-            if m.contract in self._cache
+            if m.contract in self._cache or m.target is not None
         ]
         return sorted(planned + extras, key=_message_order) if extras else planned
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,7 @@ from kpibot.store.schema import (
     FigureRecord,
     KPIRecord,
     SubmissionRecord,
+    as_utc,
 )
 
 FRAME_COLUMNS = [
@@ -513,6 +515,77 @@ _VALUE_DTYPES = {
     "value": "float64",
     "benchmark": "float64",
 }
+
+
+VERSION_COLUMNS = [
+    "id",
+    "contract",
+    "kpi",
+    "period",
+    "value",
+    "benchmark",
+    "submission",
+    "supersedes",
+    "status",
+    "submitted_at",
+]
+
+
+def versions_frame(db: Database, contract_ids: Iterable[str]) -> pd.DataFrame:
+    """Every version of every figure of these contracts, amendments and superseded ones too.
+
+    Columns ``VERSION_COLUMNS`` (``submitted_at`` as UTC datetime64); ``current_as_of`` picks
+    the figures current at a submission or a moment, so the alerts of a submission and a
+    digest's window can be worked out afterwards.
+    """
+    query = select(
+        FigureRecord.id,
+        FigureRecord.contract_id,
+        FigureRecord.kpi_code,
+        FigureRecord.period_label,
+        FigureRecord.value,
+        FigureRecord.benchmark,
+        FigureRecord.submission_id,
+        FigureRecord.supersedes_id,
+        FigureRecord.status,
+        cast(FigureRecord.submitted_at, String),
+    ).where(FigureRecord.contract_id.in_(sorted(set(contract_ids))))
+    with db.session(read_only=True) as session:
+        # The driver's tuples, as current_frame reads them: no Row or datetime per figure.
+        result = session.connection().execute(query)
+        rows = result.cursor.fetchall()
+        result.close()
+    frame = pd.DataFrame.from_records(rows, columns=VERSION_COLUMNS)
+    frame = frame.astype({"value": "float64", "benchmark": "float64"})
+    frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
+    return frame
+
+
+def current_as_of(
+    versions: pd.DataFrame,
+    *,
+    submission: int | None = None,
+    inclusive: bool = True,
+    moment: datetime | None = None,
+) -> pd.DataFrame:
+    """The figures current just after (``inclusive``) or just before ``submission``, or at
+    ``moment``: a version is current when nothing stored by then supersedes it.
+
+    >>> # before = current_as_of(versions, submission=12, inclusive=False)
+    """
+    if submission is not None:
+        seen = (
+            versions["submission"] <= submission
+            if inclusive
+            else versions["submission"] < submission
+        )
+    elif moment is not None:
+        seen = versions["submitted_at"] <= pd.Timestamp(as_utc(moment))
+    else:
+        seen = pd.Series(True, index=versions.index)
+    kept = versions[seen]
+    replaced = set(kept["supersedes"].dropna().astype(int))
+    return kept[~kept["id"].isin(replaced)]
 
 
 def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -173,6 +173,20 @@ class OutboxRepository:
         )
         return len(session.execute(statement, rows).all())
 
+    def enqueue_new_in(
+        self, session: Session, entries: Iterable[OutboxEntry], now: datetime
+    ) -> int:
+        """``enqueue_in`` for writers whose keys are new by construction (an alert's key carries
+        its submission's id): no RETURNING, which for thousands of rows costs several times the
+        insert; a key already present is still skipped. Returns how many rows were offered."""
+        rows = [_values(e, now) for e in entries]
+        if not rows:
+            return 0
+        insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        statement = insert(OUTBOX).on_conflict_do_nothing(index_elements=[OUTBOX.c.idempotency_key])
+        session.execute(statement, rows)
+        return len(rows)
+
     # ------------------------------------------------------------------ claiming
     def claim(
         self,
@@ -264,6 +278,20 @@ class OutboxRepository:
         """Put a row back for ``at`` without counting an attempt: rate limits and pacing."""
         return self._back(message, as_utc(at), reason, progress, count=False)
 
+    def withhold(self, message: OutboxMessage, now: datetime, reason: str) -> bool:
+        """Settle a row without delivering it: its recipient may no longer hear it (they lost
+        access to the contract, muted it, or unsubscribed). Kept as ``sent`` with ``withheld``
+        in the payload and the reason in ``last_error``, so an operator can see why."""
+        with self.db.session() as session:
+            return self._settle(
+                session,
+                message,
+                status="sent",
+                sent_at=as_utc(now),
+                payload={**message.payload, "progress": None, "withheld": reason[:500]},
+                last_error=f"withheld: {reason}"[:2000],
+            )
+
     def fail(
         self, message: OutboxMessage, error: str, progress: dict[str, Any] | None = None
     ) -> bool:
@@ -353,6 +381,22 @@ class OutboxRepository:
                 oldest = due if oldest is None else min(oldest, due)
         return counts, oldest
 
+    def delivered(self, key: str) -> tuple[str, str | None] | None:
+        """(status, the platform's message id) of the row written under ``key``, or None.
+
+        A follow-up threads under the message it follows; this is how it finds that message.
+        """
+        query = select(OUTBOX.c.status, OUTBOX.c.payload).where(OUTBOX.c.idempotency_key == key)
+        with self.db.session(read_only=True) as session:
+            row = session.execute(query).first()
+        if row is None:
+            return None
+        payload = dict(row.payload or {})
+        if payload.get("withheld"):
+            return "withheld", None
+        ref = (payload.get("delivered") or {}).get("ref")
+        return str(row.status), str(ref) if ref else None
+
     def counts(self) -> dict[str, int]:
         """How many rows are in each status."""
         with self.db.session(read_only=True) as session:
@@ -365,13 +409,23 @@ class OutboxRepository:
 # ---------------------------------------------------------------------------- entries
 
 
-def outbox_entries(message: Message, targets: Iterable[tuple[str, str]]) -> list[OutboxEntry]:
-    """One outbox entry per target; the key is the message key plus ``|platform:channel``."""
+def outbox_entries(
+    message: Message,
+    targets: Iterable[tuple[str, str]],
+    extra: Mapping[str, Any] | None = None,
+) -> list[OutboxEntry]:
+    """One outbox entry per target; the key is the message key plus ``|platform:channel``.
+
+    ``extra`` adds to the payload (buttons, the alert a follow-up threads under). A message
+    with no contract (a digest over several) stores none.
+    """
     payload = {"text": message.text, "when": message.when.isoformat(), "message": message.key}
+    if extra:
+        payload.update(extra)
     return [
         OutboxEntry(
-            key=_fit(f"{message.key}|{platform}:{channel}"),
-            contract_id=message.contract,
+            key=target_key(message, platform, channel),
+            contract_id=message.contract or None,
             kind=message.kind,
             audience=message.audience,
             platform=platform,
@@ -383,6 +437,11 @@ def outbox_entries(message: Message, targets: Iterable[tuple[str, str]]) -> list
         )
         for platform, channel in targets
     ]
+
+
+def target_key(message: Message, platform: str, channel: str) -> str:
+    """The outbox key of ``message`` to one target."""
+    return _fit(f"{message.key}|{platform}:{channel}")
 
 
 def _fit(key: str) -> str:

@@ -186,7 +186,8 @@ class SubmissionRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), index=True)
     submitted_by: Mapped[str] = mapped_column(String(200))
-    submitted_at: Mapped[datetime]
+    # Indexed for the alert sweep, which looks back over the last days' submissions (0008).
+    submitted_at: Mapped[datetime] = mapped_column(index=True)
     source: Mapped[str] = mapped_column(String(16))
     filename: Mapped[str | None] = mapped_column(String(500))
     row_count: Mapped[int] = mapped_column(Integer)
@@ -622,6 +623,97 @@ class ReturnExceptionRecord(Base):
     report: Mapped[str] = mapped_column(Text)
     filed_by: Mapped[str] = mapped_column(String(200))
     filed_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- alerts and subscriptions (0008)
+
+SUBSCRIPTION_KINDS = ("watch", "digest")
+
+
+class SubscriptionRecord(Base):
+    """A watch (alerts about a contract, or one KPI of it) or a digest, for a person or a channel.
+
+    ``platform`` and ``channel`` are where it is delivered: a person's direct messages (Slack:
+    their user id; Teams: their 1:1 conversation; ``direct`` is then true and quiet hours apply)
+    or a channel. ``owner`` made it; whether they may still see a contract is checked every time
+    a message is built. ``key`` keeps one subscription per target and subject.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint(_in("kind", SUBSCRIPTION_KINDS), name="kind"),
+        CheckConstraint(
+            "(kind = 'watch' AND contract_id IS NOT NULL AND what IS NOT NULL)"
+            " OR (kind = 'digest' AND frequency IS NOT NULL)",
+            name="shape",
+        ),
+        Index("ix_subscriptions_contract_id", "contract_id"),
+        Index("ix_subscriptions_kind", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(String(200))
+    owner_email: Mapped[str | None] = mapped_column(String(300))
+    platform: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(400))
+    direct: Mapped[bool] = mapped_column(Boolean)
+    contract_id: Mapped[str | None] = mapped_column(ForeignKey("contracts.id"))
+    kpi_code: Mapped[str | None] = mapped_column(String(64))
+    what: Mapped[str | None] = mapped_column(String(16))
+    frequency: Mapped[str | None] = mapped_column(String(16))
+    contracts: Mapped[list[str]] = mapped_column(json_document())
+    created_at: Mapped[datetime]
+    last_digest_at: Mapped[datetime | None]
+    previous_digest_at: Mapped[datetime | None]
+
+
+class MuteRecord(Base):
+    """A person or channel muted a contract's alerts until ``until``."""
+
+    __tablename__ = "mutes"
+
+    platform: Mapped[str] = mapped_column(String(16), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(400), primary_key=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"), primary_key=True)
+    until: Mapped[datetime]
+    muted_by: Mapped[str] = mapped_column(String(200))
+    muted_at: Mapped[datetime]
+
+
+class AlertRecord(Base):
+    """The ledger that makes each alert fire once: one row per (contract, kind, subject, period).
+
+    ``subject`` is a KPI code (or a payment line); ``generation`` counts how often the alert was
+    raised after being cleared (an amendment undid the red, a later one brought it back).
+    ``messages`` maps each target (``platform:channel``) to the outbox key that carried the
+    alert, so a follow-up can be threaded under it.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("contract_id", "kind", "subject", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(32))
+    generation: Mapped[int] = mapped_column(Integer)
+    raised_at: Mapped[datetime]
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+    cleared_at: Mapped[datetime | None]
+    messages: Mapped[dict[str, Any]]
+
+
+class AlertRunRecord(Base):
+    """A submission whose alerts were worked out: written with its outbox rows, in one transaction."""
+
+    __tablename__ = "alert_runs"
+
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submissions.id"), primary_key=True)
+    processed_at: Mapped[datetime]
+    rows: Mapped[int] = mapped_column(Integer)
 
 
 # ---------------------------------------------------------------- sanctions: events and waivers (0009)

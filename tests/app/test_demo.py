@@ -48,6 +48,22 @@ def test_tour_runs_every_verb_and_exits_0(tmp_path):
     # The provider submitted on 14 Jan, so the 17 Jan escalation for that return never went out.
     assert "escalation → commissioner (console one-psychology)" not in text
     assert (tmp_path / "charts" / "childrens-trust-C7.png").read_bytes()[:4] == b"\x89PNG"
+    # A figure below seed 001's critical-failure floor: the commissioner hears at once (the
+    # contract sets no commissioner channel, so the console), the contract's channel too.
+    submitted = text.index("/kpi submit one-you-lifestyle PA-5 2018/19 Q4 6.5")
+    critical = text.index(
+        "Wed 15 Jan 13:05 · alert_critical → commissioner (console one-you-lifestyle)"
+    )
+    assert submitted < critical
+    assert "“Minimum average Below 7.0”" in text[critical:]
+    assert "Wed 15 Jan 13:05 · alert_critical → channel (slack C-LIFESTYLE)" in text
+    # The board member who typed /kpi watch hears the red, by DM.
+    assert "Wed 15 Jan 13:05 · alert_red → subscriber (console U-BOARD)" in text
+    # The weekly digest posts on Mondays on the accelerated clock, with the week's changes.
+    digest = text.index("Mon 20 Jan 09:00 · digest → subscriber (console U-COMMISSIONER)")
+    assert "Weekly digest · Mon 13 Jan 09:00 to Mon 20 Jan 09:00" in text[digest:]
+    assert "⚠️ Critical failures: PA-5 2018/19 Q4 6.5" in text[digest:]
+    assert "Mon 6 Jan 09:00 · digest → subscriber" in text
 
     # The board's report, in the three formats the tour asks for.
     assert "/kpi report childrens-trust 2019/20 Q3" in text

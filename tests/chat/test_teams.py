@@ -925,3 +925,63 @@ def test_bindings_replace_each_other_and_are_audited(services) -> None:
     ]
     events = [e for e in services.audit.recent(10) if e.action == "bind"]
     assert [e.detail["previous"] for e in events] == [None, "childrens-trust", None]
+
+
+# ---------------------------------------------------------------------- alerts and subscriptions
+def test_a_teams_watcher_hears_in_their_1_1_chat_and_the_all_clear_threads_in_the_channel(
+    harness: Harness,
+) -> None:
+    import json
+    from dataclasses import replace
+
+    from sqlalchemy import text as text_sql
+
+    from kpibot.core.protocol import Request
+    from kpibot.features.summary import composer
+
+    personal = personal_message(harness.connector.url, "x")["conversation"]["id"]
+    answer = harness.say("kpi watch childrens-trust red")
+    assert "Watching childrens-trust" in card_text(the_card(answer))
+    harness.post(channel_message(harness.connector.url, "status"))  # the channel's reference
+    harness.connector.wait_for_activities(2)
+    services = harness.bot.services
+
+    def submit(text: str) -> None:
+        request = Request.from_text(
+            text, user=PRIYA["aadObjectId"], platform="teams", channel=personal
+        )
+        preview = harness.bot.handle(request)
+        harness.bot.handle(replace(request, confirm_token=preview.actions[0].token))
+
+    deliverer = teams_deliverer(harness.settings, services)
+    assert deliverer is not None
+    dispatcher = Dispatcher(
+        OutboxRepository(services.db),
+        {"teams": deliverer},
+        composer(services, harness.bot.policy),
+        sleep=lambda _s: None,
+    )
+    try:
+        submit("submit childrens-trust S26 2019/20 Q3 10% reason: recount")
+        assert dispatcher.drain(services.now()) == 2
+        alerts = harness.connector.activities[2:]
+        by_conversation = {r.conversation: r for r in alerts}
+        assert set(by_conversation) == {personal, CHANNEL}
+        assert "turned red" in card_text(the_card(by_conversation[personal]))
+        assert "You get this because you watch" in card_text(the_card(by_conversation[personal]))
+        submit("submit childrens-trust S26 2019/20 Q3 99% reason: keyed wrongly")
+        assert dispatcher.drain(services.now() + timedelta(seconds=5)) == 2
+    finally:
+        deliverer.close()
+    with services.db.session(read_only=True) as session:
+        ref = session.execute(
+            text_sql("SELECT payload FROM outbox WHERE kind = 'alert_red' AND channel = :c"),
+            {"c": CHANNEL},
+        ).scalar_one()
+    ref = (ref if isinstance(ref, dict) else json.loads(ref))["delivered"]["ref"]
+    follow = harness.connector.activities[4:]
+    threaded = [
+        r.conversation for r in follow if r.conversation and r.conversation.startswith(CHANNEL)
+    ]
+    assert threaded == [f"{CHANNEL};messageid={ref}"]  # in the alert's thread
+    assert any(r.conversation == personal for r in follow)  # the watcher's all-clear, in the 1:1

@@ -5,7 +5,7 @@ an event records never changes, a waiver never changes, and an event's rectifica
 once (the only update allowed).
 
 Revision ID: 0009_money
-Revises: 0007
+Revises: 0008_alerts
 Create Date: 2026-12-01
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_money"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008_alerts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -6,7 +6,7 @@ finds it. Without ``KPIBOT_SECRET_KEY`` the key that signs confirmations is gene
 kept here too, so every replica on the database signs and verifies with the same key.
 
 Revision ID: 0012_operations
-Revises: 0007
+Revises: 0009_money
 Create Date: 2026-12-03
 """
 

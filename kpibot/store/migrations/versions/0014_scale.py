@@ -5,7 +5,7 @@ since it was built (``FigureRepository.added_since``) and each contract's latest
 (``latest_ids``); with ``(contract_id, id)`` indexed both are index range reads.
 
 Revision ID: 0014_scale
-Revises: 0007
+Revises: 0012_operations
 Create Date: 2026-12-01
 """
 
