@@ -31,7 +31,7 @@ COMMAND_SECONDS = Histogram(
 DELIVERIES = Counter(
     "kpibot_outbox_deliveries",
     "Outbox rows settled by the dispatcher, by platform and status "
-    "(sent, retried, rate_limited, failed, handed_back)",
+    "(sent, retried, rate_limited, failed, handed_back, withheld)",
     ["platform", "status"],
 )
 OUTBOX_BACKLOG = Gauge(

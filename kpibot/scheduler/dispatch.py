@@ -219,7 +219,7 @@ class Dispatcher:
                 return 1
         reply = self.composer(message)
         if reply is None:
-            self.outbox.withhold(message, now, WITHHELD)
+            self._withhold(message, now)
             return 0
         try:
             ref = deliverer.deliver(message, reply)
@@ -235,7 +235,7 @@ class Dispatcher:
     ) -> int:
         reply = self.composer(message)
         if reply is None:
-            self.outbox.withhold(message, now, WITHHELD)
+            self._withhold(message, now)
             return 0
         with self.outbox.db.session() as session:
             ref = deliverer.deliver_in(session, message, reply)
@@ -243,6 +243,10 @@ class Dispatcher:
                 raise _ClaimLost
         metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
         return 1
+
+    def _withhold(self, message: OutboxMessage, now: datetime) -> None:
+        self.outbox.withhold(message, now, WITHHELD)
+        metrics.DELIVERIES.labels(platform=message.platform, status="withheld").inc()
 
     def _thread(self, message: OutboxMessage, now: datetime) -> OutboxMessage | None:
         """``message`` with ``thread_ref`` (the platform id of the message it follows) when it is

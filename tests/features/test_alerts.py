@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from slack_sdk import WebClient
 from sqlalchemy import func, select
 
@@ -304,8 +305,18 @@ def test_a_subscriber_who_loses_access_stops_hearing(
     # Access is withdrawn after the alert was written and before it is built.
     policy.users["U-BOARD"] = Grant(role="viewer", name="Board member", contracts=[TRUST])
     recorder = Recorder()
+    withheld = REGISTRY.get_sample_value(
+        "kpibot_outbox_deliveries_total", {"platform": "console", "status": "withheld"}
+    )
     dispatcher(services, policy, recorder).drain(services.now())
     assert recorder.to("console", "U-BOARD") == []
+    # An operator sees it on /metrics as withheld, not as sent.
+    assert (
+        REGISTRY.get_sample_value(
+            "kpibot_outbox_deliveries_total", {"platform": "console", "status": "withheld"}
+        )
+        == (withheld or 0) + 1
+    )
     (row,) = [r for r in outbox(services) if r.channel == "U-BOARD"]
     assert row.status == "sent" and "withheld" in row.payload
     assert row.last_error is not None and row.last_error.startswith("withheld:")
