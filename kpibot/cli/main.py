@@ -268,7 +268,10 @@ GROUPS: dict[str, tuple[str, str]] = {
         "Run kpibot in the terminal on the seed contracts (fresh SQLite database). "
         "Without a terminal it tours every command and exits.",
     ),
-    "schedule": ("kpibot.cli.scheduler", "preview the reminders a contract will produce"),
+    "schedule": (
+        "kpibot.cli.scheduler",
+        "preview the reminders, digests and alerts a contract will produce",
+    ),
     "scheduler": ("kpibot.cli.scheduler", "run the reminder scheduler"),
     "payments": (
         "kpibot.cli.payments",

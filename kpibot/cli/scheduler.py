@@ -17,6 +17,7 @@ from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Services
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
+from kpibot.engine.numbers import STYLES, NumberStyle
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
 from kpibot.files.figures import suggest
 from kpibot.scheduler.inputs import read_receipts
@@ -58,9 +59,10 @@ def _contract_for_preview(services: Services, contract_id: str) -> Contract:
 
 
 def _figures_for_preview(
-    services: Services, contract: Contract, path: str, at: datetime
+    services: Services, contract: Contract, path: str, at: datetime, style: str | None = None
 ) -> list[NewFigure]:
-    """The figures in a ``kpibot import`` file, checked as if imported at ``at``."""
+    """The figures in a ``kpibot import`` file, checked as if imported at ``at`` (numbers read
+    as ``kpibot import --number-style`` reads them: ``style``, else the contract's)."""
     # Loaded here, not at the top: `kpibot --help` must not pay for the table readers.
     from kpibot.files.figures import check_return
     from kpibot.files.tables import TableError, read_table
@@ -69,7 +71,13 @@ def _figures_for_preview(
         table = read_table(Path(path))
     except TableError as exc:
         raise UserError(str(exc)) from None
-    check = check_return(contract, table, at, is_late=services.is_late(contract))
+    check = check_return(
+        contract,
+        table,
+        at,
+        is_late=services.is_late(contract),
+        style=NumberStyle.named(style) if style else None,
+    )
     if check.errors:
         raise UserError("\n".join(str(e) for e in check.errors))
     return check.figures
@@ -88,7 +96,11 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
     if not contract.calendar and not args.figures:
         raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
     at = datetime.combine(start, PREVIEW_IMPORT_AT, tzinfo=LONDON)
-    figures = _figures_for_preview(services, contract, args.figures, at) if args.figures else []
+    figures = (
+        _figures_for_preview(services, contract, args.figures, at, args.number_style)
+        if args.figures
+        else []
+    )
     received = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
@@ -165,8 +177,9 @@ def register(
     """``kpibot schedule preview`` and ``kpibot scheduler run``."""
     schedule = sub.add_parser(
         "schedule",
-        help="preview the reminders a contract will produce",
-        description="Preview the reminders, escalations, summaries and meetings of a contract.",
+        help="preview the reminders, digests and alerts a contract will produce",
+        description="Preview the reminders, escalations, summaries and meetings of a contract, "
+        "the digests its subscribers will get and the alerts a return would raise.",
     )
     actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     p = add(
@@ -200,6 +213,12 @@ def register(
         help="a return in the `kpibot import` format (CSV or XLSX): list the alerts its figures "
         "would raise if imported at 09:00 on --from (kinds alert_critical, alert_red, "
         "alert_red_run, alert_money, …); nothing is stored",
+    )
+    p.add_argument(
+        "--number-style",
+        choices=[style.name for style in STYLES],
+        help="how --figures writes numbers, as for `kpibot import`: uk (1,234.5) or european "
+        "(1.234,5); default: the contract's number_style, else uk",
     )
     p.add_argument(
         "--format", choices=["csv", "table"], default="csv", help="output format (default csv)"

@@ -123,3 +123,23 @@ def test_preview_refuses_a_bad_figures_file_with_its_line(
         f"sqlite:///{tmp_path / 'b.db'}",
     )
     assert code == 2 and "bad.csv, line 2, column 'value'" in err and "Traceback" not in err
+
+
+def test_preview_reads_figures_in_the_number_style_kpibot_import_would(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("KPIBOT_TODAY", "2020-02-20")
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    assert kpibot(capsys, "contracts", "load", "config/contracts", "--database", url)[0] == 0
+    european = tmp_path / "q1-eu.csv"
+    european.write_text('kpi,period,value\nPA-5,2019/20 Q1,"6,5"\n')
+    args = ["schedule", "preview", "one-you-lifestyle", "--from", "2020-02-21"]
+    args += ["--to", "2020-02-22", "--figures", str(european), "--database", url]
+    code, _out, err = kpibot(capsys, *args)
+    assert code == 2 and "q1-eu.csv, line 2, column 'value'" in err  # not a UK number
+    code, out, err = kpibot(capsys, *args, "--number-style", "european")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    critical = [r for r in rows if r["kind"] == "alert_critical"]
+    assert critical and "PA-5" in critical[0]["text"] and "6.5" in critical[0]["text"]
