@@ -275,8 +275,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "scheduler": ("kpibot.cli.scheduler", "run the reminder scheduler"),
     "payments": (
         "kpibot.cli.payments",
-        "Show what a contract pays in a contract year: guaranteed, earned, on track, at risk, "
-        "not earned and withheld, each with the clause and figures behind it.",
+        "Show what a contract pays in a contract year (guaranteed, earned, on track, at risk, "
+        "not earned, withheld), or its sanctions ledger for a month or quarter (every deduction, "
+        "credit and point with the clause, the events or figures behind it and the rate in force).",
     ),
     "compliance": (
         "kpibot.cli.payments",
@@ -286,7 +287,9 @@ GROUPS: dict[str, tuple[str, str]] = {
     "teams": ("kpibot.cli.teams", "Microsoft Teams app tools"),
     "report": (
         "kpibot.cli.report",
-        "Write a contract's quarterly performance report for its board (xlsx, pdf, html or csv).",
+        "Write a contract's quarterly performance report for its board: every KPI with this "
+        "year's target and tolerance in the contract's words, the last quarters' figures coloured "
+        "and lettered by RAG, position, trend, money at risk, action plans, notes and charts.",
     ),
     "events": (
         "kpibot.cli.events",
