@@ -1025,6 +1025,8 @@ _FILLERS = {
     "total",
     "score",
     "figure",
+    "average",
+    "mean",
 }
 
 

@@ -42,7 +42,7 @@ NO_NUMBER = (
     "'{text}' has no figure to compare with; write the target as a number, such as "
     "'at least 95%', or as a no-target phrase such as 'TBD'"
 )
-CONFLICT = "'{words}' implies {implied} is better, but the KPI says {polarity} is better"
+CONFLICT = "'{words}' implies {implied} is better, but the KPI's polarity is {polarity} is better"
 NEED_POLARITY = (
     "'{text}' has no comparator and the KPI has no polarity, so I cannot tell whether {value} is "
     "a floor or a ceiling; say 'at least {value}' or 'no more than {value}', or give the polarity"
@@ -114,6 +114,7 @@ class Reading:
     direction: str | None = None
     direction_words: str | None = None
     reason: str | None = None
+    thing: str | None = None
     annual: bool = False
     exception_reporting: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -196,9 +197,9 @@ _NO_TARGET: list[tuple[re.Pattern[str], str | None, bool]] = [
 ]
 
 
-def _no_target(low: str, has_figures: bool) -> str | None:
+def _no_target(low: str, has_figures: bool, has_date: bool = False) -> str | None:
     for pattern, reason, always in _NO_TARGET:
-        if pattern.search(low) and (always or not has_figures):
+        if pattern.search(low) and (always or not (has_figures or has_date)):
             return reason or "no target"
     return None
 
@@ -320,7 +321,7 @@ def read_phrase(
         return Reading(original, "no_target", reason="no target given")
     lexed = lex(original)
     figures = [t for t in lexed.tokens if t.kind in ("qty", "badnum") and t.unit not in _DURATION]
-    reason = _no_target(low, bool(figures))
+    reason = _no_target(low, bool(figures), any(t.kind == "date" for t in lexed.tokens))
     if reason is not None:
         if reason == "no target":
             reason = f"no target: {shown}"
@@ -340,6 +341,8 @@ def read_phrase(
     clauses = _clauses(ctx)
     for lo, hi in clauses:
         sub = ctx.clause(lo, hi)
+        if any(ctx.toks[k].kind == "qty" for k in sub.idx()) and not sub.qtys():
+            continue  # every figure in it was set aside: a restatement or reported figures
         r = _read_clause(sub)
         if r is not None:
             readings.append(r)
@@ -395,10 +398,24 @@ def _without_restated_zero(readings: list[Reading], polarity: str | None, shown:
     return out
 
 
+APPROXIMATE = "'{words}' is approximate; write the figure the contract holds the provider to"
+_APPROX_BEFORE = {"around", "about", "approximately", "approx", "circa", "roughly", "nearly"}
+_APPROX_BEFORE |= {"almost", "c", "ca", "towards"}
+
+
 def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     bad = next((t for t in lexed.tokens if t.kind == "badnum"), None)
     if bad is not None:
         raise PhraseRefused(f"'{bad.text}' is not a number I can read in '{shown}'")
+    toks = lexed.tokens
+    for i, t in enumerate(toks):
+        if t.kind != "qty":
+            continue
+        before = toks[i - 1].low if i > 0 else ""
+        after = " ".join(x.low for x in toks[i + 1 : i + 3])
+        if before in _APPROX_BEFORE or after.startswith(("or so", "- ish", "ish")):
+            words = " ".join(x.text for x in toks[max(0, i - 1) : i + 3])
+            raise PhraseRefused(APPROXIMATE.format(words=words.strip()))
     if re.search(r"\[\s*(\d[\d.,]*\s*-\s*[\d.,]*|x+|n|tbc|\.+|_+|\s*)\s*\]", low):
         raise PhraseRefused(PLACEHOLDER.format(text=shown))
     m = re.search(r"\b(taking|take|taken) one year with another\b", low)
@@ -1444,8 +1461,24 @@ def _single(ctx: _Ctx, i: int, limits: list[int], average: bool) -> Reading:
         unit = "working_days"
         ctx.notes.append("'days' are working days, as the lead-in says")
     kind = "average" if average else "threshold"
-    r = Reading(ctx.text, kind, cmp, t.value, unit=unit, per=per, within=within)
+    thing = _thing(ctx, i) if unit in ("count", "rate") else None
+    r = Reading(ctx.text, kind, cmp, t.value, unit=unit, per=per, within=within, thing=thing)
     return _check_polarity(ctx, r, words)
+
+
+_NOT_THINGS = {"of", "in", "by", "per", "for", "to", "within", "during", "each", "a", "the", "and"}
+_NOT_THINGS |= {"or", "with", "from", "is", "are", "be", "will", "should", "on", "at", "than"}
+
+
+def _thing(ctx: _Ctx, i: int) -> str | None:
+    """What a count counts: '100 active families', '6,000 appeals' (up to four words)."""
+    words = []
+    for k in range(i + 1, min(ctx.hi, i + 5)):
+        t = ctx.toks[k]
+        if t.kind != "word" or t.low in _NOT_THINGS:
+            break
+        words.append(t.text)
+    return " ".join(words) or None
 
 
 def _loose_working_days(ctx: _Ctx) -> bool:
