@@ -18,7 +18,7 @@ from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
 from kpibot.files.figures import suggest
-from kpibot.scheduler.inputs import read_receipts
+from kpibot.scheduler.inputs import read_milestones, read_receipts
 from kpibot.scheduler.preview import format_csv, preview, print_table
 
 SCHEDULE_BAD_DATE = "{option} '{value}' is not a date; write it like 2019-07-01."
@@ -62,9 +62,13 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
     if not contract.calendar:
         raise UserError(SCHEDULE_NO_CALENDAR.format(contract=contract.id))
     received = None
+    done = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
-    rows = preview(contract, start, end, received, no_submissions=args.no_submissions)
+        done = read_milestones(services.db, [contract]).get(contract.id, {})
+    rows = preview(
+        contract, start, end, received, no_submissions=args.no_submissions, milestones_done=done
+    )
     if args.format == "table":
         print_table(rows, f"{contract.name} ({contract.id}) · {start} to {end}")
     else:

@@ -113,7 +113,16 @@ class SubmitHandler(CommandHandler):
         if "/" in raw:
             num, den = raw.split("/", 1)
             value_text = ""
-        parsed = parse_value(unit, value_text, num, den, lambda _c, why_: problems.append(why_))
+        if unit == "milestone" and raw.lower() == "not" and words:
+            value_text, words = f"not {words[0]}", words[1:]
+        parsed = parse_value(
+            unit,
+            value_text,
+            num,
+            den,
+            lambda _c, why_: problems.append(why_),
+            signed=bool(kpi.signed),
+        )
         if parsed is None or parsed.value is None:
             return error(
                 (problems[0] if problems else f"'{raw}' is not a figure")

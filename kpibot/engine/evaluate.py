@@ -238,7 +238,9 @@ def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.i
         _T_NONE,
     )
     number = np.select(
-        [kind == 1, kind == 2, kind == 3, prev_based, base_based], [value, up, hint, hint, up], np.nan
+        [kind == 1, kind == 2, kind == 3, prev_based, base_based],
+        [value, up, hint, hint, up],
+        np.nan,
     )
     return rule.astype(np.int8), number
 
@@ -658,7 +660,9 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     if "trend_yoy" in terms:
         yoy = spec("trend_yoy", bool) & ~unknown
         if yoy.any():
-            yoy_codes = _trend_yoy(order, gid_arr, value, prev, spec("pol", float), spec("pct", bool))
+            yoy_codes = _trend_yoy(
+                order, gid_arr, value, prev, spec("pol", float), spec("pct", bool)
+            )
             trend = np.where(yoy, yoy_codes, trend).astype(np.int8)
 
     text_code, texts = _codes(terms["target_text"].to_numpy())

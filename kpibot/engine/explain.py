@@ -80,7 +80,9 @@ def _assumptions(
     out: list[str] = []
     if terms.carried_from is not None:
         out.append(
-            CARRIED.format(year=names[terms.year], source=names.get(terms.carried_from, "an earlier year"))
+            CARRIED.format(
+                year=names[terms.year], source=names.get(terms.carried_from, "an earlier year")
+            )
         )
     if terms.exempt:
         out.append(EXEMPT)
@@ -143,7 +145,9 @@ def explain_text(contract: Contract) -> str:
     lines = [
         f"{contract.name} ({contract.id})",
         f"{contract.commissioner.name} and {contract.provider.name}; "
-        + ", ".join(f"{y.name} {y.start:%-d %b %Y} to {y.end:%-d %b %Y}" for y in contract.contract_years),
+        + ", ".join(
+            f"{y.name} {y.start:%-d %b %Y} to {y.end:%-d %b %Y}" for y in contract.contract_years
+        ),
         f"Trends compare with {TREND_WORDS[contract.trend]} unless a KPI says otherwise.",
         "",
     ]
@@ -170,7 +174,9 @@ def explain_text(contract: Contract) -> str:
             if r.tolerance_words:
                 lines.append(f'        tolerance "{r.tolerance_words}" → {r.tolerance_reading}')
             if r.critical_words:
-                lines.append(f'        critical failure "{r.critical_words}" → {r.critical_reading}')
+                lines.append(
+                    f'        critical failure "{r.critical_words}" → {r.critical_reading}'
+                )
             if r.assumptions:
                 lines.append(f"        assumed: {r.assumptions}")
         lines.append("")

@@ -61,8 +61,15 @@ def judge(rule: GroupRule, positions: dict[str, str]) -> GroupVerdict:
     else:
         verdict = "not performed"
     return GroupVerdict(
-        rule.name, rule.rule, need, len(codes), len(met), len(awaiting), verdict,
-        tuple(not_met), rule.clause,
+        rule.name,
+        rule.rule,
+        need,
+        len(codes),
+        len(met),
+        len(awaiting),
+        verdict,
+        tuple(not_met),
+        rule.clause,
     )
 
 
@@ -74,3 +81,8 @@ def group_verdicts(contract: Contract, rows: pd.DataFrame) -> list[GroupVerdict]
     if not rows.empty:
         positions = dict(zip(rows["kpi"], rows["position"], strict=False))
     return [judge(rule, positions) for rule in contract.groups]
+
+
+def group_lines(contract: Contract, rows: pd.DataFrame) -> list[str]:
+    """Status and summary lines: '*Group rule:* Quality standards: performed (3 of 4 met; ...)'."""
+    return [f"*Group rule:* {v.text()}" for v in group_verdicts(contract, rows)]

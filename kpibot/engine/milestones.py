@@ -85,3 +85,8 @@ def milestone_states(contract: Contract, frame: pd.DataFrame, today: date) -> li
         else:
             out.append(MilestoneState(k.code, k.name, k.due, "upcoming", days=(k.due - today).days))
     return out
+
+
+def milestone_lines(contract: Contract, frame: pd.DataFrame, today: date) -> list[str]:
+    """Status and summary lines: '*Milestone:* M1 Introduce ...: due 31 Jan 2020, in 12 days'."""
+    return [f"*Milestone:* {s.text()}" for s in milestone_states(contract, frame, today)]

@@ -22,285 +22,19 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import date
 
-# ---------------------------------------------------------------------------- vocabulary
-
-NUMBER_WORDS = {
-    "zero": 0,
-    "nil": 0,
-    "one": 1,
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
-}
-# Words that multiply the number before them ("£3 million", "10.50 million titles").
-SCALES = {
-    "k": 1e3,
-    "thousand": 1e3,
-    "m": 1e6,
-    "million": 1e6,
-    "millions": 1e6,
-    "bn": 1e9,
-    "billion": 1e9,
-}
-# Time units: the word as written → the unit code, and its size in that code (years → months).
-TIME_UNITS = {
-    "second": ("seconds", 1.0),
-    "seconds": ("seconds", 1.0),
-    "sec": ("seconds", 1.0),
-    "secs": ("seconds", 1.0),
-    "minute": ("minutes", 1.0),
-    "minutes": ("minutes", 1.0),
-    "min": ("minutes", 1.0),
-    "mins": ("minutes", 1.0),
-    "hour": ("hours", 1.0),
-    "hours": ("hours", 1.0),
-    "hr": ("hours", 1.0),
-    "hrs": ("hours", 1.0),
-    "day": ("days", 1.0),
-    "days": ("days", 1.0),
-    "week": ("weeks", 1.0),
-    "weeks": ("weeks", 1.0),
-    "wk": ("weeks", 1.0),
-    "wks": ("weeks", 1.0),
-    "month": ("months", 1.0),
-    "months": ("months", 1.0),
-    "year": ("months", 12.0),
-    "years": ("months", 12.0),
-}
-TIME_CODES = ("seconds", "minutes", "hours", "days", "working_days", "weeks", "months")
-MONTHS = {
-    m: i
-    for i, names in enumerate(
-        [
-            ("january", "jan"),
-            ("february", "feb"),
-            ("march", "mar"),
-            ("april", "apr"),
-            ("may",),
-            ("june", "jun"),
-            ("july", "jul"),
-            ("august", "aug"),
-            ("september", "sep", "sept"),
-            ("october", "oct"),
-            ("november", "nov"),
-            ("december", "dec"),
-        ],
-        start=1,
-    )
-    for m in names
-}
-# Words after which a four-digit number from 1950 to 2099 is a year ("by 2003", "Act 2002").
-YEAR_LEADS = {
-    "in",
-    "by",
-    "during",
-    "since",
-    "before",
-    "after",
-    "until",
-    "till",
-    "of",
-    "year",
-    "years",
-    "fy",
-    "act",
-    "compared",
-    "with",
-    "against",
-    "from",
-    "to",
-    "between",
-    "and",
-    "the",
-    "end",
-    "summer",
-    "spring",
-    "autumn",
-    "winter",
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-}
-# A number right after one of these words is the thing's name, not a quantity ("stage 2").
-LABEL_WORDS = {
-    "stage",
-    "stages",
-    "category",
-    "categories",
-    "section",
-    "sections",
-    "level",
-    "levels",
-    "key stage",
-    "key stages",
-    "pillar",
-    "radio",
-    "tier",
-    "tiers",
-    "phase",
-    "phases",
-    "priority",
-    "priorities",
-    "schedule",
-    "clause",
-    "table",
-    "appendix",
-    "annex",
-    "part",
-    "paragraph",
-    "para",
-    "kpi",
-    "kpis",
-    "pi",
-    "ni",
-    "indicator",
-    "indicators",
-    "key target",
-    "target number",
-    "imd",
-    "decile",
-    "deciles",
-    "band",
-    "grade",
-    "grades",
-    "standard",
-    "point",
-}
-
-# Comparator phrases, longest first within each list. ``better``/``worse`` follow polarity.
-PREFIX_CMPS: list[tuple[str, str]] = [
-    ("at or above", ">="),
-    ("at or below", "<="),
-    ("on or above", ">="),
-    ("on or below", "<="),
-    ("equal to or more than", ">="),
-    ("equal to or greater than", ">="),
-    ("equal to or less than", "<="),
-    ("greater than or equal to", ">="),
-    ("more than or equal to", ">="),
-    ("less than or equal to", "<="),
-    ("as a minimum", ">="),
-    ("a minimum of", ">="),
-    ("minimum of", ">="),
-    ("at least", ">="),
-    ("no less than", ">="),
-    ("not less than", ">="),
-    ("no fewer than", ">="),
-    ("not fewer than", ">="),
-    ("no lower than", ">="),
-    ("not lower than", ">="),
-    ("no worse than", "no-worse"),
-    ("not worse than", "no-worse"),
-    ("no better than", "no-better"),
-    ("a maximum of", "<="),
-    ("maximum of", "<="),
-    ("at most", "<="),
-    ("no more than", "<="),
-    ("not more than", "<="),
-    ("no greater than", "<="),
-    ("not greater than", "<="),
-    ("no higher than", "<="),
-    ("not higher than", "<="),
-    ("no longer than", "<="),
-    ("not longer than", "<="),
-    ("no later than", "<="),
-    ("not later than", "<="),
-    ("not to exceed", "<="),
-    ("not exceed", "<="),
-    ("does not exceed", "<="),
-    ("do not exceed", "<="),
-    ("did not exceed", "<="),
-    ("not exceeding", "<="),
-    ("up to", "<="),
-    ("more than", ">"),
-    ("greater than", ">"),
-    ("higher than", ">"),
-    ("longer than", ">"),
-    ("older than", ">"),
-    ("in excess of", ">"),
-    ("exceeding", ">"),
-    ("to exceed", ">"),
-    ("exceed", ">"),
-    ("better than", "better"),
-    ("worse than", "worse"),
-    ("less than", "<"),
-    ("fewer than", "<"),
-    ("lower than", "<"),
-    ("shorter than", "<"),
-    ("minimum", ">="),
-    ("min", ">="),
-    ("maximum", "<="),
-    ("max", "<="),
-    ("above", ">"),
-    ("over", ">"),
-    ("below", "<"),
-    ("under", "<"),
-    (">=", ">="),
-    ("=>", ">="),
-    ("≥", ">="),
-    ("<=", "<="),
-    ("=<", "<="),
-    ("≤", "<="),
-    (">", ">"),
-    ("<", "<"),
-]
-SUFFIX_CMPS: list[tuple[str, str]] = [
-    ("or more", ">="),
-    ("or over", ">="),
-    ("or above", ">="),
-    ("and above", ">="),
-    ("and over", ">="),
-    ("or higher", ">="),
-    ("or greater", ">="),
-    ("or better", "no-worse"),
-    ("or less", "<="),
-    ("or fewer", "<="),
-    ("or below", "<="),
-    ("and below", "<="),
-    ("or under", "<="),
-    ("and under", "<="),
-    ("or lower", "<="),
-    ("or worse", "no-better"),
-    ("minimum", ">="),
-    ("min", ">="),
-    ("maximum", "<="),
-    ("max", "<="),
-    ("at least", ">="),
-    ("at most", "<="),
-    ("+", ">="),
-]
+from kpibot.engine.vocabulary import (
+    FILLERS,
+    LABEL_WORDS,
+    MONTHS,
+    NUMBER_WORDS,
+    PREFIX_CMPS,
+    SCALES,
+    SUFFIX_CMPS,
+    TIME_CODES,
+    TIME_UNITS,
+    YEAR_LEADS,
+    split_words,
+)
 
 # ---------------------------------------------------------------------------- tokens
 
@@ -477,11 +211,11 @@ def _glued(toks: list[Tok], lexed: Lexed) -> list[Tok]:
                 continue
             if not out and nxt.text[:1].isupper():
                 # "49WAto deliver ...": a column reference run into the text by extraction
-                code = re.match(r"[A-Z]+", nxt.text)
-                assert code is not None
-                out.append(Tok("label", t.text + code.group(0), note="reference"))
-                lexed.notes.append(f"'{t.text}{code.group(0)}' is a reference, not a figure")
-                rest = nxt.text[code.end() :]
+                ref = re.match(r"[A-Z]+", nxt.text)
+                assert ref is not None
+                out.append(Tok("label", t.text + ref.group(0), note="reference"))
+                lexed.notes.append(f"'{t.text}{ref.group(0)}' is a reference, not a figure")
+                rest = nxt.text[ref.end() :]
                 if rest:
                     out.append(Tok("word", rest))
                 i += 2
@@ -612,8 +346,7 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             and i + 2 < n
             and toks[i + 1].kind == "num"
             and toks[i + 2].text == "]"
-            and toks[i + 1].value is not None
-            and toks[i + 1].value < 100
+            and (toks[i + 1].value or 0) < 100
         ):
             lexed.notes.append(f"'[{toks[i + 1].text}]' is a footnote marker")
             out.append(Tok("footnote", f"[{toks[i + 1].text}]"))
@@ -642,45 +375,55 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
                 continue
         # financial years
         k = _year_range(toks, i)
-        if k and not _money_or_pct_after(toks, i + k) and not (prev is not None and prev.text == "£"):
-            if not (len(toks[i].text) == 2 and not _year_context(out)):
-                text = "".join(x.text for x in toks[i : i + k])
-                out.append(Tok("year", text, note="year"))
-                lexed.notes.append(f"'{text}' is a year")
-                i += k
-                # "2003/04–75 per cent": the dash after a year joins it to what follows.
-                if i < n and toks[i].text == "-" and i + 1 < n and toks[i + 1].kind == "num":
-                    i += 1
-                continue
+        if (
+            k
+            and not _money_or_pct_after(toks, i + k)
+            and not (prev is not None and prev.text == "£")
+            and not (len(toks[i].text) == 2 and not _year_context(out))
+        ):
+            text = "".join(x.text for x in toks[i : i + k])
+            out.append(Tok("year", text, note="year"))
+            lexed.notes.append(f"'{text}' is a year")
+            i += k
+            # "2003/04–75 per cent": the dash after a year joins it to what follows.
+            if i < n and toks[i].text == "-" and i + 1 < n and toks[i + 1].kind == "num":
+                i += 1
+            continue
         # dates: "31 March 2002", "31st March", "March 2011", "1 October each year"
-        if t.kind == "num" and t.value is not None and 1 <= t.value <= 31 and "." not in t.text:
-            if i + 1 < n and toks[i + 1].low in MONTHS:
-                j = i + 2
-                year = None
-                if j < n and _plain_year(toks[j]):
-                    year = int(toks[j].text)
-                    j += 1
-                text = " ".join(x.text for x in toks[i:j])
-                when = _date(year, MONTHS[toks[i + 1].low], int(t.value))
-                out.append(Tok("date", text, when=when, note="date"))
-                lexed.notes.append(f"'{text}' is a date")
-                i = j
-                continue
-        if t.kind == "word" and t.low in MONTHS and i + 1 < n and _plain_year(toks[i + 1]):
-            if t.low != "may" or (prev is not None and prev.low in ("by", "in", "end", "of")):
-                year = int(toks[i + 1].text)
-                text = f"{t.text} {toks[i + 1].text}"
-                out.append(Tok("date", text, when=_month_end(year, MONTHS[t.low]), note="month"))
-                lexed.notes.append(f"'{text}' is a date")
-                i += 2
-                continue
-        if _plain_year(t) and not _money_or_pct_after(toks, i + 1):
-            if prev is not None and (prev.low in YEAR_LEADS or prev.kind in ("year", "date")):
-                if not _cmp_before(out):
-                    out.append(Tok("year", t.text, note="year"))
-                    lexed.notes.append(f"'{t.text}' is a year")
-                    i += 1
-                    continue
+        day = t.kind == "num" and t.value is not None and 1 <= t.value <= 31 and "." not in t.text
+        if day and i + 1 < n and toks[i + 1].low in MONTHS:
+            j = i + 2
+            year = None
+            if j < n and _plain_year(toks[j]):
+                year = int(toks[j].text)
+                j += 1
+            text = " ".join(x.text for x in toks[i:j])
+            when = _date(year, MONTHS[toks[i + 1].low], int(t.value or 1))
+            out.append(Tok("date", text, when=when, note="date"))
+            lexed.notes.append(f"'{text}' is a date")
+            i = j
+            continue
+        month = t.kind == "word" and t.low in MONTHS and i + 1 < n and _plain_year(toks[i + 1])
+        if month and (
+            t.low != "may" or (prev is not None and prev.low in ("by", "in", "end", "of"))
+        ):
+            year = int(toks[i + 1].text)
+            text = f"{t.text} {toks[i + 1].text}"
+            out.append(Tok("date", text, when=_month_end(year, MONTHS[t.low]), note="month"))
+            lexed.notes.append(f"'{text}' is a date")
+            i += 2
+            continue
+        if (
+            _plain_year(t)
+            and not _money_or_pct_after(toks, i + 1)
+            and prev is not None
+            and (prev.low in YEAR_LEADS or prev.kind in ("year", "date"))
+            and not _cmp_before(out)
+        ):
+            out.append(Tok("year", t.text, note="year"))
+            lexed.notes.append(f"'{t.text}' is a year")
+            i += 1
+            continue
         # field sizes: "the leading 25 (of 150) LEAs"
         if (
             t.text == "("
@@ -699,12 +442,16 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             lexed.notes.append(f"'{t.text} {toks[i + 1].text}' is a time of day")
             i += 2
             continue
-        if t.kind == "num" and t.text in ("999", "111", "101") and i + 1 < n:
-            if toks[i + 1].low in ("call", "calls", "service", "number"):
-                out.append(Tok("label", t.text, note="telephone number"))
-                lexed.notes.append(f"'{t.text}' is a telephone number")
-                i += 1
-                continue
+        if (
+            t.kind == "num"
+            and t.text in ("999", "111", "101")
+            and i + 1 < n
+            and toks[i + 1].low in ("call", "calls", "service", "number")
+        ):
+            out.append(Tok("label", t.text, note="telephone number"))
+            lexed.notes.append(f"'{t.text}' is a telephone number")
+            i += 1
+            continue
         # contract years and quarters written apart: "Yr 1 80%", "Quarter 4 Target"
         if (
             t.kind == "num"
@@ -724,22 +471,23 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
         # labels: "stage 2", "Key Stages 1, 2 and 3", "Category 1", "KPI 4"
         if t.kind == "num" and prev is not None and prev.kind == "word":
             two = f"{out[-2].low} {prev.low}" if len(out) >= 2 else ""
-            if (two in LABEL_WORDS or prev.low in LABEL_WORDS) and not _money_or_pct_after(
-                toks, i + 1
+            if (
+                (two in LABEL_WORDS or prev.low in LABEL_WORDS)
+                and not _money_or_pct_after(toks, i + 1)
+                and not _unit_after(toks, i + 1)
             ):
-                if not _unit_after(toks, i + 1):
-                    j = i + 1
-                    text = t.text
-                    while j + 1 < n and toks[j].text in (",", "and", "-") and toks[j + 1].kind == "num":
-                        text += f"{toks[j].text} {toks[j + 1].text}"
-                        j += 2
-                    if j < n and toks[j].text == "+" and toks[j].glued:
-                        text += "+"
-                        j += 1
-                    out.append(Tok("label", f"{prev.text} {text}", note="label"))
-                    lexed.notes.append(f"'{prev.text} {text}' is a name, not a figure")
-                    i = j
-                    continue
+                j = i + 1
+                text = t.text
+                while j + 1 < n and toks[j].text in (",", "and", "-") and toks[j + 1].kind == "num":
+                    text += f"{toks[j].text} {toks[j + 1].text}"
+                    j += 2
+                if j < n and toks[j].text == "+" and toks[j].glued:
+                    text += "+"
+                    j += 1
+                out.append(Tok("label", f"{prev.text} {text}", note="label"))
+                lexed.notes.append(f"'{prev.text} {text}' is a name, not a figure")
+                i = j
+                continue
         out.append(t)
         i += 1
     return out
@@ -873,17 +621,21 @@ def _quantities(toks: list[Tok], lexed: Lexed) -> list[Tok]:
                 j = k + 2
         tok = Tok("qty", text, value, unit, spelled=t.spelled, note=t.note)
         # Rates: "3 per 100", "one per 20,000 prisoners", "1 in 20,000", "1:20,000"
-        if j + 1 < n and toks[j].low in ("per", "in", ":") and toks[j + 1].kind == "num":
-            if toks[j].low != "in" or (value == 1 and (toks[j + 1].value or 0) >= 10):
-                if unit in ("count",):
-                    per = toks[j + 1].value
-                    tok = replace(
-                        tok,
-                        unit="rate",
-                        per=per,
-                        text=f"{text} {toks[j].text} {toks[j + 1].text}".replace(" : ", ":"),
-                    )
-                    j += 2
+        if (
+            j + 1 < n
+            and toks[j].low in ("per", "in", ":")
+            and toks[j + 1].kind == "num"
+            and (toks[j].low != "in" or (value == 1 and (toks[j + 1].value or 0) >= 10))
+            and unit == "count"
+        ):
+            per = toks[j + 1].value
+            tok = replace(
+                tok,
+                unit="rate",
+                per=per,
+                text=f"{text} {toks[j].text} {toks[j + 1].text}".replace(" : ", ":"),
+            )
+            j += 2
         out.append(tok)
         i = j
     # "per 100,000" standing alone normalises the measure
@@ -918,20 +670,25 @@ def _names(toks: list[Tok], lexed: Lexed) -> list[Tok]:
         t = toks[i]
         prev = out[-1] if out else None
         nxt = toks[i + 1] if i + 1 < n else None
-        if t.kind == "qty" and t.unit == "count" and nxt is not None and nxt.low == "out":
-            if i + 3 < n and toks[i + 2].low == "of" and toks[i + 3].kind == "qty":
-                whole = toks[i + 3].value or 0.0
-                if whole > 0 and toks[i + 3].unit in ("count", "times"):
-                    share = 100.0 * (t.value or 0.0) / whole
-                    text = f"{t.text} out of {toks[i + 3].text}"
-                    out.append(Tok("qty", text, share, "percent", spelled=t.spelled))
-                    lexed.notes.append(f"'{text}' is {share:g}%")
-                    i += 4
-                    if i < n and toks[i].low == "times":
-                        i += 1
-                    continue
+        out_of = t.kind == "qty" and t.unit == "count" and nxt is not None and nxt.low == "out"
+        if out_of and i + 3 < n and toks[i + 2].low == "of" and toks[i + 3].kind == "qty":
+            whole = toks[i + 3].value or 0.0
+            if whole > 0 and toks[i + 3].unit in ("count", "times"):
+                share = 100.0 * (t.value or 0.0) / whole
+                text = f"{t.text} out of {toks[i + 3].text}"
+                out.append(Tok("qty", text, share, "percent", spelled=t.spelled))
+                lexed.notes.append(f"'{text}' is {share:g}%")
+                i += 4
+                if i < n and toks[i].low == "times":
+                    i += 1
+                continue
         if t.kind == "qty" and t.unit in TIME_CODES:
-            if t.unit == "hours" and (t.value or 0) >= 100 and prev is not None and prev.low == "at":
+            if (
+                t.unit == "hours"
+                and (t.value or 0) >= 100
+                and prev is not None
+                and prev.low == "at"
+            ):
                 out.append(Tok("label", t.text, note="time of day"))
                 lexed.notes.append(f"'{t.text}' is a time of day")
                 i += 1
@@ -944,10 +701,17 @@ def _names(toks: list[Tok], lexed: Lexed) -> list[Tok]:
                 lexed.notes.append(f"'{t.text}' names a period, it is not a figure")
                 i += 1
                 continue
-            adjective = "-" in t.text and prev is not None and (
-                prev.low in ("the", "a", "an") or prev.low.endswith("'s")
+            adjective = (
+                "-" in t.text
+                and prev is not None
+                and (prev.low in ("the", "a", "an") or prev.low.endswith("'s"))
             )
-            if adjective and nxt is not None and nxt.kind == "word" and nxt.low not in _ADJECTIVE_OK:
+            if (
+                adjective
+                and nxt is not None
+                and nxt.kind == "word"
+                and nxt.low not in _ADJECTIVE_OK
+            ):
                 out.append(Tok("label", t.text, note="name"))
                 lexed.notes.append(f"'{t.text}' is part of a name, it is not a figure")
                 i += 1
@@ -966,14 +730,14 @@ def _comparators(toks: list[Tok]) -> list[Tok]:
     while i < n:
         matched = False
         for words, sym in PREFIX_CMPS:
-            parts = _split_words(words)
+            parts = split_words(words)
             k = len(parts)
             if lows[i : i + k] == parts:
                 j = i + k
                 # "a maximum of", "at least an average of": skip small filler words
                 skip = j
                 if k > 1 or words in ("exceed", "exceeding", "maximum", "minimum"):
-                    while skip < n and skip - j < 4 and lows[skip] in _FILLERS:
+                    while skip < n and skip - j < 4 and lows[skip] in FILLERS:
                         skip += 1
                 if skip < n and toks[skip].kind == "qty" and toks[skip].cmp is None:
                     q = toks[skip]
@@ -989,7 +753,7 @@ def _comparators(toks: list[Tok]) -> list[Tok]:
         t = toks[i]
         if t.kind == "qty" and t.cmp is None:
             for words, sym in SUFFIX_CMPS:
-                parts = _split_words(words)
+                parts = split_words(words)
                 k = len(parts)
                 if lows[i + 1 : i + 1 + k] == parts:
                     if words == "+" and not toks[i + 1].glued:
@@ -1009,28 +773,3 @@ def _comparators(toks: list[Tok]) -> list[Tok]:
         out.append(t)
         i += 1
     return out
-
-
-_FILLERS = {
-    "a",
-    "an",
-    "the",
-    "of",
-    "ratio",
-    "scale",
-    "rating",
-    "index",
-    "value",
-    "level",
-    "total",
-    "score",
-    "figure",
-    "average",
-    "mean",
-}
-
-
-def _split_words(words: str) -> list[str]:
-    if words in (">=", "=>", "<=", "=<"):
-        return list(words)
-    return words.split()

@@ -38,6 +38,8 @@ REGISTERED = (
     Kind("summary", "Quarterly RAG summary"),
     Kind("meeting", "Contract review meeting"),
     Kind("return_query", "Return queried"),
+    Kind("milestone", "Milestone due"),
+    Kind("milestone_overdue", "Milestone overdue"),
 )
 KINDS = tuple(k.name for k in REGISTERED)
 TITLES = {k.name: k.title for k in REGISTERED}

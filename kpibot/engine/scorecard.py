@@ -85,7 +85,9 @@ def _cumulative(
         return in_year
     if kpi.profile is None:
         return None
-    per_year = {"quarter": 4, "month": 12, "year": 1}[reporting_kind(kpi, contract.reporting.period)]
+    per_year = {"quarter": 4, "month": 12, "year": 1}[
+        reporting_kind(kpi, contract.reporting.period)
+    ]
     running = 0.0
     out = []
     for share in period_percents(kpi.profile, per_year):

@@ -361,7 +361,15 @@ def parse_target(
         r = read_phrase(original, polarity, measure=measure, unit=unit, role=role)
     except PhraseRefused as exc:
         raise TargetError(CANNOT_READ.format(text=shown, why=exc)) from None
-    return _target(r, original, shown, polarity, unit, role)
+    t = _target(r, original, shown, polarity, unit, role)
+    if t.kind == "none":
+        return t
+    return replace(
+        t,
+        exception_reporting=r.exception_reporting,
+        annual=r.annual or t.annual,
+        notes=t.notes or r.notes,
+    )
 
 
 def _target(
@@ -370,11 +378,6 @@ def _target(
     def fail(why: str) -> TargetError:
         return TargetError(CANNOT_READ.format(text=shown, why=why))
 
-    common = {
-        "exception_reporting": r.exception_reporting,
-        "annual": r.annual,
-        "notes": r.notes,
-    }
     if r.kind == "no_target":
         return Target(original, "none", polarity, role, reason=r.reason, notes=r.notes)
     if r.kind in ("compound", "profile"):
@@ -395,7 +398,11 @@ def _target(
             share = (r.value or 0.0) / 100.0
             note = f"'{shown}' is read as {r.value:g}% of the target's value, not points"
         return Target(
-            original, "tolerance_relative", polarity, role, uplift=share,
+            original,
+            "tolerance_relative",
+            polarity,
+            role,
+            uplift=share,
             notes=(*r.notes, note),
         )
     if r.kind == "milestone":
@@ -404,61 +411,115 @@ def _target(
         if r.comparator == "<=" and r.value == 0.0 and r.unit is not None:
             # "clear all ... by March 2011", "On-time": a ceiling of zero
             return Target(
-                original, "threshold", polarity, role, "le", 0.0, unit=r.unit,
-                within=r.within, beyond=r.beyond, **common,  # type: ignore[arg-type]
+                original,
+                "threshold",
+                polarity,
+                role,
+                "le",
+                0.0,
+                unit=r.unit,
+                within=r.within,
+                beyond=r.beyond,
             )
         return Target(
-            original, "milestone", "bigger", role, "ge", 1.0, unit="milestone",
-            due=r.due, due_text=r.due_text, notes=r.notes,
+            original,
+            "milestone",
+            "bigger",
+            role,
+            "ge",
+            1.0,
+            unit="milestone",
+            due=r.due,
+            due_text=r.due_text,
+            notes=r.notes,
         )
     op = _OPS.get(r.comparator or "") if r.direction_words else None
     if r.kind == "grade":
-        return Target(original, "threshold", "bigger", role, _OPS.get(r.comparator or ">="),
-                      r.value, unit="grade", grade=True, **common)  # type: ignore[arg-type]
+        return Target(
+            original,
+            "threshold",
+            "bigger",
+            role,
+            _OPS.get(r.comparator or ">="),
+            r.value,
+            unit="grade",
+            grade=True,
+        )
     if r.kind == "benchmark":
         bench_op = _reference_op(r.comparator, polarity)
         return Target(
-            original, "benchmark", polarity, role, bench_op,
+            original,
+            "benchmark",
+            polarity,
+            role,
+            bench_op,
             unit=_unit(r.unit, unit),
             uplift=None if r.value is None else r.value / 100.0,
             combine=r.change,  # type: ignore[arg-type]
-            baseline_hint=r.baseline, **common,  # type: ignore[arg-type]
+            baseline_hint=r.baseline,
         )
     if r.kind == "improvement":
         return Target(
-            original, "improvement", polarity, role, "gt" if polarity == "bigger" else "lt",
-            unit=_unit(r.unit, unit), baseline_hint=r.baseline, **common,  # type: ignore[arg-type]
+            original,
+            "improvement",
+            polarity,
+            role,
+            "gt" if polarity == "bigger" else "lt",
+            unit=_unit(r.unit, unit),
+            baseline_hint=r.baseline,
         )
     if r.kind == "relative":
         sign = -1.0 if r.change == "reduction" else 1.0
         size = (r.value or 0.0) / 100.0
         if r.comparator in (">=", ">"):
             # "reduce by at least 15%": the raw value must be at or below baseline x 0.85
-            raw_op: Op = ("le" if r.comparator == ">=" else "lt") if sign < 0 else (
-                "ge" if r.comparator == ">=" else "gt"
+            raw_op: Op = (
+                ("le" if r.comparator == ">=" else "lt")
+                if sign < 0
+                else ("ge" if r.comparator == ">=" else "gt")
             )
         else:
             raw_op = _OPS[r.comparator or "<="]
         return Target(
-            original, "relative", polarity, role, raw_op, unit=unit,
-            uplift=sign * size, baseline_hint=r.baseline,
+            original,
+            "relative",
+            polarity,
+            role,
+            raw_op,
+            unit=unit,
+            uplift=sign * size,
+            baseline_hint=r.baseline,
             baseline_from="previous_year" if r.baseline_from == "previous_year" else "baseline",
-            **common,  # type: ignore[arg-type]
         )
     if r.kind == "range":
         return Target(
-            original, "range", polarity, role, None, r.value, r.high,
-            unit=_unit(r.unit, unit), within=r.within, **common,  # type: ignore[arg-type]
+            original,
+            "range",
+            polarity,
+            role,
+            None,
+            r.value,
+            r.high,
+            unit=_unit(r.unit, unit),
+            within=r.within,
         )
     # threshold, average, relative_level, failure (critical role)
     if role == "critical" and r.comparator and not r.direction_words:
         op = None
     return Target(
-        original, "threshold", polarity, role, op, r.value,
-        unit=_unit(r.unit, unit), within=r.within, beyond=r.beyond, per=r.per,
-        baseline_hint=r.baseline, average=r.kind == "average",
+        original,
+        "threshold",
+        polarity,
+        role,
+        op,
+        r.value,
+        unit=_unit(r.unit, unit),
+        within=r.within,
+        beyond=r.beyond,
+        per=r.per,
+        baseline_hint=r.baseline,
+        average=r.kind == "average",
         subject=r.thing,
-        **common,  # type: ignore[arg-type]
     )
 
 

@@ -130,10 +130,16 @@ def guess_polarity(measure: str, target: str, tolerance: str) -> tuple[str, str]
     return "bigger", "no words in the measure's name suggest lower is better"
 
 
-def draft_contract(table: Table, contract_id: str | None = None, figures_name: str = "figures.csv") -> Draft:
+def draft_contract(
+    table: Table, contract_id: str | None = None, figures_name: str = "figures.csv"
+) -> Draft:
     """Build the draft from a table; see the module docstring."""
     roles, figure_cols = _find_columns(table)
-    cid = contract_id or re.sub(r"[^a-z0-9]+", "-", Path(table.name).stem.lower()).strip("-") or "draft"
+    cid = (
+        contract_id
+        or re.sub(r"[^a-z0-9]+", "-", Path(table.name).stem.lower()).strip("-")
+        or "draft"
+    )
     if not re.match(r"^[a-z0-9]", cid):
         cid = f"draft-{cid}"
     body: list[str] = ["kpis:"]
@@ -160,7 +166,9 @@ def draft_contract(table: Table, contract_id: str | None = None, figures_name: s
             value = row.get(col).strip()
             if value and re.fullmatch(r"[-+]?[£]?\d[\d,]*(\.\d+)?\s*%?", value):
                 figures.append((code, period.label, value))
-    years = sorted({p.reporting_year().label: p.reporting_year() for p in figure_cols.values()}.items())
+    years = sorted(
+        {p.reporting_year().label: p.reporting_year() for p in figure_cols.values()}.items()
+    )
     head = [
         f"id: {cid}  # from the file name; change it to the contract's id",
         f"name: {_q(Path(table.name).stem)}  # the file's name; give the contract's name",
@@ -168,8 +176,8 @@ def draft_contract(table: Table, contract_id: str | None = None, figures_name: s
         'provider: {name: "The provider"}',
     ]
     kinds = {p.kind for p in figure_cols.values()}
-    period = "quarter" if "quarter" in kinds or not kinds else sorted(kinds)[0]
-    head.append(f"reporting: {{period: {period}, year_start_month: 4}}")
+    reporting = "quarter" if "quarter" in kinds or not kinds else sorted(kinds)[0]
+    head.append(f"reporting: {{period: {reporting}, year_start_month: 4}}")
     head.append("contract_years:")
     if years:
         for i, (label, p) in enumerate(years, start=1):
@@ -261,19 +269,21 @@ def _kpi_lines(
         parsed[field_name] = t
         reading = t.explain() if text else "no target in the table"
         lines.append(f"    {field_name}: {_q(text)}  # reads: {_one_line(reading)}")
-    t = parsed.get("target")
-    if t is not None:
-        why = check_consistency(t, parsed.get("tolerance"), parsed.get("critical_failure"))
-        if why:
+    target_t = parsed.get("target")
+    if target_t is not None:
+        conflict = check_consistency(
+            target_t, parsed.get("tolerance"), parsed.get("critical_failure")
+        )
+        if conflict:
             # put the mark on the tolerance line, the usual culprit, else on the target's
             key = "    tolerance:" if parsed.get("tolerance") is not None else "    target:"
             for i, line in enumerate(lines):
                 if line.startswith(key):
-                    lines[i] = line.split("  # ")[0] + f"  {CANNOT_READ} {_one_line(why)}"
+                    lines[i] = line.split("  # ")[0] + f"  {CANNOT_READ} {_one_line(conflict)}"
                     cannot += 1
                     break
-        if t.unit and t.unit not in ("count", "milestone"):
-            lines.insert(3 if group else 2, f"    unit: {t.unit}  # read from the target")
+        if target_t.unit and target_t.unit not in ("count", "milestone"):
+            lines.insert(3 if group else 2, f"    unit: {target_t.unit}  # read from the target")
     del table
     return lines, cannot, guessed
 
@@ -287,8 +297,10 @@ def write_draft(draft: Draft, out: Path | None, figures: Path | None) -> list[st
     said = []
     if out is not None:
         out.write_text(draft.yaml, encoding="utf-8")
-        said.append(f"wrote {out}: {draft.kpis} KPIs, {draft.cannot_read} lines to edit "
-                    f"(marked {CANNOT_READ}), {draft.guessed} guesses (marked {GUESSED})")
+        said.append(
+            f"wrote {out}: {draft.kpis} KPIs, {draft.cannot_read} lines to edit "
+            f"(marked {CANNOT_READ}), {draft.guessed} guesses (marked {GUESSED})"
+        )
     if figures is not None and draft.figures:
         figures.write_text(draft.figures_csv, encoding="utf-8")
         said.append(f"wrote {figures}: {draft.figures} past figures")

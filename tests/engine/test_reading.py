@@ -192,7 +192,9 @@ def test_every_real_phrasing_reads_as_labelled_or_is_refused_naming_its_words(ro
     if row["expect"] == "refuse" or rid in STILL_REFUSED:
         with pytest.raises(PhraseRefused) as err:
             r = _read(row)
-            pytest.fail(f"{rid} was read as {_describe(r)}; it should be refused")  # pragma: no cover
+            pytest.fail(
+                f"{rid} was read as {_describe(r)}; it should be refused"
+            )  # pragma: no cover
         assert _names_words(str(err.value), row["phrase"]), str(err.value)
         return
     r = _read(row)
