@@ -356,7 +356,7 @@ def read_relative(ctx: Clause) -> Reading | None:
             f"'{cq.cmp_words} {cq.text}' caps a {change} in '{ctx.text}'; I will not guess whether "
             "a bigger change is better"
         )
-    baseline = _baseline_value(ctx)
+    baseline = _baseline_value(ctx, change, f"{cq.value:g}")
     against = "the previous year" if baseline_from == "previous_year" else "the baseline"
     ctx.notes.append(f"the figure compared is the % {change} against {against}")
     return directed(
@@ -405,10 +405,15 @@ def _end_profile(ctx: Clause, ends: list[int], change: str) -> Reading | None:
     return Reading(ctx.text, "profile", parts=tuple(parts))
 
 
-def _baseline_value(ctx: Clause) -> float | None:
+def _baseline_value(ctx: Clause, change: str, size: str) -> float | None:
+    """The baseline figure the phrase states ('from the 400 days baseline'), if any."""
     for i in range(len(ctx.toks)):
         t = ctx.toks[i]
-        if t.kind == "qty" and i in ctx.used and "baseline" in ctx.words_before(i, 4):
+        if t.kind != "qty" or i not in ctx.used:
+            continue
+        if "baseline" in ctx.words_before(i, 4) or ctx.words_after(i, 1) == ["baseline"]:
+            if t.unit == "percent":
+                raise PhraseRefused(POINTS_OR_PERCENT.format(words=ctx.text, n=size))
             return t.value
     return None
 

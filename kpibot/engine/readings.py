@@ -290,6 +290,8 @@ def default_cmp(ctx: Clause, t: Tok, within_limit: bool | None = None) -> tuple[
     low = ctx.words()
     if t.unit in ("gbp", *DURATION) and re.search(r"\b(limit|ceiling|cap)\b", low):
         return "<=", "limit"
+    if t.unit in DURATION and ctx.role == "target" and "within" in low.split():
+        return "<=", "within"
     if ctx.polarity is None:
         if t.unit in DURATION:
             return "<=", None

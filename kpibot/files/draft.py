@@ -55,7 +55,8 @@ _SMALLER_WORDS = re.compile(
     r"\b(re-?referrals?|reoffend\w*|turnover|agency staff|second or subsequent|waiting|wait|"
     r"delays?|time taken|average time|length of|time in days|days between|complaints?|missed|"
     r"late|overdue|lasting|3 or more|inadequate|requires improvement|open for|absence|sickness|"
-    r"vacanc\w+|escapes?|errors?|cost per|backlog|incidents?|exclusions?|deaths?|injur\w+)\b",
+    r"vacanc\w+|escapes?|errors?|cost per|backlog|incidents?|exclusions?|deaths?|injur\w+|"
+    r"days to|time to|re-?let|turnaround)\b",
     re.IGNORECASE,
 )
 
