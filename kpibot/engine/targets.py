@@ -2,10 +2,12 @@
 
 ``parse_target`` reads one cell of contract text (a target, tolerance or critical-failure
 threshold) into a :class:`Target` that evaluates and explains itself; ``compile_contract`` reads
-every KPI's terms for every contract year. The grammar behind them is two focused modules:
-``kpibot.engine.phrases`` (numbers, units and the numbers that are not targets) and
-``kpibot.engine.reading`` (what a phrase says, or why it is refused). Text that cannot be read
-completely raises ``TargetError`` naming the words; nothing is guessed.
+every KPI's terms for every contract year. The grammar behind them is a few focused modules:
+``vocabulary`` (number words, units, comparators), ``phrases`` (the lexer: quantities, and the
+numbers that are not targets), ``readings`` (what a reading is), ``changes`` and ``clauses``
+(the readers of each kind) and ``reading`` (``read_phrase``, which puts a phrase's clauses
+together). Text that cannot be read completely raises ``TargetError`` naming the words; nothing
+is guessed.
 
 Comparator words mean what they say: "no more than 30 days" is at most 30 whatever the KPI's
 polarity, and words that point the other way from the polarity are refused with both named.

@@ -61,6 +61,14 @@ _SMALLER_WORDS = re.compile(
 )
 
 
+# Words in a measure's name that let its figures go below zero (days behind, a fall).
+_SIGNED_WORDS = re.compile(
+    r"\b(ahead (of )?or behind|ahead/behind|variance|variation|slippage|% change|% reduction|"
+    r"% increase|surplus or deficit|net change)\b",
+    re.IGNORECASE,
+)
+
+
 @dataclass
 class Draft:
     """The YAML text, the figures as CSV, and what was marked."""
@@ -243,6 +251,13 @@ def _kpi_lines(
         else:
             lines.append(f"    polarity: {guess}  {GUESSED} the table gives none; {why}")
             guessed += 1
+    signed = _SIGNED_WORDS.search(measure)
+    if signed:
+        lines.append(
+            f"    signed: true  {GUESSED} '{signed.group(0)}' in the measure's name: figures may "
+            "be below zero"
+        )
+        guessed += 1
     frequency = " ".join(row.get(roles.get("frequency", "")).split())
     if frequency:
         lines.append(f"    frequency: {_q(frequency)}")

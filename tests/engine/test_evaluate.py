@@ -187,7 +187,10 @@ def test_trend_can_compare_with_the_same_period_last_year():
     )
     values = [80.0, 99.0, 60.0, 90.0, 85.0, 70.0, 60.0, math.nan]
     labels = [f"{2018 + i // 4}/{(19 + i // 4) % 100:02d} Q{i % 4 + 1}" for i in range(8)]
-    rows = [{"contract": "c", "kpi": "k", "period": p, "value": v} for p, v in zip(labels, values)]
+    rows = [
+        {"contract": "c", "kpi": "k", "period": p, "value": v}
+        for p, v in zip(labels, values, strict=True)
+    ]
     out = evaluate(_frame(rows), terms).sort_values("ordinal")
     # the first year is new; then 85 vs 80 improving, 70 vs 99 worsening, 60 vs 60 stable, and a
     # missing Q4 shows the latest trend
