@@ -640,7 +640,7 @@ def _quantities(toks: list[Tok], lexed: Lexed) -> list[Tok]:
         i = j
     # "per 100,000" standing alone normalises the measure
     final: list[Tok] = []
-    for k, t in enumerate(out):
+    for t in out:
         if (
             t.kind == "qty"
             and t.unit == "count"
@@ -652,7 +652,6 @@ def _quantities(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             lexed.notes.append(f"'per {t.text}' is the rate's denominator")
             continue
         final.append(t)
-        del k
     return final
 
 

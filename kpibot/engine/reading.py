@@ -491,18 +491,15 @@ def _restated_durations(ctx: Clause) -> None:
         if toks[i + 1].text == "(" and toks[i + 3].text == ")":
             inner = toks[i + 2]
             if inner.kind == "qty" and inner.unit in DURATION:
-                finer, other = (
-                    (i + 2, i)
-                    if DURATION.index(inner.unit) < DURATION.index(t.unit or "days")
-                    or inner.unit == "working_days"
-                    else (i, i + 2)
+                # working days state a limit most exactly; otherwise the smaller unit is finer
+                inner_finer = inner.unit == "working_days" or (
+                    t.unit != "working_days"
+                    and DURATION.index(inner.unit) < DURATION.index(t.unit or "days")
                 )
-                if inner.unit == "working_days" or t.unit != "working_days":
-                    keep = toks[finer]
-                    toks[i] = replace(keep, cmp=t.cmp, cmp_words=t.cmp_words)
+                if inner_finer:
+                    toks[i] = replace(inner, cmp=t.cmp, cmp_words=t.cmp_words)
                 ctx.used.add(i + 2)
                 ctx.notes.append(f"'({inner.text})' restates '{t.text}'")
-                del other
 
 
 def _filters(ctx: Clause) -> None:

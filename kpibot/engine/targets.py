@@ -383,7 +383,7 @@ def _target(
     if r.kind == "no_target":
         return Target(original, "none", polarity, role, reason=r.reason, notes=r.notes)
     if r.kind in ("compound", "profile"):
-        parts = "; ".join(_part_words(p, polarity) for p in r.parts)
+        parts = "; ".join(_part_words(p) for p in r.parts)
         template = COMPOUND if r.kind == "compound" else PROFILE
         raise fail(template.format(n=len(r.parts), parts=parts))
     if r.kind == "failure" and role != "critical":
@@ -457,7 +457,7 @@ def _target(
             bench_op,
             unit=_unit(r.unit, unit),
             uplift=None if r.value is None else r.value / 100.0,
-            combine=r.change,  # type: ignore[arg-type]
+            combine="max" if r.change == "max" else "min" if r.change == "min" else None,
             baseline_hint=r.baseline,
         )
     if r.kind == "improvement":
@@ -540,7 +540,7 @@ def _reference_op(comparator: str | None, polarity: str) -> Op | None:
     return _OPS.get(comparator or "")
 
 
-def _part_words(r: Reading, polarity: str) -> str:
+def _part_words(r: Reading) -> str:
     """One part of a compound target in plain English, for the refusal that splits it."""
     if r.kind == "milestone":
         return "a milestone" + (f" by {r.due_text}" if r.due_text else "")
@@ -554,7 +554,6 @@ def _part_words(r: Reading, polarity: str) -> str:
         text += f" within {_format_amount(*r.within)}"
     if r.period:
         text = f"{r.period}: {text}"
-    del polarity
     return text
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from kpibot.engine.model import normalise_polarity
 from kpibot.engine.periods import Period, PeriodError, parse_period
-from kpibot.engine.targets import Target, TargetError, check_consistency, parse_target
+from kpibot.engine.targets import Role, Target, TargetError, check_consistency, parse_target
 from kpibot.files.tables import Row, Table
 
 CANNOT_READ = "# CANNOT READ:"
@@ -114,11 +114,13 @@ def _q(text: str) -> str:
 def guess_polarity(measure: str, target: str, tolerance: str) -> tuple[str, str]:
     """(bigger|smaller, why) when the table gives no polarity: from the target and tolerance
     when both are figures (the tolerance is the worse side), else from the measure's words."""
+    t: Target | None
+    tol: Target | None
     try:
         t = parse_target(target, "bigger")
         tol = parse_target(tolerance, "bigger", role="tolerance")
     except TargetError:
-        t = tol = None  # type: ignore[assignment]
+        t = tol = None
     if (
         t is not None
         and tol is not None
@@ -167,7 +169,7 @@ def draft_contract(
         if code in codes:
             code = f"{code}-{count}"
         codes.add(code)
-        lines, c, g = _kpi_lines(row, roles, code, measure, target, tolerance, table)
+        lines, c, g = _kpi_lines(row, roles, code, measure, target, tolerance)
         body.extend(lines)
         cannot += c
         guessed += g
@@ -225,7 +227,6 @@ def _kpi_lines(
     measure: str,
     target: str,
     tolerance: str,
-    table: Table,
 ) -> tuple[list[str], int, int]:
     cannot = guessed = 0
     lines = [f"  - code: {_q(code)}"]
@@ -262,20 +263,18 @@ def _kpi_lines(
     if frequency:
         lines.append(f"    frequency: {_q(frequency)}")
     parsed: dict[str, Target | None] = {}
-    for field_name, text, role in (
+    critical = " ".join(row.get(roles.get("critical_failure", "")).split())
+    cells: tuple[tuple[str, str, Role], ...] = (
         ("target", target, "target"),
         ("tolerance", tolerance, "tolerance"),
-        (
-            "critical_failure",
-            " ".join(row.get(roles.get("critical_failure", "")).split()),
-            "critical",
-        ),
-    ):
+        ("critical_failure", critical, "critical"),
+    )
+    for field_name, text, role in cells:
         if field_name != "target" and not text:
             parsed[field_name] = None
             continue
         try:
-            t = parse_target(text, polarity, role=role, measure=measure)  # type: ignore[arg-type]
+            t = parse_target(text, polarity, role=role, measure=measure)
         except TargetError as exc:
             reason = str(exc).removeprefix(f"cannot read '{text}': ")
             lines.append(f"    {field_name}: {_q(text)}  {CANNOT_READ} {_one_line(reason)}")
@@ -300,7 +299,6 @@ def _kpi_lines(
                     break
         if target_t.unit and target_t.unit not in ("count", "milestone"):
             lines.insert(3 if group else 2, f"    unit: {target_t.unit}  # read from the target")
-    del table
     return lines, cannot, guessed
 
 
