@@ -98,10 +98,18 @@ def _quantities(ctx: Clause) -> Reading | None:
                 f"'{toks[i].text}' after 'instead of' in '{ctx.text}' is an old target; give only "
                 "the target that applies"
             )
-        if toks[i].unit == "count" and within_word(ctx, i) and not ctx.words_before(i, 1) == ["in"]:
+        if toks[i].unit == "count" and within_word(ctx, i) and ctx.words_before(i, 1) != ["in"]:
+            after = next(
+                (
+                    toks[k].text
+                    for k in range(i + 1, min(len(toks), i + 4))
+                    if toks[k].kind == "word"
+                ),
+                "",
+            )
             raise PhraseRefused(
-                f"I could not tell what 'within {toks[i].text} {' '.join(ctx.words_after(i, 1))}' "
-                f"measures in '{ctx.text}'; give a time limit in seconds, minutes, hours or days"
+                f"I could not tell what 'within {toks[i].text} {after}' measures in "
+                f"'{ctx.text}'; give a time limit in seconds, minutes, hours or days"
             )
     r = _range(ctx, qs)
     if r is not None:

@@ -278,7 +278,7 @@ def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     if re.search(r"\[\s*(\d[\d.,]*\s*-\s*[\d.,]*|x+|n|tbc|\.+|_+|\s*)\s*\]", low):
         raise PhraseRefused(PLACEHOLDER.format(text=shown))
     m = re.search(r"\b(taking|take|taken) one year with another\b", low)
-    if m and re.search(r"\baverage\b|\brate of return\b", low):
+    if m:
         raise PhraseRefused(NO_WINDOW.format(words=m.group(0)))
     toks = lexed.tokens
     for i, t in enumerate(toks):
@@ -313,7 +313,7 @@ def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
                 "100,000",
             )
             if not ok and nxt.low in ("categories", "category", "each"):
-                words = " ".join(x.text for x in toks[i : i + 4])
+                words = " ".join(x.text for x in toks[i : i + 4]).replace(" ,", ",").strip(",")
                 raise PhraseRefused(DANGLING_PER.format(words=words, text=shown))
 
 

@@ -41,9 +41,9 @@ NEED_POLARITY = (
 
 
 POINTS_OR_PERCENT = (
-    "'{words}' is a change of something that is itself a percentage: it could mean {n} "
-    "percentage points or {n}% of the baseline; write the level to reach (such as 'at least 81%') "
-    "or say 'percentage points'"
+    "'{words}' is a change of something that is itself a percentage: it could mean a change of "
+    "{n} in percentage points or of {n}% of the baseline; write the level to reach (such as "
+    "'at least 81%') or say 'percentage points'"
 )
 
 
