@@ -179,7 +179,7 @@ def read_phrase(
     if reason is not None:
         if reason == "no target":
             reason = f"no target: {shown}"
-        return Reading(original, "no_target", reason=reason, notes=tuple(lexed.notes))
+        return Reading(original, "no_target", reason=reason)
     _refuse_outright(shown, low, lexed)
     if _FAILURE_LEAD.match(low) and role != "critical":
         failure = read_phrase(text, polarity, measure=measure, unit=unit, role="critical")

@@ -149,3 +149,29 @@ def test_the_golden_files_cover_every_seed_kpi() -> None:
         with (GOLDEN / f"{contract.id}.csv").open(encoding="utf-8") as fh:
             codes = {r["kpi"] for r in csv.DictReader(fh)}
         assert codes == {k.code for k in contract.kpis}, contract.id
+
+
+def test_an_annual_target_is_profiled_by_the_kpis_seasonal_shares():
+    """'Profiled from the annual figure': 1,800 a year with shares 10/20/30/40 is 180 by Q1."""
+    from kpibot.files.contracts import parse_contract_text
+
+    contract = parse_contract_text(
+        """
+id: profiled
+name: Profiled
+commissioner: {name: Council}
+provider: {name: Provider}
+contract_years:
+  - {year: 1, start: 2019-04-01, end: 2020-03-31}
+kpis:
+  - {code: PA, name: Participants, target: "1800", target_basis: annual, rollup: sum,
+     profile: [10, 20, 30, 40]}
+history:
+  - {kpi: PA, period: "2019/20 Q1", value: 190}
+  - {kpi: PA, period: "2019/20 Q2", value: 300}
+""",
+        "profiled.yaml",
+    )
+    frame = Scorecard.build(contract, history_frame(contract)).frame
+    assert list(frame["ytd_target"]) == pytest.approx([180.0, 540.0])
+    assert list(frame["position"]) == ["met", "not_met"]
