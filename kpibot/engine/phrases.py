@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import cached_property
 
 from kpibot.engine.vocabulary import (
     FILLERS,
@@ -61,7 +62,7 @@ class Tok:
     when: date | None = None
     note: str | None = None
 
-    @property
+    @cached_property
     def low(self) -> str:
         return self.text.lower()
 
@@ -720,6 +721,19 @@ def _names(toks: list[Tok], lexed: Lexed) -> list[Tok]:
     return out
 
 
+def _index(table: list[tuple[str, str]]) -> dict[str, list[tuple[list[str], str, str]]]:
+    """Comparator phrases by their first word, longest first: (words split, words, symbol)."""
+    out: dict[str, list[tuple[list[str], str, str]]] = {}
+    for words, sym in table:
+        parts = split_words(words)
+        out.setdefault(parts[0], []).append((parts, words, sym))
+    return out
+
+
+_PREFIXES = _index(PREFIX_CMPS)
+_SUFFIXES = _index(SUFFIX_CMPS)
+
+
 def _comparators(toks: list[Tok]) -> list[Tok]:
     """Attach comparator words to the quantity they govern ('no more than 30 days', '95% or more')."""
     lows = [t.low if t.kind in ("word", "punct") else "\x00" for t in toks]
@@ -728,39 +742,33 @@ def _comparators(toks: list[Tok]) -> list[Tok]:
     n = len(toks)
     while i < n:
         matched = False
-        for words, sym in PREFIX_CMPS:
-            parts = split_words(words)
+        for parts, words, sym in _PREFIXES.get(lows[i], ()):
             k = len(parts)
-            if lows[i : i + k] == parts:
-                j = i + k
-                # "a maximum of", "at least an average of": skip small filler words
-                skip = j
-                if k > 1 or words in ("exceed", "exceeding", "maximum", "minimum"):
-                    while skip < n and skip - j < 4 and lows[skip] in FILLERS:
-                        skip += 1
-                if skip < n and toks[skip].kind == "qty" and toks[skip].cmp is None:
-                    q = toks[skip]
-                    words_text = " ".join(x.text for x in toks[i:j])
-                    out.append(replace(q, cmp=sym, cmp_words=words_text))
-                    i = skip + 1
-                    matched = True
-                break_outer = matched
-                if break_outer:
-                    break
+            if lows[i : i + k] != parts:
+                continue
+            j = skip = i + k
+            # "a maximum of", "at least an average of": skip small filler words
+            if k > 1 or words in ("exceed", "exceeding", "maximum", "minimum"):
+                while skip < n and skip - j < 4 and lows[skip] in FILLERS:
+                    skip += 1
+            if skip < n and toks[skip].kind == "qty" and toks[skip].cmp is None:
+                words_text = " ".join(x.text for x in toks[i:j])
+                out.append(replace(toks[skip], cmp=sym, cmp_words=words_text))
+                i = skip + 1
+                matched = True
+                break
         if matched:
             continue
         t = toks[i]
-        if t.kind == "qty" and t.cmp is None:
-            for words, sym in SUFFIX_CMPS:
-                parts = split_words(words)
+        if t.kind == "qty" and t.cmp is None and i + 1 < n:
+            for parts, words, sym in _SUFFIXES.get(lows[i + 1], ()):
                 k = len(parts)
-                if lows[i + 1 : i + 1 + k] == parts:
-                    if words == "+" and not toks[i + 1].glued:
-                        continue
-                    out.append(replace(t, cmp=sym, cmp_words=words))
-                    i += 1 + k
-                    matched = True
-                    break
+                if lows[i + 1 : i + 1 + k] != parts or (words == "+" and not toks[i + 1].glued):
+                    continue
+                out.append(replace(t, cmp=sym, cmp_words=words))
+                i += 1 + k
+                matched = True
+                break
             if not matched and i + 1 == n - 1 and toks[i + 1].text in (">", "<"):
                 # "75%>": the sign after the figure reads "75% is greater than the value".
                 sym = "<" if toks[i + 1].text == ">" else ">"

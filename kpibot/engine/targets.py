@@ -29,6 +29,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from kpibot.engine.model import KPI, Contract
@@ -357,7 +358,15 @@ def parse_target(
     ``measure`` (the KPI's name) may supply what the cell leaves out, such as the time limit in
     "Complaints answered within 15 working days" beside a target of "90%".
     """
-    original = str(text)
+    return _parse_target(str(text), polarity, unit, role, measure)
+
+
+@lru_cache(maxsize=16384)
+def _parse_target(
+    original: str, polarity: str, unit: str | None, role: Role, measure: str | None
+) -> Target:
+    # Contracts repeat the same few phrasings thousands of times (and a Target is frozen), so each
+    # distinct (text, polarity, unit, role, measure) is read once; refusals are not cached.
     shown = " ".join(original.split()).strip()
     try:
         r = read_phrase(original, polarity, measure=measure, unit=unit, role=role)
