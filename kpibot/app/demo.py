@@ -105,6 +105,10 @@ TOUR: list[tuple[str, str | None, str]] = [
     ),
     ("U-COMMISSIONER", None, "/kpi actionplan childrens-trust update 1 agree"),
     ("U-COMMISSIONER", None, "/kpi due"),
+    ("", None, "# The quarterly performance report for the board, as XLSX, PDF and HTML."),
+    ("U-COMMISSIONER", None, "/kpi report childrens-trust 2019/20 Q3"),
+    ("U-COMMISSIONER", None, "/kpi report childrens-trust 2019/20 Q3 pdf"),
+    ("U-COMMISSIONER", None, "/kpi report childrens-trust 2019/20 Q3 html"),
 ]
 
 

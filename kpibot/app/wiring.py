@@ -64,7 +64,7 @@ def build_bot(settings: Settings, services: Services | None = None) -> Bot:
 
 def deliverers_for(settings: Settings, services: Services | None = None) -> dict[str, Deliverer]:
     """The console always; Slack when a bot token is set; Teams when its app id is."""
-    deliverers: dict[str, Deliverer] = {"console": ConsoleDeliverer()}
+    deliverers: dict[str, Deliverer] = {"console": ConsoleDeliverer(file_dir=settings.chart_dir)}
     if settings.slack_bot_token is not None:
         # Only a deployment with Slack pays for loading its SDK.
         from slack_sdk import WebClient

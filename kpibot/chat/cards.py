@@ -28,11 +28,13 @@ import json
 import re
 from typing import Any
 
-from kpibot.core.protocol import Action, Cell, Form, Reply
+from kpibot.core.protocol import Action, Attachment, Cell, Form, Reply
 
 Element = dict[str, Any]
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+FILE_CONSENT_TYPE = "application/vnd.microsoft.teams.card.file.consent"
+FILE_INFO_TYPE = "application/vnd.microsoft.teams.card.file.info"
 CARD_VERSION = "1.5"
 MAX_CARD_BYTES = 28 * 1024
 MAX_ACTIONS = 6
@@ -50,6 +52,11 @@ RAG_DOT = {"red": "🔴", "amber": "🟠", "green": "🟢", "grey": "⚪"}
 ACTION_STYLE = {"primary": "positive", "danger": "destructive"}
 
 CHART_TOO_BIG = "The chart is too large to show in Teams; ask for fewer years with `--years 1`."
+FILE_OFFERED = "{name}: choose Allow to save it to your OneDrive and open it here."
+FILE_ONLY_IN_CHAT = (
+    "Teams lets a bot send files only in a 1:1 chat: message me `{command}` there for {name}."
+)
+FILE_NOT_HERE = "Teams lets a bot send files only in a 1:1 chat, so {name} is not attached here."
 
 
 def reply_card(reply: Reply, max_bytes: int = MAX_CARD_BYTES) -> Element:
@@ -122,6 +129,32 @@ def chart_attachment(png: bytes, name: str) -> Element | None:
         return None
     uri = "data:image/png;base64," + base64.b64encode(fitted).decode("ascii")
     return {"contentType": "image/png", "contentUrl": uri, "name": name}
+
+
+def file_consent(file: Attachment) -> Element:
+    """A file consent card offering ``file`` (Teams asks the user before a bot may send a file,
+    and only in a 1:1 chat). Accepting it sends back the command that makes the file again."""
+    context = {DATA_KEY: {"command": file.command or ""}}
+    return {
+        "contentType": FILE_CONSENT_TYPE,
+        "name": file.name,
+        "content": {
+            "description": FILE_OFFERED.format(name=file.name),
+            "sizeInBytes": len(file.content),
+            "acceptContext": context,
+            "declineContext": context,
+        },
+    }
+
+
+def file_info(name: str, content_url: str, unique_id: str, file_type: str) -> Element:
+    """The card Teams shows for a file the bot has uploaded: it opens the file in place."""
+    return {
+        "contentType": FILE_INFO_TYPE,
+        "contentUrl": content_url,
+        "name": name,
+        "content": {"uniqueId": unique_id, "fileType": file_type},
+    }
 
 
 def fit_image(

@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -138,6 +138,22 @@ class Connector:
         except ValueError:
             sent = {}
         return str(sent.get("id") or replace or "") if isinstance(sent, dict) else ""
+
+    def upload(self, url: str, data: bytes) -> None:
+        """Put ``data`` into the upload session Teams gave for a file the user accepted.
+
+        The session is the user's OneDrive, reached over https only, without the bot's token
+        (the URL itself is the permission). Raises ``httpx.HTTPError`` like ``send``.
+        """
+        if urlsplit(url).scheme != "https":
+            raise httpx.InvalidURL(f"refusing a non-https upload URL for {len(data)} bytes")
+        size = len(data)
+        response = self._http().put(
+            url,
+            content=data,
+            headers={"Content-Range": f"bytes 0-{max(size - 1, 0)}/{size}"},
+        )
+        response.raise_for_status()
 
     def close(self) -> None:
         with self._lock:

@@ -2,7 +2,8 @@
 
 It is a first-class platform (opsdroid's shell connector is the model): ``make demo`` runs it, and
 it is the easiest end-to-end test. Console-only extras: ``as <user>`` switches the acting user, and
-``@path`` arguments attach files (``/kpi import childrens-trust @q3.csv``).
+``@path`` arguments attach files (``/kpi import childrens-trust @q3.csv``). Charts and files a
+reply carries (a report) are saved in the chart folder, and their paths printed.
 
 >>> # ConsoleAdapter(bot, user="U-TRUST").run_line("/kpi status childrens-trust")
 """
@@ -168,6 +169,9 @@ class ConsoleAdapter:
             path = self.chart_dir / (reply.chart_name or "chart.png")
             path.write_bytes(reply.chart)
             c.print(f"[green]Chart saved to {escape(str(path))}[/green]")
+        if reply.attachment is not None:
+            path = save_file(self.chart_dir, reply.attachment)
+            c.print(f"[green]{escape(reply.attachment.name)} saved to {escape(str(path))}[/green]")
         if reply.footer:
             c.print(f"[dim]{_markup(reply.footer)}[/dim]")
         suggestions = [a for a in reply.actions if not a.token and a.command != "cancel"]
@@ -180,20 +184,35 @@ class ConsoleAdapter:
         c.print()
 
 
+def save_file(folder: Path, file: Attachment) -> Path:
+    """Write an attached file into ``folder`` under its own name (never a path); return where."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / Path(file.name).name
+    path.write_bytes(file.content)
+    return path
+
+
 class ConsoleDeliverer:
     """Prints each message, ``[when] kind → audience: text``; the embedded default platform.
+
+    An attached file (the quarterly summary's report) is saved in ``file_dir`` when one is given.
 
     >>> ConsoleDeliverer(Console(width=200)).deliver(message, Reply("Return due", "…"))
     ... # doctest: +SKIP
     """
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, file_dir: Path | None = None) -> None:
         self.console = console or Console()
+        self.file_dir = file_dir
 
     def deliver(self, message: OutboxMessage, reply: Reply) -> str | None:
         when = message.due_at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
         text = reply.text if reply.text == message.text and not reply.rows else reply.plain()
         chart = f" [dim](chart {reply.chart_name or 'attached'})[/]" if reply.chart else ""
+        if reply.attachment is not None:
+            file = reply.attachment
+            where = file.name if self.file_dir is None else save_file(self.file_dir, file)
+            chart += f" [dim](file {escape(str(where))})[/]"
         self.console.print(
             f"[dim]\\[{when}][/] [bold]{message.kind}[/] → {message.audience}"
             f" [dim]({message.contract_id or message.channel})[/]: {escape(text)}{chart}",

@@ -54,6 +54,7 @@ FILE_UNREADABLE = "I could not download {name} from Slack; send it again."
 CHART_NOT_POSTED = (
     "I could not post the chart here; invite me with `/invite @kpibot` and ask again."
 )
+FILE_NOT_POSTED = "I could not post {name} here; invite me with `/invite @kpibot` and ask again."
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
@@ -403,7 +404,11 @@ class SlackAdapter:
     def deliver(
         self, client: WebClient, reply: Reply, target: Target, replace: bool = False
     ) -> None:
-        """Post ``reply``: a chart as a file upload, else blocks via response_url, ephemeral or in channel."""
+        """Post ``reply``: a chart as a file upload, else blocks via response_url, ephemeral or in
+        channel; an attached file (a report) is uploaded to the conversation first."""
+        if reply.attachment is not None and not self._upload_file(client, reply, target):
+            note = FILE_NOT_POSTED.format(name=reply.attachment.name)
+            reply.text = f"{reply.text}\n{note}".strip()
         if reply.chart is not None and self._upload_chart(client, reply, target):
             return
         if reply.chart is not None:
@@ -449,6 +454,23 @@ class SlackAdapter:
             return True
         except SlackApiError as exc:
             log.warning("slack chart upload failed error=%s", exc.response.get("error"))
+            return False
+
+    def _upload_file(self, client: WebClient, reply: Reply, target: Target) -> bool:
+        file = reply.attachment
+        assert file is not None
+        try:
+            client.files_upload_v2(
+                channel=target.channel or target.user,
+                content=file.content,
+                filename=file.name,
+                title=file.name,
+                initial_comment=reply.title,
+                thread_ts=target.thread_ts,
+            )
+            return True
+        except SlackApiError as exc:
+            log.warning("slack file upload failed error=%s", exc.response.get("error"))
             return False
 
     @contextmanager

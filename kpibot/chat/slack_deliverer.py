@@ -1,6 +1,7 @@
 """``SlackDeliverer``: outbox messages posted to Slack channels, exactly once.
 
-Posts with ``chat.postMessage`` (Block Kit) and uploads any chart. Each post carries the outbox
+Posts with ``chat.postMessage`` (Block Kit) and uploads any chart and attached file (the quarterly
+summary's performance report) with ``files_upload_v2``; a retry skips what already went out. Each post carries the outbox
 row's id in its message metadata, so after a crash between Slack's answer and our commit
 ``find_delivered`` finds the earlier post in the channel's history instead of posting twice.
 A 429 becomes ``RateLimited`` (Retry-After); errors no retry will cure are permanent.
@@ -99,6 +100,18 @@ class SlackDeliverer:
                 )
             except SlackApiError as exc:
                 raise _slack_error(exc, "files.uploadV2", {"ts": ts}) from exc
+        file = reply.attachment
+        if file is not None and not progress.get("file"):
+            done = {"ts": ts, "chart": reply.chart is not None}
+            try:
+                self.client.files_upload_v2(
+                    channel=message.channel,
+                    content=file.content,
+                    filename=file.name,
+                    title=file.name,
+                )
+            except SlackApiError as exc:
+                raise _slack_error(exc, "files.uploadV2", done) from exc
         return ts or None
 
     def find_delivered(self, message: OutboxMessage) -> str | None:

@@ -86,6 +86,8 @@ WELCOME = (
     "Hello, I'm kpibot. Type `kpi status` for your contracts, or `help` for everything I can "
     "do; a commissioner can bind this conversation to a contract with `kpi bind <contract>`."
 )
+FILE_DECLINED = "Fine: {name} was not sent. Ask again whenever you want it."
+FILE_NOT_SENT = "I could not save {name} to your OneDrive; ask for it again."
 AUTH_OFF = (
     "TEAMS AUTHENTICATION IS OFF (KPIBOT_TEAMS_AUTH_DISABLED=true): /api/messages accepts "
     "unsigned requests from anyone. Use this only on a development machine."
@@ -269,6 +271,7 @@ class TeamsAdapter:
         self.app.on_message(self.on_message)
         self.app.on_conversation_update(self.on_conversation_update)
         self.app.on_install_add(self.on_install)
+        self.app.on_file_consent(self.on_file_consent)
 
     def routes(self) -> list[BaseRoute]:
         async def messages_endpoint(request: HttpRequest) -> Response:
@@ -352,7 +355,11 @@ class TeamsAdapter:
                 reply = self._handle(inbound.request, activity.id)
             if reply is not None:
                 target = activity.reply_to_id if inbound.replace and reply.ok else None
-                self._post(Address.of(activity), render(reply), token, target)
+                personal = is_personal(activity)
+                self._post(Address.of(activity), render(reply, personal), token, target)
+                offer = file_offer(reply, personal)
+                if offer is not None:
+                    self._post(Address.of(activity), offer, token, None)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("teams handler failed activity=%s ref=%s", activity.id, ref)
@@ -384,6 +391,53 @@ class TeamsAdapter:
     async def on_install(self, ctx: Turn) -> None:
         """The app was installed for a user or a team: remember the conversation."""
         await self._guard(ctx, self._remember(ctx.activity))
+
+    async def on_file_consent(self, ctx: Turn) -> None:
+        """The user answered a file consent card: on Allow, make the file again and upload it."""
+        await self._guard(ctx, self._file_consent(ctx))
+
+    async def _file_consent(self, ctx: Turn) -> None:
+        activity = ctx.activity
+        answer = activity.value
+        command = consent_command(answer.context)
+        info = answer.upload_info
+        name = (info.name if info is not None else None) or "the file"
+        if command is None:
+            await self.send(ctx, Reply("Not accepted", NOT_FROM_KPIBOT, kind="refusal"))
+            return
+        if str(getattr(answer.action, "value", answer.action)) != "accept" or info is None:
+            await self.send(ctx, Reply(FILE_DECLINED.format(name=name), kind="done"))
+            return
+        user, email = await self._identify(ctx.api, activity)
+        # Made afresh as the user who accepted, through the same access checks as typing it.
+        request = Request.from_text(
+            command,
+            user=user,
+            platform="teams",
+            channel=channel_of(activity),
+            user_name=activity.from_.name,
+            email=email,
+        )
+        reply = await self._work(self._handle, request, activity.id)
+        file = reply.attachment
+        if file is None:
+            await self.send(ctx, reply)
+            return
+        try:
+            await self._work(self.connector.upload, str(info.upload_url), file.content)
+        except httpx.HTTPError as exc:
+            log.warning("teams file upload failed error=%s", type(exc).__name__)
+            await self.send(ctx, Reply(FILE_NOT_SENT.format(name=name), kind="error"))
+            return
+        sent = cards.file_info(
+            str(info.name or file.name),
+            str(info.content_url),
+            str(info.unique_id),
+            str(info.file_type or file.name.rsplit(".", 1)[-1]),
+        )
+        token = await self.token.get()
+        message = {"type": "message", "attachments": [sent]}
+        await self._work(self._post, Address.of(activity), message, token, None)
 
     async def _remember(self, activity: Any) -> None:
         ref = reference(activity)
@@ -492,7 +546,12 @@ class TeamsAdapter:
         that was clicked instead."""
         token = await self.token.get()
         target = ctx.activity.reply_to_id if replace and reply.ok else None
-        await self._work(self._post, Address.of(ctx.activity), render(reply), token, target)
+        personal = is_personal(ctx.activity)
+        to = Address.of(ctx.activity)
+        await self._work(self._post, to, render(reply, personal), token, target)
+        offer = file_offer(reply, personal)
+        if offer is not None:
+            await self._work(self._post, to, offer, token, None)
 
     def _post(
         self, to: Address, activity: dict[str, Any], token: str | None, target: str | None
@@ -584,8 +643,20 @@ def card_submission(
     return refused
 
 
-def render(reply: Reply) -> dict[str, Any]:
-    """The reply as a message activity's JSON: one Adaptive Card, plus the chart as an inline image."""
+def render(reply: Reply, personal: bool = False) -> dict[str, Any]:
+    """The reply as a message activity's JSON: one Adaptive Card, plus the chart as an inline image.
+
+    An attached file goes separately (``file_offer``) in a 1:1 chat; anywhere else Teams lets a
+    bot send none, so the card says where to ask for it.
+    """
+    file = reply.attachment
+    if file is not None and file_offer(reply, personal) is None:
+        note = (
+            cards.FILE_ONLY_IN_CHAT.format(command=f"kpi {file.command}", name=file.name)
+            if file.command
+            else cards.FILE_NOT_HERE.format(name=file.name)
+        )
+        reply.text = f"{reply.text}\n{note}".strip()
     chart = None
     if reply.chart is not None:
         chart = cards.chart_attachment(reply.chart, reply.chart_name or "chart.png")
@@ -596,6 +667,33 @@ def render(reply: Reply) -> dict[str, Any]:
     if chart is not None:
         attachments.append(chart)
     return {"type": "message", "attachments": attachments}
+
+
+def file_offer(reply: Reply, personal: bool) -> dict[str, Any] | None:
+    """The file consent card for the reply's attachment, as its own message; None where Teams
+    lets a bot send no file (channels and group chats) or the file cannot be made again."""
+    file = reply.attachment
+    if file is None or not personal or not file.command:
+        return None
+    return {"type": "message", "attachments": [cards.file_consent(file)]}
+
+
+def consent_command(context: Any) -> str | None:
+    """The report command a consent card carried back, or None if it is not one of ours."""
+    data = context.get(cards.DATA_KEY) if isinstance(context, dict) else None
+    command = data.get("command") if isinstance(data, dict) else None
+    if not isinstance(command, str) or not command.strip():
+        return None
+    command = command.strip()[:MAX_COMMAND]
+    # Only a report is offered as a file; anything else in the context was not put there by us.
+    return (
+        command if Request.from_text(command, user="", platform="teams").verb == "report" else None
+    )
+
+
+def is_personal(activity: Any) -> bool:
+    """A 1:1 chat with the bot: the only place Teams lets a bot send files."""
+    return str(getattr(activity.conversation, "conversation_type", "") or "") == "personal"
 
 
 def token_validator(app: App) -> RememberedTokens | None:
@@ -718,10 +816,21 @@ class TeamsDeliverer:
             )
         # A channel's reference is the channel itself, so the message starts a new thread there.
         to = Address(ref.service_url, {"id": ref.conversation_id}, {"id": ref.bot_id})
+        personal = ref.conversation_type == "personal"
         try:
             # The SDK's token manager belongs to the deliverer's own event loop (see _LoopThread).
             token = self._loop.run(self.token.get(), self.timeout)
-            return self.connector.send(to, render(reply), token)
+            sent = message.progress.get("id")
+            if sent is None:
+                sent = self.connector.send(to, render(reply, personal), token)
+            offer = file_offer(reply, personal)
+            if offer is not None:
+                try:
+                    self.connector.send(to, offer, token)
+                except httpx.HTTPError as exc:
+                    # The summary is out; a retry sends only the file offer.
+                    raise _partial(exc, {"id": sent}) from exc
+            return str(sent)
         except httpx.HTTPStatusError as exc:
             raise delivery_error(exc) from exc
         except (httpx.HTTPError, TimeoutError) as exc:
@@ -733,6 +842,15 @@ class TeamsDeliverer:
     def close(self) -> None:
         self._loop.close()
         self.connector.close()
+
+
+def _partial(exc: httpx.HTTPError, progress: dict[str, Any]) -> DeliveryError:
+    error = delivery_error(exc) if isinstance(exc, httpx.HTTPStatusError) else None
+    if isinstance(error, RateLimited):
+        return RateLimited(error.retry_after, progress=progress)
+    reason = str(error) if error is not None else f"Teams did not answer: {type(exc).__name__}"
+    permanent = error.permanent if error is not None else False
+    return DeliveryError(reason, progress=progress, permanent=permanent)
 
 
 def delivery_error(exc: httpx.HTTPStatusError) -> DeliveryError:

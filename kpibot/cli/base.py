@@ -15,6 +15,7 @@ from kpibot.app.wiring import build_services
 
 if TYPE_CHECKING:
     from kpibot.core.services import Services
+    from kpibot.engine.model import Contract
 
 
 class UserError(Exception):
@@ -31,3 +32,20 @@ def services_for(args: argparse.Namespace) -> Services:
     services = build_services(settings)
     services.db.upgrade()
     return services
+
+
+def contract_for(services: Services, contract_id: str) -> Contract:
+    """The loaded contract ``contract_id``, or a ``UserError`` suggesting the nearest names."""
+    from kpibot.core import texts
+    from kpibot.files.figures import suggest
+
+    contract = services.contract(contract_id)
+    if contract is None:
+        ids = services.contracts.ids()
+        hint = suggest(contract_id, ids)
+        if not ids:
+            hint += (
+                " No contracts are loaded yet: run `kpibot contracts load config/contracts` first."
+            )
+        raise UserError(texts.UNKNOWN_CONTRACT.format(contract=contract_id, hint=hint))
+    return contract

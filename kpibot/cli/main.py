@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kpibot.cli import contracts, demo, payments, scheduler, teams
+from kpibot.cli import contracts, demo, payments, report, scheduler, teams
 from kpibot.cli.base import UserError, services_for
 from kpibot.core import texts
 from kpibot.core.settings import Settings
@@ -294,7 +294,7 @@ def _add_later_commands(
     db_arg: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Commands that live in their own modules register here."""
-    for group in (contracts, demo, scheduler, payments, teams):
+    for group in (contracts, demo, scheduler, payments, teams, report):
         group.register(sub, add, db_arg)
 
 

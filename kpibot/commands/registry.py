@@ -31,6 +31,7 @@ from kpibot.commands.help import HelpHandler
 from kpibot.commands.imports import ImportHandler
 from kpibot.commands.incidents import IncidentHandler, IncidentsHandler
 from kpibot.commands.payments import PaymentsHandler
+from kpibot.commands.report import ReportHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
@@ -134,6 +135,7 @@ def default_registry() -> Registry:
             *RETURN_HANDLERS,
             BindHandler(),
             WhoamiHandler(),
+            ReportHandler(),
         )
     )
     registry.register(HelpHandler(registry))

@@ -23,7 +23,8 @@ from kpibot.engine.milestones import milestone_lines, milestone_states
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
-from kpibot.features.returns import pending_periods
+from kpibot.features.report import latest_period as report_period
+from kpibot.features.returns import late_or_missing, pending_periods
 
 MAX_ROWS = 12
 
@@ -43,13 +44,6 @@ def _target_cell(contract: Contract, row: Any) -> str:
     if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
         text += f" (tol. {terms.tolerance.text.strip()})"
     return text
-
-
-def report_period(services: Services, contract: Contract) -> Period:
-    """The latest period with figures in, else the latest ended period of the contract."""
-    card = services.scorecard(contract)
-    latest = card.latest_period()
-    return latest or services.default_period(contract)
 
 
 class StatusHandler(CommandHandler):
@@ -251,7 +245,10 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
                 + ", ".join(f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples())
             )
         missing = rows[rows["position"] == "missing"]
-        late = _late_missing(services, contract, missing)
+        late = ""
+        if not missing.empty:
+            at_period = contract.parse_period(missing["period"].iloc[0])
+            late = late_or_missing(services, contract, list(missing["kpi"]), at_period)
         if late:
             lines.append("*Late or missing returns:* " + late)
 
@@ -301,19 +298,6 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
     if worst:
         reply.actions.append(Action(f"Chart {worst}", f"chart {contract.id} {worst}", "primary"))
     return reply
-
-
-def _late_missing(services: Services, contract: Contract, missing: pd.DataFrame) -> str:
-    if missing.empty:
-        return ""
-    due = services.due_date(contract, contract.parse_period(missing["period"].iloc[0]))
-    today = services.now().date()
-    if due is not None and today <= due:
-        return ""
-    codes = list(missing["kpi"])
-    shown = ", ".join(codes[:10]) + (f" …and {len(codes) - 10} more" if len(codes) > 10 else "")
-    when = f" (due {due:%-d %b %Y})" if due else ""
-    return f"{len(codes)} KPI(s) have no figure{when}: {shown}"
 
 
 def _forecasts(card: Scorecard, period: Period | None) -> pd.DataFrame:

@@ -21,10 +21,17 @@ ReplyKind = Literal["info", "preview", "done", "error", "refusal", "soon"]
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file sent with a message (a monitoring return)."""
+    """A file sent with a message: a monitoring return coming in, a report going out.
+
+    ``media_type`` says what the bytes are ("application/pdf"). ``command`` is the command that
+    makes the same file again (``report childrens-trust 2019/20 Q3 xlsx``): Teams lets a bot send
+    a file only after the user accepts it, and the file is made afresh, as that user, when they do.
+    """
 
     name: str
     content: bytes
+    media_type: str = "application/octet-stream"
+    command: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,7 @@ class Reply:
     form: Form | None = None
     footer: str | None = None
     ephemeral: bool = False
+    attachment: Attachment | None = None
 
     @property
     def ok(self) -> bool:
@@ -141,6 +149,8 @@ class Reply:
             lines.append(self.footer)
         for a in self.actions:
             lines.append(f"[{a.label}] {a.command}")
+        if self.attachment is not None:
+            lines.append(f"(attached: {self.attachment.name})")
         return "\n".join(lines)
 
 

@@ -57,6 +57,7 @@ TrendMethod = Literal["last_three", "same_period_last_year"]
 Polarity = Literal["bigger", "smaller"]
 Category = Literal["outcome", "output", "quality", "activity", "data_submission"]
 Rollup = Literal["sum", "mean", "latest"]
+ReportFormat = Literal["xlsx", "pdf", "html", "csv"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -684,6 +685,10 @@ class Contract(_Strict):
     incidents: dict[str, Any] = Field(default_factory=dict)
     payments: PaymentsField = Field(default_factory=PaymentTerms)
     meetings: dict[str, Any] = Field(default_factory=dict)
+    report_format: ReportFormat = Field(
+        default="xlsx",
+        description="The performance report the quarterly summary attaches: xlsx (default), pdf, html or csv",
+    )
     trend: TrendMethod = Field(
         default="last_three", description="How trends are read, unless a KPI says otherwise"
     )

@@ -180,6 +180,23 @@ def load(services: Services, contract: Contract, period: Period) -> ReturnView:
         return _view(services, contract, period, record, exceptions, last)
 
 
+def filed_texts(
+    services: Services, contract: Contract, period: Period
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The return's narrative (by section) and exception reports (by KPI), as filed so far.
+
+    Unlike ``load`` it evaluates nothing, for callers that hold the scorecard already.
+    """
+    with services.db.session(read_only=True) as session:
+        record = _record(session, contract.id, period.label)
+        if record is None:
+            return {}, {}
+        narrative = {
+            s: cast(str, getattr(record, s)) for s in machine.SECTIONS if getattr(record, s)
+        }
+        return narrative, _exceptions(session, record.id)
+
+
 def missing_for(services: Services, contract: Contract, period: Period) -> str:
     """What the return still lacks, for reminders ("Still needed: …"); '' once submitted."""
     view = load(services, contract, period)
@@ -204,6 +221,28 @@ def pending_periods(services: Services, contract_id: str) -> set[str]:
             )
         )
         return set(rows)
+
+
+def late_or_missing(
+    services: Services, contract: Contract, missing: Sequence[str], period: Period
+) -> str:
+    """The late-or-missing line ``/kpi status`` and the quarterly report show, or '' when none.
+
+    ``missing`` are the KPI codes without a figure for ``period``; they count once the return's
+    due date has passed (at once for a contract without a calendar).
+
+    >>> # late_or_missing(services, contract, ["S11"], period)
+    >>> # '1 KPI(s) have no figure: S11'
+    """
+    if not missing:
+        return ""
+    due = services.due_date(contract, period)
+    if due is not None and services.now().date() <= due:
+        return ""
+    codes = list(missing)
+    shown = ", ".join(codes[:10]) + (f" …and {len(codes) - 10} more" if len(codes) > 10 else "")
+    when = f" (due {due:%-d %b %Y})" if due else ""
+    return f"{len(codes)} KPI(s) have no figure{when}: {shown}"
 
 
 def review_findings(services: Services, contract_id: str) -> dict[str, int]:

@@ -2,14 +2,17 @@
 
 Reminders carry their text from the planner. A quarterly summary is built when it is sent, so it
 shows the latest figures: RAG counts, the reds and ambers with value against target and trend,
-critical failures, missing returns, and one chart, a KPI × quarter RAG grid. The scheduler's
-dispatcher is handed ``composer(services)`` by ``kpibot.app.wiring``.
+critical failures, missing returns, and one chart, a KPI × quarter RAG grid. It carries the
+quarter's performance report (``kpibot.features.report``) as an attachment: XLSX, or the
+contract's ``report_format``. The scheduler's dispatcher is handed ``composer(services)`` by
+``kpibot.app.wiring``.
 
 >>> # reply = composer(services)(outbox_row)
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ from kpibot.engine.milestones import milestone_lines
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import compiled
+from kpibot.features.report import build_report, report_command, report_file
 from kpibot.features.returns import pending_periods
 from kpibot.store.outbox import OutboxMessage
 
@@ -31,6 +35,10 @@ if TYPE_CHECKING:
 
 GRID_PERIODS = 8
 MAX_LISTED = 15
+REPORT_ATTACHED = "The quarter's performance report is attached ({name})."
+REPORT_FAILED = "The performance report could not be attached; ask for it with `/kpi {command}`."
+
+log = logging.getLogger(__name__)
 
 
 def composer(services: Services) -> Callable[[OutboxMessage], Reply]:
@@ -56,9 +64,13 @@ def compose(
 
 
 def quarterly_summary(
-    services: Services, contract: Contract, period: Period, grid: bool = True
+    services: Services,
+    contract: Contract,
+    period: Period,
+    grid: bool = True,
+    report: bool = True,
 ) -> Reply:
-    """The board's RAG summary for one period, with a KPI × quarter RAG grid."""
+    """The board's RAG summary for one period, with a KPI × quarter RAG grid and the report."""
     card = services.scorecard(contract, period)
     rows = card.at(period)
     comp = compiled(contract)
@@ -123,7 +135,23 @@ def quarterly_summary(
         reply.chart_name = (
             f"{contract.id}-{period.label.replace('/', '-').replace(' ', '-')}-rag-grid.png"
         )
+    if report:
+        _attach_report(services, contract, period, reply)
     return reply
+
+
+def _attach_report(services: Services, contract: Contract, period: Period, reply: Reply) -> None:
+    """Attach the quarter's report; a report that fails must not hold back the summary itself."""
+    command = report_command(contract, period, contract.report_format)
+    try:
+        board = build_report(services, contract, period)
+        reply.attachment = report_file(board, contract.report_format, command)
+    except Exception:
+        log.exception("quarterly report for %s %s failed", contract.id, period.label)
+        reply.text += "\n" + REPORT_FAILED.format(command=command)
+        return
+    note = REPORT_ATTACHED.format(name=reply.attachment.name)
+    reply.footer = f"{reply.footer} {note}" if reply.footer else note
 
 
 def rag_grid(frame: Any, contract: Contract, period: Period) -> RagGridData:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from openpyxl import load_workbook
+
 
 def demo(*args: str, cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPIBOT_")}
@@ -46,6 +48,19 @@ def test_tour_runs_every_verb_and_exits_0(tmp_path):
     # The provider submitted on 14 Jan, so the 17 Jan escalation for that return never went out.
     assert "escalation → commissioner (console one-psychology)" not in text
     assert (tmp_path / "charts" / "childrens-trust-C7.png").read_bytes()[:4] == b"\x89PNG"
+
+    # The board's report, in the three formats the tour asks for.
+    assert "/kpi report childrens-trust 2019/20 Q3" in text
+    report = tmp_path / "charts" / "childrens-trust-2019-20-Q3-performance-report"
+    sheet = load_workbook(report.with_suffix(".xlsx"))["Scorecard"]
+    assert {"C1", "C7", "S11", "S29"} <= {c.value for c in sheet["B"]}
+    assert report.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    assert report.with_suffix(".html").read_bytes().startswith(b"<!DOCTYPE html>")
+    # The quarterly summary on the accelerated clock carries the quarter's report.
+    summary = text[text.index("summary → channel") :]
+    attached = "one-psychology-2019-20-Q3-performance-report.xlsx"
+    assert f"The quarter's performance report is attached ({attached})" in " ".join(summary.split())
+    assert (tmp_path / "charts" / attached).read_bytes()[:2] == b"PK"
 
 
 def test_run_one_command(tmp_path):

@@ -7,6 +7,7 @@ the tests assert on the payloads Slack would have received and on what the store
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -25,6 +26,7 @@ import pytest
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from starlette.applications import Starlette
 
 from kpibot.app.server import create_app
@@ -418,6 +420,46 @@ def test_chart_that_cannot_be_posted_says_so(harness: Harness) -> None:
 
     (response,) = harness.slack.wait_for("/response/", timeout=15)
     assert "/invite @kpibot" in response["text"]
+
+
+# ---------------------------------------------------------------------- the quarterly report
+def test_report_is_uploaded_with_files_upload_v2_as_an_xlsx(harness: Harness) -> None:
+    harness.command("report childrens-trust 2019/20 Q3", user="U-COMMISSIONER", channel="C1")
+
+    (complete,) = harness.slack.wait_for("files.completeUploadExternal", timeout=30)
+    (url_call,) = harness.slack.calls("files.getUploadURLExternal")
+    assert url_call["filename"] == "childrens-trust-2019-20-Q3-performance-report.xlsx"
+    assert complete["channel_id"] == "C1"
+    (uploaded,) = harness.slack.uploads.values()
+    assert int(url_call["length"]) == len(uploaded)
+    sheet = load_workbook(io.BytesIO(uploaded))["Scorecard"]
+    refs = {c.value for c in sheet["B"]}
+    assert {"C1", "C7", "S11", "S29"} <= refs
+    # The summary follows in the conversation, with buttons for the other formats.
+    (response,) = harness.slack.wait_for("/response/", timeout=15)
+    assert "Performance report" in response["text"] and "red" in response["text"]
+    assert {"PDF", "HTML", "CSV"} <= {
+        b["text"]["text"]
+        for blk in _decoded(response["blocks"])
+        if blk["type"] == "actions"
+        for b in blk["elements"]
+    }
+
+
+def test_a_provider_gets_no_report_of_another_contract(harness: Harness) -> None:
+    harness.command("report healthy-child-0-19", user="U-TRUST", channel="C-TRUST")
+
+    (response,) = harness.slack.wait_for("/response/", timeout=15)
+    assert "Not allowed" in response["text"]
+    assert not harness.slack.calls("files.getUploadURLExternal")
+
+
+def test_a_report_that_cannot_be_posted_says_so(harness: Harness) -> None:
+    harness.slack.fail_next("files.getUploadURLExternal", status=200, error="not_in_channel")
+    harness.command("report childrens-trust 2019/20 Q3 pdf", user="U-COMMISSIONER", channel="C9")
+
+    (response,) = harness.slack.wait_for("/response/", timeout=30)
+    assert "/invite @kpibot" in response["text"] and ".pdf" in response["text"]
 
 
 # ---------------------------------------------------------------------- file imports

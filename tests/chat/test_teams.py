@@ -17,15 +17,24 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from microsoft_teams.apps.auth import InboundActivityTokenValidator
+from openpyxl import load_workbook
 from PIL import Image
 
 from kpibot.app.server import create_app
 from kpibot.app.wiring import build_bot
 from kpibot.chat import cards
+from kpibot.chat.connector import Address, Connector
 from kpibot.chat.slack_deliverer import SlackDeliverer
-from kpibot.chat.teams import AUTH_OFF, NOT_FROM_KPIBOT, render, teams_deliverer
+from kpibot.chat.teams import (
+    AUTH_OFF,
+    FILE_DECLINED,
+    NOT_FROM_KPIBOT,
+    render,
+    teams_deliverer,
+)
 from kpibot.commands.bot import Bot
 from kpibot.commands.tokens import verify
 from kpibot.core.audience import audience_targets
@@ -45,6 +54,7 @@ from tests.teams_mock import (
     bot_added,
     card_submit,
     channel_message,
+    file_consent,
     file_upload,
     personal_message,
 )
@@ -446,6 +456,103 @@ def test_bind_is_for_commissioners_audited_and_stored(
     assert stored_binding(db, "teams", CHANNEL) is None
 
 
+# ---------------------------------------------------------------------- the quarterly report
+REPORT_XLSX = "childrens-trust-2019-20-Q3-performance-report.xlsx"
+
+
+def test_report_in_a_1_to_1_chat_is_offered_as_a_file_and_uploaded_when_accepted(
+    harness: Harness,
+) -> None:
+    connector = harness.connector
+    assert (
+        harness.post(
+            personal_message(connector.url, "kpi report childrens-trust 2019/20 Q3")
+        ).status_code
+        == 200
+    )
+    summary, offer = connector.wait_for_activities(2, timeout=30)[-2:]
+    card = card_text(the_card(summary))
+    assert "Performance report" in card and "red" in card and REPORT_XLSX in card
+    (consent,) = offer.body["attachments"]
+    assert consent["contentType"] == cards.FILE_CONSENT_TYPE and consent["name"] == REPORT_XLSX
+    context = consent["content"]["acceptContext"]
+    assert context == {"kpibot": {"command": "report childrens-trust 2019/20 Q3 xlsx"}}
+    assert consent["content"]["sizeInBytes"] > 10_000
+
+    before = len(connector.activities)
+    accept = file_consent(connector.url, connector.upload_url(REPORT_XLSX), context)
+    assert harness.post(accept).status_code == 200
+    (sent,) = connector.wait_for_activities(before + 1, timeout=30)[before:]
+    (info,) = sent.body["attachments"]
+    assert info["contentType"] == cards.FILE_INFO_TYPE and info["name"] == REPORT_XLSX
+    assert info["content"] == {
+        "uniqueId": "1150D938-8870-4044-9F2C-5BBDEBA70C9D",
+        "fileType": "xlsx",
+    }
+    assert info["contentUrl"].endswith(REPORT_XLSX)
+    data = connector.uploads[REPORT_XLSX]
+    (put,) = [r for r in connector.requests if r.path == f"/upload/{REPORT_XLSX}"]
+    assert (
+        put.verb == "PUT" and put.headers["Content-Range"] == f"bytes 0-{len(data) - 1}/{len(data)}"
+    )
+    assert "Authorization" not in put.headers  # the session URL is the permission, not our token
+    refs = {c.value for c in load_workbook(io.BytesIO(data))["Scorecard"]["B"]}
+    assert {"C1", "C7", "S29"} <= refs
+
+
+def test_a_declined_or_forged_file_consent_sends_nothing(harness: Harness) -> None:
+    connector = harness.connector
+    context = {"kpibot": {"command": "report childrens-trust 2019/20 Q3 xlsx"}}
+    harness.post(file_consent(connector.url, "", context, action="decline"))
+    (declined,) = connector.wait_for_activities(1, timeout=15)
+    assert FILE_DECLINED.split(":")[0] in card_text(the_card(declined))
+
+    forged = {"kpibot": {"command": "submit C7 2019/20 Q3 99%"}}
+    harness.post(file_consent(connector.url, connector.upload_url("x.xlsx"), forged))
+    (refused,) = connector.wait_for_activities(2, timeout=15)[1:]
+    assert NOT_FROM_KPIBOT in card_text(the_card(refused))
+    assert not connector.uploads
+    assert harness.current("childrens-trust", "C7", "2019/20 Q3")[0].value == 42
+
+
+def test_a_provider_accepting_another_contracts_report_is_refused(harness: Harness) -> None:
+    connector = harness.connector
+    context = {"kpibot": {"command": "report healthy-child-0-19 2019/20 Q3 xlsx"}}
+    harness.post(file_consent(connector.url, connector.upload_url("h.xlsx"), context, user=PRIYA))
+    (refused,) = connector.wait_for_activities(1, timeout=15)
+    assert "Not allowed" in card_text(the_card(refused))
+    assert not connector.uploads
+
+
+def test_report_in_a_channel_is_an_inline_summary_that_says_where_to_get_the_file(
+    harness: Harness,
+) -> None:
+    harness.post(channel_message(harness.connector.url, "report 2019/20 Q3"))
+    (sent,) = harness.connector.wait_for_activities(1, timeout=30)
+    text = card_text(the_card(sent))
+    assert "Performance report" in text and "C7" in text
+    assert "only in a 1:1 chat" in text and "kpi report childrens-trust 2019/20 Q3 xlsx" in text
+    assert [a["contentType"] for a in sent.body["attachments"]] == [cards.CARD_CONTENT_TYPE]
+
+
+def test_a_summary_with_a_report_is_offered_in_1_to_1_chats_and_named_in_channels() -> None:
+    from kpibot.chat.teams import file_offer
+    from kpibot.core.protocol import Attachment
+
+    file = Attachment(
+        REPORT_XLSX, b"PK..", "application/xlsx", "report childrens-trust 2019/20 Q3 xlsx"
+    )
+    in_channel = Reply("Quarterly RAG summary", "6 red", attachment=file)
+    assert file_offer(in_channel, personal=False) is None
+    card = render(in_channel, personal=False)["attachments"][0]["content"]
+    assert "message me “kpi report childrens-trust 2019/20 Q3 xlsx” there" in card_text(card)
+
+    in_chat = Reply("Quarterly RAG summary", "6 red", attachment=file)
+    offer = file_offer(in_chat, personal=True)
+    assert offer is not None and offer["attachments"][0]["content"]["sizeInBytes"] == 4
+    assert "1:1 chat" not in card_text(render(in_chat, personal=True)["attachments"][0]["content"])
+
+
 # ---------------------------------------------------------------------- proactive delivery
 def _entry(channel: str, platform: str = "teams", key: str = "r1") -> OutboxEntry:
     from datetime import datetime
@@ -533,6 +640,57 @@ def test_a_contract_notifies_a_slack_channel_and_a_teams_channel_at_once(
     assert posted["channel"] == "C-TRUST"
     teams = [r for r in harness.connector.activities if r.conversation == CHANNEL]
     assert len(teams) == 1 and "The Q3 return is due." in card_text(the_card(teams[0]))
+
+
+class _RefuseFirstOffer(Connector):
+    """Teams throttles the first file offer (after the summary went out), as a 429 would."""
+
+    armed = True
+
+    def send(self, to: Address, activity: dict[str, Any], token: str | None, **kw: Any) -> str:
+        attachments = activity.get("attachments") or [{}]
+        if self.armed and attachments[0].get("contentType") == cards.FILE_CONSENT_TYPE:
+            self.armed = False
+            request = httpx.Request("POST", to.url())
+            response = httpx.Response(429, headers={"Retry-After": "1"}, request=request)
+            raise httpx.HTTPStatusError("throttled", request=request, response=response)
+        return super().send(to, activity, token, **kw)
+
+
+def test_a_summary_in_a_1_to_1_chat_offers_its_report_and_a_retry_sends_only_the_offer(
+    harness: Harness,
+) -> None:
+    from kpibot.features.summary import composer
+
+    reply = harness.say("kpi whoami")  # Priya's 1:1 chat: its reference is stored
+    chat = reply.conversation
+    assert chat is not None and chat.startswith("a:")
+    services = harness.bot.services
+    now = services.now()
+    outbox = OutboxRepository(services.db)
+    entry = OutboxEntry(
+        "summary|teams:chat", "childrens-trust", "summary", "channel", "teams", chat,
+        "2019/20 Q3", "summary", now, {"text": "Quarterly RAG summary"},
+    )  # fmt: skip
+    outbox.enqueue([entry], now)
+    deliverer = teams_deliverer(harness.settings, services)
+    assert deliverer is not None
+    deliverer.connector = _RefuseFirstOffer()
+    dispatcher = Dispatcher(outbox, {"teams": deliverer}, composer(services), sleep=lambda _s: None)
+    try:
+        assert dispatcher.drain(now) == 0  # the summary went out; the offer was throttled
+        assert dispatcher.drain(now + timedelta(seconds=2)) == 1
+    finally:
+        deliverer.close()
+
+    sent = [r for r in harness.connector.activities if r.conversation == chat][1:]
+    assert len(sent) == 2  # the summary once, then the offer: nothing twice
+    assert "Quarterly RAG summary" in card_text(the_card(sent[0]))
+    (offer,) = sent[1].body["attachments"]
+    assert offer["contentType"] == cards.FILE_CONSENT_TYPE and offer["name"] == REPORT_XLSX
+    assert offer["content"]["acceptContext"]["kpibot"]["command"] == (
+        "report childrens-trust 2019/20 Q3 xlsx"
+    )
 
 
 # ---------------------------------------------------------------------- security

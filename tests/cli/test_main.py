@@ -92,3 +92,37 @@ def test_every_command_has_help(cmd):
     with pytest.raises(SystemExit) as exit_:
         main([*cmd, "--help"])
     assert exit_.value.code == 0
+
+
+def test_report_writes_the_board_report_in_the_asked_format(env, tmp_path, seed_contracts):
+    from openpyxl import load_workbook
+
+    kpibot("contracts", "load", "config/contracts", env=env)
+    out = tmp_path / "board" / "q3.xlsx"
+    done = kpibot("report", "childrens-trust", "--period", "2019/20 Q3", "--out", str(out), env=env)
+    assert f"Wrote {out}" in done.stdout and "6 red" in done.stdout
+    refs = {c.value for c in load_workbook(out)["Scorecard"]["B"]}
+    assert {k.code for k in seed_contracts["childrens-trust"].kpis} <= refs
+
+    pdf = tmp_path / "q3.pdf"
+    kpibot("report", "childrens-trust", "--period", "2019/20 Q3", "--out", str(pdf), env=env)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    html = tmp_path / "q3.report"
+    kpibot(
+        "report",
+        "childrens-trust",
+        "--format",
+        "html",
+        "--quarters",
+        "4",
+        "--out",
+        str(html),
+        env=env,
+    )
+    assert html.read_text(encoding="utf-8").count('scope="col">2019/20 Q') == 3
+
+    bad = kpibot("report", "childrens-trust", "--quarters", "0", env=env, check=False)
+    assert (
+        bad.returncode == 2 and "between 1 and 20" in bad.stderr and "Traceback" not in bad.stderr
+    )
+    assert "--format" in kpibot("report", "--help", env=env).stdout

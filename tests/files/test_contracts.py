@@ -123,3 +123,14 @@ def test_one_bad_file_means_none_load(tmp_path: Path):
 
 def test_shipped_directory_loads_cleanly():
     assert len(load_contracts([CONTRACTS_DIR])) == 4
+
+
+def test_report_format_defaults_to_xlsx_and_a_contract_may_choose_pdf():
+    default = parse_contract_text(GOOD, "demo.yaml")
+    assert default.report_format == "xlsx"
+    pdf = parse_contract_text(GOOD + "report_format: pdf\n", "demo.yaml")
+    assert pdf.report_format == "pdf"
+    with pytest.raises(ContractFilesInvalid) as err:
+        parse_contract_text(GOOD + "report_format: docx\n", "demo.yaml")
+    (e,) = err.value.errors
+    assert e.field == "report_format" and e.line

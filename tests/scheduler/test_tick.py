@@ -611,6 +611,59 @@ def test_a_quarterly_summary_is_composed_at_delivery_with_its_chart(
     assert next(iter(slack_api.uploads.values())).startswith(b"\x89PNG")
 
 
+class _FailFirstReportUpload(WebClient):
+    """Slack refuses the first upload of the report (after the chart went), as a 429 would."""
+
+    def __init__(self, server: SlackApiServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.server = server
+        self.armed = True
+
+    def files_upload_v2(self, **kwargs: Any) -> Any:
+        if self.armed and str(kwargs.get("filename", "")).endswith(".xlsx"):
+            self.armed = False
+            self.server.fail_next("files.getUploadURLExternal", retry_after=1)
+        return super().files_upload_v2(**kwargs)
+
+
+def test_a_quarterly_summary_uploads_its_report_and_a_retry_sends_only_what_is_missing(
+    services: Services, slack_api: SlackApiServer
+) -> None:
+    outbox = OutboxRepository(services.db)
+    now = london(2020, 1, 20, 9)
+    outbox.enqueue(
+        [
+            OutboxEntry(
+                "sum-report",
+                "childrens-trust",
+                "summary",
+                "channel",
+                "slack",
+                "C-TRUST",
+                "2019/20 Q3",
+                "summary",
+                now,
+                {"text": "Quarterly RAG summary"},
+            )
+        ],
+        now,
+    )
+    client = _FailFirstReportUpload(slack_api, token="xoxb-test", base_url=slack_api.api_url)
+    dispatcher = Dispatcher(
+        outbox, {"slack": SlackDeliverer(client)}, composer(services), sleep=lambda _: None
+    )
+    assert dispatcher.run_once(now) == 0  # posted with its chart; the report was rate limited
+    assert dispatcher.run_once(now + timedelta(seconds=1)) == 1
+    assert len(slack_api.calls("chat.postMessage")) == 1
+    names = [c["filename"] for c in slack_api.calls("files.getUploadURLExternal")]
+    report = "childrens-trust-2019-20-Q3-performance-report.xlsx"
+    assert names == ["childrens-trust-2019-20-Q3-rag-grid.png", report, report]
+    assert len(slack_api.calls("files.completeUploadExternal")) == 2
+    png, xlsx = slack_api.uploads.values()
+    assert png.startswith(b"\x89PNG") and xlsx.startswith(b"PK")
+    assert rows(services.db)[0].status == "sent"
+
+
 class HistoryClient(WebClient):
     """The mock has no conversations.history: answer it from the messages the mock received."""
 
@@ -672,6 +725,26 @@ def test_console_deliverer_prints_when_kind_audience_and_text(odb: Database) -> 
     assert console.file.getvalue().strip() == (  # type: ignore[attr-defined]
         "[2020-01-10 09:00] due → provider (one-psychology): The return is due today [sic]."
     )
+
+
+def test_console_deliverer_saves_an_attached_report_and_says_where(
+    odb: Database, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from kpibot.core.protocol import Attachment, Reply
+
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    message = OutboxRepository(odb)
+    now = london(2020, 1, 20, 9)
+    message.enqueue([entry("r", platform="console", channel="one-psychology", due=now)], now)
+    (claimed,) = message.claim("test", now, 1)
+    report = Attachment("one-psychology-2019-20-Q3-performance-report.xlsx", b"PK\x03\x04")
+    reply = Reply("Quarterly RAG summary", "0 red", attachment=report)
+    ConsoleDeliverer(console, file_dir=tmp_path / "files").deliver(claimed, reply)
+    saved = tmp_path / "files" / report.name
+    assert saved.read_bytes() == b"PK\x03\x04"
+    assert f"(file {saved})" in console.file.getvalue()  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------- processes

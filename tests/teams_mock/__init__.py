@@ -10,6 +10,7 @@ from tests.teams_mock.activities import (
     bot_added,
     card_submit,
     channel_message,
+    file_consent,
     file_upload,
     personal_message,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "bot_added",
     "card_submit",
     "channel_message",
+    "file_consent",
     "file_upload",
     "personal_message",
 ]

@@ -103,6 +103,28 @@ def file_upload(
     return activity
 
 
+def file_consent(
+    service_url: str,
+    upload_url: str,
+    context: Any,
+    action: str = "accept",
+    user: dict[str, str] = PRIYA,
+) -> dict[str, Any]:
+    """The user chose Allow (or Decline) on a file consent card: ``fileConsent/invoke``.
+
+    Teams carries the card's ``acceptContext`` back as ``context``, and an upload session in the
+    user's OneDrive as ``uploadInfo.uploadUrl``, here the connector's own https upload address.
+    """
+    activity = fixture("file_consent_invoke", service_url, **{"from": dict(user)})
+    value = activity["value"]
+    value["action"], value["context"] = action, context
+    if action == "accept":
+        value["uploadInfo"]["uploadUrl"] = upload_url
+    else:
+        del value["uploadInfo"]
+    return activity
+
+
 def bot_added(service_url: str, conversation: str = TEAM_GENERAL) -> dict[str, Any]:
     """kpibot added to a team: ``conversationUpdate`` with the bot in ``membersAdded``."""
     activity = fixture("conversation_update_bot_added", service_url)

@@ -76,7 +76,12 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class BotConnector:
-    """Recording fake of the Bot Connector service, Microsoft's token endpoints and file storage."""
+    """Recording fake of the Bot Connector service, Microsoft's token endpoints and file storage.
+
+    File storage works both ways: ``host_file`` serves an uploaded return for the bot to download,
+    and ``upload_url`` is an upload session (as OneDrive gives one when a user accepts a file the
+    bot offers) whose bytes land in ``uploads``.
+    """
 
     def __init__(self, workdir: Path, app_id: str = "00000000-0000-0000-0000-0000000b07b0") -> None:
         self.workdir = workdir
@@ -87,6 +92,7 @@ class BotConnector:
         self._requests: list[Recorded] = []
         self._failures: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._files: dict[str, bytes] = {}
+        self._uploads: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self._servers: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
         self.cert_path: Path | None = None
@@ -147,6 +153,15 @@ class BotConnector:
             self._files[name] = data
         return f"https://127.0.0.1:{self._https.server_address[1]}/files/{name}"
 
+    def upload_url(self, name: str) -> str:
+        """An https upload session for ``name``; what the bot PUTs there lands in ``uploads``."""
+        return f"https://127.0.0.1:{self._https.server_address[1]}/upload/{name}"
+
+    @property
+    def uploads(self) -> dict[str, bytes]:
+        with self._cond:
+            return dict(self._uploads)
+
     def token(self, service_url: str | None = None, **claims: Any) -> str:
         """A connector token for requests to the bot, signed with the published key."""
         return self.issuer.token(self.app_id, service_url or self.url, **claims)
@@ -185,7 +200,10 @@ class BotConnector:
         split = urlsplit(handler.path)
         path = unquote(split.path)
         body: JsonDict = {}
-        if raw:
+        if path.startswith("/upload/"):
+            with self._cond:
+                self._uploads[path.removeprefix("/upload/")] = raw
+        elif raw:
             try:
                 body = json.loads(raw)
             except ValueError:
@@ -242,6 +260,9 @@ class BotConnector:
                 "https://api.botframework.com", None, issuer="https://sts.windows.net/test/"
             )
             return 200, {}, {"token_type": "Bearer", "expires_in": 3600, "access_token": token}
+        if req.path.startswith("/upload/") and req.verb == "PUT":
+            name = req.path.removeprefix("/upload/")
+            return 201, {}, {"id": f"01GZ{next(self._ids):06d}", "name": name, "file": {}}
         if req.path.startswith("/files/"):
             data = self._files.get(req.path.removeprefix("/files/"))
             return (200, {}, data) if data is not None else (404, {}, b"")
