@@ -87,30 +87,7 @@ def _quantities(ctx: Clause) -> Reading | None:
     qs = ctx.qtys()
     if not qs:
         return None
-    if re.search(r"\brecover full\b|\bfull (cost )?recovery\b", ctx.words()):
-        raise PhraseRefused(UNREAD_NUMBER.format(number=toks[qs[0]].text, text=ctx.text))
-    for i in qs:
-        after = " ".join(ctx.words_after(i, 3))
-        if toks[i].unit == "percent" and re.match(r"(ahead of|behind|above|below) ", after):
-            raise PhraseRefused(POINTS_OR_PERCENT.format(words=ctx.text, n=f"{toks[i].value:g}"))
-        if ctx.words_before(i, 2) == ["of", "instead"]:
-            raise PhraseRefused(
-                f"'{toks[i].text}' after 'instead of' in '{ctx.text}' is an old target; give only "
-                "the target that applies"
-            )
-        if toks[i].unit == "count" and within_word(ctx, i) and ctx.words_before(i, 1) != ["in"]:
-            after = next(
-                (
-                    toks[k].text
-                    for k in range(i + 1, min(len(toks), i + 4))
-                    if toks[k].kind == "word"
-                ),
-                "",
-            )
-            raise PhraseRefused(
-                f"I could not tell what 'within {toks[i].text} {after}' measures in "
-                f"'{ctx.text}'; give a time limit in seconds, minutes, hours or days"
-            )
+    _refuse_unreadable(ctx, qs)
     r = _range(ctx, qs)
     if r is not None:
         return r
@@ -121,41 +98,10 @@ def _quantities(ctx: Clause) -> Reading | None:
     averages = [i for i in durations if average_near(ctx, i)]
     plain = [i for i in durations if i not in averages]
     has_share = bool(shares) or remainder is not None
-    if not has_share and re.search(r"\bclear all\b", ctx.words()):
-        older = [i for i in durations if toks[i].cmp in (">", ">=")]
-        if len(older) == 1 and len(qs) == 1:
-            i = older[0]
-            ctx.used.add(i)
-            ctx.notes.append(f"'clear all' means none left older than {toks[i].text}")
-            return directed(
-                ctx,
-                Reading(
-                    ctx.text,
-                    "milestone",
-                    "<=",
-                    0.0,
-                    unit="count",
-                    within=(toks[i].value or 0.0, toks[i].unit or "days"),
-                    beyond=True,
-                ),
-                "clear all",
-                "smaller",
-            )
-    if not has_share and ctx.has_word("none"):
-        beyond = [i for i in durations if toks[i].cmp in (">", ">=")]
-        if len(beyond) == 1 and len(qs) == 1:
-            i = beyond[0]
-            ctx.used.add(i)
-            ctx.notes.append(f"'none' means 0% of cases beyond {toks[i].text}")
-            return Reading(
-                ctx.text,
-                "threshold",
-                "<=",
-                0.0,
-                unit="percent",
-                within=(toks[i].value or 0.0, toks[i].unit or "days"),
-                beyond=True,
-            )
+    if not has_share:
+        zero = _none_left(ctx, durations, qs)
+        if zero is not None:
+            return zero
     limits: list[int] = []
     thresholds_d: list[int] = []
     for i in plain:
@@ -195,6 +141,76 @@ def _quantities(ctx: Clause) -> Reading | None:
     if len(others) == 1 and not thresholds_d:
         return _single(ctx, others[0], limits, average=is_average(ctx))
     return _compound(ctx, sorted(others + thresholds_d), limits)
+
+
+def _refuse_unreadable(ctx: Clause, qs: list[int]) -> None:
+    """Figures whose meaning a reading cannot settle: refused before anything is read."""
+    toks = ctx.toks
+    if re.search(r"\brecover full\b|\bfull (cost )?recovery\b", ctx.words()):
+        raise PhraseRefused(UNREAD_NUMBER.format(number=toks[qs[0]].text, text=ctx.text))
+    for i in qs:
+        after = " ".join(ctx.words_after(i, 3))
+        if toks[i].unit == "percent" and re.match(r"(ahead of|behind|above|below) ", after):
+            raise PhraseRefused(POINTS_OR_PERCENT.format(words=ctx.text, n=f"{toks[i].value:g}"))
+        if ctx.words_before(i, 2) == ["of", "instead"]:
+            raise PhraseRefused(
+                f"'{toks[i].text}' after 'instead of' in '{ctx.text}' is an old target; give only "
+                "the target that applies"
+            )
+        if toks[i].unit == "count" and within_word(ctx, i) and ctx.words_before(i, 1) != ["in"]:
+            after = next(
+                (
+                    toks[k].text
+                    for k in range(i + 1, min(len(toks), i + 4))
+                    if toks[k].kind == "word"
+                ),
+                "",
+            )
+            raise PhraseRefused(
+                f"I could not tell what 'within {toks[i].text} {after}' measures in "
+                f"'{ctx.text}'; give a time limit in seconds, minutes, hours or days"
+            )
+
+
+def _none_left(ctx: Clause, durations: list[int], qs: list[int]) -> Reading | None:
+    """'Clear all ... older than 49 months' (none left), 'with none taking more than 30 minutes'."""
+    toks = ctx.toks
+    if re.search(r"\bclear all\b", ctx.words()):
+        older = [i for i in durations if toks[i].cmp in (">", ">=")]
+        if len(older) == 1 and len(qs) == 1:
+            i = older[0]
+            ctx.used.add(i)
+            ctx.notes.append(f"'clear all' means none left older than {toks[i].text}")
+            return directed(
+                ctx,
+                Reading(
+                    ctx.text,
+                    "milestone",
+                    "<=",
+                    0.0,
+                    unit="count",
+                    within=(toks[i].value or 0.0, toks[i].unit or "days"),
+                    beyond=True,
+                ),
+                "clear all",
+                "smaller",
+            )
+    if ctx.has_word("none"):
+        beyond = [i for i in durations if toks[i].cmp in (">", ">=")]
+        if len(beyond) == 1 and len(qs) == 1:
+            i = beyond[0]
+            ctx.used.add(i)
+            ctx.notes.append(f"'none' means 0% of cases beyond {toks[i].text}")
+            return Reading(
+                ctx.text,
+                "threshold",
+                "<=",
+                0.0,
+                unit="percent",
+                within=(toks[i].value or 0.0, toks[i].unit or "days"),
+                beyond=True,
+            )
+    return None
 
 
 def _position(i: int) -> int:
