@@ -19,10 +19,12 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from kpibot.app.limits import BodyLimit
 from kpibot.app.warmup import Warmup
 from kpibot.app.wiring import build_bot, scheduler_for
 from kpibot.chat.slack import run_socket_mode, slack_routes
@@ -81,7 +83,8 @@ def create_app(
     ]
     for platform in platforms:
         routes.extend(platform(settings, bot))
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Bodies are capped before any route reads them (kpibot.app.limits).
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit)])
 
 
 def database_answers(db: Database) -> bool:

@@ -16,7 +16,15 @@ from kpibot.commands.bot import Bot
 from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Clock, Services
 from kpibot.core.settings import Settings
-from kpibot.features import actionplan, compliance, expenditure, incidents, payments, returns
+from kpibot.features import (
+    actionplan,
+    compliance,
+    expenditure,
+    incidents,
+    payments,
+    returns,
+    sanctions,
+)
 from kpibot.features.summary import composer
 from kpibot.scheduler.delivery import Deliverer
 from kpibot.scheduler.runner import SchedulerService
@@ -32,13 +40,18 @@ def install_features(services: Services) -> Services:
         compliance.status_lines,
         actionplan.status_lines,
         expenditure.status_lines,
+        sanctions.status_lines,
     ):
         if status not in hooks.status:
             hooks.status.append(status)
     for section in (actionplan.open_plans_summary, expenditure.finance_summary):
         if section not in hooks.compliance:
             hooks.compliance.append(section)
-    for provider in (actionplan.action_plan_messages, expenditure.finance_messages):
+    for provider in (
+        actionplan.action_plan_messages,
+        expenditure.finance_messages,
+        sanctions.sanction_messages,
+    ):
         if provider not in hooks.messages:
             hooks.messages.append(provider)
     hooks.incident_clocks = incidents.open_incident_clocks

@@ -11,6 +11,8 @@ reply goes (response_url, ephemeral, thread, DM, modal, file upload); the bot de
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import re
 import time
@@ -30,7 +32,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request as HttpRequest
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from kpibot.chat import blocks
@@ -45,6 +47,24 @@ log = logging.getLogger("kpibot.slack")
 _QUIET_LOG = logging.getLogger("kpibot.slack.bolt")
 _QUIET_LOG.setLevel(logging.INFO)
 
+
+class _WithoutBodies(logging.Filter):
+    """Bolt writes whole request bodies into some INFO and WARNING lines (a failed signature, an
+    unhandled request, a listener error); they carry figures and confirmation tokens, and from an
+    attacker anything at all. The line is kept, the body withheld."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "body" in message.lower() or message.startswith("Unhandled request"):
+            record.msg = (
+                re.split(r"[(:]", message, maxsplit=1)[0].strip() + " (request body withheld)"
+            )
+            record.args = None
+        return True
+
+
+_QUIET_LOG.addFilter(_WithoutBodies())
+
 # User-facing texts of the adapter itself (the bot's own texts live in kpibot.core.texts).
 WORKING = "Working on it…"
 CANCELLED = "Cancelled; nothing was stored."
@@ -57,6 +77,8 @@ CHART_NOT_POSTED = (
 FILE_NOT_POSTED = "I could not post {name} here; invite me with `/invite @kpibot` and ask again."
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+# Slack refuses a request whose timestamp is more than five minutes from now, and so do we.
+MAX_CLOCK_SKEW_S = 5 * 60
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 _MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
@@ -380,7 +402,7 @@ class SlackAdapter:
             request_id,
             request.user,
             request.channel,
-            request.verb,
+            self.bot.registry.logged_verb(request.verb),
             reply.kind,
             (time.perf_counter() - started) * 1000,
         )
@@ -530,15 +552,109 @@ def slack_routes(settings: Settings, bot: Bot) -> list[BaseRoute]:
         )
         return []
     adapter = SlackAdapter(bot, settings)
+    secret = _secret(settings.slack_signing_secret).encode()
 
     async def events(request: HttpRequest) -> Response:
+        # The body is already capped (kpibot.app.limits). The signature is checked on the raw
+        # bytes before anything parses them, so an unsigned body costs one HMAC and no more.
         body = await request.body()
+        headers = request.headers
+        if not signed_by_slack(
+            secret,
+            body,
+            headers.get("x-slack-request-timestamp", ""),
+            headers.get("x-slack-signature", ""),
+            time.time(),
+        ):
+            log.warning("slack request refused: bad or missing signature (%d bytes)", len(body))
+            return JSONResponse({"error": "invalid request"}, status_code=401)
+        bolt_request = parsed_request(request, body)
+        if bolt_request is None:
+            log.warning(
+                "slack request refused: signed, but not a Slack payload (%d bytes)", len(body)
+            )
+            return JSONResponse({"error": "bad request"}, status_code=400)
         # Bolt's dispatch is synchronous (signature check, then listeners until ack), so it runs on a
         # worker thread and the event loop stays free for other requests and health checks.
-        response = await run_in_threadpool(adapter.app.dispatch, to_bolt_request(request, body))
+        response = await run_in_threadpool(adapter.app.dispatch, bolt_request)
+        if response.status >= 500:
+            # kpibot's acks cannot fail, so a 500 from Bolt means a payload shape its matchers
+            # could not handle: the request is at fault, and the details are in Bolt's log line.
+            log.warning("slack request refused: Bolt could not handle the payload's shape")
+            return JSONResponse({"error": "bad request"}, status_code=400)
         return to_starlette_response(response)
 
     return [Route("/slack/events", events, methods=["POST"])]
+
+
+def signed_by_slack(secret: bytes, body: bytes, timestamp: str, signature: str, now: float) -> bool:
+    """Whether ``signature`` is Slack's v0 signature of ``body`` at a ``timestamp`` near ``now``.
+
+    Computed on the raw bytes (the SDK's verifier decodes them as UTF-8 first, which fails on a
+    body that is not), and false, never an exception, for any malformed header.
+
+    >>> sig = "v0=" + hmac.new(b"s", b"v0:100:x", hashlib.sha256).hexdigest()
+    >>> signed_by_slack(b"s", b"x", "100", sig, 100.0), signed_by_slack(b"s", b"x", "1e3", sig, 100.0)
+    (True, False)
+    """
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
+    if abs(now - int(timestamp)) > MAX_CLOCK_SKEW_S:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = "v0=" + hmac.new(secret, base, hashlib.sha256).hexdigest()
+    return signature.isascii() and hmac.compare_digest(expected, signature)
+
+
+def parsed_request(request: HttpRequest, body: bytes) -> BoltRequest | None:
+    """The signed body as Bolt's request, or None when it is not a payload Slack sends.
+
+    Bolt parses the body (JSON, a form, or a form carrying a JSON ``payload``) and reads ids out
+    of it as it builds the request; a body Slack would never send fails there with one of many
+    exception types, or parses to a shape the listeners cannot use.
+    """
+    try:
+        bolt_request = to_bolt_request(request, body)
+    except (UnicodeDecodeError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+    return bolt_request if well_formed(bolt_request.body) else None
+
+
+def well_formed(payload: object) -> bool:
+    """Whether ``payload`` has the shape kpibot's listeners rely on for its kind.
+
+    >>> well_formed({"type": "block_actions", "user": {"id": "U1"}, "actions": [{}]})
+    True
+    >>> well_formed({"type": "block_actions", "user": "U1", "actions": []})
+    False
+    """
+    if not isinstance(payload, dict) or not payload:
+        return False
+    kind = payload.get("type")
+    if payload.get("ssl_check") == "1":  # Slack checking the slash command URL's certificate
+        return True
+    if "command" in payload:  # a slash command, form-encoded
+        return isinstance(payload.get("user_id"), str) and isinstance(payload.get("text", ""), str)
+    if kind in ("block_actions", "view_submission", "view_closed", "shortcut", "message_action"):
+        user = payload.get("user")
+        if not isinstance(user, dict) or not isinstance(user.get("id"), str):
+            return False
+        if kind == "block_actions":
+            actions = payload.get("actions")
+            return (
+                isinstance(actions, list)
+                and bool(actions)
+                and all(isinstance(a, dict) for a in actions)
+            )
+        if kind in ("view_submission", "view_closed"):
+            return isinstance(payload.get("view"), dict)
+        return True
+    if kind == "event_callback":
+        event = payload.get("event")
+        return isinstance(event, dict) and isinstance(event.get("type"), str)
+    if kind == "url_verification":
+        return isinstance(payload.get("challenge"), str)
+    return isinstance(kind, str)
 
 
 def run_socket_mode(settings: Settings, bot: Bot) -> None:

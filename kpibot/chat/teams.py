@@ -72,6 +72,9 @@ with warnings.catch_warnings():
 
 
 log = logging.getLogger("kpibot.teams")
+# The SDK's DEBUG lines print whole activities (message text, figures, tokens), so its loggers
+# stop at INFO even when kpibot runs verbose, as Bolt's do in the Slack adapter.
+logging.getLogger("microsoft_teams").setLevel(logging.INFO)
 
 T = TypeVar("T")
 
@@ -95,7 +98,6 @@ AUTH_OFF = (
 
 MESSAGING_ENDPOINT = "/api/messages"
 MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_COMMAND = 2000
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 EMAIL_TTL_S = 3600.0
@@ -534,7 +536,7 @@ class TeamsAdapter:
             request_id,
             request.user,
             request.channel,
-            request.verb,
+            self.bot.registry.logged_verb(request.verb),
             reply.kind,
             (time.perf_counter() - started) * 1000,
         )
@@ -589,7 +591,9 @@ def message_text(activity: Any) -> str:
     bot_only = StripMentionsTextOptions(account_id=activity.recipient.id)
     text = strip_mentions_text(activity, bot_only) or ""
     text = _TAGS.sub(" ", _OTHER_MENTIONS.sub(" ", text))
-    return " ".join(html.unescape(text).replace("\xa0", " ").split())[:MAX_COMMAND]
+    # Not cut to length: Request.from_text refuses an over-long command in one sentence, where
+    # cutting it would store a shortened note or report without a word.
+    return " ".join(html.unescape(text).replace("\xa0", " ").split())
 
 
 def typed_request(activity: Any, user: str, name: str | None, email: str | None) -> Request:
@@ -617,7 +621,7 @@ def card_submission(
         request = Request("submit", [], user, "teams", channel, confirm_token=data["token"], **kw)
         return Inbound(request, replace=True)
     if set(data) == {"command"} and isinstance(data["command"], str):
-        command = data["command"].strip()[:MAX_COMMAND]
+        command = data["command"].strip()
         if command.lower() == cards.CANCEL_COMMAND:
             return Inbound(reply=Reply(CANCELLED, kind="done"), replace=True)
         return Inbound(
@@ -636,7 +640,7 @@ def card_submission(
             text = " ".join(str(raw).split()) if isinstance(raw, str | int | float) else ""
             if text:
                 words.append(f"reason: {text}" if field == "reason" else text)
-        command = " ".join(words)[:MAX_COMMAND]
+        command = " ".join(words)
         return Inbound(
             Request.from_text(command, user=user, platform="teams", channel=channel, **kw)
         )
@@ -684,7 +688,7 @@ def consent_command(context: Any) -> str | None:
     command = data.get("command") if isinstance(data, dict) else None
     if not isinstance(command, str) or not command.strip():
         return None
-    command = command.strip()[:MAX_COMMAND]
+    command = command.strip()
     # Only a report is offered as a file; anything else in the context was not put there by us.
     return (
         command if Request.from_text(command, user="", platform="teams").verb == "report" else None

@@ -15,18 +15,20 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kpibot.cli import contracts, demo, payments, report, scheduler, teams
+from kpibot.cli import contracts, demo, events, payments, report, scheduler, teams
 from kpibot.cli.base import UserError, services_for
 from kpibot.core import texts
 from kpibot.core.settings import Settings
 from kpibot.engine.describe import POSITION_WORDS, format_value, trend_text
 from kpibot.engine.model import Contract
+from kpibot.engine.numbers import STYLES, NumberStyle
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import compiled
 
 log = logging.getLogger("kpibot")
 
 Handler = Callable[[argparse.Namespace], int]
+NUMBER_STYLES = [style.name for style in STYLES]
 
 
 # ------------------------------------------------------------------------------ commands
@@ -55,11 +57,13 @@ def cmd_import(args: argparse.Namespace) -> int:
             reason=args.reason,
             source="import",
             on_row=lambda: progress.advance(task),
+            number_style=NumberStyle.named(args.number_style) if args.number_style else None,
         )
     if outcome.errors:
-        for e in outcome.errors:
+        for e in outcome.listed():
             print(str(e), file=sys.stderr)
-        print(texts.IMPORT_REJECTED.format(n=len(outcome.errors)), file=sys.stderr)
+        n = len(outcome.errors) + outcome.more
+        print(texts.IMPORT_REJECTED.format(n=f"{n:,}"), file=sys.stderr)
         return 2
     print(outcome.summary)
     return 0
@@ -101,7 +105,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         kpis = read_table(Path(args.kpis))
         figures = read_table(Path(args.figures))
-        rows = evaluate_tables(kpis, figures, args.as_of)
+        rows = evaluate_tables(
+            kpis, figures, args.as_of, style=NumberStyle.named(args.number_style)
+        )
     except TableError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -234,6 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--contract", required=True, help="contract id, e.g. childrens-trust")
     p.add_argument("--actor", default="cli", help="who is submitting (recorded in the audit trail)")
     p.add_argument("--reason", help="reason for amending figures already submitted")
+    p.add_argument(
+        "--number-style",
+        choices=NUMBER_STYLES,
+        help="how the file writes numbers: uk (1,234.5) or european (1.234,5); default: the "
+        "contract's number_style, else uk. A number that could be read either way is refused",
+    )
     db_arg(p)
 
     p = add("status", cmd_status, "Show a contract's KPIs with position, RAG and trend.")
@@ -265,6 +277,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="csv",
         help="output format (default csv)",
     )
+    p.add_argument(
+        "--number-style",
+        choices=NUMBER_STYLES,
+        default="uk",
+        help="how the files write numbers: uk (1,234.5, the default) or european (1.234,5); "
+        "a number that could be read either way is refused",
+    )
 
     p = add(
         "serve",
@@ -294,7 +313,7 @@ def _add_later_commands(
     db_arg: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     """Commands that live in their own modules register here."""
-    for group in (contracts, demo, scheduler, payments, teams, report):
+    for group in (contracts, demo, scheduler, payments, teams, report, events):
         group.register(sub, add, db_arg)
 
 

@@ -8,6 +8,7 @@ The same reports as ``/kpi payments`` and ``/kpi compliance`` (``kpibot.features
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,13 @@ STATUS_STYLE = {
     "at_risk": "bold yellow",
     "not_earned": "bold red",
     "withheld": "bold red",
+}
+LINE_STYLE = {
+    "charged": "bold red",
+    "waived": "dim",
+    "suspended": "dim",
+    "earned": "bold green",
+    "not_earned": "yellow",
 }
 RETURN_STYLE = {"on_time": "green", "late": "yellow", "missing": "bold red", "not_due": "dim"}
 
@@ -59,6 +67,18 @@ def cmd_payments(args: argparse.Namespace) -> int:
 
     services = services_for(args)
     contract = _contract(services, args.contract)
+    terms = contract.payments
+    wants_ledger = args.month is not None or args.quarter is not None
+    if terms.has_sanctions and (wants_ledger or not terms.has_money):
+        return print_ledger(services, contract, args)
+    if wants_ledger:
+        from kpibot.features.sanctions import NO_SANCTIONS
+
+        raise UserError(NO_SANCTIONS.format(contract=contract.id))
+    if args.format == "csv":
+        from kpibot.features.sanctions import CSV_FOR_LEDGER
+
+        raise UserError(CSV_FOR_LEDGER.format(contract=contract.id))
     if not contract.payments.has_money:
         raise UserError(NO_PAYMENT_TERMS.format(contract=contract.id))
     year = (
@@ -91,6 +111,76 @@ def cmd_payments(args: argparse.Namespace) -> int:
         console.print(f"[dim]{NO_ACV}[/]")
     for text in (*report.readings, *report.notes):
         console.print(f"• {text}")
+    return 0
+
+
+def print_ledger(services: Services, contract: Contract, args: argparse.Namespace) -> int:
+    """The sanctions ledger for a month or quarter: a table, or CSV on stdout."""
+    import csv
+
+    from kpibot.features.sanctions import (
+        BY_MONTH,
+        CSV_COLUMNS,
+        MONTH_ONLY,
+        QUARTER_ONLY,
+        default_month,
+        ledger,
+        ledger_rows,
+        line_note,
+        month_range,
+    )
+    from kpibot.files.exports import formula_safe
+
+    if args.year is not None and not contract.payments.has_money:
+        raise UserError(BY_MONTH.format(contract=contract.id))
+    text = args.quarter or args.month
+    if text is None:
+        months = [default_month(contract, services.now().date())]
+    else:
+        found = month_range(contract, text)
+        if isinstance(found, str):
+            raise UserError(found)
+        if args.month is not None and len(found) != 1:
+            raise UserError(MONTH_ONLY.format(text=text))
+        if args.quarter is not None and len(found) != 3:
+            raise UserError(QUARTER_ONLY.format(text=text))
+        months = found
+    result = ledger(services, contract, months)
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in ledger_rows(result):
+            writer.writerow([formula_safe(cell) for cell in row])
+        return 0
+    console = Console()
+    span = months[0].label if len(months) == 1 else f"{months[0].label} to {months[-1].label}"
+    table = Table(title=f"{contract.name} ({contract.id}) · sanctions · {span}", show_lines=True)
+    for col in ("Month", "Rule", "Events or figures", "Points", "Amount", "Clause", "Why"):
+        table.add_column(col, overflow="fold", max_width=60 if col == "Why" else 28)
+    for line in result.lines:
+        style = LINE_STYLE.get(line.status, "")
+        refs = ", ".join(line.events[:8]) + (
+            f" …and {len(line.events) - 8} more" if len(line.events) > 8 else ""
+        )
+        table.add_row(
+            line.month,
+            f"[{style}]{line.rule}[/]" if style else line.rule,
+            refs,
+            str(line.points) if line.points else "",
+            line.amount.text() if line.amount else "",
+            line.clause,
+            line_note(line),
+        )
+    console.print(table)
+    console.print(f"[bold]{result.verdict()}[/]")
+    if len(result.months) > 1:
+        for m in result.months:
+            console.print(m.verdict())
+    for r in result.months[-1].rolling if result.months else ():
+        console.print(r.sentence())
+    console.print(
+        "[dim]Amounts are the effect on the provider's payment: a deduction is negative.[/]"
+    )
     return 0
 
 
@@ -142,14 +232,29 @@ def register(
     p = add(
         "payments",
         cmd_payments,
-        "Show what a contract pays in a contract year: guaranteed, earned, on track, at risk, "
-        "not earned and withheld, each with the clause and figures behind it.",
+        "Show what a contract pays in a contract year (guaranteed, earned, on track, at risk, "
+        "not earned, withheld), or its sanctions ledger for a month or quarter (every deduction, "
+        "credit and point with the clause, the events or figures behind it and the rate in force).",
     )
     p.add_argument("contract", help="contract id, e.g. one-you-lifestyle")
     p.add_argument(
         "--year",
         help="contract year: a number like 0 or 2, or a period like 2019/20 "
         "(default: the year holding today)",
+    )
+    when = p.add_mutually_exclusive_group()
+    when.add_argument(
+        "--month",
+        help="the sanctions ledger for a month, e.g. 2019-11 (default for contracts with "
+        "sums per event, points or service credits: the last whole month)",
+    )
+    when.add_argument("--quarter", help="the sanctions ledger for a quarter, e.g. '2019/20 Q3'")
+    p.add_argument(
+        "--format",
+        choices=["table", "csv"],
+        default="table",
+        help="the ledger as a table (default) or CSV with columns "
+        "contract,month,kpi,rule,events,points,amount_gbp,clause,note",
     )
     db_arg(p)
     p = add(

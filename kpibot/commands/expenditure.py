@@ -30,6 +30,7 @@ from kpibot.commands.resolve import refuse, resolve_contract
 from kpibot.core.protocol import Action, Cell, Form, FormField, Reply, Request, error
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import Contract
+from kpibot.engine.numbers import UK, NumberError, NumberStyle
 from kpibot.engine.periods import Period
 from kpibot.features.expenditure import (
     BadPeriod,
@@ -38,8 +39,8 @@ from kpibot.features.expenditure import (
     Variance,
     check_quarter,
     money,
-    parse_money,
     pct_text,
+    read_money,
 )
 
 TAGS = {
@@ -93,8 +94,10 @@ class ExpenditureArgs:
         return bool(self.reasons or self.measures or self.budget is not None)
 
 
-def parse_args(words: list[str]) -> ExpenditureArgs | str:
+def parse_args(words: list[str], style: NumberStyle = UK) -> ExpenditureArgs | str:
     """Read the tagged words after the quarter; a string says which amount is unreadable.
+
+    Amounts are read by ``style``, the contract's number style.
 
     >>> parse_args(["actual:£115,010", "projected:£100k", "Agency", "staff"]).reasons
     'Agency staff'
@@ -111,10 +114,10 @@ def parse_args(words: list[str]) -> ExpenditureArgs | str:
         if not text:
             amounts[name] = None
             continue
-        value = parse_money(text)
-        if value is None:
-            return f"'{text}' is not an amount I can read; write it like £120,000 or 120000.50."
-        amounts[name] = value
+        try:
+            amounts[name] = read_money(text, style)
+        except NumberError as exc:
+            return str(exc)
     reasons = " ".join(x for x in (tags.get("reasons", ""), free) if x).strip()
     return ExpenditureArgs(
         amounts["actual"],
@@ -185,7 +188,7 @@ class ExpenditureHandler(CommandHandler):
         if isinstance(quarter, str):
             return error(quarter, "Which quarter?")
         period, words = quarter
-        parsed = parse_args(words)
+        parsed = parse_args(words, contract.numbers)
         if isinstance(parsed, str):
             return error(parsed, "That amount doesn't look right")
         if not parsed.has_statement and not parsed.has_report:

@@ -26,6 +26,7 @@ from kpibot.commands.bind import BindHandler
 from kpibot.commands.chart import ChartHandler
 from kpibot.commands.compliance import ComplianceHandler
 from kpibot.commands.due import DueHandler
+from kpibot.commands.event import EventHandler
 from kpibot.commands.expenditure import ExpenditureHandler
 from kpibot.commands.help import HelpHandler
 from kpibot.commands.imports import ImportHandler
@@ -35,9 +36,10 @@ from kpibot.commands.report import ReportHandler
 from kpibot.commands.returns import HANDLERS as RETURN_HANDLERS
 from kpibot.commands.status import StatusHandler
 from kpibot.commands.submit import SubmitHandler
+from kpibot.commands.waive import WaiveHandler
 from kpibot.commands.whoami import WhoamiHandler
 from kpibot.core import texts
-from kpibot.core.protocol import Reply, Request
+from kpibot.core.protocol import Reply, Request, error
 
 log = logging.getLogger("kpibot.commands")
 
@@ -78,6 +80,18 @@ class Registry:
     def handlers(self) -> list[Handler]:
         return list(self._handlers.values())
 
+    def logged_verb(self, verb: str) -> str:
+        """What a log line may say for ``verb``: a verb kpibot knows, else ``?``.
+
+        The first word of a command is whatever was typed (a figure, or a token pasted by
+        mistake), so only known verbs reach the log.
+
+        >>> default_registry().logged_verb("st"), default_registry().logged_verb("xoxb-1234")
+        ('status', '?')
+        """
+        handler = self.get(verb)
+        return handler.verb if handler is not None else "?"
+
     def closest(self, word: str) -> str:
         """' Did you mean `status`?' for a near miss, else ''."""
         close = difflib.get_close_matches(word, list(self._handlers), n=1, cutoff=0.5)
@@ -93,6 +107,10 @@ class Registry:
 
     def dispatch(self, request: Request, ctx: Context) -> Reply:
         """Run one command; never raises."""
+        if request.problem is not None:
+            # Text that cannot be a command (too long, control characters) is answered without
+            # running anything; the text itself is neither stored nor logged.
+            return error(request.problem, "Not read")
         verb = self.aliases.get(request.verb, request.verb)
         if request.confirm_token:
             # The handler verifies the token's signature; here we only route by the verb it names.
@@ -129,6 +147,8 @@ def default_registry() -> Registry:
             IncidentHandler(),
             IncidentsHandler(),
             PaymentsHandler(),
+            EventHandler(),
+            WaiveHandler(),
             ComplianceHandler(),
             ActionPlanHandler(),
             ExpenditureHandler(),

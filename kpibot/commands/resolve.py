@@ -25,6 +25,7 @@ ACTION_WORDS = {
     "approve": "approving returns",
     "incident": "logging incidents",
     "admin": "administration",
+    "waive": "waiving sanctions",
 }
 
 

@@ -19,6 +19,7 @@ from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import refuse, resolve_contract, resolve_kpi, take_period
 from kpibot.commands.tokens import TokenInvalid, digest, sign, verify
 from kpibot.core.protocol import Action, Form, FormField, Reply, Request, error
+from kpibot.engine import freetext
 from kpibot.engine.describe import POSITION_WORDS, RAG_DOT, format_value
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
@@ -29,7 +30,6 @@ from kpibot.store.errors import StoreError
 from kpibot.store.rows import NewFigure
 
 TOKEN_TTL_S = 24 * 3600
-MAX_TEXT = 500
 
 
 def submit_form(ctx: Context, contract_id: str = "", kpi: str = "", period: str = "") -> Form:
@@ -121,6 +121,7 @@ class SubmitHandler(CommandHandler):
             num,
             den,
             lambda _c, why_: problems.append(why_),
+            contract.numbers,
             signed=bool(kpi.signed),
         )
         if parsed is None or parsed.value is None:
@@ -130,12 +131,9 @@ class SubmitHandler(CommandHandler):
                 "That figure doesn't look right",
             )
         note, reason = _split_note(words)
-        if len(note or "") > MAX_TEXT or len(reason or "") > MAX_TEXT:
-            over = max(len(note or ""), len(reason or "")) - MAX_TEXT
-            return error(
-                f"Notes and reasons are limited to {MAX_TEXT} characters; yours is {over} over.",
-                "Too long",
-            )
+        problem = freetext.first_problem((note, freetext.NOTE), (reason, freetext.REASON))
+        if problem is not None:
+            return error(problem, "Too long" if "limited to" in problem else "Not read")
         return self.preview(
             request,
             ctx,

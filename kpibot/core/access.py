@@ -23,10 +23,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["commissioner", "provider", "viewer", "none"]
-Action = Literal["view", "submit", "amend_terms", "approve", "incident", "admin"]
+Action = Literal["view", "submit", "amend_terms", "approve", "incident", "admin", "waive"]
 
 _ALLOWED: dict[str, set[str]] = {
-    "commissioner": {"view", "submit", "amend_terms", "approve", "incident", "admin"},
+    "commissioner": {"view", "submit", "amend_terms", "approve", "incident", "admin", "waive"},
     "provider": {"view", "submit", "incident"},
     "viewer": {"view"},
     "none": set(),

@@ -15,6 +15,9 @@ import shlex
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from kpibot.core import texts
+from kpibot.engine.freetext import COMMAND, control_character
+
 Platform = Literal["slack", "teams", "console", "cli"]
 ReplyKind = Literal["info", "preview", "done", "error", "refusal", "soon"]
 
@@ -49,12 +52,29 @@ class Request:
     files: tuple[Attachment, ...] = ()
     idempotency_key: str | None = None
     confirm_token: str | None = None
+    #: Set when the text cannot be a command at all (too long, control characters): the one
+    #: sentence the bot answers with, instead of running anything.
+    problem: str | None = None
 
     @classmethod
     def from_text(
         cls, text: str, *, user: str, platform: Platform, channel: str | None = None, **kw: object
     ) -> Request:
-        """Parse '/kpi status childrens-trust' (leading '/kpi' or 'kpi' optional)."""
+        """Parse '/kpi status childrens-trust' (leading '/kpi' or 'kpi' optional).
+
+        Text over the command limit, or with a control character in it, is not split into words
+        at all (splitting a megabyte of text takes seconds): the request carries ``problem``.
+
+        >>> Request.from_text("x" * 5000, user="U1", platform="console").problem[:40]
+        'That command is 5,000 characters long; k'
+        """
+        problem = None
+        if len(text) > COMMAND.limit:
+            problem = texts.COMMAND_TOO_LONG.format(length=len(text), limit=COMMAND.limit)
+        elif (code := control_character(text)) is not None:
+            problem = texts.COMMAND_CONTROL.format(code=code)
+        if problem is not None:
+            return cls("", [], user, platform, channel, "", problem=problem, **kw)  # type: ignore[arg-type]
         body = text.strip()
         for prefix in ("/kpi", "kpi"):
             if body.lower().startswith(prefix + " ") or body.lower() == prefix:

@@ -21,3 +21,11 @@ AMENDMENT_NEEDS_REASON = (
 NOT_ALLOWED = (
     "Sorry, {action} on {contract} is not open to you ({role}). {grantor} can give you access."
 )
+COMMAND_TOO_LONG = (
+    "That command is {length:,} characters long; kpibot reads commands of up to {limit:,} "
+    "characters, so shorten it (a long return goes in a CSV or XLSX file)."
+)
+COMMAND_CONTROL = (
+    "That command contains a control character ({code}), which kpibot cannot store; delete it "
+    "(it is often pasted in invisibly) and send the command again."
+)

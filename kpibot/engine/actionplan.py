@@ -39,6 +39,7 @@ from typing import Literal, get_args
 import pandas as pd
 
 from kpibot.engine.calendar import LONDON
+from kpibot.engine.freetext import PLAN_ACTION, PLAN_NOTE, PLAN_OWNER, first_problem
 from kpibot.engine.model import Contract
 
 State = Literal[
@@ -371,6 +372,14 @@ def refusal(plan: PlanState, step: Step) -> str | None:
         return WRONG_ROLE.format(roles=roles, words=EVENT_WORDS[step.event], role=step.role)
     if row.note is not None and not step.note.strip():
         return row.note
+    action = step.action
+    problem = first_problem(
+        (step.note, PLAN_NOTE),
+        (action.description if action else None, PLAN_ACTION),
+        (action.owner if action else None, PLAN_OWNER),
+    )
+    if problem is not None:
+        return problem
     for check in row.checks:
         reason = check(plan, step)
         if reason is not None:

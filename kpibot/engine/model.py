@@ -20,18 +20,21 @@ import re
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from kpibot.engine.numbers import NumberStyle
 from kpibot.engine.periods import Period, PeriodError, parse_period
 
 Unit = Literal[
@@ -58,6 +61,7 @@ Polarity = Literal["bigger", "smaller"]
 Category = Literal["outcome", "output", "quality", "activity", "data_submission"]
 Rollup = Literal["sum", "mean", "latest"]
 ReportFormat = Literal["xlsx", "pdf", "html", "csv"]
+NumberStyleName = Literal["uk", "european"]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -357,6 +361,557 @@ class FinanceException(_Strict):
     note: str | None = None
 
 
+# ------------------------------------------------------------------ sanctions: sums per event, points,
+# service credits, graded levels, suspensions, waivers, earn-back, multi-condition incentives
+# (evaluated by kpibot.engine.sanctions)
+
+_RECTIFY = re.compile(r"^(?P<n>\d+)\s+(?P<unit>working\s+days?|days?|hours?)$", re.IGNORECASE)
+
+
+def read_rectification(text: str) -> tuple[int, str]:
+    """'1 working day' → (1, 'working_days'); '24 hours' → (24, 'hours'); '2 days' → (2, 'days').
+
+    >>> read_rectification("2 working days")
+    (2, 'working_days')
+    """
+    m = _RECTIFY.match(" ".join(text.split()))
+    if m is None or int(m["n"]) < 1:
+        raise ValueError(
+            f"'{text}' is not a rectification period I can read; write it like '1 working day', "
+            "'24 hours' or '2 days'"
+        )
+    unit = m["unit"].lower()
+    kind = (
+        "working_days"
+        if unit.startswith("working")
+        else "days"
+        if unit.startswith("day")
+        else "hours"
+    )
+    return int(m["n"]), kind
+
+
+def _slug(value: str, what: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"{what} '{value}' must be lower-case letters, digits and hyphens, like 'missed-bin'"
+        )
+    return value
+
+
+def _rising(values: Sequence[float | Decimal], what: str, strictly: bool = True) -> None:
+    for a, b in zip(values, values[1:], strict=False):
+        if b < a or (strictly and b == a):
+            raise ValueError(
+                f"{what} must {'rise' if strictly else 'not fall'} from one to the next"
+            )
+
+
+class EventTier(_Strict):
+    """A sum for events whose measured value is strictly over ``over`` (minutes waited, say).
+
+    The highest tier an event passes applies: £200 over 30 minutes, £1,000 over 60.
+    """
+
+    over: float = Field(ge=0)
+    amount_gbp: Decimal = Field(gt=0)
+    label: str | None = None
+
+
+class Variation(_Strict):
+    """A rate changed by contract variation: events on or after ``effective`` use the new rate."""
+
+    effective: date
+    reference: str = Field(min_length=1)
+    amount_gbp: Decimal | None = Field(default=None, gt=0)
+    tiers: list[EventTier] | None = None
+    points: int | None = Field(default=None, gt=0)
+
+
+class BreachTolerance(_Strict):
+    """ "Tolerance" read as a share allowed to breach, inside the standard (not an amber band).
+
+    A 92% standard lets 8% of the total breach: only breaches above that share are charged. The
+    total is the denominator of ``of_kpi``'s figure for the month (or of the rule's own KPI).
+    """
+
+    allowed_percent: Decimal = Field(gt=0, lt=100)
+    of_kpi: str | None = None
+
+
+class PerEventSum(_Strict):
+    """A fixed sum per event (or per person affected), optionally tiered by the event's value.
+
+    Events come from the event log (``event``: a kind) or from a KPI whose monthly figure is a
+    count (``kpi``: "3 patients over 52 weeks"; its numerator when given, else its value).
+    """
+
+    id: str
+    clause: str = Field(min_length=1)
+    name: str | None = None
+    event: str | None = None
+    kpi: str | None = None
+    amount_gbp: Decimal | None = Field(default=None, gt=0)
+    tiers: list[EventTier] = Field(default_factory=list)
+    per: Literal["event", "person"] = "event"
+    tolerance: BreachTolerance | None = None
+    variations: list[Variation] = Field(default_factory=list)
+    note: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _slug(value, "a rule id")
+
+    @model_validator(mode="after")
+    def _shape(self) -> PerEventSum:
+        if (self.event is None) == (self.kpi is None):
+            raise ValueError(
+                f"per_event rule '{self.id}' needs exactly one of 'event' (a kind in the event "
+                "log) or 'kpi' (a KPI whose monthly figure counts the events)"
+            )
+        if (self.amount_gbp is None) == (not self.tiers):
+            raise ValueError(
+                f"per_event rule '{self.id}' needs one of amount_gbp (a sum per event) or tiers "
+                "(sums by the event's value), not both"
+            )
+        if self.tiers and self.event is None:
+            raise ValueError(
+                f"per_event rule '{self.id}': tiers read each event's value, so they need 'event', not 'kpi'"
+            )
+        if self.per == "person" and self.event is None:
+            raise ValueError(
+                f"per_event rule '{self.id}': 'per: person' needs events, not a KPI count"
+            )
+        if self.tolerance is not None and self.event is not None and self.tolerance.of_kpi is None:
+            raise ValueError(
+                f"per_event rule '{self.id}': a tolerance read as a share allowed to breach needs "
+                "the total it is a share of; name the KPI whose denominator counts it (tolerance.of_kpi)"
+            )
+        _check_tiers(self.tiers, f"per_event rule '{self.id}'")
+        last: date | None = None
+        for v in self.variations:
+            if last is not None and v.effective <= last:
+                raise ValueError(f"per_event rule '{self.id}': variations must be in date order")
+            last = v.effective
+            if self.tiers and v.tiers is None:
+                raise ValueError(
+                    f"per_event rule '{self.id}': variation {v.reference} must give new tiers"
+                )
+            if self.amount_gbp is not None and v.amount_gbp is None:
+                raise ValueError(
+                    f"per_event rule '{self.id}': variation {v.reference} must give amount_gbp"
+                )
+            if v.points is not None:
+                raise ValueError(
+                    f"per_event rule '{self.id}': variation {v.reference} gives points; this rule charges pounds"
+                )
+            _check_tiers(v.tiers or [], f"per_event rule '{self.id}', variation {v.reference}")
+        return self
+
+
+def _check_tiers(tiers: Sequence[EventTier], where: str) -> None:
+    _rising([t.over for t in tiers], f"{where}: tier thresholds ('over')")
+    _rising([t.amount_gbp for t in tiers], f"{where}: tier amounts", strictly=False)
+
+
+class RepeatMultiplier(_Strict):
+    """The ``occurrence``-th failure (2nd, 3rd …) within the window scores ``multiplier`` × points."""
+
+    occurrence: int = Field(ge=2)
+    multiplier: Decimal = Field(ge=1)
+
+
+class RepeatRule(_Strict):
+    """Repeated failures: counted within ``within_days`` (default: the same month), per reference
+    (the same property or location) when ``same_reference``."""
+
+    within_days: int | None = Field(default=None, ge=1)
+    same_reference: bool = True
+    multipliers: list[RepeatMultiplier] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RepeatRule:
+        _rising([m.occurrence for m in self.multipliers], "repeat occurrences")
+        _rising([m.multiplier for m in self.multipliers], "repeat multipliers", strictly=False)
+        return self
+
+
+class FailureType(_Strict):
+    """Points for one kind of failure, per event or per person (household) affected.
+
+    ``charge``: points on the failure itself, or only if it is not rectified in time. With a
+    ``rectification`` period, an unrectified failure is charged again when the period runs out
+    (``recharge: once``) or at the end of every further period until put right (``every_period``).
+    """
+
+    event: str = Field(min_length=1)
+    id: str | None = None
+    name: str | None = None
+    clause: str | None = None
+    points: int = Field(gt=0)
+    per: Literal["event", "person"] = "event"
+    charge: Literal["on_occurrence", "if_not_rectified"] = "on_occurrence"
+    rectification: str | None = None
+    recharge: Literal["none", "once", "every_period"] = "every_period"
+    max_recharges: int = Field(default=12, ge=0)
+    repeat: RepeatRule | None = None
+    variations: list[Variation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shape(self) -> FailureType:
+        if self.rectification is not None:
+            read_rectification(self.rectification)
+        elif self.charge == "if_not_rectified":
+            raise ValueError(
+                f"failure '{self.event}' is charged only if not rectified, so it needs a "
+                "rectification period, like '1 working day'"
+            )
+        _slug(self.rule_id, "a failure id")
+        last: date | None = None
+        for v in self.variations:
+            if v.points is None or v.amount_gbp is not None or v.tiers is not None:
+                raise ValueError(
+                    f"failure '{self.event}': variation {v.reference} must give points only"
+                )
+            if last is not None and v.effective <= last:
+                raise ValueError(f"failure '{self.event}': variations must be in date order")
+            last = v.effective
+        return self
+
+    @property
+    def rule_id(self) -> str:
+        return self.id or self.event
+
+
+class GradedBand(_Strict):
+    """A band below the standard: a value strictly worse than ``worse_than`` scores this band's
+    ``points`` (under ``penalty_points``) or ``credit_percent`` of the monthly charge (under
+    ``service_credits``); the worst band the value is past applies."""
+
+    worse_than: float
+    points: int | None = Field(default=None, gt=0)
+    credit_percent: Decimal | None = Field(default=None, gt=0, le=100)
+
+
+class GradedLevels(_Strict):
+    """Graded bands between the standard service level and the minimum tolerable level.
+
+    The bands run from the standard (the first band's ``worse_than``) towards the minimum;
+    ``below_minimum`` is what a value worse than the minimum tolerable level scores.
+    """
+
+    id: str
+    kpi: str
+    clause: str = Field(min_length=1)
+    standard: float
+    minimum: float
+    bands: list[GradedBand] = Field(min_length=1)
+    below_minimum: GradedBand | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _slug(value, "a graded level id")
+
+    def charges(self) -> list[GradedBand]:
+        return [*self.bands, *([self.below_minimum] if self.below_minimum else [])]
+
+
+def _check_graded(
+    level: GradedLevels, polarity: str, field: Literal["points", "credit_percent"]
+) -> None:
+    """The bands run from the standard towards the minimum, each charging at least the last."""
+    where = f"graded level '{level.id}' (KPI {level.kpi})"
+    sign = 1 if polarity == "bigger" else -1
+    if sign * level.minimum > sign * level.standard:
+        better = "above" if sign == 1 else "below"
+        raise ValueError(
+            f"{where}: the minimum tolerable level {level.minimum:g} is {better} the standard {level.standard:g}"
+        )
+    if level.bands[0].worse_than != level.standard:
+        raise ValueError(
+            f"{where}: the first band must start at the standard ({level.standard:g}), not {level.bands[0].worse_than:g}"
+        )
+    lines = [sign * -b.worse_than for b in level.bands]
+    _rising(lines, f"{where}: band thresholds (from the standard towards the minimum)")
+    if any(sign * b.worse_than < sign * level.minimum for b in level.bands):
+        raise ValueError(
+            f"{where}: every band must lie between the standard and the minimum tolerable level"
+        )
+    if level.below_minimum is not None and level.below_minimum.worse_than != level.minimum:
+        raise ValueError(
+            f"{where}: below_minimum.worse_than must be the minimum tolerable level ({level.minimum:g})"
+        )
+    other = "credit_percent" if field == "points" else "points"
+    for band in level.charges():
+        if getattr(band, field) is None or getattr(band, other) is not None:
+            raise ValueError(
+                f"{where}: each band here scores {field.replace('_', ' ')} (and nothing else)"
+            )
+    _rising(
+        [getattr(b, field) for b in level.charges()],
+        f"{where}: band {field.replace('_', ' ')}",
+        strictly=False,
+    )
+
+
+class DeductionBand(_Strict):
+    """A band of monthly points: a total strictly over ``over`` takes ``deduction_percent`` of the
+    monthly charge, or ``gbp_per_point`` for each point in the band (above ``over``)."""
+
+    over: int = Field(ge=0)
+    deduction_percent: Decimal | None = Field(default=None, gt=0, le=100)
+    gbp_per_point: Decimal | None = Field(default=None, gt=0)
+    label: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> DeductionBand:
+        if (self.deduction_percent is None) == (self.gbp_per_point is None):
+            raise ValueError(
+                f"the band over {self.over} points needs one of deduction_percent or gbp_per_point"
+            )
+        return self
+
+
+class TerminationThreshold(_Strict):
+    """A termination right when the points over a rolling ``months`` reach ``points``."""
+
+    months: int = Field(ge=1, le=36)
+    points: int = Field(gt=0)
+    clause: str | None = None
+
+
+class PenaltyPoints(_Strict):
+    """Penalty (performance) points: per failure type, multiplied for repeats, charged again when
+    not rectified in time; the month's total above ``floor`` becomes a banded deduction, and
+    rolling totals give termination rights."""
+
+    clause: str = Field(min_length=1)
+    failures: list[FailureType] = Field(default_factory=list)
+    levels: list[GradedLevels] = Field(default_factory=list)
+    floor: int = Field(default=0, ge=0)
+    bands: list[DeductionBand] = Field(default_factory=list)
+    termination: list[TerminationThreshold] = Field(default_factory=list)
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> PenaltyPoints:
+        if not self.failures and not self.levels:
+            raise ValueError(
+                "penalty_points lists no failures and no graded levels, so nothing scores points"
+            )
+        ids = [f.rule_id for f in self.failures]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(
+                f"each failure may appear once; repeated: {', '.join(dupes)} (give them distinct ids)"
+            )
+        if self.bands:
+            if self.bands[0].over < self.floor:
+                raise ValueError(
+                    f"the first band starts at {self.bands[0].over} points, below the floor of {self.floor}"
+                )
+            _rising([b.over for b in self.bands], "deduction bands ('over')")
+            kinds = {b.deduction_percent is None for b in self.bands}
+            if len(kinds) > 1:
+                raise ValueError(
+                    "deduction bands must all use deduction_percent or all gbp_per_point"
+                )
+            values = [b.deduction_percent or b.gbp_per_point or Decimal(0) for b in self.bands]
+            if self.bands[0].deduction_percent is not None:
+                _rising(values, "band deductions", strictly=False)
+        return self
+
+
+class ServiceCredits(_Strict):
+    """Service credits: graded levels charging a percentage of the monthly charge, capped per
+    month (of the monthly charge) and per contract year (of the annual charge)."""
+
+    clause: str = Field(min_length=1)
+    levels: list[GradedLevels] = Field(min_length=1)
+    cap_month_percent: Decimal | None = Field(default=None, gt=0, le=100)
+    cap_year_percent: Decimal | None = Field(default=None, gt=0, le=100)
+    note: str | None = None
+
+
+class Condition(_Strict):
+    """One condition of an incentive or a recovery plan, on a KPI's monthly figure: the value
+    ``reaches`` a level (at or better than it, by the KPI's polarity), or the KPI meets its target."""
+
+    kpi: str
+    reaches: float | None = None
+    target_met: bool = False
+
+    @model_validator(mode="after")
+    def _one(self) -> Condition:
+        if (self.reaches is None) == (not self.target_met):
+            raise ValueError(
+                f"a condition on KPI {self.kpi} needs either 'reaches: <level>' or 'target_met: true'"
+            )
+        return self
+
+
+class MultiConditionIncentive(_Strict):
+    """An incentive paid for a month only when every condition holds (both sub-targets met)."""
+
+    id: str
+    clause: str = Field(min_length=1)
+    name: str | None = None
+    amount_gbp: Decimal | None = Field(default=None, gt=0)
+    percent_of_monthly: Decimal | None = Field(default=None, gt=0, le=100)
+    all_of: list[Condition] = Field(min_length=2)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _slug(value, "an incentive id")
+
+    @model_validator(mode="after")
+    def _one(self) -> MultiConditionIncentive:
+        if (self.amount_gbp is None) == (self.percent_of_monthly is None):
+            raise ValueError(f"incentive '{self.id}' needs one of amount_gbp or percent_of_monthly")
+        return self
+
+
+class Suspension(_Strict):
+    """Charges not applied for events in a window: a ``bedding_in`` period of ``months`` from the
+    service start (``start``, default the contract's start), or a temporary suspension by
+    contract ``variation`` from ``start`` to ``end``. ``rules`` limits it (default: every rule)."""
+
+    kind: Literal["bedding_in", "variation"]
+    clause: str = Field(min_length=1)
+    start: date | None = None
+    end: date | None = None
+    months: int | None = Field(default=None, ge=1, le=36)
+    rules: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Suspension:
+        if self.kind == "bedding_in" and (self.months is None or self.end is not None):
+            raise ValueError("a bedding_in suspension gives its length in months (and no end date)")
+        if self.kind == "variation" and (
+            self.start is None or self.end is None or self.months is not None
+        ):
+            raise ValueError("a suspension by variation gives its start and end dates")
+        if self.start is not None and self.end is not None and self.end < self.start:
+            raise ValueError(f"the suspension ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class RecordedWaiver(_Strict):
+    """A commissioner's waiver written into the contract file: the item, who, when and why.
+
+    ``item`` is an event reference (every charge arising from that event) or ``<rule>:<month>``
+    (the rule's whole charge that month, e.g. ``handover-delay:2019-11``)."""
+
+    item: str = Field(min_length=1)
+    by: str = Field(min_length=1)
+    on: date
+    reason: str = Field(min_length=1)
+
+
+class EarnBack(_Strict):
+    """Deductions the provider earns back by meeting a recovery plan: when every condition holds
+    in each of the ``months`` months after a deduction, ``percent`` of it is paid back."""
+
+    id: str
+    clause: str = Field(min_length=1)
+    rules: list[str] = Field(default_factory=list)
+    percent: Decimal = Field(default=Decimal(100), gt=0, le=100)
+    months: int = Field(ge=1, le=12)
+    all_of: list[Condition] = Field(min_length=1)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _slug(value, "an earn-back id")
+
+
+def sanction_rule_ids(terms: PaymentTerms) -> list[str]:
+    """Every rule a suspension, waiver or earn-back may name: per-event sums, failures, graded
+    levels, and ``points`` (the banded deduction)."""
+    ids = [r.id for r in terms.per_event]
+    if terms.penalty_points is not None:
+        ids += [f.rule_id for f in terms.penalty_points.failures]
+        ids += [g.id for g in terms.penalty_points.levels]
+        ids.append("points")
+    if terms.service_credits is not None:
+        ids += [g.id for g in terms.service_credits.levels]
+    return ids
+
+
+def _fail(loc: tuple[str | int, ...], message: str) -> NoReturn:
+    """Refuse with ``message`` located at ``loc`` inside ``payments`` (so the file's line is the
+    offending rule's, not the section's)."""
+    error = PydanticCustomError("value_error", "{message}", {"message": message})
+    raise ValidationError.from_exception_data(
+        "PaymentTerms", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
+
+
+def check_sanctions(terms: PaymentTerms, kpis: Sequence[Any]) -> None:
+    """Cross-check the sanction terms with the KPIs and with each other."""
+    known = {k.code.lower(): k for k in kpis}
+
+    def kpi(code: str, where: str, loc: tuple[str | int, ...]) -> Any:
+        found = known.get(code.strip().lower())
+        if found is None:
+            _fail(loc, f"{where} names KPI '{code}', which this contract does not define")
+        return found
+
+    for i, r in enumerate(terms.per_event):
+        if r.kpi is not None:
+            kpi(r.kpi, f"per_event rule '{r.id}'", ("per_event", i, "kpi"))
+        if r.tolerance is not None and r.tolerance.of_kpi is not None:
+            kpi(
+                r.tolerance.of_kpi,
+                f"per_event rule '{r.id}' tolerance",
+                ("per_event", i, "tolerance"),
+            )
+    for section, field in (("penalty_points", "points"), ("service_credits", "credit_percent")):
+        block = getattr(terms, section)
+        for i, level in enumerate(block.levels if block is not None else []):
+            loc = (section, "levels", i)
+            found = kpi(level.kpi, f"{section} graded level '{level.id}'", (*loc, "kpi"))
+            try:
+                _check_graded(level, found.polarity, field)  # type: ignore[arg-type]
+            except ValueError as exc:
+                _fail(loc, str(exc))
+    conditions = [("incentives", i, x.id, x.all_of) for i, x in enumerate(terms.incentives)]
+    conditions += [("earn_back", i, x.id, x.all_of) for i, x in enumerate(terms.earn_back)]
+    for name, i, ident, all_of in conditions:
+        for j, c in enumerate(all_of):
+            kpi(c.kpi, f"{name} '{ident}'", (name, i, "all_of", j, "kpi"))
+    ids = sanction_rule_ids(terms)
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        _fail(
+            (),
+            "sanction rule ids must be unique across per_event, failures and graded levels; "
+            f"repeated: {', '.join(dupes)}",
+        )
+    named = [("suspensions", i, x.rules) for i, x in enumerate(terms.suspensions)]
+    named += [("earn_back", i, x.rules) for i, x in enumerate(terms.earn_back)]
+    for name, i, rules in named:
+        stray = [n for n in rules if n not in ids]
+        if stray:
+            _fail(
+                (name, i, "rules"),
+                f"{name}[{i}] names rule '{stray[0]}', which is not one of: {', '.join(ids) or 'none'}",
+            )
+    for i, w in enumerate(terms.waivers):
+        rule, sep, month = w.item.partition(":")
+        if sep and rule not in ids:
+            _fail(
+                ("waivers", i, "item"),
+                f"the waiver names rule '{rule}', which is not one of: {', '.join(ids) or 'none'}",
+            )
+        if sep and not re.fullmatch(r"\d{4}-\d{2}", month):
+            _fail(("waivers", i, "item"), f"'{w.item}' should name a month like '{rule}:2019-11'")
+
+
 class PaymentTerms(_Strict):
     """The ``payments:`` section: which payment models a contract uses and how it reads them.
 
@@ -370,11 +925,27 @@ class PaymentTerms(_Strict):
     service_rag: ServiceRagTerms | None = None
     data_submission: DataSubmissionTerms | None = None
     finance_exception: FinanceException | None = None
+    # Sanctions (kpibot.engine.sanctions): the monthly charge they are shares of (default ACV / 12)
+    monthly_charge_gbp: Decimal | None = Field(default=None, gt=0)
+    per_event: list[PerEventSum] = Field(default_factory=list)
+    penalty_points: PenaltyPoints | None = None
+    service_credits: ServiceCredits | None = None
+    incentives: list[MultiConditionIncentive] = Field(default_factory=list)
+    suspensions: list[Suspension] = Field(default_factory=list)
+    waivers: list[RecordedWaiver] = Field(default_factory=list)
+    earn_back: list[EarnBack] = Field(default_factory=list)
 
     @property
     def has_money(self) -> bool:
         """True when the contract sets a payment model kpibot evaluates."""
         return any((self.per_kpi_incentive, self.block_plus_incentive, self.service_rag))
+
+    @property
+    def has_sanctions(self) -> bool:
+        """True when the contract sets sums per event, points, service credits or incentives."""
+        return bool(
+            self.per_event or self.penalty_points or self.service_credits or self.incentives
+        )
 
 
 def check_against_contract(terms: PaymentTerms, info: ValidationInfo) -> PaymentTerms:
@@ -426,6 +997,8 @@ def check_against_contract(terms: PaymentTerms, info: ValidationInfo) -> Payment
             code = getattr(ds, name)
             if code is not None:
                 need(code, f"data_submission.{name}")
+    if terms.has_sanctions or terms.suspensions or terms.waivers or terms.earn_back:
+        check_sanctions(terms, kpis)
     return terms
 
 
@@ -689,6 +1262,11 @@ class Contract(_Strict):
         default="xlsx",
         description="The performance report the quarterly summary attaches: xlsx (default), pdf, html or csv",
     )
+    number_style: NumberStyleName = Field(
+        default="uk",
+        description="How the provider writes figures: 'uk' (1,234.5) or 'european' (1.234,5); "
+        "anything that could be read either way is refused",
+    )
     trend: TrendMethod = Field(
         default="last_three", description="How trends are read, unless a KPI says otherwise"
     )
@@ -702,6 +1280,16 @@ class Contract(_Strict):
                 "contract id must be lower-case letters, digits and hyphens, like 'one-you-lifestyle'"
             )
         return value
+
+    @field_validator("number_style", mode="before")
+    @classmethod
+    def _style_name(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def numbers(self) -> NumberStyle:
+        """The :class:`~kpibot.engine.numbers.NumberStyle` figures for this contract are read by."""
+        return NumberStyle.named(self.number_style)
 
     @model_validator(mode="after")
     def _groups_known(self) -> Contract:

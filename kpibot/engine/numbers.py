@@ -30,7 +30,7 @@ Every refusal is a :class:`NumberError` whose text is one sentence the user can 
 >>> parse_number("8,5")
 Traceback (most recent call last):
     ...
-kpibot.engine.numbers.NumberError: '8,5' could mean 8.5 or 85; write 8.5 with a decimal point (or 85 without a comma).
+kpibot.engine.numbers.AmbiguousNumber: '8,5' could mean 8.5 or 85; write 8.5 with a decimal point (or 85 without a comma).
 """
 
 from __future__ import annotations
@@ -90,6 +90,10 @@ _QUOTED_LENGTH = 40  # long enough for any real figure, short enough to keep the
 
 class NumberError(ValueError):
     """A typed number was refused; ``str()`` is one sentence to show the user as it is."""
+
+
+class AmbiguousNumber(NumberError):
+    """A number that could be read two ways (``8,5``); the sentence shows both readings."""
 
 
 @dataclass(frozen=True)
@@ -272,7 +276,7 @@ def _ungrouped(
         as_decimal = f"{left or '0'}{style.decimal_mark}{right}"
         as_whole = (left + right).lstrip("0") or "0"
         if right and Decimal(f"{left or '0'}.{right}") != Decimal(as_whole):
-            raise NumberError(
+            raise AmbiguousNumber(
                 AMBIGUOUS.format(
                     text=_quoted(text),
                     as_decimal=_quoted(affixes.around(as_decimal)),

@@ -59,6 +59,22 @@ class PeriodError(ValueError):
     """A period label that cannot be read, with a hint on the accepted forms."""
 
 
+# Reporting years kpibot reads. Contracts run for years, not centuries, so a year outside these is
+# a typing slip ('9999/00 Q4', '0000/01 Q1'), refused in one sentence rather than left to fail as
+# a date the calendar cannot hold.
+MIN_YEAR = 1900
+MAX_YEAR = 2999
+OUT_OF_RANGE = (
+    "'{raw}' is outside the years kpibot reads ({low} to {high}); check the year and write it "
+    "like '2019/20 Q3'."
+)
+
+
+def _in_range(raw: str, *years: int) -> None:
+    if any(not MIN_YEAR <= year <= MAX_YEAR for year in years):
+        raise PeriodError(OUT_OF_RANGE.format(raw=raw, low=MIN_YEAR, high=MAX_YEAR))
+
+
 @dataclass(frozen=True, order=True)
 class Period:
     """A reporting period: ``start`` and ``end`` are inclusive dates."""
@@ -151,8 +167,9 @@ def period_containing(day: date, kind: PeriodKind, year_start_month: int = 4) ->
     )
 
 
-def _start_year(y1: str, y2: str | None) -> int:
+def _start_year(y1: str, y2: str | None, raw: str) -> int:
     start = int(y1)
+    _in_range(raw, start)
     if y2 is not None:
         second = int(y2) if len(y2) == 4 else (start // 100) * 100 + int(y2)
         if len(y2) == 2 and second < start:
@@ -179,19 +196,21 @@ def parse_period(text: str, year_start_month: int = 4) -> Period:
                 f"'{raw}' names a quarter without its reporting year; write it like '{int(y1)}/"
                 f"{(int(y1) + 1) % 100:02d} Q{q}'."
             )
-        ys = _start_year(y1, y2)
+        ys = _start_year(y1, y2, raw)
         start = date(ys, year_start_month, 1) + relativedelta(months=3 * (int(q) - 1))
         return make_period("quarter", start, year_start_month)
     m = _MONTH_RE.match(raw)
     if m and 1 <= int(m["m"]) <= 12:
+        _in_range(raw, int(m["y"]))
         return make_period("month", date(int(m["y"]), int(m["m"]), 1), year_start_month)
     m = _YEAR_RE.match(raw)
     if m and (m["y2"] is not None or year_start_month == 1):
         return make_period(
-            "year", date(_start_year(m["y1"], m["y2"]), year_start_month, 1), year_start_month
+            "year", date(_start_year(m["y1"], m["y2"], raw), year_start_month, 1), year_start_month
         )
     m = _MONTH_NAME_RE.match(raw)
     if m and m["m"].lower() in _MONTHS:
+        _in_range(raw, int(m["y"]))
         return make_period("month", date(int(m["y"]), _MONTHS[m["m"].lower()], 1), year_start_month)
     raise PeriodError(
         f"'{raw}' is not a period I can read; write a quarter as '2019/20 Q3', a year as '2019/20' "

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
 
+from kpibot.engine.numbers import UK, NumberError, parse_number
 from kpibot.engine.vocabulary import (
     FILLERS,
     LABEL_WORDS,
@@ -105,7 +106,7 @@ def normalise(text: str) -> str:
 
 
 _RAW = re.compile(
-    r"(?P<num>\d+(?:,\d{3})*(?:\.\d+)?)|(?P<word>[A-Za-z][A-Za-z']*)|(?P<sp>\s+)|(?P<p>[^\sA-Za-z\d])"
+    r"(?P<num>\d(?:[\d,]*\d)?(?:\.\d+)?)|(?P<word>[A-Za-z][A-Za-z']*)|(?P<sp>\s+)|(?P<p>[^\sA-Za-z\d])"
 )
 
 
@@ -117,7 +118,15 @@ def _raw_tokens(text: str) -> list[Tok]:
             glued = False
             continue
         kind = "num" if m["num"] else "word" if m["word"] else "punct"
-        value = float(m["num"].replace(",", "")) if m["num"] else None
+        value = None
+        if m["num"]:
+            # One rule for figures everywhere: "1,800" is eighteen hundred; "8,5" is refused.
+            try:
+                value = parse_number(m["num"], UK)
+            except NumberError as exc:
+                out.append(Tok("badnum", m["num"], note=str(exc).rstrip(".")))
+                glued = True
+                continue
         out.append(Tok(kind, m.group(0), value, glued=glued and bool(out)))
         glued = True
     return out

@@ -265,7 +265,7 @@ def _without_restated_zero(
 def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     bad = next((t for t in lexed.tokens if t.kind == "badnum"), None)
     if bad is not None:
-        raise PhraseRefused(f"'{bad.text}' is not a number I can read in '{shown}'")
+        raise PhraseRefused(bad.note or f"'{bad.text}' is not a number I can read in '{shown}'")
     toks = lexed.tokens
     for i, t in enumerate(toks):
         if t.kind != "qty":

@@ -38,6 +38,9 @@ REGISTERED = (
     Kind("summary", "Quarterly RAG summary"),
     Kind("meeting", "Contract review meeting"),
     Kind("return_query", "Return queried"),
+    Kind("points_band", "Penalty points: a deduction band reached"),
+    Kind("termination_warning", "Penalty points: termination threshold nearing"),
+    Kind("rectification_missed", "Failure not put right in time"),
     Kind("milestone", "Milestone due"),
     Kind("milestone_overdue", "Milestone overdue"),
 )

@@ -30,6 +30,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
+from kpibot.engine.freetext import (
+    CONTROL,
+    NARRATIVE_SECTION,
+    QUERY_REASON,
+    control_character,
+    text_problem,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -45,7 +53,7 @@ SECTION_WORDS: dict[str, str] = {
     "challenges": "challenges",
     "actions": "actions",
 }
-DEFAULT_SECTION_LIMIT = 2000
+DEFAULT_SECTION_LIMIT = NARRATIVE_SECTION.limit
 
 # The figure status that goes with each state of the return (``figures.status``).
 FIGURE_STATUS: dict[State, str] = {
@@ -244,6 +252,9 @@ def refusal(ret: ReturnState, step: Step) -> str | None:
         return WRONG_ROLE.format(roles=roles, words=EVENT_WORDS[step.event], role=step.role)
     if row.needs_note and not step.note.strip():
         return NEEDS_REASON[step.event]
+    problem = text_problem(step.note, QUERY_REASON)
+    if problem is not None:
+        return problem
     for check in row.checks:
         reason = check(ret, step)
         if reason is not None:
@@ -318,6 +329,8 @@ def narrative_problem(
         return 'The narrative is empty; write at least one section, e.g. `working: "…"`.'
     for s in SECTIONS:
         text = sections.get(s) or ""
+        if (code := control_character(text)) is not None:
+            return CONTROL.format(what=f"The '{SECTION_WORDS[s]}' section", code=code)
         if len(text) > limit:
             return (
                 f"The '{SECTION_WORDS[s]}' section is limited to {limit:,} characters; "
@@ -330,6 +343,8 @@ def exception_problem(text: str, limit: int = DEFAULT_SECTION_LIMIT) -> str | No
     """Why an exception report cannot be stored (empty or too long), or None."""
     if not text.strip():
         return "An exception report needs text: explain each case below target."
+    if (code := control_character(text)) is not None:
+        return CONTROL.format(what="An exception report", code=code)
     if len(text) > limit:
         return (
             f"An exception report is limited to {limit:,} characters; "

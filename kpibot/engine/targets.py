@@ -356,7 +356,13 @@ def parse_target(
     """Read one cell of contract text. Raise ``TargetError`` for anything it cannot read.
 
     ``measure`` (the KPI's name) may supply what the cell leaves out, such as the time limit in
-    "Complaints answered within 15 working days" beside a target of "90%".
+    "Complaints answered within 15 working days" beside a target of "90%". Figures are read by the
+    UK rule (``kpibot.engine.numbers``): "1,800" is eighteen hundred, and "8,5" is refused.
+
+    >>> parse_target("Target 8,5%", "bigger")
+    Traceback (most recent call last):
+        ...
+    kpibot.engine.targets.TargetError: cannot read 'Target 8,5%': '8,5' could mean 8.5 or 85; write 8.5 with a decimal point (or 85 without a comma)
     """
     return _parse_target(str(text), polarity, unit, role, measure)
 

@@ -48,6 +48,7 @@ from kpibot.engine.actionplan import (
     refusal,
 )
 from kpibot.engine.calendar import LONDON, add_working_days
+from kpibot.engine.freetext import PLAN_AREAS, text_problem
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.reminders import Message, at
@@ -318,6 +319,8 @@ class ActionPlanService:
             )
         elif not areas.strip():
             problem = BadPlanInput(NO_AREAS.format(contract=contract.id))
+        elif (too := text_problem(areas.strip(), PLAN_AREAS)) is not None:
+            problem = BadPlanInput(too)
         wanted = builtins.list(dict.fromkeys(codes[k.lower()] for k in kpis if k.lower() in codes))
         if problem is None:
             for plan in self.list([contract.id], open_only=True):

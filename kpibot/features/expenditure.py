@@ -20,17 +20,24 @@ False
 from __future__ import annotations
 
 import builtins
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 
 from kpibot.core.services import Services
 from kpibot.engine.calendar import LONDON
+from kpibot.engine.freetext import (
+    CORRECTION,
+    EXPENDITURE_MEASURES,
+    EXPENDITURE_REASONS,
+    first_problem,
+    text_problem,
+)
 from kpibot.engine.model import Contract
+from kpibot.engine.numbers import UK, AmbiguousNumber, NumberError, NumberStyle, parse_decimal
 from kpibot.engine.periods import Period, PeriodError
 from kpibot.engine.reminders import Message, at
 from kpibot.store.audit import add_event
@@ -40,7 +47,7 @@ DEFAULT_VARIANCE_PCT = Decimal("15")
 REMIND_AFTER_DAYS = (3, 7, 14)
 ESCALATE_AFTER_DAYS = 21
 _HUNDRED = Decimal(100)
-_MONEY = re.compile(r"^(?:£|gbp)?\s*(\d{1,3}(?:,\d{3})+|\d+)(\.\d{1,2})?\s*([km])?$", re.IGNORECASE)
+_SCALES = {"k": Decimal(1000), "m": Decimal(1_000_000)}
 
 # User-facing wording, kept together.
 NOT_A_QUARTER = (
@@ -73,23 +80,42 @@ def money(value: Decimal) -> str:
     return f"£{value:,.0f}" if value == value.to_integral_value() else f"£{value:,.2f}"
 
 
-def parse_money(text: str) -> Decimal | None:
-    """An amount in pounds from '£120,000', '120000.50', '£1.2m' or '480k'; None if unreadable.
+def read_money(text: str, style: NumberStyle = UK) -> Decimal:
+    """An amount in pounds from '£120,000', '120000.50', '£1.2m' or '480k', read by ``style``.
 
-    >>> parse_money("£120,000"), parse_money("1.5m"), parse_money("£-5")
-    (Decimal('120000'), Decimal('1500000.0'), None)
+    The separators follow the same rule as every figure (:mod:`kpibot.engine.numbers`): under
+    the UK style '£12,34' could be £12.34 or £1,234, so it is refused showing both readings.
+    Raises NumberError with one sentence.
+
+    >>> read_money("£1.234.567,50", NumberStyle.named("european"))
+    Decimal('1234567.50')
     """
-    match = _MONEY.match(text.strip().replace(" ", ""))
-    if match is None:
-        return None
-    whole, frac, scale = match.groups()
+    body = text.strip()
+    scale = _SCALES.get(body[-1:].lower()) if body[:-1].rstrip()[-1:].isdigit() else None
+    if scale is not None:
+        body = body[:-1].rstrip()
     try:
-        amount = Decimal(whole.replace(",", "") + (frac or ""))
-    except InvalidOperation:
+        amount = parse_decimal(body, style)
+    except AmbiguousNumber:
+        raise
+    except NumberError:
+        raise NumberError(BAD_AMOUNT.format(text=text.strip()[:40])) from None
+    places = -amount.as_tuple().exponent  # type: ignore[operator]
+    if body.endswith("%") or amount < 0 or (scale is None and places > 2):
+        raise NumberError(BAD_AMOUNT.format(text=text.strip()[:40]))
+    return amount * scale if scale is not None else amount
+
+
+def parse_money(text: str, style: NumberStyle = UK) -> Decimal | None:
+    """:func:`read_money`, or None when ``text`` is not an amount.
+
+    >>> parse_money("£120,000"), parse_money("1.5m"), parse_money("£-5"), parse_money("£12,34")
+    (Decimal('120000'), Decimal('1500000.0'), None, None)
+    """
+    try:
+        return read_money(text, style)
+    except NumberError:
         return None
-    if scale:
-        amount *= Decimal(1000 if scale.lower() == "k" else 1_000_000)
-    return amount
 
 
 def pct_text(value: Decimal) -> str:
@@ -367,6 +393,8 @@ class ExpenditureLedger:
                 problem = BadAmount(f"{amount}")
         existing = next((s for s in self.statements(contract.id) if s.period == period.label), None)
         why = (correction or "").strip() or None
+        if problem is None and (too := text_problem(why, CORRECTION)) is not None:
+            problem = ReportRefused(too)
         if problem is None and existing is not None and why is None:
             problem = AlreadyStated(
                 ALREADY_STATED.format(
@@ -449,6 +477,12 @@ class ExpenditureLedger:
             )
         elif budget is not None and budget < 0:
             problem = BadAmount(f"{budget}")
+        elif (
+            too := first_problem(
+                (reasons.strip(), EXPENDITURE_REASONS), (measures.strip(), EXPENDITURE_MEASURES)
+            )
+        ) is not None:
+            problem = ReportRefused(too)
         if problem is not None or found is None or budget is None:
             assert problem is not None
             self._refused(actor, "expenditure_exception", contract.id, period.label, problem, now)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 from kpibot.core import texts
 from kpibot.core.services import Services
+from kpibot.engine import freetext
+from kpibot.engine.numbers import NumberStyle
 from kpibot.features.returns import figures_arrived
-from kpibot.files.figures import check_return, suggest
+from kpibot.files.figures import MORE_PROBLEMS, check_return, suggest
 from kpibot.files.tables import CellError, Table
 from kpibot.store.errors import StoreError
 from kpibot.store.rows import Source, SubmissionResult
@@ -27,6 +29,15 @@ class ImportOutcome:
     errors: list[CellError] = field(default_factory=list)
     result: SubmissionResult | None = None
     summary: str = ""
+    #: Problems beyond the ``errors`` listed (a return lists its first 50), counted only.
+    more: int = 0
+
+    def listed(self) -> list[CellError]:
+        """The problems to show: the first ones, then one line counting the rest."""
+        if not self.more or not self.errors:
+            return list(self.errors)
+        more = MORE_PROBLEMS.format(n=self.more)
+        return [*self.errors, CellError(self.errors[0].file, None, None, more)]
 
 
 def import_return(
@@ -39,8 +50,15 @@ def import_return(
     reason: str | None = None,
     idempotency_key: str | None = None,
     on_row: Callable[[], None] | None = None,
+    number_style: NumberStyle | None = None,
 ) -> ImportOutcome:
-    """Check ``table`` against the contract and store it in one transaction, or explain why not."""
+    """Check ``table`` against the contract and store it in one transaction, or explain why not.
+
+    Numbers are read by ``number_style`` when given, else by the contract's own.
+    """
+    problem = freetext.text_problem(reason, freetext.REASON)
+    if problem is not None:
+        return ImportOutcome([CellError(table.name, None, None, problem.rstrip("."))])
     contract = services.contract(contract_id)
     if contract is None:
         hint = suggest(contract_id, services.contracts.ids())
@@ -55,7 +73,12 @@ def import_return(
             ]
         )
     check = check_return(
-        contract, table, services.now(), is_late=services.is_late(contract), reason=reason
+        contract,
+        table,
+        services.now(),
+        is_late=services.is_late(contract),
+        reason=reason,
+        style=number_style,
     )
     if on_row is not None:
         for _ in table.rows:
@@ -67,9 +90,13 @@ def import_return(
             contract.id,
             table.name,
             "refused",
-            {"errors": [str(e) for e in check.errors[:50]], "rows": len(table.rows)},
+            {
+                "errors": [str(e) for e in check.errors],
+                "more": check.more,
+                "rows": len(table.rows),
+            },
         )
-        return ImportOutcome(check.errors)
+        return ImportOutcome(check.errors, more=check.more)
     try:
         result = services.figures.submit(
             contract.id,

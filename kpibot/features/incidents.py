@@ -31,6 +31,13 @@ from sqlalchemy.orm import Session
 
 from kpibot.core.services import Services
 from kpibot.engine.calendar import DEFAULT_INCIDENT_RULES, LONDON, IncidentRule, incident_rules
+from kpibot.engine.freetext import (
+    INCIDENT_ACTION_PLAN,
+    INCIDENT_DESCRIPTION,
+    INCIDENT_REPORT,
+    first_problem,
+    text_problem,
+)
 from kpibot.engine.model import Contract
 from kpibot.engine.reminders import IncidentClock
 from kpibot.store.audit import add_event
@@ -180,6 +187,12 @@ class EmptyReport(IncidentError):
 
     def __init__(self, incident_id: int) -> None:
         super().__init__(EMPTY_REPORT.format(id=incident_id))
+
+
+class TextRefused(IncidentError):
+    """A description, report or action plan too long, or with a control character in it."""
+
+    reason = "text refused"
 
 
 class UnknownIncident(IncidentError):
@@ -396,6 +409,8 @@ class IncidentRegister:
             problem = UnknownIncidentKind(contract.id, kind, builtins.list(kinds))
         elif not text:
             problem = EmptyDescription()
+        elif (too := text_problem(text, INCIDENT_DESCRIPTION)) is not None:
+            problem = TextRefused(too)
         if problem is not None:
             self._refused(actor, "incident_open", contract.id, kind, problem, now)
             raise problem
@@ -438,6 +453,10 @@ class IncidentRegister:
             problem = AlreadyReported(incident)
         elif not text:
             problem = EmptyReport(incident_id)
+        elif (
+            too := first_problem((text, INCIDENT_REPORT), (plan, INCIDENT_ACTION_PLAN))
+        ) is not None:
+            problem = TextRefused(too)
         contract_id = incident.contract_id if incident else None
         if problem is None:
             late = incident is not None and not incident.immediate and now > incident.deadline

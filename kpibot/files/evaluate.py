@@ -30,6 +30,7 @@ import pandas as pd
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
 from kpibot.engine.groups import judge
 from kpibot.engine.model import GroupRule, normalise_polarity
+from kpibot.engine.numbers import UK, NumberError, NumberStyle
 from kpibot.engine.periods import PeriodError, parse_period
 from kpibot.engine.targets import (
     NEEDS_BASELINE,
@@ -40,7 +41,14 @@ from kpibot.engine.targets import (
     needs_baseline,
     parse_target,
 )
-from kpibot.files.figures import parse_number, parse_value
+from kpibot.files.exports import safe_cells
+from kpibot.files.figures import (
+    MAX_PROBLEMS,
+    MORE_PROBLEMS,
+    not_a_number,
+    parse_number,
+    parse_value,
+)
 from kpibot.files.tables import CellError, Row, Table, read_table_bytes
 
 OUTPUT_COLUMNS = ["kpi", "period", "value", "target", "position", "rag", "trend", "critical"]
@@ -60,10 +68,16 @@ __all__ = ["OUTPUT_COLUMNS", "InputErrors", "evaluate_tables", "format_rows", "r
 
 
 class InputErrors(Exception):
-    """Every problem found in the input files; nothing is evaluated when there are any."""
+    """The problems found in the input files; nothing is evaluated when there are any.
+
+    ``errors`` lists the first ``MAX_PROBLEMS``, then one line counting the rest.
+    """
 
     def __init__(self, errors: Sequence[CellError]) -> None:
-        self.errors = list(errors)
+        self.errors = list(errors[:MAX_PROBLEMS])
+        if len(errors) > MAX_PROBLEMS:
+            more = MORE_PROBLEMS.format(n=len(errors) - MAX_PROBLEMS)
+            self.errors.append(CellError(errors[MAX_PROBLEMS].file, None, None, more))
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
@@ -89,10 +103,9 @@ class _GroupDef:
     line: int
 
 
-_number = parse_number
-
-
-def _read_kpis(table: Table) -> tuple[dict[str, _KpiDef], list[CellError], list[_GroupDef]]:
+def _read_kpis(
+    table: Table, style: NumberStyle
+) -> tuple[dict[str, _KpiDef], list[CellError], list[_GroupDef]]:
     errors: list[CellError] = []
     groups: list[_GroupDef] = []
     if "kpi" not in table.columns:
@@ -207,9 +220,9 @@ def _read_kpis(table: Table) -> tuple[dict[str, _KpiDef], list[CellError], list[
         for column in ("baseline", "national_average"):
             text = row.get(column)
             try:
-                numbers[column] = _number(text) if text else None
-            except ValueError:
-                errors.append(table.error(row, column, f"'{text}' is not a number"))
+                numbers[column] = parse_number(text, style) if text else None
+            except NumberError as exc:
+                errors.append(table.error(row, column, not_a_number(text, exc)))
                 bad = True
         if bad:
             continue
@@ -322,7 +335,9 @@ def _pydantic_reason(exc: Exception) -> str:
     return reason.removeprefix("Value error, ")
 
 
-def _figure_value(table: Table, row: Row, kdef: _KpiDef, errors: list[CellError]) -> float | None:
+def _figure_value(
+    table: Table, row: Row, kdef: _KpiDef, errors: list[CellError], style: NumberStyle
+) -> float | None:
     """The figure's value from ``value`` or ``numerator``/``denominator``; None if it is an error."""
     parsed = parse_value(
         kdef.unit,
@@ -330,6 +345,7 @@ def _figure_value(table: Table, row: Row, kdef: _KpiDef, errors: list[CellError]
         row.get("numerator"),
         row.get("denominator"),
         lambda col, why: errors.append(table.error(row, col, why)),
+        style,
         signed=kdef.signed,
     )
     if parsed is None:
@@ -338,10 +354,14 @@ def _figure_value(table: Table, row: Row, kdef: _KpiDef, errors: list[CellError]
 
 
 def evaluate_tables(
-    kpis: Table, figures: Table, as_of: str | None = None
+    kpis: Table, figures: Table, as_of: str | None = None, style: NumberStyle = UK
 ) -> list[dict[str, object]]:
-    """Validate both tables and evaluate; raise ``InputErrors`` listing every problem found."""
-    defs, errors, groups = _read_kpis(kpis)
+    """Validate both tables and evaluate; raise ``InputErrors`` listing the problems found.
+
+    Figures, baselines and benchmarks are read by ``style`` (``--number-style``); target words
+    are read by the target grammar, where a number such as '8,5' is refused as ambiguous.
+    """
+    defs, errors, groups = _read_kpis(kpis, style)
     for g in groups:
         for member in g.rule.kpis:
             if member not in defs:
@@ -406,16 +426,16 @@ def evaluate_tables(
             )
             continue
         seen[key] = row.line
-        value = _figure_value(figures, row, kdef, errors)
+        value = _figure_value(figures, row, kdef, errors, style)
         if value is None:
             continue
         bench_text = row.get("benchmark")
         bench: float | None = kdef.national_average
         if bench_text:
             try:
-                bench = _number(bench_text)
-            except ValueError:
-                errors.append(figures.error(row, "benchmark", f"'{bench_text}' is not a number"))
+                bench = parse_number(bench_text, style)
+            except NumberError as exc:
+                errors.append(figures.error(row, "benchmark", not_a_number(bench_text, exc)))
                 continue
         records.append(
             {
@@ -540,7 +560,8 @@ def format_rows(rows: list[dict[str, object]], fmt: str) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(OUTPUT_COLUMNS)
-        writer.writerows(cells)
+        # KPI ids and target words come from the input files: a spreadsheet must not run them.
+        writer.writerows(safe_cells(row) for row in cells)
         return buf.getvalue().rstrip("\n")
     widths = [
         max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)

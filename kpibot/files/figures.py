@@ -10,12 +10,14 @@ is rejected whole; ``check_return`` never writes.
 from __future__ import annotations
 
 import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from kpibot.engine import freetext
 from kpibot.engine.model import KPI, Contract
+from kpibot.engine.numbers import UK, NumberError, NumberStyle
+from kpibot.engine.numbers import parse_number as read_number
 from kpibot.engine.periods import Period, PeriodError
 from kpibot.engine.scorecard import compiled
 from kpibot.engine.targets import parse_grade
@@ -46,15 +48,21 @@ MILESTONE_WORDS = {
     "no": 0.0,
     "0": 0.0,
 }
+#: A return with more problems than this lists the first ones and counts the rest.
+MAX_PROBLEMS = 50
+MORE_PROBLEMS = "…and {n:,} more problem(s) after these; fix these first and send the file again"
 
 
-def parse_number(text: str) -> float:
-    """A number as people type it: '1,620', '86%', '£4,100'. Raises ValueError otherwise."""
-    cleaned = text.replace(",", "").replace("%", "").replace("£", "").strip()
-    value = float(cleaned)
-    if math.isnan(value) or math.isinf(value):
-        raise ValueError(text)
-    return value
+def parse_number(text: str, style: NumberStyle = UK) -> float:
+    """A number as people type it: '1,620', '86%', '£4,100', read by ``style``'s separators.
+
+    Raises :class:`~kpibot.engine.numbers.NumberError` (a ValueError) with one sentence when
+    ``text`` is not a number, or could be read two ways ('8,5' under the UK style).
+
+    >>> parse_number("1,620"), parse_number("8,5", NumberStyle.named("european"))
+    (1620.0, 8.5)
+    """
+    return read_number(text, style)
 
 
 @dataclass(frozen=True)
@@ -70,13 +78,15 @@ def parse_value(
     numerator: str = "",
     denominator: str = "",
     complain: Callable[[str, str], None] | None = None,
+    style: NumberStyle = UK,
     signed: bool = False,
 ) -> ParsedValue | None:
     """Read a figure from ``value`` or ``numerator``/``denominator``; None (after complaining) if bad.
 
-    ``complain(column, reason)`` receives one sentence per problem. A ``signed`` KPI (days ahead
-    or behind, a % change) may be below zero; a milestone's figure is "achieved" (1) or
-    "not achieved" (0).
+    ``complain(column, reason)`` receives one sentence per problem; numbers are read by
+    ``style`` (the contract's or the import's number style), and a number that could be read two
+    ways is refused, never guessed. A ``signed`` KPI (days ahead or behind, a % change) may be
+    below zero; a milestone's figure is "achieved" (1) or "not achieved" (0).
     """
 
     def bad(column: str, reason: str) -> None:
@@ -93,26 +103,26 @@ def parse_value(
             bad("value", f"'{value}' is not 'achieved' or 'not achieved'")
             return None
         try:
-            v = parse_number(value)
-        except ValueError:
-            bad("value", f"'{value}' is not a number")
+            v = parse_number(value, style)
+        except NumberError as exc:
+            bad("value", not_a_number(value, exc))
             return None
         num = den = None
     elif numerator or denominator:
         try:
-            num = parse_number(numerator)
-        except ValueError:
+            num = parse_number(numerator, style)
+        except NumberError as exc:
             bad(
                 "numerator",
-                f"'{numerator}' is not a number" if numerator else "the numerator is missing",
+                not_a_number(numerator, exc) if numerator else "the numerator is missing",
             )
             return None
         try:
-            den = parse_number(denominator)
-        except ValueError:
+            den = parse_number(denominator, style)
+        except NumberError as exc:
             bad(
                 "denominator",
-                f"'{denominator}' is not a number" if denominator else "the denominator is missing",
+                not_a_number(denominator, exc) if denominator else "the denominator is missing",
             )
             return None
         if den <= 0:
@@ -137,6 +147,17 @@ def parse_value(
         bad("value", f"{v:g}% is above 100%")
         return None
     return ParsedValue(v, num, den)
+
+
+def not_a_number(text: str, exc: NumberError) -> str:
+    """The reason for a refused number, shaped like the other reasons: no closing full stop.
+
+    Text with no digit at all keeps the plain "is not a number"; anything that looks like a
+    number gets the rule it broke, such as both readings of '8,5'.
+    """
+    if not any(char.isdigit() for char in text):
+        return f"'{text[:40]}' is not a number"
+    return str(exc).rstrip(".")
 
 
 def suggest(word: str, choices: list[str]) -> str:
@@ -188,10 +209,26 @@ class ReturnCheck:
 
     figures: list[NewFigure] = field(default_factory=list)
     errors: list[CellError] = field(default_factory=list)
+    #: Problems found beyond the first ``MAX_PROBLEMS``, counted but not kept.
+    more: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.errors and bool(self.figures)
+
+    def add(self, error: CellError) -> None:
+        """Keep the first ``MAX_PROBLEMS`` problems; count the rest."""
+        if len(self.errors) < MAX_PROBLEMS:
+            self.errors.append(error)
+        else:
+            self.more += 1
+
+    def listed(self) -> list[CellError]:
+        """The problems kept, then one line counting the rest when there are more."""
+        if not self.more or not self.errors:
+            return list(self.errors)
+        name = self.errors[0].file
+        return [*self.errors, CellError(name, None, None, MORE_PROBLEMS.format(n=self.more))]
 
 
 def check_return(
@@ -201,9 +238,14 @@ def check_return(
     *,
     is_late: Callable[[Period], bool] | None = None,
     reason: str | None = None,
+    style: NumberStyle | None = None,
 ) -> ReturnCheck:
-    """Validate every row of a monitoring return against ``contract``; never writes."""
+    """Validate every row of a monitoring return against ``contract``; never writes.
+
+    Numbers are read by ``style``, else by the contract's ``number_style`` (UK by default).
+    """
     out = ReturnCheck()
+    style = style or contract.numbers
     for col in ("kpi", "period"):
         if col not in table.columns:
             out.errors.append(
@@ -227,9 +269,9 @@ def check_return(
     units = {code: ck.unit for code, ck in compiled(contract).items()}
     seen: dict[tuple[str, str], int] = {}
     for row in table:
-        _check_row(contract, table, row, now, units, seen, out, is_late, reason)
+        _check_row(contract, table, row, now, units, seen, out, is_late, reason, style)
     if not out.figures and not out.errors:
-        out.errors.append(table.error(None, None, "no row has a figure in it"))
+        out.add(table.error(None, None, "no row has a figure in it"))
     return out
 
 
@@ -243,19 +285,20 @@ def _check_row(
     out: ReturnCheck,
     is_late: Callable[[Period], bool] | None,
     reason: str | None,
+    style: NumberStyle,
 ) -> None:
     kpi = find_kpi(contract, row["kpi"])
     if kpi is None:
         msg = unknown_kpi_message(contract, row["kpi"]) if row["kpi"] else "the KPI is empty"
-        out.errors.append(table.error(row, "kpi", msg))
+        out.add(table.error(row, "kpi", msg))
         return
     period = check_period(contract, row["period"], now.date())
     if isinstance(period, str):
-        out.errors.append(table.error(row, "period", period))
+        out.add(table.error(row, "period", period))
         return
     key = (kpi.code, period.label)
     if key in seen:
-        out.errors.append(
+        out.add(
             table.error(
                 row,
                 None,
@@ -272,18 +315,22 @@ def _check_row(
         row.get("numerator"),
         row.get("denominator"),
         lambda col, why: errors.append(table.error(row, col, why)),
+        style,
         signed=bool(kpi.signed),
     )
     bench = None
     if row.get("benchmark"):
         try:
-            bench = parse_number(row.get("benchmark"))
-        except ValueError:
-            errors.append(
-                table.error(row, "benchmark", f"'{row.get('benchmark')}' is not a number")
-            )
+            bench = parse_number(row.get("benchmark"), style)
+        except NumberError as exc:
+            errors.append(table.error(row, "benchmark", not_a_number(row.get("benchmark"), exc)))
+    for column, kind in (("note", freetext.NOTE), ("reason", freetext.REASON)):
+        problem = freetext.text_problem(row.get(column), kind)
+        if problem is not None:
+            errors.append(table.error(row, column, problem.rstrip(".")))
     if errors or parsed is None:
-        out.errors.extend(errors)
+        for error in errors:
+            out.add(error)
         return
     if parsed.value is None:
         return

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal, get_args
 
+from kpibot.files.exports import formula_safe
+
 Rag = Literal["green", "amber", "red", "grey"]
 Position = Literal["met", "within_tolerance", "not_met", "no_target", "missing"]
 Trend = Literal["improving", "stable", "worsening", "volatile", "new"]
@@ -358,26 +360,6 @@ def short_period(label: str) -> tuple[str, str]:
     """ "2018/19 Q1" -> ("Q1", "2018/19"): the two lines of a narrow axis label."""
     head, _, tail = label.rpartition(" ")
     return (tail, head) if head else (label, "")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# A plain signed number ("-5%", "+2.5") is read by a spreadsheet as that number, never as a
-# formula, so it keeps its sign instead of gaining a quote.
-_PLAIN_NUMBER = re.compile(r"[+-]?\d[\d,]*(?:\.\d+)?%?\Z")
-
-
-def formula_safe(text: str) -> str:
-    """``text`` made inert for spreadsheets: a leading ``'`` when it could start a formula.
-
-    Follows OWASP's CSV-injection advice for cells starting with ``=``, ``+``, ``-``, ``@``, tab
-    or carriage return; plain signed numbers pass unchanged.
-
-    >>> formula_safe("=HYPERLINK(1)"), formula_safe("-5% on last year"), formula_safe("-5%")
-    ("'=HYPERLINK(1)", "'-5% on last year", '-5%')
-    """
-    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(text):
-        return "'" + text
-    return text
 
 
 # ------------------------------------------------------------------------------------------ CSV

@@ -43,6 +43,7 @@ from openpyxl.worksheet.pagebreak import Break
 from openpyxl.worksheet.worksheet import Worksheet
 from openpyxl.writer.excel import ExcelWriter
 
+from kpibot.files.exports import formula_safe
 from kpibot.files.report import (
     BANDS,
     BENCHMARK_COLUMN,
@@ -80,7 +81,6 @@ from kpibot.files.report import (
     Unit,
     decimals_shown,
     figure_places,
-    formula_safe,
     label_with_rag,
     position_label,
     rag_count_label,

@@ -16,7 +16,29 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kpibot.engine.freetext import control_character
+
 MAX_BYTES = 5 * 1024 * 1024
+# The XLSX reader's default bounds (kpibot.files.xlsx.XlsxLimits) for CSV too, so a return costs
+# the same whichever format it comes in: one row per KPI and period fits many times over.
+MAX_ROWS = 20_000
+MAX_COLUMNS = 200
+MAX_CELL_CHARS = 10_000
+
+# What a provider reads about a file it sent, one sentence each.
+TOO_MANY_ROWS = (
+    "the file has more than {limit:,} rows; a monitoring return should have one row per KPI "
+    "and period, so split it"
+)
+TOO_MANY_COLUMNS = (
+    "the row has more than {limit:,} columns; delete the columns to the right of your data and "
+    "send it again"
+)
+CELL_TOO_LONG = "a cell is longer than {limit:,} characters; shorten it and send the file again"
+CONTROL_CHARACTER = (
+    "a cell contains a control character ({code}), which kpibot cannot store; delete it (it is "
+    "often pasted in invisibly) and save the file again"
+)
 
 
 @dataclass(frozen=True)
@@ -148,18 +170,35 @@ def _read_csv(data: bytes, name: str) -> Table:
     reader = csv.reader(io.StringIO(text), dialect)
     header: list[str] | None = None
     table: Table | None = None
-    for raw in reader:
-        if header is None:
+    try:
+        for raw in reader:
+            if header is None:
+                if not any(c.strip() for c in raw):
+                    continue
+                _check_cells(name, reader.line_num, raw, None)
+                header = [normalise_header(c) for c in raw]
+                table = Table(name, header)
+                continue
             if not any(c.strip() for c in raw):
                 continue
-            header = [normalise_header(c) for c in raw]
-            table = Table(name, header)
-            continue
-        if not any(c.strip() for c in raw):
-            continue
-        assert table is not None
-        cells = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}
-        table.rows.append(Row(reader.line_num, cells))
+            assert table is not None
+            if len(table.rows) >= MAX_ROWS:
+                raise TableError(
+                    CellError(name, reader.line_num, None, TOO_MANY_ROWS.format(limit=MAX_ROWS))
+                )
+            _check_cells(name, reader.line_num, raw, header)
+            cells = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}
+            table.rows.append(Row(reader.line_num, cells))
+    except csv.Error:
+        # Python's csv refuses only a field over its own size limit, far above MAX_CELL_CHARS.
+        raise TableError(
+            CellError(
+                name,
+                reader.line_num,
+                None,
+                CELL_TOO_LONG.format(limit=MAX_CELL_CHARS),
+            )
+        ) from None
     if table is None:
         raise TableError(CellError(name, None, None, "the file has no header row"))
     if not table.rows:
@@ -167,58 +206,65 @@ def _read_csv(data: bytes, name: str) -> Table:
     return table
 
 
+def _check_cells(name: str, line: int, raw: list[str], header: list[str] | None) -> None:
+    """Refuse a row with a cell too long, or with a control character, naming where it is."""
+    if len(raw) > MAX_COLUMNS:
+        raise TableError(CellError(name, line, None, TOO_MANY_COLUMNS.format(limit=MAX_COLUMNS)))
+    for index, cell in enumerate(raw):
+        column = header[index] if header is not None and index < len(header) else None
+        if len(cell) > MAX_CELL_CHARS:
+            raise TableError(
+                CellError(name, line, column, CELL_TOO_LONG.format(limit=MAX_CELL_CHARS))
+            )
+        code = control_character(cell)
+        if code is not None:
+            raise TableError(CellError(name, line, column, CONTROL_CHARACTER.format(code=code)))
+
+
 def _read_xlsx(data: bytes, name: str) -> Table:
-    from openpyxl import load_workbook
+    # Imported here, not at the top, for start-up speed: the reader loads openpyxl's value rules.
+    from kpibot.files.xlsx import XlsxError, read_xlsx
 
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=False, data_only=True)
-    except Exception as exc:  # openpyxl raises many types for a damaged file
-        raise TableError(
-            CellError(
-                name, None, None, f"this is not a readable XLSX workbook ({type(exc).__name__})"
-            )
-        ) from None
-    ws = wb.worksheets[0]
-    rows = list(ws.iter_rows(values_only=True))
-    first = next((i for i, r in enumerate(rows) if any(c not in (None, "") for c in r)), None)
-    if first is None:
+        sheet = read_xlsx(data, name)
+    except XlsxError as exc:
+        raise TableError(CellError(name, exc.line, None, exc.reason)) from None
+    rows = sheet.rows
+    if not rows:
         raise TableError(CellError(name, None, None, "the first sheet is empty"))
-    header_row = first + 1
-    for rng in ws.merged_cells.ranges:
-        if rng.min_row <= header_row <= rng.max_row:
-            rows_text = (
-                f"rows {rng.min_row}–{rng.max_row}"
-                if rng.max_row > rng.min_row
-                else f"row {rng.min_row}"
-            )
+    header_row, header_values = rows[0]
+    for min_row, _min_col, max_row, _max_col, coord in sheet.merged:
+        if min_row <= header_row <= max_row:
+            rows_text = f"rows {min_row}–{max_row}" if max_row > min_row else f"row {min_row}"
             raise TableError(
                 CellError(
                     name,
                     header_row,
                     None,
-                    f"the header is made of merged cells ({rng.coord}, {rows_text}), like a report "
+                    f"the header is made of merged cells ({coord}, {rows_text}), like a report "
                     "layout; put one column name per cell on a single header row, such as kpi, period, value",
                 )
             )
-    header = [normalise_header(c) for c in rows[first]]
-    if header_row + 1 <= ws.max_row:
-        for rng in ws.merged_cells.ranges:
-            if rng.min_row == header_row + 1 and rng.min_row < rng.max_row:
-                raise TableError(
-                    CellError(
-                        name,
-                        header_row,
-                        None,
-                        f"the header continues into merged rows {rng.min_row}–{rng.max_row} ({rng.coord}); "
-                        "use a single header row",
-                    )
+    for min_row, _min_col, max_row, _max_col, coord in sheet.merged:
+        if min_row == header_row + 1 and min_row < max_row:
+            raise TableError(
+                CellError(
+                    name,
+                    header_row,
+                    None,
+                    f"the header continues into merged rows {min_row}–{max_row} ({coord}); "
+                    "use a single header row",
                 )
+            )
+    header_texts = [_cell_text(c) for c in header_values]
+    _check_cells(name, header_row, header_texts, None)
+    header = [normalise_header(c) for c in header_texts]
     table = Table(name, header, line_word="row")
-    for offset, raw in enumerate(rows[first + 1 :], start=header_row + 1):
-        if not any(c not in (None, "") for c in raw):
-            continue
-        cells = {h: _cell_text(raw[i]) if i < len(raw) else "" for i, h in enumerate(header) if h}
-        table.rows.append(Row(offset, cells))
+    for number, raw in rows[1:]:
+        texts = [_cell_text(c) for c in raw]
+        _check_cells(name, number, texts, header)
+        cells = {h: texts[i] if i < len(texts) else "" for i, h in enumerate(header) if h}
+        table.rows.append(Row(number, cells))
     if not table.rows:
         raise TableError(CellError(name, None, None, "the sheet has a header but no data rows"))
     return table

@@ -25,6 +25,7 @@ from rich.table import Table
 from kpibot.engine.calendar import LONDON, calendar_for
 from kpibot.engine.model import Contract
 from kpibot.engine.reminders import IncidentClock, Message
+from kpibot.files.exports import formula_safe
 from kpibot.scheduler.inputs import contract_inputs
 from kpibot.scheduler.plan import plan_window
 
@@ -83,7 +84,11 @@ def format_csv(messages: Iterable[Message]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(preview_rows(messages))
+    # Message texts quote contract and incident text, which a spreadsheet must not run.
+    writer.writerows(
+        {column: formula_safe(value) for column, value in row.items()}
+        for row in preview_rows(messages)
+    )
     return out.getvalue()
 
 

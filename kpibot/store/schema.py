@@ -621,3 +621,66 @@ class ReturnExceptionRecord(Base):
     report: Mapped[str] = mapped_column(Text)
     filed_by: Mapped[str] = mapped_column(String(200))
     filed_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- sanctions: events and waivers (0009)
+
+EVENT_SOURCES = ("chat", "import", "cli")
+
+
+class SanctionEventRecord(Base):
+    """One event in a contract's log (a missed collection, a patient over 52 weeks), for sums per
+    event and penalty points. Never deleted; what happened never changes. The one update allowed
+    records its rectification, once (migration 0009 enforces both).
+    """
+
+    __tablename__ = "sanction_events"
+    __table_args__ = (
+        UniqueConstraint("contract_id", "kind", "reference", "occurred_at"),
+        CheckConstraint(_in("source", EVENT_SOURCES), name="source"),
+        CheckConstraint("affected >= 1", name="affected"),
+        CheckConstraint("length(trim(reference)) > 0", name="reference"),
+        CheckConstraint(
+            "(rectified_at IS NULL AND rectified_by IS NULL AND rectification_recorded_at IS NULL)"
+            " OR (rectified_at IS NOT NULL AND rectified_by IS NOT NULL"
+            " AND rectification_recorded_at IS NOT NULL)",
+            name="rectified",
+        ),
+        Index("ix_sanction_events_contract_occurred_at", "contract_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    kind: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str] = mapped_column(String(200))
+    occurred_at: Mapped[datetime]
+    value: Mapped[float | None] = mapped_column(Float)
+    affected: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    note: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    recorded_at: Mapped[datetime] = mapped_column(index=True)
+    rectified_at: Mapped[datetime | None]
+    rectified_by: Mapped[str | None] = mapped_column(String(200))
+    rectification_recorded_at: Mapped[datetime | None]
+    # The end of the last rectification period that could charge it again, under the terms in
+    # force when it was recorded (None: its kind has none), so the scheduler finds it cheaply.
+    rectify_until: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class SanctionWaiverRecord(Base):
+    """A commissioner's waiver of a ledger item (an event reference, or ``<rule>:<month>``), with
+    who and why. Append-only: never updated or deleted; an item is waived at most once."""
+
+    __tablename__ = "sanction_waivers"
+    __table_args__ = (
+        UniqueConstraint("contract_id", "item"),
+        CheckConstraint("length(trim(reason)) > 0", name="reason"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    contract_id: Mapped[str] = mapped_column(ForeignKey("contracts.id"))
+    item: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    waived_by: Mapped[str] = mapped_column(String(200))
+    waived_at: Mapped[datetime]

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import resource
 import shutil
 import socket
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from kpibot.commands.bot import Bot
 from kpibot.commands.tokens import verify
 from kpibot.core.protocol import Action, Cell, Reply, Request
 from kpibot.core.settings import Settings
+from tests.files.test_xlsx import BOMB_ROWS, deflate_pieces, raw_book, sheet
 from tests.slack_mock import (
     SlackApiServer,
     app_home_opened_event,
@@ -55,6 +59,12 @@ SECRET_KEY = "test-secret-key"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BAD_CSV = b"kpi,period,value\nS11,2019/20 Q3,50\nC1,2019/20 Q3,abc\n"
 GOOD_CSV = b"kpi,period,value\nS11,2019/20 Q3,50\n"
+# A 1 GB sheet in a zip of about 1 MB, built as tests/files/test_xlsx.py builds its bombs.
+GIGABYTE_SHEET = (
+    (sheet(b"")[: -len(b"</sheetData></worksheet>")], 1),
+    (BOMB_ROWS, 1024),
+    (b"</sheetData></worksheet>", 1),
+)
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -525,6 +535,92 @@ def test_file_over_5_mb_is_refused_before_downloading(harness: Harness) -> None:
     assert not [r for r in harness.slack.requests if r.path.startswith("/files/")]
 
 
+def _xlsx_event(slack: SlackApiServer, file_id: str, data: bytes, **kw: Any) -> dict[str, Any]:
+    event = message_with_file_event(
+        file_id=file_id, name=f"{file_id}.xlsx", url_private=slack.host_file(file_id, data), **kw
+    )
+    event["files"][0] |= {"size": len(data), "filetype": "xlsx"}
+    return event
+
+
+def _refusal_of(harness: Harness, event: dict[str, Any]) -> tuple[str, float, int]:
+    """Post ``event`` and wait for the reply: its text, seconds from the download to the reply,
+    and the peak Python memory traced meanwhile (the reader's work happens in this process)."""
+    tracemalloc.start()
+    try:
+        harness.post(event_body(event))
+        # A file that cannot be read is answered privately to whoever shared it.
+        (posted,) = harness.slack.wait_for("chat.postEphemeral", timeout=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    (download,) = [r for r in harness.slack.requests if r.path.startswith("/files/")]
+    (reply,) = [r for r in harness.slack.requests if r.method == "chat.postEphemeral"]
+    return texts(_decoded(posted["blocks"])), reply.at - download.at, peak
+
+
+def test_an_xlsx_bomb_shared_in_slack_is_refused_in_under_a_second_and_100_mb(
+    harness: Harness,
+) -> None:
+    data = raw_book(deflate_pieces(*GIGABYTE_SHEET))
+    assert len(data) < 5 * 1024 * 1024  # small enough to be downloaded: the reader must cope
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    event = _xlsx_event(harness.slack, "FBOMB", data, user_id="U-TRUST", channel_id="C-TRUST")
+
+    text, seconds, peak = _refusal_of(harness, event)
+
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    print(
+        f"\nslack bomb: refused {seconds * 1000:.0f} ms after download, traced {peak / 1e6:.1f} MB"
+    )
+    assert "expands to more than 50 MB when unzipped" in text and "FBOMB.xlsx" in text
+    assert seconds < 1.0 and peak < 100 * 1024 * 1024 and rss_growth < 100 * 1024 * 1024
+    assert harness.current("childrens-trust", "S11", "2019/20 Q3") == []
+
+
+def test_an_xlsx_bomb_that_lies_about_its_size_is_refused_as_damaged(harness: Harness) -> None:
+    data = raw_book(deflate_pieces(*GIGABYTE_SHEET), declared=1024 * 1024)
+    event = _xlsx_event(harness.slack, "FLIAR", data, user_id="U-TRUST", channel_id="C-TRUST")
+
+    text, seconds, peak = _refusal_of(harness, event)
+
+    assert "damaged" in text and seconds < 1.0 and peak < 100 * 1024 * 1024
+
+
+def test_a_csv_of_a_hundred_thousand_rows_is_refused_at_the_row_limit(harness: Harness) -> None:
+    data = b"kpi,period,value\n" + b"S11,2019/20 Q3,1\n" * 100_000
+    event = _csv_event(harness.slack, "FROWS", data, user_id="U-TRUST", channel_id="C-TRUST")
+    harness.post(event_body(event))
+
+    (posted,) = harness.slack.wait_for("chat.postEphemeral", timeout=30)
+    assert "more than 20,000 rows" in texts(_decoded(posted["blocks"]))
+
+
+def test_a_return_with_thousands_of_bad_rows_lists_the_first_and_counts_the_rest(
+    harness: Harness,
+) -> None:
+    data = b"kpi,period,value\n" + b"".join(b"S11,2019/20 Q3,bad%d\n" % i for i in range(5_000))
+    event = _csv_event(harness.slack, "FMANY", data, user_id="U-TRUST", channel_id="C-TRUST")
+    harness.post(event_body(event))
+
+    (posted,) = harness.slack.wait_for("chat.postMessage", timeout=30)
+    body = texts(_decoded(posted["blocks"]))
+    assert "5,000 problem(s)" in body and "…and 4,980 more" in body
+    assert_within_slack_limits(_decoded(posted["blocks"]))
+
+
+def test_a_decimal_comma_in_a_shared_return_is_refused_showing_both_readings(
+    harness: Harness,
+) -> None:
+    data = b"kpi,period,value\nS11,2019/20 Q3,8,5\n".replace(b"8,5", b'"8,5"')
+    event = _csv_event(harness.slack, "FCOMMA", data, user_id="U-TRUST", channel_id="C-TRUST")
+    harness.post(event_body(event))
+
+    (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
+    assert "'8,5' could mean 8.5 or 85" in texts(_decoded(posted["blocks"]))
+    assert harness.current("childrens-trust", "S11", "2019/20 Q3") == []
+
+
 def test_file_shared_imports_only_in_private_channels(harness: Harness) -> None:
     slack = harness.slack
     url = slack.host_file("FPRIV", GOOD_CSV)
@@ -820,3 +916,22 @@ def test_any_command_text_gets_a_titled_reply(
     assert "went wrong on our side" not in reply.text, f"a handler crashed on {text!r}"
     assert_within_slack_limits(kit.reply_to_blocks(reply))
     assert kit.fallback_text(reply).strip()
+
+
+def test_bolts_log_lines_that_carry_a_request_body_keep_the_line_and_withhold_the_body(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bolt_log = logging.getLogger("kpibot.slack.bolt")
+    with caplog.at_level(logging.INFO):
+        bolt_log.info(
+            "Invalid request signature detected (signature: v0=1, timestamp: 2, body: %s)",
+            "text=SECRET-FIGURE",
+        )
+        bolt_log.warning("Unhandled request ({'type': 'block_actions', 'value': 'SECRET-TOKEN'})")
+        bolt_log.info("request body: %s", {"text": "SECRET-NOTE"})
+    assert "SECRET" not in caplog.text
+    assert caplog.messages == [
+        "Invalid request signature detected (request body withheld)",
+        "Unhandled request (request body withheld)",
+        "request body (request body withheld)",
+    ]

@@ -392,6 +392,13 @@ def test_a_file_over_5_mb_is_refused(harness: Harness) -> None:
         ("submit childrens-trust C1 2019/20 Q3 abc", "not a number"),
         ("submit childrens-trust C1 2019/20 Q3 120/100", "above the denominator"),
         ("chart childrens-trust C7 --years x", "whole number"),
+        ("submit childrens-trust C1 2019/20 Q3 4,5%", "'4,5%' could mean 4.5% or 45%"),
+        ("status childrens-trust C1 9999/00 Q4", "outside the years kpibot reads"),
+        ('incident childrens-trust sui "Hurt\x00 badly"', "control character (U+0000)"),
+        (
+            "submit childrens-trust C1 2019/20 Q3 86% " + "n" * 5000,
+            "kpibot reads commands of up to",
+        ),
     ],
 )
 def test_bad_input_gets_one_helpful_sentence_on_teams(

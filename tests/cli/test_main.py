@@ -56,6 +56,34 @@ def test_import_is_all_or_nothing_from_the_cli(env, tmp_path):
     )
 
 
+def test_import_reads_numbers_by_the_number_style_option(env, tmp_path):
+    kpibot("contracts", "load", "config/contracts", env=env)
+    european = tmp_path / "european.csv"
+    european.write_text("kpi;period;value\nS11;2019/20 Q3;98,5\nS16;2019/20 Q3;1.234,5\n")
+    refused = kpibot("import", str(european), "--contract", "childrens-trust", env=env, check=False)
+    assert refused.returncode == 2
+    assert "'98,5' could mean 98.5 or 985" in refused.stderr
+    stored = kpibot(
+        "import",
+        str(european),
+        "--contract",
+        "childrens-trust",
+        "--number-style",
+        "european",
+        "--reason",
+        "recount",
+        env=env,
+    )
+    assert "Stored 2 figure(s)" in stored.stdout
+    from kpibot.app.wiring import build_services
+    from kpibot.core.settings import Settings
+
+    services = build_services(Settings(database_url=env["KPIBOT_DATABASE_URL"]))
+    assert services.figures.current("childrens-trust", "S11")[-1].value == 98.5
+    assert services.figures.current("childrens-trust", "S16")[-1].value == 1234.5
+    services.db.dispose()
+
+
 def test_status_of_an_unknown_contract_suggests(env):
     kpibot("contracts", "load", "config/contracts", env=env)
     out = kpibot("status", "childrens-trst", env=env, check=False)
@@ -84,6 +112,9 @@ def test_contracts_check_reports_bad_files(tmp_path, env):
         ["status"],
         ["evaluate"],
         ["demo"],
+        ["events"],
+        ["events", "import"],
+        ["payments"],
     ],
 )
 def test_every_command_has_help(cmd):

@@ -134,3 +134,96 @@ def test_help_has_examples_for_every_verb(bot):
 def test_any_text_gets_a_reply_never_an_exception(bot, text):
     r = ask(bot, text, user="U-TRUST")
     assert r.title and "Sorry, something went wrong" not in r.text
+
+
+# ---------------------------------------------------------------------- input limits
+
+
+def test_a_decimal_comma_is_refused_in_a_preview_showing_both_readings(bot, services):
+    p = ask(bot, "submit childrens-trust S11 2019/20 Q3 4,5%", user="U-TRUST")
+    assert p.kind == "error" and "'4,5%' could mean 4.5% or 45%" in p.text
+    assert not p.actions  # no Confirm button, so nothing can be stored
+
+
+def test_a_european_contract_reads_a_decimal_comma_in_chat(bot, services):
+    contract = services.contract("childrens-trust")
+    european = contract.model_copy(update={"number_style": "european"})
+    services.store_contracts([european], actor="test", with_history=False)
+    p = ask(bot, "submit childrens-trust S25 2019/20 Q3 4,5%", user="U-TRUST")
+    assert p.kind == "preview" and "*4.5%*" in p.text
+    p = ask(bot, "submit childrens-trust S25 2019/20 Q3 1.620/2.000", user="U-TRUST")
+    assert p.kind == "preview" and "1620 of 2000" in p.text
+
+
+def test_a_command_over_4000_characters_is_refused_at_once_in_one_sentence(bot, services):
+    before = len(services.audit.recent(10_000))
+    r = ask(bot, "incident childrens-trust sui " + "x" * 5000, user="U-TRUST")
+    assert r.kind == "error" and r.text == (
+        "That command is 5,029 characters long; kpibot reads commands of up to 4,000 "
+        "characters, so shorten it (a long return goes in a CSV or XLSX file)."
+    )
+    assert len(services.audit.recent(10_000)) == before
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x7f", "\x85", "\ud800"])
+def test_control_characters_in_a_command_are_refused_and_nothing_is_stored(bot, services, char):
+    before = len(services.audit.recent(10_000))
+    r = ask(bot, f'incident childrens-trust sui "Child hurt{char} at the centre"', user="U-TRUST")
+    assert r.kind == "error" and f"control character (U+{ord(char):04X})" in r.text
+    assert "Child hurt" not in r.text
+    assert len(services.audit.recent(10_000)) == before
+
+
+def test_tabs_and_line_breaks_are_ordinary_text(bot):
+    r = ask(bot, 'incident childrens-trust sui "Child hurt\n\tat the centre"', user="U-TRUST")
+    assert r.ok, r.text
+
+
+@pytest.mark.parametrize("period", ["9999/00 Q4", "0000/01 Q1", "2019/21 Q5", "Jan 0000"])
+def test_out_of_range_periods_are_refused_in_one_sentence(bot, period):
+    for text in (
+        f"status childrens-trust C1 {period}",
+        f"submit childrens-trust C1 {period} 86/100",
+        f"expenditure childrens-trust {period} actual:£1 projected:£1",
+    ):
+        r = ask(bot, text, user="U-COMMISSIONER")
+        assert r.kind == "error", (text, r.title)
+        assert "went wrong on our side" not in r.text and "\n" not in r.text.strip()
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (
+            "incident childrens-trust sui " + "d" * 1001,
+            "An incident description is limited to 1,000 characters; yours is 1 over.",
+        ),
+        (
+            "submit childrens-trust S25 2019/20 Q3 8/100 " + "n" * 501,
+            "A note is limited to 500 characters; yours is 1 over.",
+        ),
+        (
+            "submit childrens-trust S25 2019/20 Q3 8/100 reason: " + "r" * 501,
+            "A reason is limited to 500 characters; yours is 1 over.",
+        ),
+        (
+            'expenditure childrens-trust 2019/20 Q3 actual:£1 projected:£1 correction:"'
+            + "c" * 501
+            + '"',
+            "A correction's reason is limited to 500 characters; yours is 1 over.",
+        ),
+    ],
+)
+def test_free_text_over_its_limit_is_refused_with_a_clear_message(bot, services, command, words):
+    r = ask(bot, command, user="U-TRUST")
+    assert r.kind == "error"
+    assert words in r.text
+
+
+def test_formula_text_in_a_note_is_stored_exactly_as_typed(bot, services):
+    note = '=HYPERLINK("http://evil.example","Click")'
+    preview = ask(bot, f"submit childrens-trust S25 2019/20 Q3 8/100 {note}", user="U-TRUST")
+    req = Request.from_text("confirm", user="U-TRUST", platform="console")
+    assert bot.handle(replace(req, confirm_token=preview.actions[0].token)).kind == "done"
+    (figure,) = services.figures.history("childrens-trust", "S25", "2019/20 Q3")
+    assert figure.note == note.replace('"', "")  # the command's quotes group words, as ever

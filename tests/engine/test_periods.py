@@ -63,3 +63,27 @@ def test_month_and_year_ordinals_are_dense():
     assert m.shift(1).ordinal == m.ordinal + 1
     y = parse_period("2019/20")
     assert y.shift(1).label == "2020/21" and y.shift(1).ordinal == y.ordinal + 1
+
+
+@pytest.mark.parametrize(
+    "text", ["9999/00 Q4", "0000/01 Q1", "Q4 9999/00", "9999/00", "0000-01", "Jan 0000", "1899/00"]
+)
+def test_periods_outside_the_years_kpibot_reads_are_refused_in_one_sentence(text: str) -> None:
+    with pytest.raises(PeriodError) as refused:
+        parse_period(text)
+    assert str(refused.value) == (
+        f"'{text}' is outside the years kpibot reads (1900 to 2999); check the year and write "
+        "it like '2019/20 Q3'."
+    )
+
+
+@pytest.mark.parametrize("text", ["2019/21 Q5", "2019/21 Q4", "2019/20 Q0"])
+def test_impossible_quarters_are_refused_in_one_sentence(text: str) -> None:
+    with pytest.raises(PeriodError) as refused:
+        parse_period(text)
+    assert "\n" not in str(refused.value) and str(refused.value).endswith(".")
+
+
+def test_the_last_years_kpibot_reads_still_work() -> None:
+    assert parse_period("2999/00 Q4").end.isoformat() == "3000-03-31"
+    assert parse_period("1900/01 Q1").start.isoformat() == "1900-04-01"

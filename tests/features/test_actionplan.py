@@ -802,3 +802,41 @@ def test_transitions_are_stamped_in_utc(
             )
         )
     assert at == NOW.astimezone(UTC) and at.tzinfo == UTC
+
+
+# ------------------------------------------------------------------------------ input limits
+
+
+@pytest.mark.parametrize(
+    ("step", "words"),
+    [
+        (
+            Step("add_action", "provider", action=ActionItem(0, "a" * 501, "Jo", DUE), at=NOW),
+            "An action is limited to 500 characters; yours is 1 over.",
+        ),
+        (
+            Step("add_action", "provider", action=ActionItem(0, "Audit", "o" * 101, DUE), at=NOW),
+            "An action's owner is limited to 100 characters; yours is 1 over.",
+        ),
+        (
+            Step("add_action", "provider", action=ActionItem(0, "Au\x00dit", "Jo", DUE), at=NOW),
+            "An action contains a control character (U+0000)",
+        ),
+        (
+            Step("agree", "commissioner", note="n" * 1001, at=NOW),
+            "A note on the action plan is limited to 1,000 characters; yours is 1 over.",
+        ),
+    ],
+)
+def test_free_text_in_a_plan_is_limited_by_the_state_machine(step: Step, words: str) -> None:
+    reason = refusal(PlanState("opened"), step)
+    assert reason is not None and reason.startswith(words)
+
+
+def test_areas_over_the_limit_open_no_plan(
+    services: Services, seed_contracts: dict[str, Contract], clock: FixedClock
+) -> None:
+    plans = ActionPlanService(services)
+    with pytest.raises(BadPlanInput, match="limited to 1,000 characters; yours is 200 over"):
+        plans.open(seed_contracts["childrens-trust"], ["C7"], "x" * 1200, "U-C", clock.when)
+    assert plan_count(services) == 0

@@ -19,6 +19,7 @@ from kpibot.commands.expenditure import parse_args
 from kpibot.core.protocol import Reply, Request
 from kpibot.core.services import Services
 from kpibot.engine.model import Contract
+from kpibot.engine.numbers import NumberStyle
 from kpibot.engine.reminders import Message
 from kpibot.features.expenditure import (
     AlreadyStated,
@@ -31,6 +32,7 @@ from kpibot.features.expenditure import (
     finance_summary,
     money,
     parse_money,
+    read_money,
     variance_pct,
 )
 from tests.conftest import FixedClock
@@ -428,3 +430,45 @@ def test_bad_input_gets_one_helpful_sentence(
 ) -> None:
     assert words in one_sentence(ask(bot, line, user=user))
     assert ExpenditureLedger(services).statements(CONTRACT) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "style", "amount"),
+    [
+        ("£1.234.567,50", "european", Decimal("1234567.50")),
+        ("1,5m", "european", Decimal("1500000")),
+        ("£120.000", "european", Decimal("120000")),
+        ("£120 000", "european", Decimal("120000")),
+        ("£120,000", "uk", Decimal("120000")),
+    ],
+)
+def test_amounts_follow_the_contracts_number_style(text: str, style: str, amount: Decimal) -> None:
+    assert read_money(text, NumberStyle.named(style)) == amount
+
+
+def test_an_ambiguous_amount_is_refused_showing_both_readings() -> None:
+    assert parse_args(["actual:£12,34", "projected:£1"]) == (
+        "'£12,34' could mean £12.34 or £1234; write £12.34 with a decimal point "
+        "(or £1234 without a comma)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("reasons", "measures", "words"),
+    [
+        ("r" * 2001, "Two posts", "The explanation of the variance is limited"),
+        ("Agency cover", "m" * 2001, "The account of corrective measures is limited"),
+        ("Agency\x00 cover", "Two posts", "contains a control character (U+0000)"),
+    ],
+)
+def test_exception_report_text_is_limited(
+    services: Services, seed_contracts: dict[str, Contract], reasons, measures, words
+) -> None:
+    contract = seed_contracts[CONTRACT]
+    ledger = ledger_with_q2(services, seed_contracts)
+    q3 = contract.parse_period(Q3)
+    ledger.record(contract, q3, Decimal("130000"), Decimal("90000"), "U-TRUST", NOW)
+    with pytest.raises(ReportRefused) as refused:
+        ledger.file_exception(contract, q3, reasons, measures, Decimal(1), "U-TRUST", NOW)
+    assert words in str(refused.value)
+    assert ledger.reports(CONTRACT) == {}

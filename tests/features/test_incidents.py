@@ -29,6 +29,7 @@ from kpibot.engine.model import Contract
 from kpibot.features.incidents import (
     AlreadyReported,
     EmptyDescription,
+    IncidentError,
     IncidentNotAllowed,
     IncidentRegister,
     UnknownIncident,
@@ -544,3 +545,39 @@ def test_report_arguments_parse_or_explain(args: list[str]) -> None:
         assert parsed.kind == "error" and parsed.text.endswith(".")
     else:
         assert parsed.report and parsed.incident_id >= 0
+
+
+# ------------------------------------------------------------------------------ input limits
+
+
+@pytest.mark.parametrize(
+    ("report", "plan", "words"),
+    [
+        ("r" * 2001, None, "An incident report is limited to 2,000 characters; yours is 1 over."),
+        ("Fell.", "p" * 2010, "An incident's action plan is limited to 2,000 characters"),
+        ("Fell\x00 hard.", None, "An incident report contains a control character (U+0000)"),
+    ],
+)
+def test_a_report_too_long_or_with_control_characters_is_refused_and_the_clock_runs(
+    services: Services, seed_contracts: dict[str, Contract], clock: FixedClock, report, plan, words
+) -> None:
+    register = IncidentRegister(services)
+    opened = register.open(
+        seed_contracts["childrens-trust"], "sui", "Child hurt", "U-T", clock.when
+    )
+    with pytest.raises(IncidentError) as refused:
+        register.report(opened.id, report, plan, "U-T", clock.when)
+    assert words in str(refused.value) and report not in str(refused.value)
+    [row] = stored(services)
+    assert row.status == "open" and row.report is None
+    assert audit(services)[0] == ("incident_report", "refused")
+
+
+def test_a_description_too_long_is_refused_and_nothing_is_stored(
+    services: Services, seed_contracts: dict[str, Contract], clock: FixedClock
+) -> None:
+    register = IncidentRegister(services)
+    with pytest.raises(IncidentError, match="limited to 1,000 characters; yours is 9,000 over"):
+        register.open(seed_contracts["childrens-trust"], "sui", "d" * 10_000, "U-T", clock.when)
+    assert stored(services) == []
+    assert "d" * 100 not in str(services.audit.recent(5))

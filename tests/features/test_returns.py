@@ -328,3 +328,31 @@ def test_reminders_name_what_the_return_still_needs(services):
     )
     due = [m for m in messages if m.kind == "due" and m.contract == "one-psychology"]
     assert len(due) == 1 and "Still needed: figures" in due[0].text
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("q" * 1001, "A review reason is limited to 1,000 characters; yours is 1 over."),
+        ("C5\x0c looks doubled.", "A review reason contains a control character (U+000C)"),
+    ],
+)
+def test_a_query_reason_too_long_or_with_control_characters_is_refused(
+    services, trust, reason, words
+) -> None:
+    contract, period = trust
+    fill(services, contract, period)
+    returns.submit_return(services, contract, period, PROVIDER, "provider")
+    with pytest.raises(TransitionRefused) as refused:
+        returns.query(services, contract, period, reason, COMMISSIONER, "commissioner")
+    assert str(refused.value).startswith(words)
+    assert query_rows(services) == [] and statuses(services, contract, period) == {"pending"}
+
+
+def test_narratives_and_exception_reports_refuse_control_characters() -> None:
+    assert machine.narrative_problem({"working": "ok\x00"}, required=False) == (
+        "The 'what is working well' section contains a control character (U+0000), which "
+        "kpibot cannot store; delete it (it is often pasted in invisibly) and send it again."
+    )
+    assert "control character (U+001B)" in (machine.exception_problem("late\x1b") or "")
+    assert machine.exception_problem("two lines\nand a tab\t") is None

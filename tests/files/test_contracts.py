@@ -134,3 +134,19 @@ def test_report_format_defaults_to_xlsx_and_a_contract_may_choose_pdf():
         parse_contract_text(GOOD + "report_format: docx\n", "demo.yaml")
     (e,) = err.value.errors
     assert e.field == "report_format" and e.line
+
+
+def test_a_contract_names_its_number_style():
+    contract = parse_contract_text(GOOD + "number_style: European\n", "demo.yaml")
+    assert contract.number_style == "european" and contract.numbers.decimal_mark == ","
+    default = parse_contract_text(GOOD, "demo.yaml")
+    assert default.numbers.name == "uk"
+    with pytest.raises(ContractFilesInvalid) as err:
+        parse_contract_text(GOOD + "number_style: french\n", "demo.yaml")
+    assert any(e.field == "number_style" and e.line for e in err.value.errors), err.value.errors
+
+
+def test_an_ambiguous_number_in_a_target_is_refused_naming_the_kpi():
+    with pytest.raises(ContractFilesInvalid) as err:
+        parse_contract_text(GOOD.replace('target: "95%"', 'target: "95,5%"'), "demo.yaml")
+    assert "'95,5' could mean 95.5 or 955" in str(err.value)

@@ -176,6 +176,41 @@ def test_bad_files_exit_2_naming_file_line_column(tmp_path, run, kpis, figures, 
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 
+def test_a_decimal_comma_is_refused_showing_both_readings(tmp_path, run):
+    out = run(tmp_path, KPIS, 'kpi,period,value\nA,2019/20 Q1,"87,5"\n')
+    assert out.returncode == 2
+    assert "line 2, column 'value': '87,5' could mean 87.5 or 875" in out.stderr
+
+
+def test_european_figures_are_read_with_the_number_style_option(tmp_path, run):
+    figures = "kpi;period;value;numerator;denominator;benchmark\nA;2019/20 Q1;87,5;;;\n"
+    out = run(tmp_path, KPIS, figures, "--number-style", "european")
+    assert out.returncode == 0, out.stderr
+    assert (
+        out.stdout.splitlines()[1]
+        == "A,2019/20 Q1,87.5,Target 90%,within_tolerance,amber,new,false"
+    )
+
+
+def test_an_ambiguous_number_in_a_target_is_refused(tmp_path, run):
+    out = run(
+        tmp_path,
+        "kpi,polarity,target\nA,bigger,Target 8,5%\n".replace("Target 8,5%", '"Target 8,5%"'),
+        FIGURES,
+    )
+    assert out.returncode == 2 and "'8,5' could mean 8.5 or 85" in out.stderr
+
+
+def test_hundreds_of_problems_list_the_first_50_and_count_the_rest(tmp_path, run):
+    figures = "kpi,period,value\n" + "".join(f"Z{i},2019/20 Q1,1\n" for i in range(120))
+    out = run(tmp_path, KPIS, figures)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 51
+    assert lines[-1].endswith(
+        "…and 70 more problem(s) after these; fix these first and send the file again"
+    )
+
+
 # ---------------------------------------------------------------------------- issue 13 columns
 
 NEW_KPIS = """kpi,name,polarity,target,tolerance,kind,due,members,rule,trend,signed,values,in_year_targets,baseline

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,8 @@ class RecordedRequest:
     headers: dict[str, str]
     body: JsonDict
     raw: bytes
+    #: ``time.monotonic()`` when the request arrived, for timing what happened in between.
+    at: float = 0.0
 
 
 @dataclass
@@ -209,7 +212,7 @@ class SlackApiServer:
         method = split.path.removeprefix("/api/") if split.path.startswith("/api/") else None
         body = _parse_body(raw, handler.headers.get("Content-Type", ""), split.query)
         request = RecordedRequest(
-            handler.command, split.path, method, dict(handler.headers), body, raw
+            handler.command, split.path, method, dict(handler.headers), body, raw, time.monotonic()
         )
         with self._cond:
             self._requests.append(request)
