@@ -753,6 +753,26 @@ def explain_payments(contract: Contract) -> list[str]:
         )
     if terms.pro_rata_part_years and (inc is not None or block is not None):
         lines.append("Shares of ACV are pro rata for a part contract year (months / 12).")
+    if terms.has_sanctions:
+        lines.append(_sanctions_line(contract))
     if not lines:
         lines.append("The contract file sets no payment terms.")
     return lines
+
+
+def _sanctions_line(contract: Contract) -> str:
+    """One line naming the sanctions a contract sets, by clause (``kpibot payments`` has the rest)."""
+    terms = contract.payments
+    named: list[tuple[str, list[str]]] = [
+        ("sums per event", [r.clause for r in terms.per_event]),
+        ("penalty points", [terms.penalty_points.clause] if terms.penalty_points else []),
+        ("service credits", [terms.service_credits.clause] if terms.service_credits else []),
+        ("incentives", [r.clause for r in terms.incentives]),
+        ("suspensions", [r.clause for r in terms.suspensions]),
+        ("earn-back", [r.clause for r in terms.earn_back]),
+    ]
+    parts = [f"{what} ({', '.join(dict.fromkeys(clauses))})" for what, clauses in named if clauses]
+    return (
+        f"Sanctions: {'; '.join(parts)}. `kpibot payments {contract.id} --month` shows each "
+        "month's ledger with the arithmetic."
+    )

@@ -61,3 +61,14 @@ def test_groups_milestones_and_the_trend_setting_are_explained():
     )
     assert "M1 Introduce the complaints panel: due 31 January 2020" in text
     assert "reported: yearly (default)" in text
+
+
+def test_explain_payments_names_the_sanctions_by_clause():
+    from pathlib import Path
+
+    from kpibot.files.contracts import load_contract_file
+
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "contracts" / "waste-collection.yaml"
+    line = explain_payments(load_contract_file(path))[-1]
+    assert line.startswith("Sanctions: penalty points (Schedule 3 Performance Framework)")
+    assert "service credits (Schedule 4 Service Credits)" in line and "--month" in line
