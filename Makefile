@@ -3,14 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The versions tested, pinned: requirements.lock (runtime, the Docker image) and
+# requirements-dev.lock (runtime + dev tools, here). Installing under them as constraints means
+# a new major version (pandas 3 once) cannot slip in unnoticed; `make lock` updates them.
+LOCK := requirements-dev.lock
+COMPILE := $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --no-header --annotation-style line
 
-.PHONY: demo test bench check serve clean
+.PHONY: demo test bench check serve clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(BIN)/pip install --quiet uv
+	$(COMPILE) --upgrade --output-file requirements.lock
+	$(COMPILE) --extra dev --constraint requirements.lock --output-file requirements-dev.lock
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]'
 
 demo: $(STAMP)
 	$(BIN)/kpibot demo

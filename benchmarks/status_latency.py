@@ -35,6 +35,11 @@ p99 misses its goal (or with ``--profile``) a serial run of 100 status requests 
 
     .venv/bin/python benchmarks/status_latency.py            # or: make bench
     .venv/bin/python benchmarks/status_latency.py --strict   # also exit 1 when a goal is missed
+    .venv/bin/python benchmarks/status_latency.py --scale    # 10,000 contracts on PostgreSQL
+
+With ``--scale`` the store is 10,000 such contracts (about 4.7 million figures) in a PostgreSQL
+schema of its own (``KPIBOT_BENCH_POSTGRES_URL``, default the test server), loaded with COPY as
+``scale.py`` loads it and dropped at the end; the users then ask for any of the 10,000.
 
 Last line: ``status_p99_ms=<a> bare_p99_ms=<b> ratio=<a/b> chart_median_ms=<c> teams_p99_ms=<t>``,
 where ``a`` is the Slack reply p99, ``c`` the median of the whole ``chart`` command through
@@ -55,6 +60,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -63,7 +69,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -76,6 +82,14 @@ from _common import (
     percentile,
     say,
     timed,
+)
+from _synthetic import (
+    KPIS,
+    MISSING_RATE,
+    PERIODS,
+    contract_definitions,
+    copy_load,
+    figures_for,
 )
 from _teams_load import TeamsJob, TeamsSample, run_teams_load
 from cryptography.hazmat.primitives import serialization
@@ -96,29 +110,18 @@ from kpibot.core.services import Services
 from kpibot.core.settings import Settings
 from kpibot.engine.charts import PNG_SIGNATURE, render_kpi_chart
 from kpibot.engine.model import Contract
-from kpibot.engine.periods import parse_period
 from kpibot.engine.scorecard import Scorecard
-from kpibot.engine.targets import compile_contract
-from kpibot.store.rows import NewFigure
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # for tests.slack_mock, here and in the load process
 from tests.slack_mock import SlackApiServer, signed_headers, slash_command_body  # noqa: E402
-from tests.slack_mock.server import JsonDict  # noqa: E402
 from tests.teams_mock.connector import BotConnector  # noqa: E402
 
 SEED = 20240612
 CONTRACTS = 500
-KPIS = 40
-FIRST_YEAR = 2017
-YEARS = 3
-PERIODS = [
-    f"{FIRST_YEAR + y}/{(FIRST_YEAR + y + 1) % 100:02d} Q{q}"
-    for y in range(YEARS)
-    for q in (1, 2, 3, 4)
-]
-MISSING_RATE = 0.03
+SCALE_CONTRACTS = 10_000
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TODAY = "2020-06-01"
 REQUESTS = 2_000
 WARMUP = 50
@@ -135,193 +138,6 @@ GOAL_RATIO = 3.0
 GOAL_CHART_MEDIAN_MS = 200
 GOAL_TEAMS_RATIO = 1.5
 TEAMS_APP_ID = "00000000-0000-0000-0000-0000000b07b0"
-
-
-@dataclass(frozen=True)
-class KpiProfile:
-    """A kind of KPI as contracts word it (one text per contract year) and how its figures run."""
-
-    label: str
-    unit: str
-    polarity: str
-    targets: tuple[str, str, str]
-    mean: float
-    sd: float
-    weight: float
-    tolerance: str | None = None
-    critical: str | None = None
-    decimals: int = 1
-    ceiling: float | None = None
-
-
-PROFILES = [
-    KpiProfile(
-        "Assessments completed within 45 days",
-        "percent",
-        "bigger",
-        ("Target 90%", "Target 92%", "Target 95%"),
-        90,
-        6,
-        6,
-        tolerance="Tolerance 85%",
-        ceiling=100,
-    ),
-    KpiProfile(
-        "Children with a current plan",
-        "percent",
-        "bigger",
-        ("95%",) * 3,
-        94,
-        4,
-        6,
-        tolerance="90%",
-        ceiling=100,
-    ),
-    KpiProfile(
-        "Smokers quit at four weeks",
-        "percent",
-        "bigger",
-        (">40%", ">40%", ">45%"),
-        45,
-        8,
-        4,
-        critical="Below 25%",
-    ),
-    KpiProfile(
-        "Participants leaving early",
-        "percent",
-        "smaller",
-        ("<22.5%", "<22.5%", "<20%"),
-        24,
-        10,
-        3,
-        critical="Higher than 55% leaving early",
-    ),
-    KpiProfile(
-        "Days from referral to adoption",
-        "days",
-        "smaller",
-        ("140 days",) * 3,
-        150,
-        30,
-        3,
-        tolerance="180 days",
-        decimals=0,
-    ),
-    KpiProfile(
-        "Health checks taken up",
-        "percent",
-        "bigger",
-        ("35% minimum", "35% minimum", "40% minimum"),
-        40,
-        7,
-        2,
-    ),
-    KpiProfile(
-        "Families actively supported",
-        "count",
-        "bigger",
-        ("100 active families",) * 3,
-        105,
-        15,
-        2,
-        tolerance="Tolerance 90 active families",
-        decimals=0,
-    ),
-    KpiProfile("Visits within the agreed window", "percent", "bigger", ("50-75%",) * 3, 60, 12, 2),
-    KpiProfile(
-        "New measure: repeat referrals", "percent", "bigger", ("TBD*", "80%", "80%"), 78, 9, 1
-    ),
-    KpiProfile(
-        "Clients reporting improved wellbeing",
-        "percent",
-        "bigger",
-        (
-            "Improvement on previous year (62%)",
-            "Improvement on previous year",
-            "Improvement on previous year",
-        ),
-        63,
-        6,
-        1,
-    ),
-]
-
-
-# ------------------------------------------------------------------------------ the data
-
-
-def contract_definitions(rng: np.random.Generator, count: int) -> list[Contract]:
-    """``count`` contracts of ``KPIS`` KPIs each, drawn from ``PROFILES``, validated and compiled."""
-    weights = np.array([p.weight for p in PROFILES])
-    kinds = rng.choice(len(PROFILES), size=(count, KPIS), p=weights / weights.sum())
-    years = [
-        {
-            "year": y + 1,
-            "label": f"{FIRST_YEAR + y}/{(FIRST_YEAR + y + 1) % 100:02d}",
-            "start": f"{FIRST_YEAR + y}-04-01",
-            "end": f"{FIRST_YEAR + y + 1}-03-31",
-        }
-        for y in range(YEARS)
-    ]
-    contracts = []
-    for c in range(count):
-        kpis: list[JsonDict] = []
-        for k in range(KPIS):
-            p = PROFILES[int(kinds[c, k])]
-            kpi: JsonDict = {
-                "code": f"K{k + 1:02d}",
-                "name": f"{p.label} ({k + 1})",
-                "unit": p.unit,
-                "polarity": p.polarity,
-                "frequency": "Quarterly",
-                "category": "quality",
-            }
-            if len(set(p.targets)) == 1:
-                kpi["target"] = p.targets[0]
-            else:
-                kpi["targets"] = {y + 1: text for y, text in enumerate(p.targets)}
-            if p.tolerance:
-                kpi["tolerance"] = p.tolerance
-            if p.critical:
-                kpi["critical_failure"] = p.critical
-            kpis.append(kpi)
-        contract = Contract.model_validate(
-            {
-                "id": f"bench-{c + 1:03d}",
-                "name": f"Benchmark contract {c + 1:03d}",
-                "commissioner": {"name": "The Council"},
-                "provider": {"name": f"Provider {c + 1:03d}"},
-                "reporting": {"period": "quarter", "year_start_month": 4},
-                "contract_years": years,
-                "kpis": kpis,
-            }
-        )
-        compile_contract(contract)  # every phrasing must read, as at a real contract load
-        contracts.append(contract)
-    return contracts
-
-
-def figures_for(contract: Contract, rng: np.random.Generator) -> list[NewFigure]:
-    """Twelve quarters of figures for every KPI: a level, a drift and noise; some returns missing."""
-    periods = [parse_period(label, 4) for label in PERIODS]
-    by_label = {p.label: p for p in PROFILES}
-    rows = []
-    step = np.arange(len(periods), dtype=float)
-    for kpi in contract.kpis:
-        p = by_label[kpi.name.rsplit(" (", 1)[0]]
-        values = p.mean + p.sd * (
-            rng.normal(0, 0.6) + rng.normal(0, 0.08) * step + rng.normal(0, 0.6, len(periods))
-        )
-        values = np.clip(values, 0.0, p.ceiling if p.ceiling is not None else np.inf)
-        values = np.round(values, p.decimals)
-        missing = rng.random(len(periods)) < MISSING_RATE
-        rows.extend(
-            NewFigure(kpi.code, period, value=float(v))
-            for period, v, gone in zip(periods, values, missing, strict=True)
-            if not gone
-        )
-    return rows
 
 
 def load_store(
@@ -775,6 +591,54 @@ def prepare(settings: Settings, rng: np.random.Generator, count: int) -> list[Co
     return contracts
 
 
+class Named(NamedTuple):
+    """A contract as the load needs it: its id and the name its status reply shows."""
+
+    id: str
+    name: str
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A schema of its own on the benchmark PostgreSQL server, migrated; dropped at the end."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from kpibot.store.database import Database, normalise_url
+
+    url = normalise_url(os.environ.get("KPIBOT_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    schema = f"kpibot_latency_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(plain, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            scoped = url.update_query_dict({"options": f"-csearch_path={schema}"})
+            db = Database(scoped)
+            db.upgrade()
+            db.dispose()
+            yield scoped.render_as_string(hide_password=False)
+        finally:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def prepare_postgres(url: str, rng: np.random.Generator, count: int) -> list[Named]:
+    """``count`` contracts and their figures into PostgreSQL with COPY; not timed."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    heading(
+        f"data: {count:,} contracts x {KPIS} KPIs x {len(PERIODS)} quarters into PostgreSQL "
+        "with COPY, not timed"
+    )
+    parsed = make_url(url)
+    options = parsed.query.get("options")
+    plain = parsed.set(drivername="postgresql", query={}).render_as_string(hide_password=False)
+    with psycopg.connect(plain, options=str(options)) as connection:
+        seconds, stored = timed(lambda: copy_load(connection, count, rng))
+    say(f"{stored:,} figures loaded in {seconds:.1f} s; KPIBOT_TODAY={TODAY}")
+    return [Named(f"bench-{i:03d}", f"Benchmark contract {i:03d}") for i in range(1, count + 1)]
+
+
 def measure_status(
     client: ProcessPoolExecutor, url: str, jobs: list[Job], concurrency: int
 ) -> list[Sample]:
@@ -889,7 +753,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument("--profile", action="store_true", help="profile status even if on goal")
-    parser.add_argument("--contracts", type=int, default=CONTRACTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"{SCALE_CONTRACTS:,} contracts on PostgreSQL (loaded with COPY into a schema of its "
+        "own, dropped at the end) instead of 500 on SQLite",
+    )
+    parser.add_argument("--contracts", type=int, default=None, help="how many contracts")
     parser.add_argument("--requests", type=int, default=REQUESTS, help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -897,6 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
 
     with (
+        ExitStack() as stack,
         tempfile.TemporaryDirectory(prefix="kpibot-bench-") as tmp,
         SlackApiServer() as slack,
         BotConnector(Path(tmp), app_id=TEAMS_APP_ID) as connector,
@@ -917,8 +788,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         os.environ.pop("SLACK_APP_TOKEN", None)
-        settings = Settings()
-        contracts = prepare(settings, rng, args.contracts)
+        contracts: list[Any]
+        if args.scale:
+            url = stack.enter_context(postgres_schema())
+            os.environ["KPIBOT_DATABASE_URL"] = url
+            contracts = prepare_postgres(url, rng, args.contracts or SCALE_CONTRACTS)
+            settings = Settings()
+        else:
+            settings = Settings()
+            contracts = prepare(settings, rng, args.contracts or CONTRACTS)
 
         # A fresh bot, as a newly started server has: no contract or compiled-terms caches.
         bot = build_bot(settings)

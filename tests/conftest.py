@@ -92,6 +92,15 @@ def bare_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database
 
 
 @pytest.fixture
+def postgres_only(request: pytest.FixtureRequest) -> Iterator[Database]:
+    """A migrated PostgreSQL database in its own schema, for what only PostgreSQL can show
+    (a server that hangs behind a TCP connection)."""
+    with _postgres_database(request.getfixturevalue("postgres_server")) as database:
+        database.upgrade()
+        yield database
+
+
+@pytest.fixture
 def db(bare_db: Database) -> Database:
     """A database migrated to the latest schema, on each backend."""
     bare_db.upgrade()

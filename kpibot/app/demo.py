@@ -24,7 +24,7 @@ from rich.console import Console
 from kpibot.app.wiring import build_bot, build_services, services_for_database
 from kpibot.chat.console import ConsoleAdapter
 from kpibot.commands.bot import Bot
-from kpibot.core.settings import Settings
+from kpibot.core.settings import DATA_DIR, Settings
 from kpibot.engine.calendar import LONDON
 from kpibot.features.summary import composer
 from kpibot.scheduler.dispatch import Dispatcher
@@ -126,6 +126,11 @@ def build_demo_bot(options: DemoOptions, workdir: Path) -> Bot:
     settings = Settings()
     updates: dict[str, object] = {"today": options.today or settings.today or DEMO_TODAY}
     updates["database_url"] = options.database or f"sqlite:///{workdir / 'kpibot-demo.db'}"
+    # Outside a checkout or a folder made by `kpibot init`: the seeds that ship in the package.
+    if not settings.contracts_dir.is_dir():
+        updates["contracts_dir"] = DATA_DIR / "contracts"
+    if not settings.access_file.is_file():
+        updates["access_file"] = DATA_DIR / "access.yaml"
     settings = settings.model_copy(update=updates)
     services = build_services(settings)
     services.db.upgrade()

@@ -44,6 +44,9 @@ def install_features(services: Services) -> Services:
     ):
         if status not in hooks.status:
             hooks.status.append(status)
+    for feature in (actionplan, expenditure):
+        hooks.status_changed_by[feature.status_lines] = feature.STATUS_CHANGED_BY
+        hooks.status_many[feature.status_lines] = feature.status_lines_many
     for section in (actionplan.open_plans_summary, expenditure.finance_summary):
         if section not in hooks.compliance:
             hooks.compliance.append(section)

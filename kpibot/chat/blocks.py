@@ -20,9 +20,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from kpibot.core.protocol import Action, Cell, Form, Reply
+from kpibot.store.shared import SharedValues
 
 Block = dict[str, Any]
 
@@ -53,8 +55,9 @@ class ButtonValues:
     """Keeps button values longer than Slack's 2,000 characters; the button carries a reference.
 
     Confirmation tokens embed the user's note and reason, so a long note can outgrow a button.
-    Values live in this process for a day (a token's own lifetime); with several replicas, a
-    click that lands on another replica finds no value and the user is asked to preview again.
+    Values live for a day (a token's own lifetime). Given ``shared`` (``kpibot serve`` always
+    gives the store's), they live in the database, so a click that lands on any replica finds
+    them; without it, in this process only (tests and one-off tools).
 
     >>> values = ButtonValues()
     >>> values.pack("short") == "short"
@@ -69,10 +72,12 @@ class ButtonValues:
         ttl_s: float = 24 * 3600,
         capacity: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedValues | None = None,
     ) -> None:
         self._ttl_s = ttl_s
         self._capacity = capacity
         self._clock = clock
+        self._shared = shared
         self._values: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -80,6 +85,9 @@ class ButtonValues:
         if len(value) <= MAX_BUTTON_VALUE and not value.startswith(_REF_PREFIX):
             return value
         ref = _REF_PREFIX + hashlib.sha256(value.encode()).hexdigest()[:32]
+        if self._shared is not None:
+            self._shared.put(f"button:{ref}", value, timedelta(seconds=self._ttl_s))
+            return ref
         with self._lock:
             self._values[ref] = (self._clock() + self._ttl_s, value)
             self._values.move_to_end(ref)
@@ -88,9 +96,11 @@ class ButtonValues:
         return ref
 
     def unpack(self, value: str) -> str | None:
-        """The original value, or None when a reference has expired or is unknown here."""
+        """The original value, or None when a reference has expired or is unknown."""
         if not value.startswith(_REF_PREFIX):
             return value
+        if self._shared is not None:
+            return self._shared.get(f"button:{value}")
         with self._lock:
             expires, original = self._values.get(value, (0.0, ""))
         return original if expires > self._clock() else None

@@ -37,9 +37,10 @@ from starlette.routing import BaseRoute, Route
 
 from kpibot.chat import blocks
 from kpibot.commands.bot import Bot
-from kpibot.core import texts
+from kpibot.core import logs, texts
 from kpibot.core.protocol import Attachment, Reply, Request
 from kpibot.core.settings import Settings
+from kpibot.store.shared import SharedValues
 
 log = logging.getLogger("kpibot.slack")
 # Bolt's and the SDK's DEBUG lines echo request and response bodies, which carry figures and
@@ -79,6 +80,8 @@ FILE_NOT_POSTED = "I could not post {name} here; invite me with `/invite @kpibot
 MAX_FILE_BYTES = 5 * 1024 * 1024
 # Slack refuses a request whose timestamp is more than five minutes from now, and so do we.
 MAX_CLOCK_SKEW_S = 5 * 60
+# How long the start-up check waits for Slack's answer.
+REACH_TIMEOUT_S = 5
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 _MENTION = re.compile(r"<@[A-Z0-9]+(\|[^>]*)?>")
@@ -112,7 +115,8 @@ class SlackAdapter:
 
     def __init__(self, bot: Bot, settings: Settings, client: WebClient | None = None) -> None:
         self.bot = bot
-        self.buttons = blocks.ButtonValues()
+        # Long button values live in the database, so a click on any replica finds them.
+        self.buttons = blocks.ButtonValues(shared=SharedValues(bot.services.db))
         self._bot_token = _secret(settings.slack_bot_token)
         self._api_url = settings.slack_api_url or WebClient.BASE_URL
         client = client or WebClient(
@@ -125,6 +129,9 @@ class SlackAdapter:
             client=client,
             signing_secret=_secret(settings.slack_signing_secret),
             request_verification_enabled=True,
+            # No auth.test while building the app: an unreachable Slack at start-up must not
+            # crash `kpibot serve` (kpibot.app.health retries it); Bolt asks on first use.
+            token_verification_enabled=False,
             process_before_response=True,
             logger=_QUIET_LOG,
         )
@@ -394,19 +401,13 @@ class SlackAdapter:
         )
 
     def _handle(self, request: Request, request_id: str | None) -> Reply:
-        started = time.perf_counter()
-        reply = self.bot.handle(request)
-        # Arguments may hold figures, so only the verb is logged.
-        log.info(
-            "slack request_id=%s user=%s channel=%s verb=%s kind=%s ms=%d",
-            request_id,
-            request.user,
-            request.channel,
-            self.bot.registry.logged_verb(request.verb),
-            reply.kind,
-            (time.perf_counter() - started) * 1000,
-        )
-        return reply
+        # The bot logs the command in one line (verb, outcome, duration; never its arguments,
+        # which may hold figures); every line logged meanwhile carries this request's id.
+        token = logs.request_id.set(request_id)
+        try:
+            return self.bot.handle(request)
+        finally:
+            logs.request_id.reset(token)
 
     # ------------------------------------------------------------------ delivery
     def _answer(
@@ -657,14 +658,54 @@ def well_formed(payload: object) -> bool:
     return isinstance(kind, str)
 
 
-def run_socket_mode(settings: Settings, bot: Bot) -> None:
-    """Connect to Slack over Socket Mode (no public URL needed) and serve until interrupted."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+def slack_reachable(settings: Settings) -> None:
+    """Raise unless Slack answers ``auth.test`` with the bot token (the start-up check)."""
+    client = WebClient(
+        token=_secret(settings.slack_bot_token) or None,
+        base_url=settings.slack_api_url or WebClient.BASE_URL,
+        timeout=REACH_TIMEOUT_S,
+        logger=_QUIET_LOG,
+    )
+    client.auth_test()
 
-    if settings.slack_app_token is None or settings.slack_bot_token is None:
-        raise RuntimeError(
-            "Socket Mode needs SLACK_APP_TOKEN (xapp-…) and SLACK_BOT_TOKEN (xoxb-…)."
+
+class SocketMode:
+    """Slack over Socket Mode (no public URL): the same adapter, over Slack's WebSocket.
+
+    Building it reaches nothing; ``connect`` opens the connection (and raises while Slack is
+    unreachable; the SDK reconnects by itself once connected); ``close`` ends it.
+    """
+
+    def __init__(self, settings: Settings, bot: Bot) -> None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        if settings.slack_app_token is None or settings.slack_bot_token is None:
+            raise RuntimeError(
+                "Socket Mode needs SLACK_APP_TOKEN (xapp-…) and SLACK_BOT_TOKEN (xoxb-…)."
+            )
+        self.adapter = SlackAdapter(bot, settings)
+        self.handler = SocketModeHandler(
+            self.adapter.app, settings.slack_app_token.get_secret_value(), logger=_QUIET_LOG
         )
-    adapter = SlackAdapter(bot, settings)
-    handler = SocketModeHandler(adapter.app, settings.slack_app_token.get_secret_value())
-    handler.start()  # type: ignore[no-untyped-call]
+
+    def connect(self) -> None:
+        self.handler.connect()  # type: ignore[no-untyped-call]
+
+    def close(self) -> None:
+        self.handler.close()  # type: ignore[no-untyped-call]
+
+
+def run_socket_mode(settings: Settings, bot: Bot) -> None:
+    """Connect to Slack over Socket Mode and serve until interrupted (without the HTTP app).
+
+    ``kpibot serve --socket-mode`` does more: health endpoints, the scheduler and the warm-up
+    beside the connection (``kpibot.app.server.serve``).
+    """
+    import threading
+
+    connection = SocketMode(settings, bot)
+    connection.connect()
+    try:
+        threading.Event().wait()
+    finally:
+        connection.close()

@@ -1,8 +1,9 @@
 """The Teams adapter: Microsoft's Teams SDK for Python turns activities into a ``Request``, replies are cards.
 
-The SDK does the Bot Framework work on the way in: its ``InboundActivityTokenValidator`` (behind
-``RememberedTokens``) checks every request's JWT and its models parse every activity. Plain
-messages then go straight to our handler; everything else runs through the SDK's ``App``, whose
+The SDK does the Bot Framework work on the way in: its ``InboundActivityTokenValidator`` checks
+every request's JWT and its models parse every activity. Plain messages are checked by our own
+instance of that public validator behind ``RememberedTokens`` (``inbound_validator``) and then go
+straight to our handler; everything else runs through the SDK's ``App``, whose
 HTTP layer is pluggable (``HttpServerAdapter``), so ``StarletteAdapter`` serves it at
 ``POST /api/messages`` in the same Starlette app as ``/slack/events``: one process serves both
 platforms (``TeamsAdapter`` says why plain messages skip the ``App`` pipeline). Replies go out
@@ -44,13 +45,12 @@ from starlette.routing import BaseRoute, Route
 from kpibot.chat import cards
 from kpibot.chat.connector import SEND_TIMEOUT_S, Address, BotToken, Connector, RememberedTokens
 from kpibot.commands.bot import Bot
-from kpibot.core import texts
+from kpibot.core import logs, texts
 from kpibot.core.protocol import Attachment, Reply, Request
-from kpibot.core.services import Services
+from kpibot.core.services import Services, open_database
 from kpibot.core.settings import Settings
 from kpibot.features.bind import ConversationRef, ConversationStore
 from kpibot.scheduler.delivery import DeliveryError, RateLimited
-from kpibot.store.database import Database
 from kpibot.store.outbox import OutboxMessage
 
 # The SDK builds its own deprecated bot client inside every API client; the notice is not for us.
@@ -65,6 +65,7 @@ with warnings.catch_warnings():
     )
     from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
     from microsoft_teams.apps import App
+    from microsoft_teams.apps.auth import InboundActivityTokenValidator
     from microsoft_teams.apps.http.adapter import HttpRequest as SdkRequest
     from microsoft_teams.apps.http.adapter import HttpResponse as SdkResponse
     from microsoft_teams.apps.http.adapter import HttpRouteHandler
@@ -187,7 +188,7 @@ class TokenEndpointProvider:
 def build_app(settings: Settings, adapter: StarletteAdapter) -> App:
     """The SDK's ``App`` for ``settings``: credentials, JWT validation and our HTTP adapter."""
     stop_meter_leak()
-    cloud = with_overrides(PUBLIC, openid_metadata_url=settings.teams_openid_url)
+    cloud = cloud_for(settings)
     app_id = settings.teams_app_id
     secret = settings.teams_app_password.get_secret_value() if settings.teams_app_password else None
     token = None
@@ -251,7 +252,9 @@ class Inbound:
 class TeamsAdapter:
     """The Teams side of one bot: typed commands, mentions, card buttons and forms, file imports.
 
-    Every activity's JWT is checked by the SDK's own validator (behind ``RememberedTokens``).
+    Every activity's JWT is checked by the SDK's validator: plain messages by our own instance
+    of its public ``InboundActivityTokenValidator`` behind ``RememberedTokens``, the rest by the
+    ``App`` pipeline's own, which kpibot leaves as the SDK set it up.
     Messages without attachments (typed commands and card buttons, nearly all of the traffic)
     are then parsed into the SDK's activity model and handled directly; everything else (files,
     installs, conversation updates, invokes) goes through the SDK's ``App`` pipeline. That
@@ -264,6 +267,7 @@ class TeamsAdapter:
         self.bot = bot
         self.http = StarletteAdapter()
         self.app = build_app(settings, self.http)
+        self.validator = inbound_validator(settings)
         self.conversations = ConversationStore(bot.services.db)
         self._emails: dict[str, tuple[float, str | None]] = {}
         self._ready = asyncio.Lock()
@@ -281,7 +285,6 @@ class TeamsAdapter:
                 async with self._ready:
                     if MESSAGING_ENDPOINT not in self.http.handlers:
                         await self.app.initialize()
-                        remember_tokens(self.app)
             try:
                 body = await request.json()
             except ValueError:
@@ -289,7 +292,7 @@ class TeamsAdapter:
             if not isinstance(body, dict):
                 return JSONResponse({"error": "Bad request"}, status_code=400)
             headers = dict(request.headers)
-            validator = token_validator(self.app)
+            validator = self.validator
             if (
                 validator is not None
                 and body.get("type") == "message"
@@ -528,19 +531,13 @@ class TeamsAdapter:
         return await loop.run_in_executor(self._workers, functools.partial(fn, *args))
 
     def _handle(self, request: Request, request_id: str | None) -> Reply:
-        started = time.perf_counter()
-        reply = self.bot.handle(request)
-        # Arguments may hold figures, so only the verb is logged.
-        log.info(
-            "teams request_id=%s user=%s channel=%s verb=%s kind=%s ms=%d",
-            request_id,
-            request.user,
-            request.channel,
-            self.bot.registry.logged_verb(request.verb),
-            reply.kind,
-            (time.perf_counter() - started) * 1000,
-        )
-        return reply
+        # The bot logs the command in one line (verb, outcome, duration; never its arguments,
+        # which may hold figures); every line logged meanwhile carries this request's id.
+        token = logs.request_id.set(request_id)
+        try:
+            return self.bot.handle(request)
+        finally:
+            logs.request_id.reset(token)
 
     # ------------------------------------------------------------------ delivery
     async def send(self, ctx: Turn, reply: Reply, replace: bool = False) -> None:
@@ -700,22 +697,23 @@ def is_personal(activity: Any) -> bool:
     return str(getattr(activity.conversation, "conversation_type", "") or "") == "personal"
 
 
-def token_validator(app: App) -> RememberedTokens | None:
-    """The inbound validator ``remember_tokens`` installed; None when auth is off."""
-    validator = getattr(app.server, "_token_validator", None)
-    return validator if isinstance(validator, RememberedTokens) else None
+def cloud_for(settings: Settings) -> Any:
+    """The SDK's public cloud, with the OpenID metadata URL overridden when tests set one."""
+    return with_overrides(PUBLIC, openid_metadata_url=settings.teams_openid_url)
 
 
-def remember_tokens(app: App) -> None:
-    """Put ``RememberedTokens`` in front of the SDK's inbound JWT validator, once it has one.
+def inbound_validator(settings: Settings) -> RememberedTokens | None:
+    """The SDK's public ``InboundActivityTokenValidator`` behind ``RememberedTokens``.
 
-    The SDK keeps its validator on its ``HttpServer`` (``_token_validator``, set by
-    ``initialize``); without it (auth off) there is nothing to remember.
+    kpibot builds its own instance (the SDK's ``App`` keeps its own, untouched, for the
+    activities that go through its pipeline), so no private SDK attribute is replaced. None when
+    auth is off or no app id is set, as the SDK itself does then.
     """
-    server = app.server
-    validator = getattr(server, "_token_validator", None)
-    if validator is not None and not isinstance(validator, RememberedTokens):
-        server._token_validator = RememberedTokens(validator)  # type: ignore[assignment]
+    if settings.teams_auth_disabled or not settings.teams_app_id:
+        return None
+    return RememberedTokens(
+        InboundActivityTokenValidator(settings.teams_app_id, cloud=cloud_for(settings))
+    )
 
 
 def reference(activity: Any) -> ConversationRef:
@@ -883,6 +881,13 @@ def teams_routes(settings: Settings, bot: Bot) -> list[BaseRoute]:
     return TeamsAdapter(bot, settings).routes()
 
 
+def teams_reachable(settings: Settings) -> None:
+    """Raise unless Microsoft's token endpoint gives the bot its token (the start-up check)."""
+    app = build_app(settings, StarletteAdapter())
+    if asyncio.run(app.token_provider.get_app_token()) is None:
+        raise RuntimeError("Teams gave no bot token; check TEAMS_APP_ID and TEAMS_APP_PASSWORD")
+
+
 def teams_deliverer(settings: Settings, services: Services | None = None) -> TeamsDeliverer | None:
     """The scheduler's Teams deliverer, or None when Teams is not configured.
 
@@ -892,5 +897,5 @@ def teams_deliverer(settings: Settings, services: Services | None = None) -> Tea
     if not settings.teams_app_id:
         return None
 
-    db = services.db if services is not None else Database(settings.database_url)
+    db = services.db if services is not None else open_database(settings)
     return TeamsDeliverer(ConversationStore(db), build_app(settings, StarletteAdapter()))

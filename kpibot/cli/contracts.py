@@ -11,16 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kpibot.cli.base import UserError, services_for
+from kpibot.core.services import open_database
 from kpibot.core.settings import Settings
 from kpibot.engine.model import Contract
 from kpibot.engine.targets import carried_forward
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
-from kpibot.store.database import Database
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = Settings()
-    db = Database(args.database or settings.database_url)
+    db = open_database(settings, args.database)
     db.upgrade()
     print(f"Database is at the latest schema ({db.revision()}).")
     return 0

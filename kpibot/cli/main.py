@@ -1,29 +1,32 @@
 """The ``kpibot`` command line. Every command has ``--help``; errors are one sentence, never a traceback.
 
+Start-up is kept short: this module imports only argparse and kpibot's texts. The command groups
+that live in their own modules are listed in ``GROUPS`` and imported only when their command runs;
+the commands here load what they need when they run. ``kpibot --help`` and ``kpibot --version``
+therefore load no pandas, SQLAlchemy, matplotlib or chat SDK.
+
 >>> main(["--help"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-
-from kpibot.cli import contracts, demo, events, payments, report, scheduler, teams
-from kpibot.cli.base import UserError, services_for
+from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
-from kpibot.core.settings import Settings
-from kpibot.engine.describe import POSITION_WORDS, format_value, trend_text
-from kpibot.engine.model import Contract
 from kpibot.engine.numbers import STYLES, NumberStyle
-from kpibot.engine.periods import Period
-from kpibot.engine.scorecard import compiled
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kpibot.engine.model import Contract
+    from kpibot.engine.periods import Period
 
 log = logging.getLogger("kpibot")
 
@@ -35,6 +38,7 @@ NUMBER_STYLES = [style.name for style in STYLES]
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed.
     from rich.progress import Progress
 
     from kpibot.features.figures import import_return
@@ -73,6 +77,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     services = services_for(args)
     contract = services.contract(args.contract)
     if contract is None:
+        # Loaded here, not at the top, for start-up speed (as every import in a command).
         from kpibot.files.figures import suggest
 
         raise UserError(
@@ -81,6 +86,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             )
         )
     if args.period:
+        # Loaded here, not at the top, for start-up speed.
         from kpibot.files.figures import check_period
 
         period = check_period(
@@ -99,6 +105,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed: pandas only when evaluating.
     from kpibot.files.evaluate import InputErrors, evaluate_tables, format_rows
     from kpibot.files.tables import TableError, read_table
 
@@ -120,7 +127,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed: the server and its SDKs only to serve.
+    from kpibot.app.checks import NOT_STARTED, configuration_problems
     from kpibot.app.server import serve
+    from kpibot.core.settings import Settings
+    from kpibot.files.contracts import ContractFilesInvalid
 
     settings = Settings()
     if args.database:
@@ -129,15 +140,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     if args.no_scheduler:
         settings = settings.model_copy(update={"run_scheduler": False})
-    teams_on = settings.teams_app_id is not None or settings.teams_auth_disabled
-    if settings.slack_signing_secret is None and not args.socket_mode and not teams_on:
-        raise UserError(
-            "Set SLACK_SIGNING_SECRET (and SLACK_BOT_TOKEN) for Slack, or TEAMS_APP_ID and "
-            "TEAMS_APP_PASSWORD for Teams, before `kpibot serve`; the README says where to find them."
-        )
+    problems = configuration_problems(settings, socket_mode=args.socket_mode)
+    if problems:
+        raise UserError("\n".join([*problems, NOT_STARTED]))
     services = services_for(args)
-    services.load_contracts([settings.contracts_dir], actor="serve")
+    try:
+        services.load_contracts([settings.contracts_dir], actor="serve")
+    except ContractFilesInvalid as exc:
+        raise UserError("\n".join([*(str(e) for e in exc.errors), NOT_STARTED])) from None
+    finally:
+        services.db.dispose()
     serve(settings, socket_mode=args.socket_mode)
+    # Work still finishing on thread pools gets a moment; the process exits 0 by then anyway.
+    exit_by(EXIT_GRACE_S)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed (as every import in a command).
+    from kpibot.app.starter import StarterExists, write_starter
+
+    try:
+        written = write_starter(Path(args.dir), force=args.force)
+    except StarterExists as exc:
+        raise UserError(str(exc)) from None
+    for path in written:
+        print(f"wrote  {path}")
+    print(texts.INIT_DONE.format(folder=Path(args.dir)))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    # Loaded here, not at the top, for start-up speed.
+    from kpibot.app.starter import effective_settings
+    from kpibot.core.settings import Settings
+
+    settings = Settings()
+    width = max(len(name) for name, _, _ in effective_settings(settings))
+    for name, value, source in effective_settings(settings):
+        print(f"{name:<{width}}  {value}  ({source})")
     return 0
 
 
@@ -150,6 +191,15 @@ def print_status(
     services: object, contract: Contract, period: Period, console: Console | None = None
 ) -> None:
     """Every KPI at ``period`` with value, target, tolerance, position, RAG and trend."""
+    # Loaded here, not at the top, for start-up speed: rich and the engine only when printing.
+    import math
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from kpibot.engine.describe import POSITION_WORDS, format_value, trend_text
+    from kpibot.engine.scorecard import compiled
+
     console = console or Console()
     card = services.scorecard(contract, period)  # type: ignore[attr-defined]
     rows = card.at(period)
@@ -208,11 +258,79 @@ def print_status(
 # ------------------------------------------------------------------------------ parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Command groups in their own modules: name -> (module, one-line help). Listing them here lets
+# `kpibot --help` show them without importing them; a module is imported when its command runs.
+GROUPS: dict[str, tuple[str, str]] = {
+    "db": ("kpibot.cli.contracts", "database administration"),
+    "contracts": ("kpibot.cli.contracts", "validate and load contract definitions"),
+    "demo": (
+        "kpibot.cli.demo",
+        "Run kpibot in the terminal on the seed contracts (fresh SQLite database). "
+        "Without a terminal it tours every command and exits.",
+    ),
+    "schedule": ("kpibot.cli.scheduler", "preview the reminders a contract will produce"),
+    "scheduler": ("kpibot.cli.scheduler", "run the reminder scheduler"),
+    "payments": (
+        "kpibot.cli.payments",
+        "Show what a contract pays in a contract year (guaranteed, earned, on track, at risk, "
+        "not earned, withheld), or its sanctions ledger for a month or quarter (every deduction, "
+        "credit and point with the clause, the events or figures behind it and the rate in force).",
+    ),
+    "compliance": (
+        "kpibot.cli.payments",
+        "Show a contract's data-submission KPIs (timeliness, accuracy, service failure) and its "
+        "service-level RAG rating, from the submission records.",
+    ),
+    "teams": ("kpibot.cli.teams", "Microsoft Teams app tools"),
+    "report": (
+        "kpibot.cli.report",
+        "Write a contract's quarterly performance report for its board: every KPI with this "
+        "year's target and tolerance in the contract's words, the last quarters' figures coloured "
+        "and lettered by RAG, position, trend, money at risk, action plans, notes and charts.",
+    ),
+    "events": (
+        "kpibot.cli.events",
+        "import event logs for sums per event and penalty points",
+    ),
+}
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show kpibot's version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        # Loaded here, not at the top, for start-up speed: package metadata only when asked.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("kpibot")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown"
+        print(f"kpibot {found}")
+        parser.exit()
+
+
+def _command(argv: Sequence[str] | None) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option)."""
+    for word in argv if argv is not None else sys.argv[1:]:
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(
+    argv: Sequence[str] | None = None, *, everything: bool = False
+) -> argparse.ArgumentParser:
+    """The parser for ``argv``: the command it names is registered in full, other groups only by
+    name and help (``everything`` registers every group in full)."""
     parser = argparse.ArgumentParser(
         prog="kpibot",
         description="kpibot: contract KPIs in chat. Evaluate figures, chase returns, track incidents.",
     )
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -303,31 +421,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="HTTP port (default $KPIBOT_PORT or 3000)")
     db_arg(p)
 
-    _add_later_commands(sub, add, db_arg)
+    p = add(
+        "init",
+        cmd_init,
+        "Write a starter config folder: the four seed contracts, an access file and "
+        ".env.example (for a deployment installed from a wheel).",
+    )
+    p.add_argument(
+        "dir", nargs="?", default="config", help="the folder to write (default: ./config)"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite files that already exist")
+
+    add(
+        "config",
+        cmd_config,
+        "Print the effective settings (environment, then .env, then defaults), secrets masked.",
+    )
+
+    wanted = _command(argv)
+    modules = [m for m, _ in GROUPS.values()] if everything else []
+    if wanted in GROUPS:
+        modules.append(GROUPS[wanted][0])
+    for module in dict.fromkeys(modules):
+        importlib.import_module(module).register(sub, add, db_arg)
+    for name, (_module, help_text) in GROUPS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_text, description=help_text)
     return parser
 
 
-def _add_later_commands(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    add: Callable[..., argparse.ArgumentParser],
-    db_arg: Callable[[argparse.ArgumentParser], None],
-) -> None:
-    """Commands that live in their own modules register here."""
-    for group in (contracts, demo, scheduler, payments, teams, report, events):
-        group.register(sub, add, db_arg)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
         return 0
+    # Loaded here, not at the top, for start-up speed: `--help` and `--version` never get here.
+    from pydantic import ValidationError
+
+    from kpibot.core import logs
+    from kpibot.core.settings import Settings
+    from kpibot.store.database import unavailable
+
+    try:
+        settings = Settings()
+    except ValidationError as error:  # a bad value in the environment or .env
+        for problem in error.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            print(
+                texts.BAD_SETTING.format(name=where.upper(), problem=problem["msg"]),
+                file=sys.stderr,
+            )
+        return 2
+    # kpibot's own loggers follow KPIBOT_LOG_LEVEL; when it is not set, the servers log at INFO
+    # and one-off commands only warnings (their answer is the output), unless -v.
+    serving = args.command == "serve" or getattr(args, "scheduler_command", None) == "run"
+    chosen = "log_level" in settings.model_fields_set
+    level = settings.log_level if chosen or serving else "WARNING"
+    logs.configure(level, settings.log_format, verbose=args.verbose)
     try:
         return handler(args)
     except UserError as exc:
@@ -336,6 +488,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the last line of defence: log the detail, show one sentence
+        if unavailable(exc):
+            log.warning("command failed: the database is unavailable (%s)", exc)
+            print(texts.DATABASE_UNAVAILABLE, file=sys.stderr)
+            return 1
         log.exception("command failed")
         print(texts.INTERNAL_ERROR.format(error=type(exc).__name__), file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 from datetime import date, datetime, time
 
-from kpibot.cli.base import UserError, services_for
+from kpibot.cli.base import EXIT_GRACE_S, UserError, exit_by, services_for
 from kpibot.core import texts
 from kpibot.core.access import AccessPolicy
 from kpibot.core.services import Services
@@ -81,10 +81,14 @@ def cmd_scheduler_run(args: argparse.Namespace) -> int:
     import threading
 
     # Loaded here, not at the top: `kpibot --help` must not pay for the whole bot.
+    from kpibot.app.checks import NOT_STARTED, configuration_problems
     from kpibot.app.wiring import scheduler_for
 
     services = services_for(args)
     settings = services.settings
+    problems = configuration_problems(settings, serving=False)
+    if problems:
+        raise UserError("\n".join([*problems, NOT_STARTED]))
     policy = AccessPolicy.load(settings.access_file)
     since = None
     if args.since:
@@ -105,14 +109,16 @@ def cmd_scheduler_run(args: argparse.Namespace) -> int:
         print(SCHEDULER_ONCE.format(written=written, sent=sent))
         return 0
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGTERM or SIGINT: finish the message in flight, hand back the claims, exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     service.start()
     try:
         stop.wait()
-    except KeyboardInterrupt:
-        pass
     finally:
-        service.shutdown()
+        service.shutdown(timeout=settings.shutdown_timeout)
+        services.db.dispose()
+    exit_by(EXIT_GRACE_S)
     return 0
 
 

@@ -1,6 +1,6 @@
 """``kpibot teams package``: the Teams app package (manifest and two icons, zipped) for sideloading.
 
-The manifest in ``teams/manifest.json`` names the bot as ``${TEAMS_APP_ID}``; the package gets
+The manifest in ``teams/manifest.json`` (installed with kpibot as ``kpibot/data/teams``) names the bot as ``${TEAMS_APP_ID}``; the package gets
 the real id from ``TEAMS_APP_ID`` (or ``MICROSOFT_APP_ID``). The icons are ``teams/color.png``
 (192×192) and ``teams/outline.png`` (32×32, white on transparent), checked before zipping.
 
@@ -27,7 +27,7 @@ NO_APP_ID = (
     "`kpibot teams package`; the README's Teams section says where to find it."
 )
 BAD_APP_ID = "TEAMS_APP_ID '{app_id}' is not a GUID; copy the Microsoft App ID from the Azure bot."
-NO_SOURCE = "There is no {path}; run this from the kpibot checkout or pass --source DIR."
+NO_SOURCE = "There is no {path}; pass --source DIR with manifest.json and the two icons."
 BAD_MANIFEST = "{path} is not valid JSON after filling in the app id ({error}); fix the file."
 BAD_ICON = "{path} must be a {w}×{h} PNG (it is {actual}); replace it and package again."
 WROTE = "Wrote {out}: in Teams, Apps → Manage your apps → Upload an app, and choose it."
@@ -75,6 +75,16 @@ def _checked_icon(path: Path, size: tuple[int, int]) -> bytes:
     return data
 
 
+def source_folder(given: str | None) -> Path:
+    """``--source``, else ``./teams`` when it is there (a checkout), else the packaged templates."""
+    from kpibot.core.settings import DATA_DIR
+
+    if given:
+        return Path(given)
+    local = Path("teams")
+    return local if (local / "manifest.json").is_file() else DATA_DIR / "teams"
+
+
 def cmd_teams_package(args: argparse.Namespace) -> int:
     from kpibot.core.settings import Settings
 
@@ -82,7 +92,7 @@ def cmd_teams_package(args: argparse.Namespace) -> int:
     try:
         if not app_id:
             raise PackageError(NO_APP_ID)
-        out = build_package(Path(args.source), Path(args.out), app_id.strip())
+        out = build_package(source_folder(args.source), Path(args.out), app_id.strip())
     except PackageError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -115,7 +125,8 @@ def register(
     )
     p.add_argument(
         "--source",
-        default="teams",
+        default=None,
         metavar="DIR",
-        help="folder with manifest.json, color.png and outline.png (default teams)",
+        help="folder with manifest.json, color.png and outline.png "
+        "(default: ./teams if there, else the templates installed with kpibot)",
     )

@@ -39,7 +39,9 @@ from kpibot.commands.submit import SubmitHandler
 from kpibot.commands.waive import WaiveHandler
 from kpibot.commands.whoami import WhoamiHandler
 from kpibot.core import texts
-from kpibot.core.protocol import Reply, Request, error
+from kpibot.core.protocol import Reply, Request
+from kpibot.core.protocol import error as refusal
+from kpibot.store.database import unavailable
 
 log = logging.getLogger("kpibot.commands")
 
@@ -107,24 +109,39 @@ class Registry:
 
     def dispatch(self, request: Request, ctx: Context) -> Reply:
         """Run one command; never raises."""
-        if request.problem is not None:
-            # Text that cannot be a command (too long, control characters) is answered without
-            # running anything; the text itself is neither stored nor logged.
-            return error(request.problem, "Not read")
+        return self.run(request, ctx)[0]
+
+    def verb_of(self, request: Request) -> str:
+        """The registered verb ``request`` runs, or ``unknown`` (a bounded metric label)."""
         verb = self.aliases.get(request.verb, request.verb)
         if request.confirm_token:
             # The handler verifies the token's signature; here we only route by the verb it names.
             verb = self._verb_of_token(request.confirm_token)
+        return verb if verb in self._handlers else "unknown"
+
+    def run(self, request: Request, ctx: Context) -> tuple[Reply, str]:
+        """Run one command, never raising; the reply and its outcome (see ``metrics.OUTCOMES``)."""
+        if request.problem is not None:
+            # Text that cannot be a command (too long, control characters) is answered without
+            # running anything; the text itself is neither stored nor logged.
+            return refusal(request.problem, "Not read"), "error"
+        verb = self.verb_of(request)
         handler = self._handlers.get(verb)
-        if handler is None:
-            help_reply = self._handlers["help"].handle(request.with_args([]), ctx)
-            help_reply.title = f"I don't know `{request.verb}`.{self.closest(request.verb)}"
-            help_reply.kind = "error"
-            return help_reply
         try:
+            if handler is None:
+                help_reply = self._handlers["help"].handle(request.with_args([]), ctx)
+                help_reply.title = f"I don't know `{request.verb}`.{self.closest(request.verb)}"
+                help_reply.kind = "error"
+                return help_reply, "error"
             early = handler.check(request, ctx)
-            return early if early is not None else handler.handle(request, ctx)
-        except Exception:
+            reply = early if early is not None else handler.handle(request, ctx)
+            return reply, outcome_of(reply)
+        except Exception as error:
+            if unavailable(error):
+                log.warning(
+                    "command %s: the database is unavailable (%s)", verb, type(error).__name__
+                )
+                return database_unavailable(), "unavailable"
             ref = uuid.uuid4().hex[:8]
             log.exception("command %s failed (ref %s)", verb, ref)
             return Reply(
@@ -132,7 +149,19 @@ class Registry:
                 texts.INTERNAL_ERROR.format(error=f"ref {ref}"),
                 kind="error",
                 ephemeral=True,
-            )
+            ), "failed"
+
+
+def outcome_of(reply: Reply) -> str:
+    """A reply's outcome for metrics and logs: ok, refused (not allowed) or error (bad input)."""
+    if reply.kind == "refusal":
+        return "refused"
+    return "error" if reply.kind == "error" else "ok"
+
+
+def database_unavailable() -> Reply:
+    """What a user is told when the database cannot be reached: nothing changed, try later."""
+    return Reply("Sorry", texts.DATABASE_UNAVAILABLE, kind="error", ephemeral=True)
 
 
 def default_registry() -> Registry:

@@ -53,12 +53,12 @@ def resolve_contract(
 ) -> tuple[Contract, list[str]] | Reply:
     """The contract named first in ``args`` (or bound to the channel) and the remaining args."""
     args = list(request.args if args is None else args)
-    ids = ctx.services.contract_ids()
-    contract: Contract | None = None
-    if args and args[0] in ids:
-        contract = ctx.services.contract(args[0])
+    # A named contract is one read; the list of every contract is needed only when it is not.
+    contract: Contract | None = ctx.services.contract(args[0]) if args else None
+    if contract is not None:
         args = args[1:]
     else:
+        ids = ctx.services.contract_ids()
         bound = channel_contract(ctx, request)
         if bound is not None and (not args or args[0] not in ids):
             looks_like_id = (

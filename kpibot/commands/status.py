@@ -5,7 +5,11 @@
 
 from __future__ import annotations
 
+import gc
 import math
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +19,7 @@ from kpibot.commands.base import CommandHandler, Context
 from kpibot.commands.resolve import resolve_contract, resolve_kpi, take_period
 from kpibot.core.protocol import Action, Cell, Reply, Request, error
 from kpibot.core.services import Services
+from kpibot.core.status import batched_lines
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
 from kpibot.engine.explain import TREND_WORDS
 from kpibot.engine.forecast import forecast_scorecard
@@ -23,10 +28,13 @@ from kpibot.engine.milestones import milestone_lines, milestone_states
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
-from kpibot.features.report import latest_period as report_period
-from kpibot.features.returns import late_or_missing, pending_periods
+from kpibot.engine.status import ContractStatus
+from kpibot.features.returns import late_or_missing, pending_many, pending_periods
 
 MAX_ROWS = 12
+# Contracts evaluated together in one pass: big enough to amortise every query, small enough
+# that the pass's arrays stay well under 100 MB.
+WARM_BATCH = 1000
 
 
 def _value(row: Any, unit: str) -> str:
@@ -46,6 +54,11 @@ def _target_cell(contract: Contract, row: Any) -> str:
     return text
 
 
+def report_period(services: Services, contract: Contract) -> Period:
+    """The latest period with figures in, else the latest ended period of the contract."""
+    return services.status.standing(contract, None).period
+
+
 class StatusHandler(CommandHandler):
     verb = "status"
     summary = "where a contract stands: red, amber and green, values against targets, trends"
@@ -60,6 +73,9 @@ class StatusHandler(CommandHandler):
     def handle(self, request: Request, ctx: Context) -> Reply:
         if not request.args and ctx.policy.bound_contract(request.channel) is None:
             return self.overview_all(ctx)
+        warm = self.warm_overview(request, ctx)
+        if warm is not None:
+            return warm
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):
             return resolved
@@ -95,11 +111,7 @@ class StatusHandler(CommandHandler):
         reply = Reply(
             "Your contracts", columns=["Contract", "Period", "Red", "Amber", "Green", "Other"]
         )
-        for cid in ids:
-            contract = ctx.services.contract(cid)
-            if contract is None:
-                continue
-            label, counts = cached_counts(ctx.services, contract)
+        for cid, (label, counts) in all_counts(ctx.services, ids).items():
             worst = "red" if counts["red"] else "amber" if counts["amber"] else "green"
             reply.rows.append(
                 [
@@ -114,16 +126,34 @@ class StatusHandler(CommandHandler):
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
+    def warm_overview(self, request: Request, ctx: Context) -> Reply | None:
+        """``status <contract>`` when its overview is already built at the contract's current
+        version: answered from the id alone, without reading the contract's terms (with ten
+        thousand contracts most are not kept parsed). None when it is not (the full path)."""
+        if len(request.args) != 1 or not ctx.services.has_contract(request.args[0]):
+            return None
+        cid = request.args[0]
+        if not ctx.policy.can(ctx.who, "view", cid):
+            return None
+        version = ctx.services.contract_version(cid)
+        base = ctx.services.peek_view(cid, "status", None, version=version)
+        if not isinstance(base, Reply):
+            return None
+        return self._for(ctx, cid, base)
+
+    def _for(self, ctx: Context, contract_id: str, base: Reply) -> Reply:
+        """A copy of a shared overview with the buttons of the person asking."""
+        reply = replace(base, rows=[list(r) for r in base.rows], actions=list(base.actions))
+        if ctx.policy.can(ctx.who, "submit", contract_id):
+            reply.actions.append(Action("Submit a figure", f"submit {contract_id}"))
+        return reply
+
     def contract_overview(self, ctx: Context, contract: Contract, period: Period | None) -> Reply:
         """The one-screen overview, built once per change to the contract and date, then reused.
 
         Only the Submit button depends on who asks, so it is added to a copy of the shared reply.
         """
-        base = cached_overview(ctx.services, contract, period)
-        reply = replace(base, rows=[list(r) for r in base.rows], actions=list(base.actions))
-        if ctx.policy.can(ctx.who, "submit", contract.id):
-            reply.actions.append(Action("Submit a figure", f"submit {contract.id}"))
-        return reply
+        return self._for(ctx, contract.id, cached_overview(ctx.services, contract, period))
 
     def kpi_detail(
         self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None
@@ -213,69 +243,135 @@ def cached_counts(services: Services, contract: Contract) -> tuple[str, dict[str
     """The report period's label and its KPIs counted by RAG, for the all-contracts view (cached)."""
 
     def build() -> tuple[str, dict[str, int]]:
-        period = report_period(services, contract)
-        rows = services.scorecard(contract, period).at(period)
-        return period.label, rag_counts(rows)
+        status = services.status.standing(contract, None)
+        return status.period.label, status.counts()
 
     return services.view(contract, "status-counts", build)
+
+
+def all_counts(
+    services: Services, contract_ids: Sequence[str]
+) -> dict[str, tuple[str, dict[str, int]]]:
+    """:func:`cached_counts` for many contracts, by id in their order (unknown ids left out).
+
+    Their versions are read in one query; the contracts whose counts are not cached at those
+    versions are warmed together in one pass (:func:`warm`), not one by one.
+    """
+    versions = services.contract_versions(contract_ids)
+    found: dict[str, tuple[str, dict[str, int]]] = {}
+    cold: list[str] = []
+    for cid in contract_ids:
+        hit = services.peek_view(cid, "status-counts", version=versions[cid])
+        if hit is None:
+            cold.append(cid)
+        else:
+            found[cid] = hit  # type: ignore[assignment]
+    for start in range(0, len(cold), WARM_BATCH):
+        part = cold[start : start + WARM_BATCH]
+        for cid, counts in warm(services, part, versions).items():
+            found[cid] = counts
+    return {cid: found[cid] for cid in contract_ids if cid in found}
 
 
 def rag_counts(rows: pd.DataFrame) -> dict[str, int]:
     return {rag: int((rows["rag"] == rag).sum()) if not rows.empty else 0 for rag in RAG_ORDER}
 
 
+# Pending returns change only with a return's own events (submitted, approved, queried).
+PENDING_CHANGED_BY = ("return:",)
+
+
+def _pending(services: Services, contract: Contract, version: int) -> set[str]:
+    return services.status.derived(
+        contract,
+        ("pending",),
+        lambda: pending_periods(services, contract.id),
+        PENDING_CHANGED_BY,
+        version,
+    )
+
+
 def overview(services: Services, contract: Contract, at: Period | None) -> Reply:
-    """A contract's status at ``at`` (default: its latest period with figures), for everyone."""
-    period = at or report_period(services, contract)
-    card = services.scorecard(contract, period)
-    rows = card.at(period)
+    """A contract's status at ``at`` (default: its latest period with figures), for everyone.
+
+    Its parts come from the status cache (``services.status``), which keeps each contract's
+    evaluated KPI rows and feature lines until what they depend on changes.
+    """
+    version = services.contract_version(contract.id)
+    status = services.status.standing(contract, at, version)
+    return compose(
+        services,
+        contract,
+        status,
+        _pending(services, contract, version),
+        services.status.lines(contract, status.period, version),
+    )
+
+
+def compose(
+    services: Services,
+    contract: Contract,
+    status: ContractStatus,
+    pending: set[str],
+    extra: list[str],
+) -> Reply:
+    """The overview Reply from a contract's KPI rows, its pending returns and feature lines."""
+    period = status.period
+    rows = status.rows
     comp = compiled(contract)
     year = contract.year_for(period)
-    counts = rag_counts(rows)
+    counts = status.counts()
     summary = (
         f"{RAG_DOT['red']} {counts['red']} red · {RAG_DOT['amber']} {counts['amber']} amber · "
         f"{RAG_DOT['green']} {counts['green']} green · {RAG_DOT['grey']} {counts['grey']} no target or no figure"
     )
     lines = [summary]
-    if not rows.empty:
-        crit = rows[rows["critical"]]
-        if len(crit):
+    if rows:
+        crit = [r for r in rows if r.critical]
+        if crit:
             lines.append(
                 "*Critical failures:* "
-                + ", ".join(f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit.itertuples())
+                + ", ".join(f"{r.kpi} ({_value(r, comp[r.kpi].unit)})" for r in crit)
             )
-        missing = rows[rows["position"] == "missing"]
-        late = ""
-        if not missing.empty:
-            at_period = contract.parse_period(missing["period"].iloc[0])
-            late = late_or_missing(services, contract, list(missing["kpi"]), at_period)
+        missing = [r for r in rows if r.position == "missing"]
+        late = (
+            late_or_missing(
+                services,
+                contract,
+                [r.kpi for r in missing],
+                contract.parse_period(missing[0].period),
+            )
+            if missing
+            else ""
+        )
         if late:
             lines.append("*Late or missing returns:* " + late)
 
-    if period.label in pending_periods(services, contract.id):
+    if period.label in pending:
         lines.append(
             f"The {period.label} return is *pending* approval; its figures may still change."
         )
-    outlook = _year_end_outlook(card, contract, period)
+    outlook = _year_end_outlook(services, contract, period)
     if outlook:
         lines.append(outlook)
     lines.extend(group_lines(contract, rows))
-    lines.extend(milestone_lines(contract, card.frame, services.now().date()))
+    if any(k.kind == "milestone" for k in contract.kpis):
+        frame = services.scorecard(contract, period).frame
+        lines.extend(milestone_lines(contract, frame, services.now().date()))
     if contract.trend != "last_three":
         lines.append(f"Trends compare with {TREND_WORDS[contract.trend]}.")
-    extra = services.status_extras(contract, period)
     lines.extend(extra)
     reply = Reply(
         f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""),
         "\n".join(lines),
         columns=["KPI", "Measure", "Value", "Target", "Trend"],
     )
-    focus = rows[rows["rag"].isin(["red", "amber"]) | rows["critical"]] if not rows.empty else rows
-    if not focus.empty:
-        focus = focus.assign(_o=focus["rag"].map(RAG_ORDER), _c=~focus["critical"]).sort_values(
-            ["_c", "_o"]
-        )
-    for r in list(focus.itertuples())[:MAX_ROWS]:
+    # Criticals first, then red before amber; a stable sort keeps the contract's KPI order.
+    focus = sorted(
+        (r for r in rows if r.rag in ("red", "amber") or r.critical),
+        key=lambda r: (not r.critical, RAG_ORDER[r.rag]),
+    )
+    for r in focus[:MAX_ROWS]:
         kpi = contract.kpi(r.kpi)
         reply.rows.append(
             [
@@ -288,16 +384,91 @@ def overview(services: Services, contract: Contract, at: Period | None) -> Reply
         )
     hidden = len(focus) - MAX_ROWS
     footer = [f"…and {hidden} more red or amber." if hidden > 0 else ""]
-    if focus.empty and not rows.empty:
+    if not focus and rows:
         footer.append("Nothing is red or amber.")
     footer.append(
         f"{counts['green']} green KPIs not listed. `status {contract.id} <kpi>` shows one KPI's history."
     )
     reply.footer = " ".join(f for f in footer if f)
-    worst = next(iter(focus["kpi"]), None) if not focus.empty else None
-    if worst:
+    if focus:
+        worst = focus[0].kpi
         reply.actions.append(Action(f"Chart {worst}", f"chart {contract.id} {worst}", "primary"))
     return reply
+
+
+def warm(
+    services: Services,
+    contract_ids: Sequence[str],
+    versions: Mapping[str, int] | None = None,
+) -> dict[str, tuple[str, dict[str, int]]]:
+    """Build the overview and counts of many contracts in one pass; returns the counts by id.
+
+    Their versions, figures and feature lines are each read once for all of them and their
+    KPIs evaluated together (``services.status.warm``); then each overview is composed and kept
+    as ``status`` would have built it.
+    """
+    with _collector_paused():
+        return _warm(services, contract_ids, versions)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No garbage collection while a batch is warmed: it allocates millions of objects that
+    live on, and every full collection on the way would walk all of them (and the caches)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _warm(
+    services: Services,
+    contract_ids: Sequence[str],
+    versions: Mapping[str, int] | None,
+) -> dict[str, tuple[str, dict[str, int]]]:
+    if versions is None:
+        versions = services.contract_versions(contract_ids)
+    cache = services.status
+    if services.db.dialect == "postgresql":
+        # The server works out the figures while this process parses the contracts: the two
+        # longest steps of a batch overlap on the machine's two cores.
+        with ThreadPoolExecutor(1, thread_name_prefix="kpibot-warm-read") as reader:
+            read = reader.submit(cache.read_figures, list(contract_ids))
+            contracts = services.contracts_by_id(contract_ids)
+            figures = read.result()
+    else:  # SQLite reads in this process anyway (and an in-memory one has a single connection)
+        contracts = services.contracts_by_id(contract_ids)
+        figures = cache.read_figures(list(contract_ids))
+    out: dict[str, tuple[str, dict[str, int]]] = {}
+    if not contracts:
+        return out
+    statuses = cache.warm(contracts, versions, read=figures)
+    pairs = [(c, statuses[c.id].period) for c in contracts]
+    lines = batched_lines(services, pairs)
+    pending = pending_many(services, [c.id for c in contracts])
+    for contract, (_c, period) in zip(contracts, pairs, strict=True):
+        status = statuses[contract.id]
+        version = versions.get(contract.id, 0)
+        for hook, hook_lines in zip(services.hooks.status, lines[contract.id], strict=True):
+            cache.put(
+                contract,
+                ("lines", hook, period.label),
+                hook_lines,
+                services.hooks.status_changed_by.get(hook),
+            )
+        mine = pending.get(contract.id, set())
+        cache.put(contract, ("pending",), mine, PENDING_CHANGED_BY)
+        reply = compose(
+            services, contract, status, mine, [x for h in lines[contract.id] for x in h]
+        )
+        services.remember_view(contract, "status", reply, None, version=version)
+        out[contract.id] = (period.label, status.counts())
+        services.remember_view(contract, "status-counts", out[contract.id], version=version)
+    return out
 
 
 def _forecasts(card: Scorecard, period: Period | None) -> pd.DataFrame:
@@ -318,12 +489,12 @@ def _forecast_line(card: Scorecard, code: str, period: Period | None) -> str | N
     return str(row["statement"].iloc[0])
 
 
-def _year_end_outlook(card: Scorecard, contract: Contract, period: Period) -> str | None:
+def _year_end_outlook(services: Services, contract: Contract, period: Period) -> str | None:
     """Annual targets projected to miss: '*Year-end outlook:* PA-1 on this trajectory …'."""
     annual = {k.code for k in contract.kpis if k.target_basis == "annual"}
     if not annual:
         return None
-    fc = _forecasts(card, period)
+    fc = _forecasts(services.scorecard(contract, period), period)
     if fc.empty:
         return None
     risky = fc[fc["kpi"].isin(annual) & fc["rag"].isin(["red", "amber"])]

@@ -11,6 +11,10 @@ INTERNAL_ERROR = (
     "Try again, and if it keeps happening ask your kpibot administrator to check the logs."
 )
 UNKNOWN_CONTRACT = "There is no contract '{contract}'.{hint}"
+DATABASE_UNAVAILABLE = (
+    "kpibot can't reach its database right now; nothing was changed, try again in a minute."
+)
+BAD_SETTING = "The setting {name} cannot be used: {problem}."
 IMPORT_REJECTED = "The return was rejected: {n} problem(s) above. Nothing was stored; fix them and send the whole file again."
 IMPORT_STORED = "Stored {n} figure(s) for {contract} from {file}{amended}{late}."
 IMPORT_DUPLICATE = "This return was already received ({when}); nothing new was stored."
@@ -28,4 +32,9 @@ COMMAND_TOO_LONG = (
 COMMAND_CONTROL = (
     "That command contains a control character ({code}), which kpibot cannot store; delete it "
     "(it is often pasted in invisibly) and send the command again."
+)
+INIT_DONE = (
+    "Next: edit {folder}/access.yaml (who may do what), copy {folder}/.env.example to .env here "
+    "and fill it in, then `kpibot db upgrade`, `kpibot contracts load {folder}/contracts` and "
+    "`kpibot serve`."
 )

@@ -24,7 +24,7 @@ second (``benchmarks/engine.py``). ``evaluate_scalar`` is the same rules one row
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -111,8 +111,38 @@ def _flatten(
     return _KIND[t.kind], _OP[op], float(value), uplift, combine, hint
 
 
+Terms = Mapping[str, Any]
+"""The terms as columns: a terms frame, or :func:`terms_columns`' plain arrays."""
+
+
 def terms_frame(entries: Iterable[TermsEntry]) -> pd.DataFrame:
     """Flatten parsed terms into one numeric row per (contract, kpi, year)."""
+    return pd.DataFrame(_term_rows(entries))
+
+
+def terms_columns(entries: Iterable[TermsEntry]) -> dict[str, npt.NDArray[Any]]:
+    """:func:`terms_frame` as plain arrays, one per column (no DataFrame to build)."""
+    rows = _term_rows(entries)
+    if not rows:
+        return {}
+    return {
+        key: _column([r[key] for r in rows], object if key in _OBJECT_COLUMNS else None)
+        for key in rows[0]
+    }
+
+
+_OBJECT_COLUMNS = ("target_text", "cumulative")
+
+
+def _column(values: list[object], dtype: type | None) -> npt.NDArray[Any]:
+    if dtype is object:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values  # each entry as it is (a profile stays one tuple, not a 2-D array)
+        return out
+    return np.asarray(values)
+
+
+def _term_rows(entries: Iterable[TermsEntry]) -> list[dict[str, object]]:
     rows = []
     for e in entries:
         yt = e.terms
@@ -146,7 +176,7 @@ def terms_frame(entries: Iterable[TermsEntry]) -> pd.DataFrame:
                 }
             )
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def annotate_periods(
@@ -216,14 +246,14 @@ def _cmp(v: npt.NDArray[Any], op: npt.NDArray[np.int8], t: npt.NDArray[Any]) -> 
 _T_NONE, _T_CONST, _T_BENCH, _T_BENCH_MAX, _T_BENCH_MIN, _T_IMPROVE = range(6)
 
 
-def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.int8], FloatArray]:
+def _threshold_rules(terms: Terms, prefix: str) -> tuple[npt.NDArray[np.int8], FloatArray]:
     """Per terms row: (rule code, its number) for the ``prefix`` target."""
-    kind = terms[f"{prefix}_kind"].to_numpy()
-    value = terms[f"{prefix}_value"].to_numpy(dtype=float)
-    uplift = terms[f"{prefix}_uplift"].to_numpy(dtype=float)
-    combine = terms[f"{prefix}_combine"].to_numpy(dtype=float)
-    hint = terms[f"{prefix}_hint"].to_numpy(dtype=float)
-    base = terms["baseline"].to_numpy(dtype=float)
+    kind = np.asarray(terms[f"{prefix}_kind"])
+    value = np.asarray(terms[f"{prefix}_value"], dtype=float)
+    uplift = np.asarray(terms[f"{prefix}_uplift"], dtype=float)
+    combine = np.asarray(terms[f"{prefix}_combine"], dtype=float)
+    hint = np.asarray(terms[f"{prefix}_hint"], dtype=float)
+    base = np.asarray(terms["baseline"], dtype=float)
     base = np.where(np.isnan(base), hint, base)
     up = base * (1.0 + uplift)
     bench_rule = np.where(
@@ -245,10 +275,10 @@ def _threshold_rules(terms: pd.DataFrame, prefix: str) -> tuple[npt.NDArray[np.i
     return rule.astype(np.int8), number
 
 
-def _improve_factor(terms: pd.DataFrame, prefix: str) -> FloatArray:
+def _improve_factor(terms: Terms, prefix: str) -> FloatArray:
     """Per terms row: what last year's figure is multiplied by (1 + change; 1 for 'improvement')."""
-    kind = terms[f"{prefix}_kind"].to_numpy()
-    uplift = terms[f"{prefix}_uplift"].to_numpy(dtype=float)
+    kind = np.asarray(terms[f"{prefix}_kind"])
+    uplift = np.asarray(terms[f"{prefix}_uplift"], dtype=float)
     factor = np.where((kind == 3) | (kind == 4), 1.0 + np.nan_to_num(uplift), 1.0)
     return np.asarray(factor, dtype=float)
 
@@ -468,21 +498,24 @@ def _trend(
 
 
 def _profile_fractions(
-    terms: pd.DataFrame,
+    terms: Terms,
     at: IntArray,
     unknown: BoolArray,
-    figures: pd.DataFrame,
+    in_year: FloatArray,
     per_year: IntArray,
     even: FloatArray,
 ) -> FloatArray:
     """Each row's cumulative share of the annual target from its KPI's in-year profile."""
-    profiles = terms["cumulative"].to_numpy()[at]
-    idx = figures["idx_in_year"].to_numpy(dtype=np.int64)
+    column = terms["cumulative"]
+    raw = column.to_numpy() if isinstance(column, pd.Series) else column
+    profiles = np.asarray(raw, dtype=object)
+    has = np.fromiter((isinstance(p, tuple) for p in profiles), dtype=bool, count=len(profiles))
+    if not has.any():
+        return even
+    idx = in_year.astype(np.int64)
     out = even.copy()
-    for r in np.flatnonzero(~unknown & pd.notna(profiles)):
-        shares = profiles[r]
-        if shares is None or isinstance(shares, float):
-            continue
+    for r in np.flatnonzero(has[at] & ~unknown):
+        shares = profiles[at[r]]
         if len(shares) == per_year[r] and 0 <= idx[r] < len(shares):
             out[r] = shares[idx[r]]
     return out
@@ -583,22 +616,100 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     idx_h, (c_h, k_h, _y) = _terms_rows(heads[:3], terms, key_cols)
     kind_h, kinds = _factorize(heads[3])
     gid_h = (c_h * (int(k_h.max(initial=0)) + 1) + k_h) * max(len(kinds), 1) + kind_h
-    idx = np.repeat(idx_h, lengths)
-    gid_arr = np.repeat(gid_h, lengths)
-    kind_code = np.repeat(kind_h, lengths)
+    is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
+    per_year = figures["per_year"].to_numpy(dtype=np.int64)
+    evaluated = evaluate_arrays(
+        terms,
+        np.repeat(idx_h, lengths),
+        np.repeat(gid_h, lengths),
+        is_year[np.repeat(kind_h, lengths)] if len(kinds) else np.zeros(n, dtype=bool),
+        figures["value"].to_numpy(dtype=float),
+        figures["benchmark"].to_numpy(dtype=float)
+        if "benchmark" in figures
+        else np.full(n, np.nan),
+        figures["ordinal"].to_numpy(dtype=np.int64),
+        per_year,
+        lambda: figures["ry"].to_numpy(dtype=np.int64),
+        lambda: figures["idx_in_year"].to_numpy(dtype=float),
+    )
+    return evaluated.attach(figures)
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What :func:`evaluate_arrays` works out for each figure row, as numpy arrays.
+
+    ``position`` and ``trend`` are codes into ``POSITIONS`` and ``TRENDS``; ``text`` indexes
+    ``texts`` (the terms' target words, with "" last for rows without terms).
+    """
+
+    texts: tuple[str, ...]
+    text: IntArray
+    threshold: FloatArray
+    tolerance_threshold: FloatArray
+    critical_threshold: FloatArray
+    position: npt.NDArray[np.int8]
+    trend: npt.NDArray[np.int8]
+    critical: BoolArray
+    exception_required: BoolArray
+    exempt: BoolArray
+    ytd_value: FloatArray
+    ytd_target: FloatArray
+
+    def attach(self, figures: pd.DataFrame) -> pd.DataFrame:
+        """``figures`` with the result columns added, as :func:`evaluate` returns them."""
+        results = {
+            "target": _labels([*self.texts, ""], self.text),
+            "threshold": self.threshold,
+            "tolerance_threshold": self.tolerance_threshold,
+            "critical_threshold": self.critical_threshold,
+            "position": _labels(POSITIONS, self.position),
+            "rag": _labels([RAG_OF[p] for p in POSITIONS], self.position),
+            "trend": _labels(TRENDS, self.trend),
+            "critical": self.critical,
+            "exception_required": self.exception_required,
+            "exempt": self.exempt,
+            "ytd_value": self.ytd_value,
+            "ytd_target": self.ytd_target,
+        }
+        if figures.columns.intersection(list(results)).empty:
+            # One concat instead of a dozen column inserts (each of which rebuilds the block list).
+            return pd.concat(
+                [figures, pd.DataFrame(results, index=figures.index, copy=False)], axis=1
+            )
+        out = figures.copy(deep=not _COPY_ON_WRITE)
+        for column, values in results.items():
+            out[column] = values
+        return out
+
+
+def evaluate_arrays(
+    terms: Terms,
+    idx: IntArray,
+    gid_arr: IntArray,
+    is_year: BoolArray,
+    value: FloatArray,
+    bench: FloatArray,
+    ordinal: IntArray,
+    per_year: IntArray,
+    ry: Callable[[], IntArray],
+    idx_in_year: Callable[[], FloatArray],
+) -> Evaluated:
+    """The rules of :func:`evaluate` on plain arrays, one entry per figure row.
+
+    ``idx`` is each row's terms row (-1 when it has none), ``gid_arr`` its series (rows of one
+    KPI in one period kind share it), ``is_year`` whether its period is a whole year; ``ry`` and
+    ``idx_in_year`` are asked for only when some row has an annual target. Evaluating many
+    contracts at once is this one call over all their rows.
+    """
+    n = len(value)
     unknown = idx < 0
     at = np.where(unknown, 0, idx)
 
     def spec(column: str, dtype: type | str) -> npt.NDArray:  # type: ignore[type-arg]
-        values = terms[column].to_numpy(dtype=dtype)
+        values = np.asarray(terms[column], dtype=dtype)
         return values[at] if len(values) else np.zeros(n, dtype=values.dtype)
 
-    value = figures["value"].to_numpy(dtype=float)
-    bench = (
-        figures["benchmark"].to_numpy(dtype=float) if "benchmark" in figures else np.full(n, np.nan)
-    )
-    ordinal = figures["ordinal"].to_numpy(dtype=np.int64)
-    per_year = figures["per_year"].to_numpy(dtype=np.int64)
     order, key_s, lowest = _series_order(gid_arr, ordinal)
     prev = _previous_year(order, key_s, lowest, ordinal, per_year, value)
 
@@ -612,6 +723,8 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
         if len(factor) and (factor != 1.0).any():
             thr = np.where(rule_r == _T_IMPROVE, thr * factor[at], thr)
         thresholds.append(thr)
+    if unknown.any():  # a KPI the terms do not define has no thresholds (not terms row 0's)
+        thresholds = [np.where(unknown, np.nan, t) for t in thresholds]
     t_thr, tol_thr, crit_thr = thresholds
     t_kind = spec("t_kind", np.int64)
     tol_kind = spec("tol_kind", np.int64)
@@ -620,20 +733,19 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
         tol_thr = np.where(tol_kind == 5, t_thr * spec("tol_value", float), tol_thr)
 
     # Annual targets checked part-way through a year: compare the year to date with the profile
-    # (even, or the contract's cumulative in-year targets). Year-to-date figures are compared
-    # as they are; period figures are added up first.
-    is_year = np.asarray([k == "year" for k in kinds], dtype=bool)
-    ytd_flag = spec("ytd", bool) if "ytd" in terms else np.zeros(n, dtype=bool)
-    annual = (spec("annual", bool) | ytd_flag) & ~is_year[kind_code]
+    # (even, the KPI's seasonal profile, or its cumulative in-year targets). Year-to-date
+    # figures are compared as they are; period figures are added up first.
+    ytd_flag = (spec("ytd", bool) if "ytd" in terms else np.zeros(n, dtype=bool)) & ~unknown
+    annual = (spec("annual", bool) | ytd_flag) & ~is_year & ~unknown
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():
-        ry = figures["ry"].to_numpy(dtype=np.int64)
-        summed = _year_to_date(order, gid_arr, ry, ordinal, value, annual & ~ytd_flag)
+        summed = _year_to_date(order, gid_arr, ry(), ordinal, value, annual & ~ytd_flag)
         ytd_all = np.where(ytd_flag, value, summed)
-        frac = (figures["idx_in_year"].to_numpy(dtype=float) + 1.0) / per_year
-        if "cumulative" in terms and terms["cumulative"].notna().any():
-            frac = _profile_fractions(terms, at, unknown, figures, per_year, frac)
+        in_year = idx_in_year()
+        frac = (in_year + 1.0) / per_year
+        if "cumulative" in terms:
+            frac = _profile_fractions(terms, at, unknown, in_year, per_year, frac)
         ytd_value = np.where(annual, ytd_all, np.nan)
         ytd_target = np.where(annual, t_thr * frac, np.nan)
         cmp_value = np.where(annual, ytd_all, value)
@@ -656,39 +768,31 @@ def evaluate(figures: pd.DataFrame, terms: pd.DataFrame) -> pd.DataFrame:
     )
     exception = spec("exception", bool) & ((pos_code == 1) | (pos_code == 2))
 
-    trend = _trend(order, gid_arr, value, spec("pol", float), spec("pct", bool))
+    # Rows without terms read their trend as bigger-is-better counts, whatever terms row 0 says.
+    pol = np.where(unknown, 1.0, spec("pol", float))
+    trend = _trend(order, gid_arr, value, pol, spec("pct", bool) & ~unknown)
     if "trend_yoy" in terms:
         yoy = spec("trend_yoy", bool) & ~unknown
         if yoy.any():
-            yoy_codes = _trend_yoy(
-                order, gid_arr, value, prev, spec("pol", float), spec("pct", bool)
-            )
+            yoy_codes = _trend_yoy(order, gid_arr, value, prev, pol, spec("pct", bool) & ~unknown)
             trend = np.where(yoy, yoy_codes, trend).astype(np.int8)
 
-    text_code, texts = _codes(terms["target_text"].to_numpy())
+    text_code, texts = _codes(np.asarray(terms["target_text"], dtype=object))
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
-
-    results = {
-        "target": _labels([*texts, ""], text_r),
-        "threshold": t_thr,
-        "tolerance_threshold": tol_thr,
-        "critical_threshold": crit_thr,
-        "position": _labels(POSITIONS, pos_code),
-        "rag": _labels([RAG_OF[p] for p in POSITIONS], pos_code),
-        "trend": _labels(TRENDS, trend),
-        "critical": critical,
-        "exception_required": exception,
-        "exempt": exempt,
-        "ytd_value": ytd_value,
-        "ytd_target": ytd_target,
-    }
-    if figures.columns.intersection(list(results)).empty:
-        # One concat instead of a dozen column inserts (each of which rebuilds the block list).
-        return pd.concat([figures, pd.DataFrame(results, index=figures.index, copy=False)], axis=1)
-    out = figures.copy(deep=not _COPY_ON_WRITE)
-    for column, values in results.items():
-        out[column] = values
-    return out
+    return Evaluated(
+        tuple(texts),
+        text_r.astype(np.int64),
+        t_thr,
+        tol_thr,
+        crit_thr,
+        pos_code,
+        trend,
+        critical,
+        exception,
+        exempt,
+        ytd_value,
+        ytd_target,
+    )
 
 
 # ------------------------------------------------------------------ scalar reference path

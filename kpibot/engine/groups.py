@@ -13,7 +13,9 @@ performed`` once they cannot.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -73,16 +75,20 @@ def judge(rule: GroupRule, positions: dict[str, str]) -> GroupVerdict:
     )
 
 
-def group_verdicts(contract: Contract, rows: pd.DataFrame) -> list[GroupVerdict]:
-    """Every group rule of ``contract`` judged on ``rows`` (one row per KPI: a scorecard's ``at``)."""
+def group_verdicts(contract: Contract, rows: pd.DataFrame | Iterable[Any]) -> list[GroupVerdict]:
+    """Every group rule of ``contract`` judged on ``rows``: one row per KPI at a period, as a
+    scorecard's ``at`` frame or as rows with ``kpi`` and ``position`` (status's ``KpiStatus``)."""
     if not contract.groups:
         return []
     positions: dict[str, str] = {}
-    if not rows.empty:
-        positions = dict(zip(rows["kpi"], rows["position"], strict=False))
+    if isinstance(rows, pd.DataFrame):
+        if not rows.empty:
+            positions = dict(zip(rows["kpi"], rows["position"], strict=False))
+    else:
+        positions = {str(r.kpi): str(r.position) for r in rows}
     return [judge(rule, positions) for rule in contract.groups]
 
 
-def group_lines(contract: Contract, rows: pd.DataFrame) -> list[str]:
+def group_lines(contract: Contract, rows: pd.DataFrame | Iterable[Any]) -> list[str]:
     """Status and summary lines: '*Group rule:* Quality standards: performed (3 of 4 met; ...)'."""
     return [f"*Group rule:* {v.text()}" for v in group_verdicts(contract, rows)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
@@ -1099,6 +1100,8 @@ class KPI(_Strict):
     @field_validator("polarity", mode="before")
     @classmethod
     def _polarity_words(cls, value: object) -> object:
+        if value == "bigger" or value == "smaller":  # as stored: skip the word lookup
+            return value
         return normalise_polarity(value) or value
 
     @field_validator("code")
@@ -1318,7 +1321,7 @@ class Contract(_Strict):
             if cur.start <= prev.end:
                 raise ValueError(f"contract years {prev.year} and {cur.year} overlap")
         codes = [k.code for k in self.kpis]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        dupes = sorted(c for c, n in Counter(codes).items() if n > 1)
         if dupes:
             raise ValueError(f"KPI codes must be unique; repeated: {', '.join(dupes)}")
         known = set(codes)

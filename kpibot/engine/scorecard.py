@@ -46,14 +46,29 @@ def reporting_kind(kpi: KPI, default: str = "quarter") -> str:
     return default
 
 
-_COMPILED: dict[int, tuple[Contract, dict[str, CompiledKpi], pd.DataFrame]] = {}
+_COMPILED: dict[int, tuple[Contract, dict[str, CompiledKpi]]] = {}
+_TERMS: dict[int, tuple[Contract, pd.DataFrame]] = {}
+# Each entry keeps its contract alive (about 150 KB for 40 KPIs); compiling again is cheap, as
+# wordings are compiled once for all contracts (kpibot.engine.targets).
+COMPILED_CACHE_SIZE = 1024
 
 
-def _cached(contract: Contract) -> tuple[Contract, dict[str, CompiledKpi], pd.DataFrame]:
+def compiled(contract: Contract) -> dict[str, CompiledKpi]:
+    """Parsed terms for every KPI and year (cached per contract object)."""
     # Keyed by object identity: the entry holds the contract, so the id cannot be reused.
     hit = _COMPILED.get(id(contract))
     if hit is None:
-        comp = compile_contract(contract)
+        if len(_COMPILED) >= COMPILED_CACHE_SIZE:
+            _COMPILED.clear()
+        hit = _COMPILED[id(contract)] = (contract, compile_contract(contract))
+    return hit[1]
+
+
+def contract_terms(contract: Contract) -> pd.DataFrame:
+    """The flattened terms frame for one contract (cached)."""
+    hit = _TERMS.get(id(contract))
+    if hit is None:
+        comp = compiled(contract)
         entries = [
             TermsEntry(
                 contract.id,
@@ -65,18 +80,18 @@ def _cached(contract: Contract) -> tuple[Contract, dict[str, CompiledKpi], pd.Da
                 k.baseline,
                 comp[k.code].trend,
                 k.values == "year_to_date" or bool(k.in_year_targets),
-                _cumulative(contract, k, comp[k.code].cumulative),
+                cumulative_shares(contract, k, comp[k.code].cumulative),
             )
             for k in contract.kpis
             for y, terms in comp[k.code].years.items()
         ]
-        if len(_COMPILED) > 512:
-            _COMPILED.clear()
-        hit = _COMPILED[id(contract)] = (contract, comp, terms_frame(entries))
-    return hit
+        if len(_TERMS) > 512:
+            _TERMS.clear()
+        hit = _TERMS[id(contract)] = (contract, terms_frame(entries))
+    return hit[1]
 
 
-def _cumulative(
+def cumulative_shares(
     contract: Contract, kpi: KPI, in_year: tuple[float, ...] | None
 ) -> tuple[float, ...] | None:
     """Cumulative shares of the annual target through the year: the in-year targets, else the
@@ -96,14 +111,10 @@ def _cumulative(
     return tuple(out)
 
 
-def compiled(contract: Contract) -> dict[str, CompiledKpi]:
-    """Parsed terms for every KPI and year (cached per contract object)."""
-    return _cached(contract)[1]
-
-
-def contract_terms(contract: Contract) -> pd.DataFrame:
-    """The flattened terms frame for one contract (cached)."""
-    return _cached(contract)[2]
+def clear_caches() -> None:
+    """Forget every contract's compiled terms (benchmarks measuring a cold start call this)."""
+    _COMPILED.clear()
+    _TERMS.clear()
 
 
 def history_frame(contract: Contract) -> pd.DataFrame:
@@ -133,6 +144,52 @@ class Scorecard:
     frame: pd.DataFrame
 
     @classmethod
+    def build_many(
+        cls,
+        contracts: list[Contract],
+        figures: pd.DataFrame,
+        extra_periods: dict[str, list[Period]] | None = None,
+    ) -> dict[str, Scorecard]:
+        """:meth:`build` for many contracts, evaluating all their figures in one pass.
+
+        Each scorecard is the one :meth:`build` gives for that contract alone (the tests hold
+        them equal); the evaluation, the costly part, runs once over every contract's rows.
+        """
+        extra_periods = extra_periods or {}
+        parts: list[pd.DataFrame] = []
+        terms: list[pd.DataFrame] = []
+        by_id = {c.id: c for c in contracts}
+        grouped = dict(iter(figures.groupby("contract", sort=False))) if len(figures) else {}
+        for contract in contracts:
+            own = grouped.get(contract.id, figures.iloc[0:0])
+            figs = _with_placeholders(contract, own, extra_periods.get(contract.id))
+            if not figs.empty:
+                parts.append(
+                    _fill_benchmarks(contract, figs.astype({"value": float, "benchmark": float}))
+                )
+                terms.append(contract_terms(contract))
+        out = {c.id: cls(c, pd.DataFrame()) for c in contracts}
+        if not parts:
+            return out
+        figs = pd.concat(parts, ignore_index=True)
+
+        def year_of(cid: str, p: Period) -> int | None:
+            y = by_id[cid].year_for(p)
+            return None if y is None else y.year
+
+        annotated = annotate_periods(
+            figs, year_of, lambda cid: by_id[cid].reporting.year_start_month
+        )
+        inside = annotated["year"] >= 0
+        result = evaluate(annotated[inside], pd.concat(terms, ignore_index=True))
+        for cid, frame in result.groupby("contract", sort=False):
+            out[str(cid)] = cls(
+                by_id[str(cid)],
+                frame.sort_values(["kpi", "period_start"]).reset_index(drop=True),
+            )
+        return out
+
+    @classmethod
     def build(
         cls, contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None = None
     ) -> Scorecard:
@@ -142,27 +199,7 @@ class Scorecard:
         period, so a report at a period shows KPIs whose return has not arrived.
         """
         figs = figures[figures["contract"] == contract.id] if len(figures) else figures
-        figs = figs.reindex(columns=FIGURE_COLUMNS)
-        placeholders = []
-        present = set(zip(figs["kpi"], figs["period"], strict=False))
-        for p in extra_periods or []:
-            for k in contract.kpis:
-                target_p = _period_for(contract, k, p)
-                if target_p is not None and (k.code, target_p.label) not in present:
-                    placeholders.append(
-                        {
-                            "contract": contract.id,
-                            "kpi": k.code,
-                            "period": target_p.label,
-                            "value": math.nan,
-                            "benchmark": math.nan,
-                        }
-                    )
-                    present.add((k.code, target_p.label))
-        if placeholders:
-            figs = pd.concat(
-                [figs, pd.DataFrame(placeholders, columns=FIGURE_COLUMNS)], ignore_index=True
-            )
+        figs = _with_placeholders(contract, figs, extra_periods)
         if figs.empty:
             return cls(contract, pd.DataFrame())
         figs = figs.astype({"value": float, "benchmark": float})
@@ -246,6 +283,35 @@ class Scorecard:
             return None
         label = rows.sort_values("period_start")["period"].iloc[-1]
         return self.contract.parse_period(label)
+
+
+def _with_placeholders(
+    contract: Contract, figures: pd.DataFrame, extra_periods: list[Period] | None
+) -> pd.DataFrame:
+    """A contract's figures with a missing row for every KPI reported in the kind of each of
+    ``extra_periods`` that has no figure there."""
+    figs = figures.reindex(columns=FIGURE_COLUMNS)
+    placeholders = []
+    present = set(zip(figs["kpi"], figs["period"], strict=False))
+    for p in extra_periods or []:
+        for k in contract.kpis:
+            target_p = _period_for(contract, k, p)
+            if target_p is not None and (k.code, target_p.label) not in present:
+                placeholders.append(
+                    {
+                        "contract": contract.id,
+                        "kpi": k.code,
+                        "period": target_p.label,
+                        "value": math.nan,
+                        "benchmark": math.nan,
+                    }
+                )
+                present.add((k.code, target_p.label))
+    if placeholders:
+        figs = pd.concat(
+            [figs, pd.DataFrame(placeholders, columns=FIGURE_COLUMNS)], ignore_index=True
+        )
+    return figs
 
 
 def _period_for(contract: Contract, kpi: KPI, period: Period) -> Period | None:

@@ -677,6 +677,38 @@ def check_consistency(
     return None
 
 
+# Compiled terms by what they are read from (never by KPI code), so the many KPIs that share
+# their wording across thousands of contracts are parsed once; YearTerms are frozen, so sharing
+# them is safe. Bounded: a process that sees ever new wordings starts again from empty.
+_TERMS_CACHE: dict[tuple[object, ...], tuple[str | None, dict[int, YearTerms]]] = {}
+TERMS_CACHE_SIZE = 50_000
+
+
+def _frozen(value: object) -> object:
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
+
+
+def _terms_key(kpi: KPI, years: list[int]) -> tuple[object, ...]:
+    return (
+        kpi.kind,
+        kpi.polarity,
+        kpi.unit,
+        kpi.target,
+        _frozen(kpi.targets),
+        _frozen(kpi.tolerance),
+        _frozen(kpi.critical_failure),
+        tuple(kpi.exempt_years),
+        _frozen(kpi.disputed_years),
+        kpi.target_basis,
+        tuple(years),
+        # issue 13: what else the reading depends on
+        kpi.name,
+        kpi.due,
+        _frozen(kpi.in_year_targets),
+        kpi.baseline is None,
+    )
+
+
 def compile_kpi(
     kpi: KPI,
     years: list[int],
@@ -685,9 +717,37 @@ def compile_kpi(
 ) -> CompiledKpi:
     """Parse every year's terms for one KPI, naming KPI, year and text on failure.
 
-    A year before the KPI's first stated target has no target (grey), not an error; a year after
-    its last stated target reuses that text, and ``YearTerms.carried_from`` says so.
+    KPIs worded alike share one parse (and one ``years`` mapping: treat it as read-only). A year
+    before the KPI's first stated target has no target (grey), not an error; a year after its
+    last stated target reuses that text, and ``YearTerms.carried_from`` says so.
     """
+    key = _terms_key(kpi, years)
+    hit = _TERMS_CACHE.get(key)
+    if hit is None:
+        hit = _compile_years(kpi, years, loc)
+        if len(_TERMS_CACHE) >= TERMS_CACHE_SIZE:
+            _TERMS_CACHE.clear()
+        _TERMS_CACHE[key] = hit
+    unit, out = hit
+    return CompiledKpi(
+        kpi.code,
+        kpi.polarity,
+        unit or ("milestone" if kpi.kind == "milestone" else "count"),
+        out,
+        kpi.trend or default_trend,
+        bool(kpi.signed),
+        _cumulative_shares(kpi, loc),
+    )
+
+
+def clear_terms_cache() -> None:
+    """Forget every compiled wording (benchmarks measuring a cold start call this)."""
+    _TERMS_CACHE.clear()
+
+
+def _compile_years(
+    kpi: KPI, years: list[int], loc: tuple[str | int, ...]
+) -> tuple[str | None, dict[int, YearTerms]]:
     out: dict[int, YearTerms] = {}
     unit: str | None = kpi.unit
     for year in years:
@@ -777,16 +837,7 @@ def compile_kpi(
             kpi.is_exempt(year),
             carried,
         )
-    cumulative = _cumulative_shares(kpi, out, loc)
-    return CompiledKpi(
-        kpi.code,
-        kpi.polarity,
-        unit or ("milestone" if kpi.kind == "milestone" else "count"),
-        out,
-        kpi.trend or default_trend,
-        bool(kpi.signed),
-        cumulative,
-    )
+    return unit, out
 
 
 def _milestone_target(kpi: KPI) -> Target:
@@ -813,9 +864,7 @@ def _carried_from(kpi: KPI, year: int) -> int | None:
     return max(earlier) if earlier else None
 
 
-def _cumulative_shares(
-    kpi: KPI, years: dict[int, YearTerms], loc: tuple[str | int, ...]
-) -> tuple[float, ...] | None:
+def _cumulative_shares(kpi: KPI, loc: tuple[str | int, ...]) -> tuple[float, ...] | None:
     """Each period's cumulative share of the annual target, from ``in_year_targets``."""
     if not kpi.in_year_targets:
         return None

@@ -764,16 +764,44 @@ def open_plans_summary(services: Services, contract: Contract) -> list[str]:
     >>> # open_plans_summary(services, contract)
     >>> # ['📋 1 open action plan: #3 C7, C9 — plan agreed; next action due Tue 31 Mar 2020']
     """
+    # Most contracts have no open plan: one quick indexed read says so before loading any.
+    states = ", ".join(f"'{state}'" for state in sorted(OPEN))
+    if not services.db.read_scalar(
+        f"SELECT 1 FROM {ActionPlanRecord.__tablename__} "  # noqa: S608
+        f"WHERE contract_id = ? AND state IN ({states}) LIMIT 1",
+        contract.id,
+    ):
+        return []
     plans = ActionPlanService(services).list([contract.id], open_only=True)
+    return _plans_line(plans, services.now().astimezone(LONDON).date())
+
+
+def _plans_line(plans: Sequence[ActionPlan], today: date) -> list[str]:
     if not plans:
         return []
-    today = services.now().astimezone(LONDON).date()
     parts = [
         f"#{p.id} {', '.join(p.kpis) or 'no KPI named'} — {describe_progress(p, today)}"
         for p in plans
     ]
     n = len(plans)
     return [f"📋 {n} open action plan{'s' if n != 1 else ''}: " + "; ".join(parts)]
+
+
+def status_lines_many(
+    services: Services, pairs: Sequence[tuple[Contract, Period]]
+) -> dict[str, list[str]]:
+    """:func:`status_lines` for many contracts, reading every open plan in one query."""
+    ids = [c.id for c, _ in pairs]
+    by_contract: dict[str, list[ActionPlan]] = {}
+    for start in range(0, len(ids), 1000):
+        for plan in ActionPlanService(services).list(ids[start : start + 1000], open_only=True):
+            by_contract.setdefault(plan.contract_id, []).append(plan)
+    today = services.now().astimezone(LONDON).date()
+    return {cid: _plans_line(plans, today) for cid, plans in by_contract.items()}
+
+
+# Open plans change only through the plans' own audited steps (and the date).
+STATUS_CHANGED_BY = ("actionplan",)
 
 
 def status_lines(services: Services, contract: Contract, period: Period) -> list[str]:

@@ -20,6 +20,7 @@ False
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -651,4 +652,34 @@ def finance_summary(services: Services, contract: Contract) -> list[str]:
 
 def status_lines(services: Services, contract: Contract, period: Period) -> list[str]:
     """The owed exception reports, for ``/kpi status`` and the quarterly summary (any period)."""
+    # Only a contract with a statement can owe a report: one quick indexed read says which.
+    if not services.db.read_scalar(
+        f"SELECT 1 FROM {ExpenditureStatementRecord.__tablename__} "  # noqa: S608
+        "WHERE contract_id = ? LIMIT 1",
+        contract.id,
+    ):
+        return []
     return finance_summary(services, contract)
+
+
+def status_lines_many(
+    services: Services, pairs: Sequence[tuple[Contract, Period]]
+) -> dict[str, list[str]]:
+    """:func:`status_lines` for many contracts: only those with a statement can owe a report,
+    and one query finds them."""
+    ids = [c.id for c, _ in pairs]
+    stated: set[str] = set()
+    with services.db.session(read_only=True) as session:
+        for start in range(0, len(ids), 1000):
+            stated.update(
+                session.scalars(
+                    select(ExpenditureStatementRecord.contract_id)
+                    .where(ExpenditureStatementRecord.contract_id.in_(ids[start : start + 1000]))
+                    .distinct()
+                )
+            )
+    return {c.id: finance_summary(services, c) for c, _ in pairs if c.id in stated}
+
+
+# Owed reports change only with statements and reports, each audited under these actions.
+STATUS_CHANGED_BY = ("expenditure",)

@@ -213,14 +213,28 @@ def missing_notes(
 
 def pending_periods(services: Services, contract_id: str) -> set[str]:
     """Periods whose return is submitted and awaiting approval (or queried): show as pending."""
+    sql = (
+        f"SELECT period_label FROM {ReturnRecord.__tablename__} "  # noqa: S608
+        "WHERE contract_id = ? AND state IN ('submitted', 'queried')"
+    )
+    return {str(label) for (label,) in services.db.read_rows(sql, contract_id)}
+
+
+def pending_many(services: Services, contract_ids: Sequence[str]) -> dict[str, set[str]]:
+    """:func:`pending_periods` for many contracts in one query (contracts with none left out)."""
+    out: dict[str, set[str]] = {}
+    ids = list(contract_ids)
     with services.db.session(read_only=True) as session:
-        rows = session.scalars(
-            select(ReturnRecord.period_label).where(
-                ReturnRecord.contract_id == contract_id,
-                ReturnRecord.state.in_(("submitted", "queried")),
+        for start in range(0, len(ids), 1000):
+            rows = session.execute(
+                select(ReturnRecord.contract_id, ReturnRecord.period_label).where(
+                    ReturnRecord.contract_id.in_(ids[start : start + 1000]),
+                    ReturnRecord.state.in_(("submitted", "queried")),
+                )
             )
-        )
-        return set(rows)
+            for contract_id, label in rows:
+                out.setdefault(str(contract_id), set()).add(str(label))
+    return out
 
 
 def late_or_missing(

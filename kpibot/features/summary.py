@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kpibot.core.protocol import Cell, Reply
@@ -41,13 +41,36 @@ REPORT_FAILED = "The performance report could not be attached; ask for it with `
 log = logging.getLogger(__name__)
 
 
+class SummaryComposer:
+    """What the dispatcher calls for each claimed row, at delivery time.
+
+    ``prepare`` is handed each claimed batch first: the quarterly summaries in it (after a
+    quarter, one per contract) have their scorecards evaluated together, in one pass.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+
+    def __call__(self, message: OutboxMessage) -> Reply:
+        return compose(
+            self._services, message.kind, message.contract_id, message.period, message.text
+        )
+
+    def prepare(self, messages: Sequence[OutboxMessage]) -> None:
+        wanted: dict[str, Period] = {}
+        for m in messages:
+            if m.kind == "summary" and m.contract_id and m.period:
+                contract = self._services.contract(m.contract_id)
+                if contract is not None:
+                    wanted[contract.id] = contract.parse_period(m.period)
+        if len(wanted) > 1:
+            contracts = [c for c in map(self._services.contract, wanted) if c is not None]
+            self._services.prefetch_scorecards(contracts, wanted)
+
+
 def composer(services: Services) -> Callable[[OutboxMessage], Reply]:
     """What the dispatcher calls for each claimed row, at delivery time."""
-
-    def compose_message(message: OutboxMessage) -> Reply:
-        return compose(services, message.kind, message.contract_id, message.period, message.text)
-
-    return compose_message
+    return SummaryComposer(services)
 
 
 def compose(

@@ -7,7 +7,8 @@ message a second (Slack's limit for ``chat.postMessage``); a row that would wait
 after Retry-After without counting a failure; any other error is retried with exponential
 backoff and given up (status ``failed``, ``last_error``) after ``max_attempts``. A batch slowed
 by pacing hands its remaining rows back once half the claim's lease is spent, so no other
-dispatcher takes over a row this one still means to send.
+dispatcher takes over a row this one still means to send. ``stop()`` (at shutdown) makes the
+batch in progress hand its remaining rows back at once, and interrupts a pacing pause.
 
 The clock is an argument: ``run_once(now)`` uses ``now`` for everything it records, and the
 pacing between messages uses the injected ``monotonic`` and ``sleep`` (tests pass fakes).
@@ -23,10 +24,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
+from kpibot.core import metrics
 from kpibot.core.protocol import Reply
 from kpibot.engine import reminders
 from kpibot.scheduler.delivery import Deliverer, DeliveryError, RateLimited, TransactionalDeliverer
@@ -93,6 +96,26 @@ class Dispatcher:
         self.sleep = sleep
         self.monotonic = monotonic
         self._free_at: dict[tuple[str, str], float] = {}
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Stop after the message being delivered: the rest of the batch is handed back."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` between two messages; False if ``stop()`` came meanwhile."""
+        if self.sleep is time.sleep:
+            return not self._stopping.wait(seconds)
+        self.sleep(seconds)
+        return not self._stopping.is_set()
+
+    def _hand_back(self, message: OutboxMessage, now: datetime, reason: str) -> None:
+        self.outbox.reschedule(message, now, reason)
+        metrics.DELIVERIES.labels(platform=message.platform, status="handed_back").inc()
 
     def run_once(self, now: datetime) -> int:
         """Claim one batch of due rows and deliver them; returns how many were sent."""
@@ -110,12 +133,23 @@ class Dispatcher:
 
     def _run(self, now: datetime) -> tuple[int, int]:
         messages = self.outbox.claim(self.worker, now, self.batch, platforms=list(self.deliverers))
+        # A composer may get the claimed batch ready at once (the summary composer evaluates
+        # every summary's contract in one pass); composing stays per message.
+        prepare = getattr(self.composer, "prepare", None)
+        if prepare is not None and messages:
+            try:
+                prepare(messages)
+            except Exception:  # each message is still composed on its own below
+                log.exception("could not prepare %d claimed message(s) together", len(messages))
         claimed_at, sent = self.monotonic(), 0
         for message in messages:
+            if self._stopping.is_set():
+                self._hand_back(message, now, "handed back: shutting down")
+                continue
             # Pacing can make a batch slow; hand rows back well before their lease ends, or
             # another dispatcher would take them over while they still wait here.
             if self.monotonic() - claimed_at > self.outbox.lease.total_seconds() / 2:
-                self.outbox.reschedule(message, now, "handed back: the batch ran long")
+                self._hand_back(message, now, "handed back: the batch ran long")
                 continue
             sent += self._dispatch(message, now)
         return len(messages), sent
@@ -132,8 +166,9 @@ class Dispatcher:
         if wait > self.max_pause:
             self.outbox.reschedule(message, now + timedelta(seconds=wait), "paced: channel busy")
             return 0
-        if wait > 0:
-            self.sleep(wait)
+        if wait > 0 and not self._pause(wait):
+            self._hand_back(message, now, "handed back: shutting down")
+            return 0
         deliverer = self.deliverers[message.platform]
         try:
             if isinstance(deliverer, TransactionalDeliverer):
@@ -146,6 +181,7 @@ class Dispatcher:
             self._free_at[channel] = self.monotonic() + limited.retry_after
             at = now + timedelta(seconds=limited.retry_after)
             self.outbox.reschedule(message, at, str(limited), limited.progress)
+            metrics.DELIVERIES.labels(platform=message.platform, status="rate_limited").inc()
             log.info("outbox %s: rate limited, again at %s", message.id, at.isoformat())
             return 0
         except Exception as error:  # a platform, composer or deliverer fault: retry or give up
@@ -165,6 +201,7 @@ class Dispatcher:
             if ref is not None:
                 log.info("outbox %s: already delivered as %s; marking it sent", message.id, ref)
                 self.outbox.mark_sent(message, now, ref)
+                metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
                 return 1
         reply = self.composer(message)
         try:
@@ -173,6 +210,7 @@ class Dispatcher:
             self._free_at[channel] = self.monotonic() + self.pacing.get(message.platform, 0.0)
         if not self.outbox.mark_sent(message, now, ref):
             log.warning("outbox %s: delivered, but the lease was lost; it may repeat", message.id)
+        metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
         return 1
 
     def _deliver_in_transaction(
@@ -183,6 +221,7 @@ class Dispatcher:
             ref = deliverer.deliver_in(session, message, reply)
             if not self.outbox.mark_sent_in(session, message, now, ref):
                 raise _ClaimLost
+        metrics.DELIVERIES.labels(platform=message.platform, status="sent").inc()
         return 1
 
     def _failed(self, message: OutboxMessage, now: datetime, error: Exception) -> None:
@@ -191,6 +230,7 @@ class Dispatcher:
         permanent = isinstance(error, DeliveryError) and error.permanent
         if permanent or message.attempts >= self.max_attempts:
             self.outbox.fail(message, reason, progress)
+            metrics.DELIVERIES.labels(platform=message.platform, status="failed").inc()
             log.error(
                 "outbox %s (%s to %s:%s) failed after %d attempt(s): %s",
                 message.id,
@@ -203,6 +243,7 @@ class Dispatcher:
             return
         delay = self.backoff_for(message.attempts)
         self.outbox.retry(message, now, delay, reason, progress)
+        metrics.DELIVERIES.labels(platform=message.platform, status="retried").inc()
         log.warning(
             "outbox %s: attempt %d failed (%s); retrying in %s",
             message.id,

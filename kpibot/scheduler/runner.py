@@ -10,6 +10,11 @@ processes, so it stores nothing: all state (watermark, outbox) is in our databas
 This module is the scheduler's edge: it is the one place that reads the clock, through
 ``clock`` (``Services.now`` by default), and hands ``now`` to the rest.
 
+Shutdown (``shutdown``) stops both jobs, lets a delivery in flight finish (the dispatcher hands
+the rest of its batch back), waits at most ``timeout`` seconds for a running job, then hands back
+any row this process still holds (``OutboxRepository.release``) and gives up leadership: another
+replica, or this one restarted, picks the rows up at once instead of after the claim's lease.
+
 >>> service = SchedulerService(services, policy, {"console": ConsoleDeliverer()})
 ... # doctest: +SKIP
 >>> service.start()  # doctest: +SKIP
@@ -19,7 +24,10 @@ This module is the scheduler's edge: it is the one place that reads the clock, t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,6 +35,7 @@ from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from kpibot.core import metrics
 from kpibot.core.access import AccessPolicy
 from kpibot.core.services import IncidentsProvider, Services
 from kpibot.engine.calendar import LONDON
@@ -73,6 +82,7 @@ class SchedulerService:
         outbox = OutboxRepository(services.db)
         self.tick = tick or ReminderTick(services, policy, incidents_provider, outbox=outbox)
         self.leader = leader or LeaderLock(services.db)
+        self.outbox = outbox
         self.dispatcher = Dispatcher(
             outbox,
             deliverers,
@@ -80,6 +90,19 @@ class SchedulerService:
             worker=worker or default_worker(),
         )
         self._scheduler: BackgroundScheduler | None = None
+        self._jobs = 0  # jobs running now
+        self._idle = threading.Condition()
+
+    @contextmanager
+    def _job(self) -> Iterator[None]:
+        with self._idle:
+            self._jobs += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._jobs -= 1
+                self._idle.notify_all()
 
     @property
     def running(self) -> bool:
@@ -115,23 +138,61 @@ class SchedulerService:
             self.dispatcher.worker,
         )
 
-    def shutdown(self, wait: bool = True) -> None:
-        """Stop the jobs (letting a running one finish when ``wait``) and give up leadership."""
+    def shutdown(self, wait: bool = True, timeout: float = 8.0) -> int:
+        """Stop the jobs, hand back this process's claims and give up leadership.
+
+        With ``wait``, a running job gets up to ``timeout`` seconds to finish (a dispatch batch
+        stops after the message in flight). Returns how many claimed rows were handed back.
+        """
+        self.dispatcher.stop()
         if self._scheduler is not None:
             if self._scheduler.running:
-                self._scheduler.shutdown(wait=wait)
+                self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        self.leader.release()
+        if wait:
+            deadline = time.monotonic() + timeout
+            with self._idle:
+                while self._jobs and time.monotonic() < deadline:
+                    self._idle.wait(deadline - time.monotonic())
+                if self._jobs:
+                    log.warning("scheduler: a job was still running at shutdown; leaving it")
+        released = 0
+        try:
+            released = self.outbox.release(self.dispatcher.worker, self.clock())
+        except Exception as error:  # the database may be what is failing; the lease covers it
+            log.warning("scheduler: could not hand back claims at shutdown (%s)", error)
+        if released:
+            log.info("scheduler: handed back %d claimed outbox row(s)", released)
+        try:
+            self.leader.release()
+        except Exception as error:
+            log.warning("scheduler: could not release the leader lock (%s)", error)
+        return released
 
     def run_tick(self) -> int:
         """One tick if this replica leads; returns the outbox rows written."""
-        if not self.leader.acquire():
-            return 0
-        return self.tick.tick(self.clock())
+        with self._job():
+            if self.dispatcher.stopping or not self.leader.acquire():
+                return 0
+            started = time.perf_counter()
+            written = self.tick.tick(self.clock())
+            metrics.TICK_SECONDS.observe(time.perf_counter() - started)
+            metrics.LAST_TICK.set_to_current_time()
+            return written
 
     def run_dispatch(self) -> int:
-        """One dispatch batch; returns the messages sent."""
-        return self.dispatcher.run_once(self.clock())
+        """One dispatch batch; returns the messages sent. Refreshes the outbox gauges after."""
+        with self._job():
+            if self.dispatcher.stopping:
+                return 0
+            now = self.clock()
+            sent = self.dispatcher.run_once(now)
+            counts, oldest = self.outbox.backlog()
+            for status, n in counts.items():
+                metrics.OUTBOX_BACKLOG.labels(status=status).set(n)
+            age = 0.0 if oldest is None else (now - oldest).total_seconds()
+            metrics.OUTBOX_OLDEST_DUE.set(max(age, 0.0))
+            return sent
 
     def run_once(self) -> tuple[int, int]:
         """One tick (if leader) and dispatch until nothing is due; for ``scheduler run --once``."""

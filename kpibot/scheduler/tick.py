@@ -305,6 +305,10 @@ class ReminderTick:
             cid = inp.contract.id
             inp.received = self._known[cid] = {**self._known.get(cid, {}), **receipts.get(cid, {})}
         started = self._returns_started([inp.contract.id for inp in busy])
+        if len(started) > 1:
+            # What each return still needs reads its contract's scorecard: build them together.
+            known = [self.services.contract(cid) for cid in sorted(started)]
+            self.services.prefetch_scorecards([c for c in known if c is not None])
         for inp in busy:
             if inp.contract.id in started:
                 inp.missing_note = self._missing_notes(inp, start, end)

@@ -11,9 +11,11 @@ supersedes the old one and carries a reason. Nothing a user submits is ever over
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import String, cast, exists, select
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +36,13 @@ from kpibot.store.errors import (
     rejection_for,
 )
 from kpibot.store.rows import Clock, FigureRow, NewFigure, Source, SubmissionResult, utc_now
-from kpibot.store.schema import SOURCES, FigureRecord, KPIRecord, SubmissionRecord
+from kpibot.store.schema import (
+    SOURCES,
+    ContractRecord,
+    FigureRecord,
+    KPIRecord,
+    SubmissionRecord,
+)
 
 FRAME_COLUMNS = [
     "contract",
@@ -371,6 +379,140 @@ class FigureRepository:
         frame["period_start"] = pd.to_datetime(frame["period_start"], format="ISO8601")
         frame["submitted_at"] = pd.to_datetime(frame["submitted_at"], utc=True, format="ISO8601")
         return frame.sort_values(["contract", "kpi", "period_start"], ignore_index=True)
+
+    def current_values(
+        self, contract_ids: Sequence[str] | None = None, kpis: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """The current figures' values, lean: ``contract, kpi, period, value, benchmark``.
+
+        What evaluating status needs and no more, read as fast as the backend allows: on
+        PostgreSQL a many-contract read is one ``COPY`` parsed by pandas in C, with the text
+        columns as categories (a few hundred distinct strings for millions of rows). ``kpis``
+        narrows the read to those KPIs (a refresh after a submission).
+        """
+        table = FigureRecord.__tablename__
+        where: list[str] = []
+        params: list[object] = []
+        if contract_ids is not None:
+            ids = list(contract_ids)
+            if not ids:
+                return _no_values()
+            marks = ", ".join("?" * len(ids))
+            where.append(f"f.contract_id IN ({marks})")
+            # Superseded figures are few: find them among these contracts' own figures (an
+            # index read), not by joining every figure in the table against every other.
+            where.append(
+                f"f.id NOT IN (SELECT n.supersedes_id FROM {table} n "  # noqa: S608
+                f"WHERE n.contract_id IN ({marks}) AND n.supersedes_id IS NOT NULL)"
+            )
+            params.extend(ids)
+            params.extend(ids)
+        else:
+            where.append(
+                f"f.id NOT IN (SELECT n.supersedes_id FROM {table} n "  # noqa: S608
+                "WHERE n.supersedes_id IS NOT NULL)"
+            )
+        if kpis is not None:
+            codes = list(kpis)
+            where.append(f"f.kpi_code IN ({', '.join('?' * max(len(codes), 1))})")
+            params.extend(codes or [""])
+        sql = (
+            "SELECT f.contract_id, f.kpi_code, f.period_label, f.value, f.benchmark "  # noqa: S608
+            f"FROM {table} f WHERE {' AND '.join(where)}"
+        )
+        bulk = contract_ids is None or len(params) > 128
+        if self._db.dialect == "postgresql" and bulk and kpis is None:
+            # The server writes the rows as one CSV text: one value for the driver to hand over
+            # instead of a tuple per figure, and pandas parses it in C. Contract ids are slugs
+            # and period labels normalised, so only KPI codes can need quoting.
+            csv_sql = (
+                "SELECT string_agg(concat_ws(',', f.contract_id, "  # noqa: S608
+                "'\"' || replace(f.kpi_code, '\"', '\"\"') || '\"', f.period_label, "
+                # concat_ws leaves NULLs out, so each number is written, or empty, explicitly.
+                "coalesce(f.value::text, ''), coalesce(f.benchmark::text, '')), E'\\n') "
+                f"FROM {table} f WHERE {' AND '.join(where)}"
+            )
+            text = self._db.read_scalar(csv_sql, *params)
+            if not text:
+                return _no_values()
+            return pd.read_csv(
+                io.StringIO(text),
+                header=None,
+                names=list(_VALUE_DTYPES),
+                dtype=_VALUE_DTYPES,
+                keep_default_na=False,
+                na_values={"value": [""], "benchmark": [""]},
+            )
+        rows = self._db.read_rows(sql, *params)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(_VALUE_DTYPES)
+        return pd.DataFrame(
+            {
+                name: np.asarray(col, dtype=object if dtype == "category" else float)
+                for (name, dtype), col in zip(_VALUE_DTYPES.items(), columns, strict=True)
+            }
+        )
+
+    def latest_ids(self, contract_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Each contract's latest figure id (figures are append-only, so it versions them)."""
+        table = FigureRecord.__tablename__
+        # One step down the (contract_id, id) index per contract, not a pass over its figures.
+        sql = (
+            f"SELECT c.id, (SELECT max(f.id) FROM {table} f WHERE f.contract_id = c.id) "  # noqa: S608
+            f"FROM {ContractRecord.__tablename__} c"
+        )
+        params: list[object] = []
+        if contract_ids is not None:
+            ids = list(contract_ids)
+            if not ids:
+                return {}
+            sql += f" WHERE c.id IN ({', '.join('?' * len(ids))})"
+            params.extend(ids)
+        return {str(c): int(i) for c, i in self._db.read_rows(sql, *params) if i is not None}
+
+    def changed_since(
+        self, contract_id: str, figure_id: int
+    ) -> list[tuple[int, str, str, float | None, float | None]]:
+        """The current figures of every KPI of a contract that got a figure after ``figure_id``:
+        (id, KPI, period, value, benchmark), in one query. A status refresh re-evaluates exactly
+        these KPIs; the newest figure is always current, so the largest id is the contract's."""
+        table = FigureRecord.__tablename__
+        sql = (
+            f"SELECT f.id, f.kpi_code, f.period_label, f.value, f.benchmark FROM {table} f "  # noqa: S608
+            "WHERE f.contract_id = ? AND f.kpi_code IN "
+            f"(SELECT a.kpi_code FROM {table} a WHERE a.contract_id = ? AND a.id > ?) "
+            f"AND f.id NOT IN (SELECT n.supersedes_id FROM {table} n "
+            "WHERE n.contract_id = ? AND n.supersedes_id IS NOT NULL)"
+        )
+        return [
+            (int(i), str(k), str(p), v, b)
+            for i, k, p, v, b in self._db.read_rows(
+                sql, contract_id, contract_id, figure_id, contract_id
+            )
+        ]
+
+    def added_since(self, contract_id: str, figure_id: int) -> list[tuple[int, str, str, bool]]:
+        """Figures stored for a contract after ``figure_id``: (id, KPI, period, has a value)."""
+        sql = (
+            f"SELECT id, kpi_code, period_label, value FROM {FigureRecord.__tablename__} "  # noqa: S608
+            "WHERE contract_id = ? AND id > ? ORDER BY id"
+        )
+        return [
+            (int(i), str(k), str(p), v is not None and not math.isnan(v))
+            for i, k, p, v in self._db.read_rows(sql, contract_id, figure_id)
+        ]
+
+
+def _no_values() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _VALUE_DTYPES.items()})
+
+
+_VALUE_DTYPES = {
+    "contract": "category",
+    "kpi": "category",
+    "period": "category",
+    "value": "float64",
+    "benchmark": "float64",
+}
 
 
 def _submission_by_key(session: Session, key: str) -> SubmissionRecord | None:

@@ -35,7 +35,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Row, Table, case, func, select, update
@@ -198,9 +198,15 @@ class OutboxRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)  # rendered only on PostgreSQL
         )
+        chosen: Any = candidates.scalar_subquery()
+        if self.db.dialect == "postgresql":
+            # A LIMIT … FOR UPDATE SKIP LOCKED subquery under IN may be run again for each row
+            # PostgreSQL checks, claiming more than ``limit``; a materialised CTE runs once.
+            picked = candidates.cte("claimable").prefix_with("MATERIALIZED")
+            chosen = select(picked.c.id).scalar_subquery()
         statement = (
             update(OUTBOX)
-            .where(OUTBOX.c.id.in_(candidates.scalar_subquery()), due)
+            .where(OUTBOX.c.id.in_(chosen), due)
             .values(
                 status="claimed",
                 claimed_by=token,
@@ -311,7 +317,42 @@ class OutboxRepository:
         )
         return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
+    def release(self, worker: str, now: datetime) -> int:
+        """Hand back every row still claimed by ``worker`` (this process, at shutdown).
+
+        The rows are due again at once, for any dispatcher, instead of after the lease. Their
+        attempt still counts, so the next dispatcher first asks the platform whether a message
+        in flight when we stopped went out after all (see the module's delivery guarantees).
+        """
+        statement = (
+            update(OUTBOX)
+            .where(
+                OUTBOX.c.status == "claimed",
+                OUTBOX.c.claimed_by.startswith(f"{worker}/", autoescape=True),
+            )
+            .values(status="pending", next_attempt_at=as_utc(now), last_error="handed back")
+        )
+        with self.db.session() as session:
+            return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
     # ------------------------------------------------------------------ reading
+    def backlog(self) -> tuple[dict[str, int], datetime | None]:
+        """Rows waiting (pending or claimed) by status, and the earliest ``due_at`` among them."""
+        with self.db.session(read_only=True) as session:
+            rows = session.execute(
+                select(OUTBOX.c.status, func.count(), func.min(OUTBOX.c.due_at))
+                .where(OUTBOX.c.status.in_(("pending", "claimed")))
+                .group_by(OUTBOX.c.status)
+            ).all()
+        counts = {"pending": 0, "claimed": 0}
+        oldest: datetime | None = None
+        for status, n, due in rows:
+            counts[status] = n
+            if due is not None:
+                due = as_utc(due if due.tzinfo else due.replace(tzinfo=UTC))
+                oldest = due if oldest is None else min(oldest, due)
+        return counts, oldest
+
     def counts(self) -> dict[str, int]:
         """How many rows are in each status."""
         with self.db.session(read_only=True) as session:

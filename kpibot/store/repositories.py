@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -141,11 +142,8 @@ class ContractRepository:
 
     def get(self, contract_id: str) -> Contract | None:
         """The contract as last loaded, or None when no contract has this id."""
-        with self._db.session(read_only=True) as session:
-            definition = session.scalar(
-                select(ContractRecord.definition).where(ContractRecord.id == contract_id)
-            )
-        return None if definition is None else _rebuild(contract_id, definition)
+        found = self.many([contract_id])
+        return found[0] if found else None
 
     def all(self) -> list[Contract]:
         """Every loaded contract, ordered by id."""
@@ -155,10 +153,31 @@ class ContractRepository:
             ).all()
         return [_rebuild(contract_id, definition) for contract_id, definition in rows]
 
+    def many(self, contract_ids: Sequence[str]) -> list[Contract]:
+        """The contracts with these ids, in one query, ordered by id (unknown ids are left out).
+
+        The definitions come back as JSON text for pydantic to parse and validate in one step,
+        which is several times quicker than building Python dicts first.
+        """
+        ids = list(contract_ids)
+        out: list[Contract] = []
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            sql = (
+                f"SELECT id, CAST(definition AS TEXT) FROM {ContractRecord.__tablename__} "  # noqa: S608
+                f"WHERE id IN ({', '.join('?' * len(part))}) ORDER BY id"
+            )
+            for contract_id, text in self._db.read_rows(sql, *part):
+                try:
+                    out.append(Contract.model_validate_json(text))
+                except ValidationError as error:
+                    raise StoredContractInvalid(contract_id, str(error)) from error
+        return sorted(out, key=lambda c: c.id)
+
     def ids(self) -> list[str]:
         """The ids of every loaded contract, in order."""
-        with self._db.session(read_only=True) as session:
-            return list(session.scalars(select(ContractRecord.id).order_by(ContractRecord.id)))
+        sql = f"SELECT id FROM {ContractRecord.__tablename__} ORDER BY id"  # noqa: S608
+        return [str(i) for (i,) in self._db.read_rows(sql)]
 
 
 def _rebuild(contract_id: str, definition: dict[str, Any]) -> Contract:

@@ -200,6 +200,7 @@ class FigureRecord(Base):
     __tablename__ = "figures"
     __table_args__ = (
         Index("ix_figures_contract_kpi_period", "contract_id", "kpi_code", "period_label"),
+        Index("ix_figures_contract_id", "contract_id", "id"),  # what a contract got since a refresh
         # At most one first version per (contract, KPI, period) ...
         Index(
             "uq_figures_first_version",
@@ -684,3 +685,19 @@ class SanctionWaiverRecord(Base):
     reason: Mapped[str] = mapped_column(Text)
     waived_by: Mapped[str] = mapped_column(String(200))
     waived_at: Mapped[datetime]
+
+
+# ---------------------------------------------------------------- shared between replicas (0012)
+
+
+class SharedValueRecord(Base):
+    """A value every replica must see: a Slack button's long value, the generated signing key.
+
+    ``expires_at`` is when the value may be forgotten (None: kept). See ``kpibot.store.shared``.
+    """
+
+    __tablename__ = "shared_values"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)

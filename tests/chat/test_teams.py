@@ -743,6 +743,27 @@ def test_a_token_is_checked_once_and_never_accepted_for_another_service_url(
     assert len(harness.connector.activities) == 3
 
 
+def test_the_token_cache_rests_on_the_sdk_s_public_validator_only(harness: Harness) -> None:
+    """kpibot wraps its own instance of the SDK's public validator and replaces nothing inside
+    the SDK; this fails if the SDK moves, renames or reshapes what kpibot builds on."""
+    import inspect
+
+    import microsoft_teams.apps.auth as sdk_auth
+
+    assert "InboundActivityTokenValidator" in sdk_auth.__all__
+    init = list(inspect.signature(InboundActivityTokenValidator.__init__).parameters)
+    assert init[:3] == ["self", "app_id", "cloud"]
+    check = InboundActivityTokenValidator.validate_token
+    assert inspect.iscoroutinefunction(check)
+    assert list(inspect.signature(check).parameters)[:3] == ["self", "raw_token", "service_url"]
+
+    # Activities that go through the SDK's own pipeline are still checked by the SDK itself.
+    url = harness.connector.url
+    forged = TokenIssuer(kid=harness.connector.issuer.kid).token(harness.connector.app_id, url)
+    assert harness.post(bot_added(url), token=forged).status_code == 401
+    assert harness.post(bot_added(url)).status_code == 200
+
+
 def test_a_malformed_message_or_body_is_a_bad_request_and_answers_nothing(
     harness: Harness,
 ) -> None:

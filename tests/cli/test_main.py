@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -157,3 +158,55 @@ def test_report_writes_the_board_report_in_the_asked_format(env, tmp_path, seed_
         bad.returncode == 2 and "between 1 and 20" in bad.stderr and "Traceback" not in bad.stderr
     )
     assert "--format" in kpibot("report", "--help", env=env).stdout
+
+
+HEAVY = ("pandas", "numpy", "matplotlib", "slack_sdk", "slack_bolt", "microsoft_teams")
+HEAVY_TOO = ("sqlalchemy", "openpyxl", "fpdf", "alembic", "pydantic")
+
+
+def imported_by(*args: str) -> set[str]:
+    """Top-level packages a ``kpibot`` process imports, read from ``-X importtime``."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kpibot", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    names = set()
+    for line in out.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+    assert "kpibot" in names  # the report was read
+    return names
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_load_no_heavy_library(flag):
+    loaded = imported_by(flag)
+    assert not loaded & {*HEAVY, *HEAVY_TOO}, sorted(loaded & {*HEAVY, *HEAVY_TOO})
+
+
+def test_a_command_group_loads_only_its_own_module():
+    loaded = imported_by("teams", "--help")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_version_names_the_installed_package():
+    out = kpibot("--version", env={})
+    assert out.stdout.startswith("kpibot ") and out.stdout.split()[1][0].isdigit()
+
+
+def test_the_light_command_table_matches_what_each_group_registers():
+    from kpibot.cli.main import GROUPS, build_parser
+
+    parser = build_parser(everything=True)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {a.dest: a.help for a in sub._choices_actions}
+    for name, (_module, help_text) in GROUPS.items():
+        assert helps[name] == help_text, name
+    for name in GROUPS:
+        with pytest.raises(SystemExit) as exit_:
+            build_parser([name, "--help"]).parse_args([name, "--help"])
+        assert exit_.value.code == 0

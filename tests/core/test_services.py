@@ -136,3 +136,54 @@ def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatc
     bot = Bot(services, AccessPolicy.load(ACCESS_FILE), b"test-secret")
     for cid in services.contract_ids():
         assert ask(bot, f"status {cid}").ok
+
+
+def test_scorecards_built_together_are_the_ones_built_alone(services, monkeypatch):
+    from kpibot.app.wiring import services_for_database
+    from kpibot.engine.scorecard import Scorecard
+
+    contracts = [services.contract(cid) for cid in services.contract_ids()]
+    at = {c.id: services.default_period(c) for c in contracts}
+    services.prefetch_scorecards(contracts, at)
+    monkeypatch.setattr(Scorecard, "build", lambda *a: (_ for _ in ()).throw(AssertionError(a)))
+    cards = {c.id: services.scorecard(c, at[c.id]).frame for c in contracts}
+    monkeypatch.undo()
+    alone = services_for_database(services.db, services.settings, services.clock)
+    for c in contracts:
+        mine = alone.contract(c.id)
+        expected = alone.scorecard(mine, alone.default_period(mine)).frame
+        assert cards[c.id].equals(expected), c.id
+
+
+def test_summaries_prepared_together_read_as_composed_alone(services):
+    from kpibot.app.wiring import services_for_database
+    from kpibot.features.summary import composer
+    from kpibot.store.outbox import OutboxMessage
+
+    def message(cid):
+        period = services.default_period(services.contract(cid))
+        now = services.now()
+        return OutboxMessage(
+            id=1,
+            key=f"{cid}|s",
+            contract_id=cid,
+            kind="summary",
+            audience="channel",
+            platform="console",
+            channel="c",
+            period=period.label,
+            step=None,
+            due_at=now,
+            payload={},
+            attempts=0,
+            claim="x",
+            claimed_at=now,
+        )
+
+    ids = services.contract_ids()
+    together = composer(services)
+    together.prepare([message(cid) for cid in ids])
+    alone = composer(services_for_database(services.db, services.settings, services.clock))
+    for cid in ids:
+        a, b = together(message(cid)), alone(message(cid))
+        assert (a.title, a.text, a.rows, a.chart) == (b.title, b.text, b.rows, b.chart), cid

@@ -490,3 +490,69 @@ def test_concurrent_first_figures_leave_exactly_one_current(
     assert isinstance(refused[0], AmendmentNeedsReason | ConcurrentChange)
     assert len(figures.current("demo", "2")) == 1
     assert len(figures.history("demo", "2", Q1)) == 1
+
+
+def awkward_contract(contract_id: str) -> Contract:
+    """make_contract with KPI codes that CSV and COPY must not mangle."""
+    base = make_contract(contract_id)
+    codes = ["K,1", "NA", 'K "3"']
+    kpis = [k.model_copy(update={"code": code}) for k, code in zip(base.kpis, codes, strict=True)]
+    return base.model_copy(update={"kpis": kpis, "history": []})
+
+
+def value_rows(frame) -> list[tuple[object, ...]]:
+    out = []
+    for c, k, p, v, b in zip(
+        frame["contract"],
+        frame["kpi"],
+        frame["period"],
+        frame["value"],
+        frame["benchmark"],
+        strict=True,
+    ):
+        out.append((str(c), str(k), str(p), repr(float(v)), repr(float(b))))
+    return sorted(out)
+
+
+def test_lean_figure_reads_agree_in_bulk_and_one_by_one(db: Database) -> None:
+    contracts = ContractRepository(db)
+    figures = FigureRepository(db)
+    ids = [f"awkward-{i:03d}" for i in range(70)]  # more than one query's worth of placeholders
+    for cid in ids:
+        contracts.upsert(awkward_contract(cid), actor="loader")
+        figures.submit(
+            cid,
+            [NewFigure("K,1", Q1, value=1.5), NewFigure("NA", Q2, value=None, numerator=1.0)],
+            actor="u",
+            source="import",
+        )
+    figures.submit(
+        ids[3],
+        [
+            NewFigure('K "3"', Q3, value=7.0, benchmark=30.5),
+            NewFigure("K,1", Q1, value=2.5, reason="r"),
+        ],
+        actor="u",
+        source="chat",
+    )
+    bulk = figures.current_values(ids)
+    alone = [row for cid in ids for row in value_rows(figures.current_values([cid]))]
+    everything = figures.current_values()
+    assert value_rows(bulk) == sorted(alone) == value_rows(everything)
+    assert ("awkward-003", "K,1", "2019/20 Q1", "2.5", "nan") in value_rows(bulk)
+    assert ("awkward-003", 'K "3"', "2019/20 Q3", "7.0", "30.5") in value_rows(bulk)
+    assert ("awkward-005", "NA", "2019/20 Q2", "nan", "nan") in value_rows(bulk)
+    only = figures.current_values([ids[3]], ["K,1"])
+    assert value_rows(only) == [("awkward-003", "K,1", "2019/20 Q1", "2.5", "nan")]
+
+    latest = figures.latest_ids(ids)
+    assert set(latest) == set(ids) and latest[ids[3]] == max(latest.values())
+    first = figures.latest_ids([ids[4]])[ids[4]]
+    added = figures.added_since(ids[3], first)
+    assert sorted((k, p, has) for _i, k, p, has in added) == [
+        ('K "3"', "2019/20 Q3", True),
+        ("K,1", "2019/20 Q1", True),
+    ]
+    assert max(i for i, *_ in added) == latest[ids[3]]
+    assert [c.id for c in contracts.many(ids[::-1])] == ids
+    assert contracts.many([ids[0], "no-such"])[0] == contracts.get(ids[0])
