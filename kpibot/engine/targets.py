@@ -741,8 +741,10 @@ def compile_kpi(
 
 
 def clear_terms_cache() -> None:
-    """Forget every compiled wording (benchmarks measuring a cold start call this)."""
+    """Forget every compiled wording and every phrase read (benchmarks measuring a cold start
+    call this)."""
     _TERMS_CACHE.clear()
+    _parse_target.cache_clear()
 
 
 def _compile_years(
