@@ -1,4 +1,4 @@
-"""``kpibot db upgrade``, ``kpibot contracts check`` and ``kpibot contracts load``.
+"""``kpibot db upgrade`` and ``kpibot contracts check|load|explain|draft``.
 
 >>> # kpibot.cli.main calls register(subparsers, add, db_arg) while building its parser.
 """
@@ -10,9 +10,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from kpibot.cli.base import services_for
+from kpibot.cli.base import UserError, services_for
 from kpibot.core.services import open_database
 from kpibot.core.settings import Settings
+from kpibot.engine.model import Contract
+from kpibot.engine.targets import carried_forward
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
 
 
@@ -35,6 +37,65 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
         print(
             f"ok  {c.id}: {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
             f"{len(c.history)} history figures"
+        )
+        for line in carried_forward(c):
+            print(f"    note: {line}")
+    return 0
+
+
+def _one_contract(name: str) -> Contract:
+    """A contract by YAML path, or by id from the contracts directory."""
+    path = Path(name)
+    try:
+        if path.suffix in (".yaml", ".yml") or path.exists():
+            return load_contracts([path])[0]
+        for c in load_contracts([Settings().contracts_dir]):
+            if c.id == name:
+                return c
+    except ContractFilesInvalid as exc:
+        raise UserError(str(exc)) from None
+    raise UserError(
+        f"There is no contract '{name}' in {Settings().contracts_dir}; give its id or its YAML file."
+    )
+
+
+def cmd_contracts_explain(args: argparse.Namespace) -> int:
+    from kpibot.engine.explain import explain_csv, explain_text
+
+    contract = _one_contract(args.contract)
+    sys.stdout.write(explain_csv(contract) if args.format == "csv" else explain_text(contract))
+    return 0
+
+
+def cmd_contracts_draft(args: argparse.Namespace) -> int:
+    from kpibot.files.draft import CANNOT_READ, draft_contract, write_draft
+    from kpibot.files.tables import TableError, read_table
+
+    try:
+        table = read_table(Path(args.schedule))
+    except TableError as exc:
+        raise UserError(str(exc)) from None
+    out = Path(args.out) if args.out else None
+    figures = Path(args.figures) if args.figures else None
+    if figures is None and out is not None:
+        figures = out.with_name(out.stem + ".figures.csv")
+    draft = draft_contract(
+        table, args.id, figures_name=figures.name if figures else "the figures file"
+    )
+    if out is None:
+        sys.stdout.write(draft.yaml)
+    for line in write_draft(draft, out, figures):
+        print(line, file=sys.stderr)
+    if figures is None and draft.figures:
+        print(
+            f"{draft.figures} past figures not written; give --figures FILE (or --out) to keep them",
+            file=sys.stderr,
+        )
+    if draft.cannot_read:
+        print(
+            f"{draft.cannot_read} line(s) marked '{CANNOT_READ}' need editing before "
+            "`kpibot contracts check` accepts the draft.",
+            file=sys.stderr,
         )
     return 0
 
@@ -80,8 +141,37 @@ def register(
         description="Validate and load contract definitions (YAML).",
     )
     cs = contracts.add_subparsers(dest="contracts_command", metavar="ACTION", required=True)
-    p = add("check", cmd_contracts_check, "Validate contract YAML files without loading them.", cs)
+    p = add(
+        "check",
+        cmd_contracts_check,
+        "Validate contract YAML files without loading them; notes targets carried into later years.",
+        cs,
+    )
     p.add_argument("files", nargs="+", help="contract YAML files or directories")
+    p = add(
+        "explain",
+        cmd_contracts_explain,
+        "Every KPI and year in plain English beside the contract's words, with tolerance, "
+        "polarity, unit, frequency, assumptions, groups, milestones and money, for sign-off.",
+        cs,
+    )
+    p.add_argument("contract", help="a contract id (from the contracts directory) or a YAML file")
+    p.add_argument(
+        "--format", choices=("text", "csv"), default="text", help="text (default) or csv"
+    )
+    p = add(
+        "draft",
+        cmd_contracts_draft,
+        "Draft a contract YAML from a KPI table (CSV or XLSX): targets in the table's words with "
+        "their reading, unreadable phrases marked, past figures as an import file.",
+        cs,
+    )
+    p.add_argument("schedule", help="the KPI table: a .csv or .xlsx file")
+    p.add_argument("--out", help="write the YAML here (default: print it)")
+    p.add_argument(
+        "--figures", help="write past figures here (default: beside --out as NAME.figures.csv)"
+    )
+    p.add_argument("--id", help="the contract id to use (default: from the file name)")
     p = add(
         "load",
         cmd_contracts_load,

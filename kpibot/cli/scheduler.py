@@ -20,7 +20,7 @@ from kpibot.engine.model import Contract
 from kpibot.engine.numbers import STYLES, NumberStyle
 from kpibot.files.contracts import ContractFilesInvalid, load_contracts
 from kpibot.files.figures import suggest
-from kpibot.scheduler.inputs import read_receipts
+from kpibot.scheduler.inputs import read_milestones, read_receipts
 from kpibot.scheduler.preview import combined, format_csv, preview, print_table
 from kpibot.store.rows import NewFigure
 
@@ -102,12 +102,21 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
         else []
     )
     received = None
+    done = None
     if not args.no_submissions:
         received = read_receipts(services.db, [contract.id]).get(contract.id, {})
         for f in figures:
             received.setdefault(f.period.label, at)
+        done = read_milestones(services.db, [contract]).get(contract.id, {})
     calendar = (
-        preview(contract, start, end, received, no_submissions=args.no_submissions)
+        preview(
+            contract,
+            start,
+            end,
+            received,
+            no_submissions=args.no_submissions,
+            milestones_done=done,
+        )
         if contract.calendar
         else []
     )

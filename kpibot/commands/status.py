@@ -21,7 +21,10 @@ from kpibot.core.protocol import Action, Cell, Reply, Request, error
 from kpibot.core.services import Services
 from kpibot.core.status import batched_lines
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
+from kpibot.engine.explain import TREND_WORDS
 from kpibot.engine.forecast import forecast_scorecard
+from kpibot.engine.groups import group_lines
+from kpibot.engine.milestones import milestone_lines, milestone_states
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
@@ -176,10 +179,22 @@ class StatusHandler(CommandHandler):
                 lines.append(f"*Critical failure:* {terms.critical.explain()}")
             if terms.exempt:
                 lines.append("*Exempt* from its performance level this year.")
+        if kpi.kind == "milestone":
+            state = next(
+                (
+                    m
+                    for m in milestone_states(contract, card.frame, ctx.services.now().date())
+                    if m.code == kpi.code
+                ),
+                None,
+            )
+            if state is not None:
+                lines.append(f"*Milestone:* {state.text()}")
         if not hist.empty:
             last = hist[hist["value"].notna()]
             if not last.empty:
-                lines.append(f"*Trend:* {trend_text(last['trend'].iloc[-1])}")
+                method = TREND_WORDS.get(comp.trend, comp.trend)
+                lines.append(f"*Trend (against {method}):* {trend_text(last['trend'].iloc[-1])}")
         outlook = _forecast_line(card, kpi.code, period)
         if outlook:
             lines.append(f"*Outlook:* {outlook}")
@@ -339,6 +354,12 @@ def compose(
     outlook = _year_end_outlook(services, contract, period)
     if outlook:
         lines.append(outlook)
+    lines.extend(group_lines(contract, rows))
+    if any(k.kind == "milestone" for k in contract.kpis):
+        frame = services.scorecard(contract, period).frame
+        lines.extend(milestone_lines(contract, frame, services.now().date()))
+    if contract.trend != "last_three":
+        lines.append(f"Trends compare with {TREND_WORDS[contract.trend]}.")
     lines.extend(extra)
     reply = Reply(
         f"{contract.name} · {period.label}" + (f" · {year.name}" if year else ""),

@@ -114,6 +114,8 @@ class SubmitHandler(CommandHandler):
         if "/" in raw:
             num, den = raw.split("/", 1)
             value_text = ""
+        if unit == "milestone" and raw.lower() == "not" and words:
+            value_text, words = f"not {words[0]}", words[1:]
         parsed = parse_value(
             unit,
             value_text,
@@ -121,6 +123,7 @@ class SubmitHandler(CommandHandler):
             den,
             lambda _c, why_: problems.append(why_),
             contract.numbers,
+            signed=bool(kpi.signed),
         )
         if parsed is None or parsed.value is None:
             return error(

@@ -35,7 +35,23 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{text}%"
     if unit == "days":
         return f"{text} days"
+    if unit in _TIME_WORDS:
+        return f"{text} {_TIME_WORDS[unit]}"
+    if unit == "gbp":
+        return f"£{float(value):,.0f}" if abs(float(value)) >= 100 else f"£{text}"
+    if unit == "milestone":
+        return "achieved" if float(value) >= 1 else "not achieved"
     return text
+
+
+_TIME_WORDS = {
+    "working_days": "working days",
+    "weeks": "weeks",
+    "months": "months",
+    "hours": "hours",
+    "minutes": "minutes",
+    "seconds": "seconds",
+}
 
 
 def trend_text(trend: str) -> str:

@@ -47,6 +47,7 @@ TRENDS = ("improving", "stable", "worsening", "volatile", "new")
 TREND_ARROWS = {"improving": "↗", "stable": "→", "worsening": "↘", "volatile": "↕", "new": ""}
 
 _KIND = {"none": 0, "threshold": 1, "range": 1, "benchmark": 2, "improvement": 3}
+_KIND.update({"relative": 4, "tolerance_relative": 5, "milestone": 1})
 _OP = {"gt": 1, "ge": 2, "lt": 3, "le": 4}
 _PER_YEAR = {"quarter": 4, "month": 12, "year": 1}
 # A change smaller than this is noise, not a trend: 2 percentage points for percentages,
@@ -73,12 +74,19 @@ class TermsEntry:
     unit: str
     terms: YearTerms
     baseline: float | None = None
+    trend: str = "last_three"
+    year_to_date: bool = False
+    cumulative: tuple[float, ...] | None = None
 
 
 def _flatten(
     t: Target | None, polarity: str, role: str
 ) -> tuple[int, int, float, float, float, float]:
-    """(kind, op, value, uplift, combine, hint) for one target; range becomes its meet-side bound."""
+    """(kind, op, value, uplift, combine, hint) for one target; range becomes its meet-side bound.
+
+    For a relative target ``combine`` is -1 when the reference is the same period last year;
+    for a relative tolerance ``value`` is the factor the target is multiplied by.
+    """
     nan = math.nan
     if t is None or t.kind == "none":
         return 0, 0, nan, nan, nan, nan
@@ -90,8 +98,15 @@ def _flatten(
     if t.kind == "range":
         op = "ge" if polarity == "bigger" else "le"
         value = t.value if polarity == "bigger" else (t.high if t.high is not None else nan)  # type: ignore[assignment]
+    if t.kind == "tolerance_relative":
+        op = "ge" if polarity == "bigger" else "le"
+        value = t.tolerance_factor()
+    if t.kind == "milestone":
+        op, value = "ge", 1.0
     uplift = t.uplift if t.uplift is not None else nan
     combine = -1.0 if t.combine == "min" else 1.0
+    if t.kind == "relative":
+        combine = -1.0 if t.baseline_from == "previous_year" else 1.0
     hint = t.baseline_hint if t.baseline_hint is not None else nan
     return _KIND[t.kind], _OP[op], float(value), uplift, combine, hint
 
@@ -111,9 +126,20 @@ def terms_columns(entries: Iterable[TermsEntry]) -> dict[str, npt.NDArray[Any]]:
     if not rows:
         return {}
     return {
-        key: np.asarray([r[key] for r in rows], dtype=object if key == "target_text" else None)
+        key: _column([r[key] for r in rows], object if key in _OBJECT_COLUMNS else None)
         for key in rows[0]
     }
+
+
+_OBJECT_COLUMNS = ("target_text", "cumulative")
+
+
+def _column(values: list[object], dtype: type | None) -> npt.NDArray[Any]:
+    if dtype is object:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values  # each entry as it is (a profile stays one tuple, not a 2-D array)
+        return out
+    return np.asarray(values)
 
 
 def _term_rows(entries: Iterable[TermsEntry]) -> list[dict[str, object]]:
@@ -131,6 +157,9 @@ def _term_rows(entries: Iterable[TermsEntry]) -> list[dict[str, object]]:
             "annual": yt.target.annual,
             "baseline": e.baseline if e.baseline is not None else math.nan,
             "target_text": yt.target.text,
+            "trend_yoy": e.trend == "same_period_last_year",
+            "ytd": e.year_to_date,
+            "cumulative": e.cumulative,
         }
         for prefix, t in (("t", yt.target), ("tol", yt.tolerance), ("crit", yt.critical)):
             k, op, v, up, comb, hint = _flatten(
@@ -230,9 +259,28 @@ def _threshold_rules(terms: Terms, prefix: str) -> tuple[npt.NDArray[np.int8], F
     bench_rule = np.where(
         np.isnan(uplift), _T_BENCH, np.where(combine < 0, _T_BENCH_MIN, _T_BENCH_MAX)
     )
-    rule = np.select([kind == 1, kind == 2, kind == 3], [_T_CONST, bench_rule, _T_IMPROVE], _T_NONE)
-    number = np.select([kind == 1, kind == 2, kind == 3], [value, up, hint], np.nan)
+    # A relative target: the baseline x (1 + change), or last year's figure x (1 + change).
+    prev_based = (kind == 4) & (combine < 0)
+    base_based = (kind == 4) & ~prev_based
+    rule = np.select(
+        [kind == 1, kind == 2, kind == 3, prev_based, base_based],
+        [_T_CONST, bench_rule, _T_IMPROVE, _T_IMPROVE, _T_CONST],
+        _T_NONE,
+    )
+    number = np.select(
+        [kind == 1, kind == 2, kind == 3, prev_based, base_based],
+        [value, up, hint, hint, up],
+        np.nan,
+    )
     return rule.astype(np.int8), number
+
+
+def _improve_factor(terms: Terms, prefix: str) -> FloatArray:
+    """Per terms row: what last year's figure is multiplied by (1 + change; 1 for 'improvement')."""
+    kind = np.asarray(terms[f"{prefix}_kind"])
+    uplift = np.asarray(terms[f"{prefix}_uplift"], dtype=float)
+    factor = np.where((kind == 3) | (kind == 4), 1.0 + np.nan_to_num(uplift), 1.0)
+    return np.asarray(factor, dtype=float)
 
 
 def _threshold(
@@ -449,6 +497,65 @@ def _trend(
     return _unsorted(sorted_codes, order)
 
 
+def _profile_fractions(
+    terms: Terms,
+    at: IntArray,
+    unknown: BoolArray,
+    in_year: FloatArray,
+    per_year: IntArray,
+    even: FloatArray,
+) -> FloatArray:
+    """Each row's cumulative share of the annual target from its KPI's in-year profile."""
+    column = terms["cumulative"]
+    raw = column.to_numpy() if isinstance(column, pd.Series) else column
+    profiles = np.asarray(raw, dtype=object)
+    has = np.fromiter((isinstance(p, tuple) for p in profiles), dtype=bool, count=len(profiles))
+    if not has.any():
+        return even
+    idx = in_year.astype(np.int64)
+    out = even.copy()
+    for r in np.flatnonzero(has[at] & ~unknown):
+        shares = profiles[at[r]]
+        if len(shares) == per_year[r] and 0 <= idx[r] < len(shares):
+            out[r] = shares[idx[r]]
+    return out
+
+
+def _trend_yoy(
+    order: IntArray | None,
+    gid: IntArray,
+    value: FloatArray,
+    prev: FloatArray,
+    pol: FloatArray,
+    pct: BoolArray,
+) -> npt.NDArray[np.int8]:
+    """Trend codes against the same period a year earlier (rows without a value carry the last)."""
+    with np.errstate(invalid="ignore"):
+        d = (value - prev) * pol
+        level = (np.abs(value) + np.abs(prev)) / 2.0
+    mat = np.maximum(np.where(pct, _PCT_MATERIAL, _REL_MATERIAL * level), 1e-9)
+    code = np.full(len(value), 1, dtype=np.int8)
+    code[d >= mat] = 0
+    code[d <= -mat] = 2
+    code[np.isnan(prev) | np.isnan(value)] = 4
+    # a missing value shows the trend of the group's latest earlier value
+    missing = np.isnan(_sorted(value, order))
+    if missing.any():
+        codes_s = _sorted(code, order)
+        gid_s = _sorted(gid, order)
+        last = -1
+        for k in range(len(codes_s)):
+            if k > 0 and gid_s[k] != gid_s[k - 1]:
+                last = -1
+            if missing[k]:
+                if last >= 0:
+                    codes_s[k] = codes_s[last]
+            else:
+                last = k
+        code = _unsorted(codes_s, order)
+    return code
+
+
 def _year_to_date(
     order: IntArray | None,
     gid: npt.NDArray[np.int64],
@@ -611,19 +718,34 @@ def evaluate_arrays(
         rule, number = _threshold_rules(terms, prefix)
         rule_r = rule[at] if len(rule) else np.zeros(n, dtype=np.int8)
         number_r = number[at] if len(number) else np.full(n, np.nan)
-        thresholds.append(_threshold(rule_r, number_r, bench, prev))
+        thr = _threshold(rule_r, number_r, bench, prev)
+        factor = _improve_factor(terms, prefix)
+        if len(factor) and (factor != 1.0).any():
+            thr = np.where(rule_r == _T_IMPROVE, thr * factor[at], thr)
+        thresholds.append(thr)
     if unknown.any():  # a KPI the terms do not define has no thresholds (not terms row 0's)
         thresholds = [np.where(unknown, np.nan, t) for t in thresholds]
     t_thr, tol_thr, crit_thr = thresholds
     t_kind = spec("t_kind", np.int64)
+    tol_kind = spec("tol_kind", np.int64)
+    if (tol_kind == 5).any():
+        # "within 10% of target": the tolerance is a share of this period's target
+        tol_thr = np.where(tol_kind == 5, t_thr * spec("tol_value", float), tol_thr)
 
-    # Annual count targets checked at a quarter: compare the year to date with the pro-rata profile.
-    annual = spec("annual", bool) & ~is_year & ~unknown
+    # Annual targets checked part-way through a year: compare the year to date with the profile
+    # (even, the KPI's seasonal profile, or its cumulative in-year targets). Year-to-date
+    # figures are compared as they are; period figures are added up first.
+    ytd_flag = (spec("ytd", bool) if "ytd" in terms else np.zeros(n, dtype=bool)) & ~unknown
+    annual = (spec("annual", bool) | ytd_flag) & ~is_year & ~unknown
     ytd_value = np.full(n, np.nan)
     ytd_target = np.full(n, np.nan)
     if annual.any():
-        ytd_all = _year_to_date(order, gid_arr, ry(), ordinal, value, annual)
-        frac = (idx_in_year() + 1.0) / per_year
+        summed = _year_to_date(order, gid_arr, ry(), ordinal, value, annual & ~ytd_flag)
+        ytd_all = np.where(ytd_flag, value, summed)
+        in_year = idx_in_year()
+        frac = (in_year + 1.0) / per_year
+        if "cumulative" in terms:
+            frac = _profile_fractions(terms, at, unknown, in_year, per_year, frac)
         ytd_value = np.where(annual, ytd_all, np.nan)
         ytd_target = np.where(annual, t_thr * frac, np.nan)
         cmp_value = np.where(annual, ytd_all, value)
@@ -649,6 +771,11 @@ def evaluate_arrays(
     # Rows without terms read their trend as bigger-is-better counts, whatever terms row 0 says.
     pol = np.where(unknown, 1.0, spec("pol", float))
     trend = _trend(order, gid_arr, value, pol, spec("pct", bool) & ~unknown)
+    if "trend_yoy" in terms:
+        yoy = spec("trend_yoy", bool) & ~unknown
+        if yoy.any():
+            yoy_codes = _trend_yoy(order, gid_arr, value, prev, pol, spec("pct", bool) & ~unknown)
+            trend = np.where(yoy, yoy_codes, trend).astype(np.int8)
 
     text_code, texts = _codes(np.asarray(terms["target_text"], dtype=object))
     text_r = np.where(unknown, len(texts), text_code[at] if len(text_code) else 0)
@@ -701,14 +828,31 @@ def evaluate_scalar(
         return ScalarResult("met", crit, thr)
     tol = terms.tolerance
     if tol is not None and tol.kind != "none":
-        tthr = tol.threshold_for(benchmark, baseline, previous)
+        tthr = tol.threshold_for(benchmark, baseline, previous, target=thr)
         if tthr is not None and tol.satisfied(value, tthr):
             return ScalarResult("within_tolerance", crit, thr)
     return ScalarResult("not_met", crit, thr)
 
 
-def trend_scalar(values: Sequence[float], polarity: str, unit: str) -> str:
-    """The trend from a KPI's values in period order (the last three count)."""
+def trend_scalar(
+    values: Sequence[float],
+    polarity: str,
+    unit: str,
+    *,
+    method: str = "last_three",
+    previous: float | None = None,
+) -> str:
+    """The trend from a KPI's values in period order (the last three count), or, with
+    ``method="same_period_last_year"``, the latest value against ``previous`` (a year earlier).
+    """
+    if method == "same_period_last_year":
+        latest = values[-1] if values else None
+        if latest is None or previous is None or math.isnan(latest) or math.isnan(previous):
+            return "new"
+        d = (latest - previous) * (1.0 if polarity == "bigger" else -1.0)
+        level = (abs(latest) + abs(previous)) / 2.0
+        mat = max(_PCT_MATERIAL if unit == "percent" else _REL_MATERIAL * level, 1e-9)
+        return "improving" if d >= mat else "worsening" if d <= -mat else "stable"
     vals = [v for v in values if v is not None and not math.isnan(v)]
     if len(vals) < 3:
         return "new"

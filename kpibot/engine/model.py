@@ -38,7 +38,26 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from kpibot.engine.numbers import NumberStyle
 from kpibot.engine.periods import Period, PeriodError, parse_period
 
-Unit = Literal["percent", "count", "days", "score", "rate", "grade"]
+Unit = Literal[
+    "percent",
+    "count",
+    "days",
+    "score",
+    "rate",
+    "grade",
+    # issue 13: time, money and milestones
+    "working_days",
+    "weeks",
+    "months",
+    "hours",
+    "minutes",
+    "seconds",
+    "gbp",
+    "milestone",
+]
+# How a KPI's direction of travel is read: its last three values (the default), or each value
+# against the same period a year earlier (as many councils report).
+TrendMethod = Literal["last_three", "same_period_last_year"]
 Polarity = Literal["bigger", "smaller"]
 Category = Literal["outcome", "output", "quality", "activity", "data_submission"]
 Rollup = Literal["sum", "mean", "latest"]
@@ -1091,7 +1110,7 @@ class KPI(_Strict):
 
     code: str = Field(min_length=1)
     name: str = Field(min_length=1)
-    kind: Literal["measure", "deliverable"] = "measure"
+    kind: Literal["measure", "deliverable", "milestone"] = "measure"
     category: Category = "outcome"
     group: str | None = None
     priority: str | None = None
@@ -1099,7 +1118,9 @@ class KPI(_Strict):
     denominator: str | None = None
     unit: Unit | None = None
     polarity: Polarity = "bigger"
-    frequency: str = "quarterly"
+    frequency: str | None = Field(
+        default=None, description="How often it is reported; none: as the contract reports"
+    )
     source: str | None = None
     target: str | None = None
     targets: dict[int, str] = Field(default_factory=dict)
@@ -1121,6 +1142,21 @@ class KPI(_Strict):
         description="Seasonal shares of an annual target per quarter (4) or month (12), in percent",
     )
     notes: str | None = None
+    due: date | None = Field(default=None, description="A milestone's due date")
+    signed: bool | None = Field(
+        default=None, description="Values may be below zero (days ahead/behind, % change)"
+    )
+    trend: TrendMethod | None = Field(
+        default=None, description="How its trend is read; none: as the contract says"
+    )
+    values: Literal["period", "year_to_date"] = Field(
+        default="period",
+        description="Whether each figure is the period's own or the year to date (cumulative)",
+    )
+    in_year_targets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cumulative targets through the year, such as {Q1: '25%', Q4: '97%'}",
+    )
 
     @field_validator("polarity", mode="before")
     @classmethod
@@ -1139,8 +1175,33 @@ class KPI(_Strict):
     def _profile(cls, value: list[float] | None) -> list[float] | None:
         return None if value is None else check_shares(value)
 
+    @field_validator("in_year_targets", mode="before")
+    @classmethod
+    def _in_year_keys(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for key, text in value.items():
+            m = re.fullmatch(r"(?i)\s*(q|quarter|m|month)\s*(\d{1,2})\s*", str(key))
+            if not m:
+                raise ValueError(
+                    f"in_year_targets key '{key}' is not a quarter or month; write Q1-Q4 or M1-M12"
+                )
+            size = 4 if m.group(1).lower().startswith("q") else 12
+            n = int(m.group(2))
+            if not 1 <= n <= size:
+                raise ValueError(f"in_year_targets key '{key}' is out of range")
+            out[f"{'Q' if size == 4 else 'M'}{n:02d}" if size == 12 else f"Q{n}"] = str(text)
+        return out
+
     @model_validator(mode="after")
     def _has_target(self) -> KPI:
+        if self.kind == "milestone":
+            if self.due is None:
+                raise ValueError(
+                    f"KPI {self.code} is a milestone with no due date; give 'due: YYYY-MM-DD'"
+                )
+            return self
         if self.target is None and not self.targets:
             raise ValueError(
                 f"KPI {self.code} has no target; give 'target' (all years) or 'targets' per year "
@@ -1200,6 +1261,47 @@ class HistoryFigure(_Strict):
     note: str | None = None
 
 
+class GroupRule(_Strict):
+    """A group rule: a category is performed when ``need`` of its KPIs meet their targets.
+
+    Seed-style wording "Number of standards to be met: 3 of 4" is written ``rule: "3 of 4"``;
+    ``kpis`` lists the group's KPI codes (their number must match the "of" figure).
+    """
+
+    name: str = Field(min_length=1)
+    kpis: list[str] = Field(min_length=1)
+    rule: str
+    clause: str | None = None
+
+    @property
+    def need(self) -> int:
+        return _group_need(self.rule, len(self.kpis))
+
+    @model_validator(mode="after")
+    def _readable(self) -> GroupRule:
+        _group_need(self.rule, len(self.kpis))
+        return self
+
+
+def _group_need(rule: str, size: int) -> int:
+    """'3 of 4' → 3; 'all' → size; '75%' → ceil(75% of size). Raises ValueError otherwise."""
+    text = " ".join(str(rule).lower().split())
+    m = re.fullmatch(r"(\d+)\s*(?:of|out of|/)\s*(\d+)", text)
+    if m:
+        need, of = int(m.group(1)), int(m.group(2))
+        if of != size:
+            raise ValueError(f"the rule '{rule}' counts {of} KPIs but the group lists {size}")
+        if not 1 <= need <= of:
+            raise ValueError(f"the rule '{rule}' needs between 1 and {of} KPIs met")
+        return need
+    if text in ("all", "all of them", "every"):
+        return size
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
+    if m and 0 < float(m.group(1)) <= 100:
+        return max(1, math.ceil(float(m.group(1)) * size / 100 - 1e-9))
+    raise ValueError(f"'{rule}' is not a group rule I can read; write '3 of 4', 'all' or '75%'")
+
+
 class Contract(_Strict):
     """A contract: who, when, how much, and the KPIs it sets."""
 
@@ -1230,6 +1332,10 @@ class Contract(_Strict):
         "anything that could be read either way is refused",
     )
     alerts: AlertTerms = Field(default_factory=AlertTerms)
+    trend: TrendMethod = Field(
+        default="last_three", description="How trends are read, unless a KPI says otherwise"
+    )
+    groups: list[GroupRule] = Field(default_factory=list)
 
     @field_validator("id")
     @classmethod
@@ -1249,6 +1355,23 @@ class Contract(_Strict):
     def numbers(self) -> NumberStyle:
         """The :class:`~kpibot.engine.numbers.NumberStyle` figures for this contract are read by."""
         return NumberStyle.named(self.number_style)
+
+    @model_validator(mode="after")
+    def _groups_known(self) -> Contract:
+        known = {k.code.lower() for k in self.kpis}
+        for i, g in enumerate(self.groups):
+            for code in g.kpis:
+                if code.strip().lower() not in known:
+                    raise ValueError(
+                        f"groups[{i}] ({g.name}) names KPI '{code}', which the contract does not "
+                        "define"
+                    )
+            if g.need > len(g.kpis):
+                raise ValueError(
+                    f"groups[{i}] ({g.name}) needs {g.need} of {len(g.kpis)} KPIs met, more than "
+                    "it has"
+                )
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:

@@ -45,6 +45,7 @@ from kpibot.engine.model import (
     pct,
 )
 from kpibot.engine.periods import Period, period_containing
+from kpibot.engine.sanctions import explain_sanctions
 from kpibot.engine.scorecard import compiled
 
 Status = Literal["guaranteed", "earned", "on_track", "at_risk", "not_earned", "withheld"]
@@ -679,3 +680,93 @@ def _rag_reading(terms: ServiceRagTerms) -> str:
         f"Service RAG ({terms.clause}): red below {terms.red_below_percent:g}% of outcomes achieved, {band}; "
         f"withholding is judged on {basis}."
     )
+
+
+# ------------------------------------------------------------------ explained for sign-off (issue 13)
+
+
+def explain_payments(contract: Contract) -> list[str]:
+    """The contract's money terms in plain English, one line each, for ``contracts explain``.
+
+    >>> # explain_payments(contract) -> ["Per-KPI incentive (Table 1 footnote 1): each of 12 KPIs ..."]
+    """
+    terms = contract.payments
+    acv = (
+        f"the annual contract value ({money(contract.annual_contract_value, contract.currency)})"
+        if contract.annual_contract_value is not None
+        else "the annual contract value (ACV, not given in the contract file)"
+    )
+    lines: list[str] = []
+    inc = terms.per_kpi_incentive
+    if inc is not None:
+        weighted = [k.code for k in contract.kpis if k.incentive_weight is not None]
+        codes = inc.kpis or weighted
+        share = (
+            f"{pct(inc.share_of_acv_per_kpi)} of {acv}"
+            if inc.share_of_acv_per_kpi is not None
+            else f"its own incentive_weight share of {acv}"
+        )
+        exempt = (
+            " A KPI exempt from its level that year is a guaranteed award."
+            if inc.exempt_guaranteed
+            else ""
+        )
+        lines.append(
+            f"Per-KPI incentive ({inc.clause}): each of {len(codes)} KPIs ({', '.join(codes)}) that "
+            f"meets its performance level earns {share}.{exempt} {_met_reading(inc)}"
+        )
+    block = terms.block_plus_incentive
+    if block is not None:
+        lines.append(
+            f"Block and incentive ({block.clause}): {pct(block.guaranteed_share)} of {acv} is "
+            f"guaranteed; {pct(block.incentivised_share)} is paid on participation tiers. "
+            f"Reading: {block.reading()}."
+        )
+        for p in block.programmes:
+            tiers = ", ".join(
+                f"{t.label} ({_count(t.target)}) pays {pct(block.tier_share(p, t))} of ACV"
+                for t in p.tiers
+            )
+            floor = (
+                f"; critical failure below {_count(p.critical_failure)}"
+                if p.critical_failure is not None
+                else ""
+            )
+            lines.append(
+                f"  {p.programme} (KPI {p.kpi}): baseline target {_count(p.baseline_target)}"
+                f"{floor}; {tiers}."
+            )
+    rag = terms.service_rag
+    if rag is not None:
+        lines.append(
+            f"{_rag_reading(rag)} A red year withholds {pct(rag.withhold_on_red)} of the annual "
+            f"payment; outcomes are the KPIs in categor"
+            f"{'y' if len(rag.outcome_categories) == 1 else 'ies'} "
+            f"{', '.join(rag.outcome_categories)}."
+        )
+    ds = terms.data_submission
+    if ds is not None:
+        lines.append(
+            f"Data submission ({ds.clause}): timeliness target {ds.timeliness_target_percent:g}%, "
+            f"accuracy target {ds.accuracy_target_percent:g}% (counted by {ds.accuracy_unit}); "
+            f"{ds.consecutive_missed_for_failure} consecutive missed periods are a service failure."
+        )
+    fin = terms.finance_exception
+    if fin is not None:
+        cover = f" covering {', '.join(fin.report_must_cover)}" if fin.report_must_cover else ""
+        lines.append(
+            f"Finance exception ({fin.clause}): spend more than {fin.variance_percent:g}% from "
+            f"forecast needs an exception report{cover}."
+        )
+    if terms.pro_rata_part_years and (inc is not None or block is not None):
+        lines.append("Shares of ACV are pro rata for a part contract year (months / 12).")
+    if terms.has_sanctions:
+        # Each sanction in plain English (sums per event, points, credits, bands, suspensions,
+        # waivers, earn-back), then where the month's arithmetic is.
+        lines.extend(explain_sanctions(terms))
+        lines.append(
+            f"`kpibot payments {contract.id} --month` shows each month's ledger with the arithmetic."
+        )
+    if not lines:
+        lines.append("The contract file sets no payment terms.")
+    return lines

@@ -48,6 +48,8 @@ REGISTERED = (
     Kind("alert_change", "Figures changed"),
     Kind("alert_clear", "Back to amber or green"),
     Kind("digest", "Your kpibot digest"),
+    Kind("milestone", "Milestone due"),
+    Kind("milestone_overdue", "Milestone overdue"),
 )
 KINDS = tuple(k.name for k in REGISTERED)
 TITLES = {k.name: k.title for k in REGISTERED}

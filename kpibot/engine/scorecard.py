@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
+from kpibot.engine.profile import period_percents
 from kpibot.engine.targets import CompiledKpi, compile_contract
 
 _UNITS = ("percent", "count", "days", "score", "rate", "grade")
@@ -31,7 +32,12 @@ FIGURE_COLUMNS = ["contract", "kpi", "period", "value", "benchmark"]
 
 
 def reporting_kind(kpi: KPI, default: str = "quarter") -> str:
-    """The period kind a KPI is reported in, read from its frequency ("Quarterly & Annually")."""
+    """The period kind a KPI is reported in, read from its frequency ("Quarterly & Annually").
+
+    A KPI without a frequency is reported as the contract reports (``default``).
+    """
+    if not kpi.frequency:
+        return default
     f = kpi.frequency.lower()
     if "month" in f:
         return "month"
@@ -66,7 +72,18 @@ def contract_terms(contract: Contract) -> pd.DataFrame:
     if hit is None:
         comp = compiled(contract)
         entries = [
-            TermsEntry(contract.id, k.code, y, k.polarity, comp[k.code].unit, terms, k.baseline)
+            TermsEntry(
+                contract.id,
+                k.code,
+                y,
+                k.polarity,
+                comp[k.code].unit,
+                terms,
+                k.baseline,
+                comp[k.code].trend,
+                k.values == "year_to_date" or bool(k.in_year_targets),
+                cumulative_shares(contract, k, comp[k.code].cumulative),
+            )
             for k in contract.kpis
             for y, terms in comp[k.code].years.items()
         ]
@@ -74,6 +91,26 @@ def contract_terms(contract: Contract) -> pd.DataFrame:
             _TERMS.clear()
         hit = _TERMS[id(contract)] = (contract, terms_frame(entries))
     return hit[1]
+
+
+def cumulative_shares(
+    contract: Contract, kpi: KPI, in_year: tuple[float, ...] | None
+) -> tuple[float, ...] | None:
+    """Cumulative shares of the annual target through the year: the in-year targets, else the
+    KPI's seasonal profile, else None (even)."""
+    if in_year is not None:
+        return in_year
+    if kpi.profile is None:
+        return None
+    per_year = {"quarter": 4, "month": 12, "year": 1}[
+        reporting_kind(kpi, contract.reporting.period)
+    ]
+    running = 0.0
+    out = []
+    for share in period_percents(kpi.profile, per_year):
+        running += share
+        out.append(running / 100.0)
+    return tuple(out)
 
 
 def clear_caches() -> None:

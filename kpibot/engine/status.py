@@ -41,7 +41,8 @@ from kpibot.engine.evaluate import (
 )
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period, parse_period, period_containing
-from kpibot.engine.scorecard import compiled, reporting_kind
+from kpibot.engine.scorecard import compiled, cumulative_shares, reporting_kind
+from kpibot.engine.targets import CompiledKpi
 
 RAGS = ("red", "amber", "green", "grey")
 _KINDS = ("quarter", "month", "year")
@@ -168,7 +169,7 @@ class _Pass:
                 self.slot_code.append(kpi.code)
                 self.slot_kpi.append(kpi)
                 self.slot_kind.append(_KINDS.index(reporting_kind(kpi, default)))
-                for year, row in self._terms(kpi, comp[kpi.code]).items():
+                for year, row in self._terms(contract, kpi, comp[kpi.code]).items():
                     self.cells[0].append(slot)
                     self.cells[1].append(year)
                     self.cells[2].append(row)
@@ -176,10 +177,12 @@ class _Pass:
                 slot += 1
         self.offsets.append(slot)
 
-    def _terms(self, kpi: KPI, comp: object) -> dict[int, int]:
-        years = comp.years  # type: ignore[attr-defined]
+    def _terms(self, contract: Contract, kpi: KPI, comp: CompiledKpi) -> dict[int, int]:
+        years = comp.years
+        ytd = kpi.values == "year_to_date" or bool(kpi.in_year_targets)
+        shares = cumulative_shares(contract, kpi, comp.cumulative)
         # Compiled years are shared by every KPI worded alike (and kept alive by them here).
-        key = (id(years), comp.polarity, comp.unit, kpi.baseline)  # type: ignore[attr-defined]
+        key = (id(years), comp.polarity, comp.unit, kpi.baseline, comp.trend, ytd, shares)
         rows = self.term_rows.get(key)
         if rows is None:
             rows = {}
@@ -191,9 +194,12 @@ class _Pass:
                         "",
                         year,
                         kpi.polarity,
-                        comp.unit,  # type: ignore[attr-defined]
+                        comp.unit,
                         terms,
                         kpi.baseline,
+                        comp.trend,
+                        ytd,
+                        shares,
                     )
                 )
             self.term_rows[key] = rows

@@ -1,40 +1,92 @@
-"""The target grammar: contract wording in, a structured target that can explain itself out.
+"""Targets in the contract's words: the one entry point of the target grammar.
 
-Contracts write targets in many ways: ``44.0%``, ``>40%``, ``Less than 40 %``, ``35% minimum``,
-``Target 90%``, ``50-75%``, ``> National average or 5% increase on current baseline whichever is
-greater``, ``Improvement on previous year``, ``100% with exception reporting``, ``At least good``,
-``TBD*``. ``parse_target`` reads them all into a ``Target``; text it cannot read raises
-``TargetError`` rather than being guessed.
+``parse_target`` reads one cell of contract text (a target, tolerance or critical-failure
+threshold) into a :class:`Target` that evaluates and explains itself; ``compile_contract`` reads
+every KPI's terms for every contract year. The grammar behind them is a few focused modules:
+``vocabulary`` (number words, units, comparators), ``phrases`` (the lexer: quantities, and the
+numbers that are not targets), ``readings`` (what a reading is), ``changes`` and ``clauses``
+(the readers of each kind) and ``reading`` (``read_phrase``, which puts a phrase's clauses
+together). Text that cannot be read completely raises ``TargetError`` naming the words; nothing
+is guessed.
 
-Comparative words follow polarity: for a smaller-is-better KPI "at least the national average"
-means *no worse than* it, so at or below it. Symbols (``>``, ``<``) and "more/less than" are
-literal and strict.
+Comparator words mean what they say: "no more than 30 days" is at most 30 whatever the KPI's
+polarity, and words that point the other way from the polarity are refused with both named.
+Only comparisons with a reference ("at least the national average", "Good or better") follow
+polarity, because they mean *no worse than*.
 
 >>> t = parse_target("100% with exception reporting", "bigger", unit="percent")
 >>> t.explain()
 'at least 100%, exceptions must be reported'
 >>> parse_target("Tolerance 85%", "bigger").threshold_for()
 85.0
+>>> parse_target("90% of complaints within 15 working days", "bigger").explain()
+'at least 90% within 15 working days'
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from datetime import date
+from functools import lru_cache
 from typing import Literal
 
 from kpibot.engine.model import KPI, Contract
-from kpibot.engine.numbers import UK, NumberError, parse_number
+from kpibot.engine.reading import GRADE_RANK, PhraseRefused, Reading, read_phrase
 
 Op = Literal["gt", "ge", "lt", "le"]
-Kind = Literal["threshold", "range", "benchmark", "improvement", "none"]
+Kind = Literal[
+    "threshold",
+    "range",
+    "benchmark",
+    "improvement",
+    "relative",
+    "tolerance_relative",
+    "milestone",
+    "none",
+]
 Role = Literal["target", "tolerance", "critical"]
 
 GRADES = {"inadequate": 1.0, "requires improvement": 2.0, "good": 3.0, "outstanding": 4.0}
 GRADE_NAMES = {v: k.capitalize() for k, v in GRADES.items()}
-_GRADE_ALIASES = {"ri": "requires improvement", "req improvement": "requires improvement"}
+_GRADE_ALIASES = {
+    "ri": "requires improvement",
+    "req improvement": "requires improvement",
+    "satisfactory": "requires improvement",
+}
+_OPS: dict[str, Op] = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
+# How units read in explanations: "15 working days", "£3,000,000", "60 seconds".
+UNIT_WORDS = {
+    "days": "days",
+    "working_days": "working days",
+    "weeks": "weeks",
+    "months": "months",
+    "hours": "hours",
+    "minutes": "minutes",
+    "seconds": "seconds",
+}
+TIME_UNITS = tuple(UNIT_WORDS)
+
+# User-facing sentences (the grammar's own are in kpibot.engine.reading).
+CANNOT_READ = "cannot read '{text}': {why}"
+COMPOUND = (
+    "it sets {n} targets ({parts}); a KPI has one figure a period, so write them as {n} KPIs "
+    "with one target each"
+)
+PROFILE = (
+    "it gives a figure for each period ({parts}); write each contract year's figure under "
+    "'targets:' (or each quarter's under 'in_year_targets:')"
+)
+TOLERANCE_AS_TARGET = "'{text}' is a tolerance, not a target; put it under 'tolerance:'"
+FAILURE_AS_TARGET = (
+    "'{text}' names a failure band, not the target; put it under 'critical_failure:'"
+)
+MILESTONE_AS_THRESHOLD = "'{text}' is a milestone; a {role} needs a figure"
+SHARE_OF_TARGET_SMALLER = (
+    "'{text}' could mean 110% of the target or the target divided by 0.9 for a "
+    "smaller-is-better KPI; write it as 'within 10% of target' or as the level itself"
+)
 
 
 class TargetError(ValueError):
@@ -58,7 +110,11 @@ class Target:
 
     ``kind`` says how the threshold is found: a constant (``threshold``), a band (``range``), the
     national average possibly combined with an uplifted baseline (``benchmark``), last year's
-    value (``improvement``), or nothing at all (``none``: still collected and charted).
+    value (``improvement``), a change against a baseline or last year (``relative``: ``uplift``
+    is the fraction, ``baseline_from`` which reference), a share of the target itself
+    (``tolerance_relative``: ``uplift`` is the allowed fraction), a deliverable achieved by a
+    date (``milestone``), or nothing at all (``none``: still collected and charted).
+    ``within`` is the time limit that is part of the measure; ``notes`` every assumption made.
     """
 
     text: str
@@ -77,6 +133,14 @@ class Target:
     reason: str | None = None
     grade: bool = False
     annual: bool = False
+    within: tuple[float, str] | None = None
+    beyond: bool = False
+    per: float | None = None
+    baseline_from: Literal["baseline", "previous_year"] | None = None
+    due: date | None = None
+    due_text: str | None = None
+    average: bool = False
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     # ---- evaluation (scalar; the vectorised path in evaluate.py mirrors it) ----
     def threshold_for(
@@ -84,10 +148,16 @@ class Target:
         national_average: float | None = None,
         baseline: float | None = None,
         previous: float | None = None,
+        target: float | None = None,
     ) -> float | None:
-        """The number to compare against, given the references a period supplies."""
+        """The number to compare against, given the references a period supplies.
+
+        ``target`` is the target's own threshold, which a relative tolerance is a share of.
+        """
         if self.kind in ("threshold", "range"):
             return self.value
+        if self.kind == "milestone":
+            return 1.0
         if self.kind == "benchmark":
             candidates = [national_average]
             if self.uplift is not None:
@@ -97,14 +167,28 @@ class Target:
             if not known:
                 return None
             return max(known) if self.combine != "min" else min(known)
-        if self.kind == "improvement":
-            ref = (
-                previous
-                if previous is not None and not math.isnan(previous)
-                else self.baseline_hint
-            )
-            return ref
+        if self.kind in ("improvement", "relative"):
+            if self.kind == "relative" and self.baseline_from != "previous_year":
+                ref = baseline if baseline is not None else self.baseline_hint
+            else:
+                ref = (
+                    previous
+                    if previous is not None and not math.isnan(previous)
+                    else self.baseline_hint
+                )
+            if ref is None:
+                return None
+            return ref * (1.0 + (self.uplift or 0.0))
+        if self.kind == "tolerance_relative":
+            if target is None or math.isnan(target):
+                return None
+            return target * self.tolerance_factor()
         return None
+
+    def tolerance_factor(self) -> float:
+        """For a relative tolerance: the target is multiplied by this (0.9 for 'within 10%')."""
+        share = self.uplift or 0.0
+        return 1.0 - share if self.polarity == "bigger" else 1.0 + share
 
     def satisfied(self, value: float, threshold: float) -> bool:
         """Whether ``value`` meets this target (or sits inside this tolerance) at ``threshold``."""
@@ -114,6 +198,8 @@ class Target:
             hi = round(self.high if self.high is not None else threshold, 9)
             return v >= t if self.polarity == "bigger" else v <= hi
         op = self.op or ("ge" if self.polarity == "bigger" else "le")
+        if self.kind == "tolerance_relative":
+            op = "ge" if self.polarity == "bigger" else "le"
         return _compare(v, op, t)
 
     def breached(self, value: float, threshold: float) -> bool:
@@ -128,39 +214,88 @@ class Target:
         """Plain English, e.g. 'at least 95%, exceptions must be reported'."""
         if self.kind == "none":
             return self.reason or "no target"
+        if self.kind == "milestone":
+            due = f" by {self.due_text}" if self.due_text else ""
+            return f"achieved{due} (a milestone: achieved or not)"
         if self.role == "critical":
-            base = f"critical failure if {_op_words(self.op or self._fail_op())} {self._fmt(self.value)}"
-            return base + (" a year" if self.annual else "")
+            op = self.op or self._fail_op()
+            base = f"critical failure if {_op_words(op)} {self._fmt(self.value)}"
+            return base + self._tail() + (" a year" if self.annual else "")
         if self.kind == "range":
-            text = f"between {self._fmt(self.value)} and {self._fmt(self.high)}"
-        elif self.kind == "benchmark":
-            if self.op in (None, "ge", "le") and (
-                self.op is None or (self.op == "le") == (self.polarity == "smaller")
-            ):
-                side = "at or above" if self.polarity == "bigger" else "at or below"
-                text = f"no worse than the national average ({side} it)"
+            low, high = self._fmt(self.value), self._fmt(self.high)
+            if self.polarity == "bigger":
+                text = f"between {low} and {high} (at least {low} meets; above {high} too)"
             else:
-                text = f"{self._ref_words()} the national average"
-            if self.uplift is not None:
-                which = "greater" if self.combine != "min" else "lower"
-                text += f" or the baseline {'+' if self.uplift >= 0 else '-'}{abs(self.uplift) * 100:g}%, whichever is {which}"
-            if self.baseline_hint is not None:
-                text += f" (baseline {self._fmt(self.baseline_hint)})"
+                text = f"between {low} and {high} (at most {high} meets; below {low} too)"
+        elif self.kind == "benchmark":
+            text = self._benchmark_words()
         elif self.kind == "improvement":
             better = "higher" if self.polarity == "bigger" else "lower"
             text = f"better ({better}) than the previous year"
+            if self.uplift:
+                text = f"{self._change_words()} the previous year's figure"
             if self.baseline_hint is not None:
                 text += f" (baseline {self._fmt(self.baseline_hint)})"
+        elif self.kind == "relative":
+            text = self._change_words()
+            if self.baseline_from == "previous_year":
+                text += " the same period last year"
+            else:
+                text += " the baseline"
+            if self.baseline_hint is not None:
+                text += f" ({self._fmt(self.baseline_hint)})"
+        elif self.kind == "tolerance_relative":
+            share = (self.uplift or 0.0) * 100
+            side = "below" if self.polarity == "bigger" else "above"
+            text = f"within {share:g}% of the target ({share:g}% of the target's value {side} it)"
         else:
             op = self.op or ("ge" if self.polarity == "bigger" else "le")
-            text = f"{_op_words(op)} {self._fmt(self.value)}"
-        if self.subject and self.kind == "threshold" and not self.grade:
-            text += f" {self.subject}"
+            what = "an average of " if self.average else ""
+            text = f"{what}{_op_words(op)} {self._fmt(self.value)}"
+            if self.subject and not self.grade:
+                text += f" {self.subject}"
+            text += self._tail()
         if self.annual:
             text += " a year"
         if self.exception_reporting:
             text += ", exceptions must be reported"
         return text
+
+    def _tail(self) -> str:
+        text = ""
+        if self.per is not None:
+            text += f" per {self.per:,.10g}"
+        if self.within is not None:
+            limit = _format_amount(self.within[0], self.within[1])
+            text += f" beyond {limit}" if self.beyond else f" within {limit}"
+        return text
+
+    def _benchmark_words(self) -> str:
+        if self.op in (None, "ge", "le") and (
+            self.op is None or (self.op == "le") == (self.polarity == "smaller")
+        ):
+            side = "at or above" if self.polarity == "bigger" else "at or below"
+            text = f"no worse than the national average ({side} it)"
+        else:
+            text = f"{self._ref_words()} the national average"
+        if self.uplift is not None:
+            which = "greater" if self.combine != "min" else "lower"
+            sign = "+" if self.uplift >= 0 else "-"
+            text += f" or the baseline {sign}{abs(self.uplift) * 100:g}%, whichever is {which}"
+        if self.baseline_hint is not None:
+            text += f" (baseline {self._fmt(self.baseline_hint)})"
+        return text
+
+    def _change_words(self) -> str:
+        share = abs(self.uplift or 0.0) * 100
+        if share == 0:
+            return {"lt": "below", "le": "no higher than", "gt": "above", "ge": "no lower than"}[
+                self.op or "ge"
+            ]
+        strict = self.op in ("gt", "lt")
+        size = f"more than {share:g}%" if strict else f"at least {share:g}%"
+        direction = "below" if (self.uplift or 0.0) < 0 else "above"
+        return f"{size} {direction}"
 
     def _fail_op(self) -> Op:
         return "lt" if self.polarity == "bigger" else "gt"
@@ -176,11 +311,21 @@ class Target:
             return "?"
         if self.grade:
             return GRADE_NAMES.get(value, f"grade {value:g}")
-        if self.unit == "percent":
-            return f"{value:g}%"
-        if self.unit == "days":
-            return f"{value:g} days"
-        return f"{value:,.10g}"
+        return _format_amount(value, self.unit)
+
+
+def _format_amount(value: float, unit: str | None) -> str:
+    """'95%', '15 working days', '£3,000,000', '1,800'."""
+    if unit == "percent":
+        return f"{value:g}%"
+    if unit in UNIT_WORDS:
+        word = UNIT_WORDS[unit]
+        if value == 1:
+            word = word[:-1]
+        return f"{value:g} {word}"
+    if unit == "gbp":
+        return f"£{value:,.2f}".removesuffix(".00")
+    return f"{value:,.10g}"
 
 
 def _compare(v: float, op: str, t: float) -> bool:
@@ -197,162 +342,7 @@ def _op_words(op: str) -> str:
     return {"gt": "more than", "ge": "at least", "lt": "less than", "le": "at most"}[op]
 
 
-# ---------------------------------------------------------------------------- grammar
-
-_NO_TARGET = [
-    (
-        re.compile(
-            r"^(tbd|tbc|to be (determined|confirmed|agreed|included|set|defined|developed|finalised|finalized|decided|negotiated))\b"
-        ),
-        "no target yet: to be determined",
-    ),
-    (re.compile(r"^(n/?a|not applicable|none|nil|-+|—)$"), "no target: reported for note only"),
-    (re.compile(r"^for (information|info)\b"), "no target: for information only"),
-    (
-        re.compile(r"^for baseline\b|^baseline( information| only)?$|^baselining$"),
-        "no target: collected as a baseline",
-    ),
-    # "60-100% For information and baselining": an indicative level, not yet a target.
-    (re.compile(r"\bfor (information|info|baseline|baselining)\b"), None),
-    (
-        re.compile(r"^to (record|collect|develop|measure|report|monitor|agree|establish|set)\b"),
-        None,
-    ),
-    (re.compile(r"\bin agreement with (the )?commissioners?\b"), None),
-    (
-        re.compile(r"^as (outlined|set out|detailed|described) in\b"),
-        "no target: as the service specification sets out",
-    ),
-    (
-        re.compile(r"^target(s)? (to be )?set (from|following|after)\b"),
-        "no target yet: to be set from baseline figures",
-    ),
-    (
-        re.compile(r"^(numbers? )?included in\b"),
-        "no target of its own: counted within another KPI's target",
-    ),
-    (re.compile(r"^data accuracy$"), "no numeric threshold: data accuracy"),
-]
-
-_WORD_OPS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^(>=|≥|=>)"), "ge"),
-    (re.compile(r"^(<=|≤|=<)"), "le"),
-    (re.compile(r"^>"), "gt"),
-    (re.compile(r"^<"), "lt"),
-    (
-        re.compile(r"^(more than|greater than|higher than|above|over|exceeding|in excess of)\b"),
-        "gt",
-    ),
-    (re.compile(r"^(less than|fewer than|lower than|below|under)\b"), "lt"),
-    (
-        re.compile(
-            r"^(at least|a minimum of|minimum of|minimum|min\.?|no less than|not less than|no fewer than|not fewer than)\b"
-        ),
-        "atleast",
-    ),
-    (
-        re.compile(
-            r"^(at most|a maximum of|maximum of|maximum|max\.?|no more than|not more than|up to)\b"
-        ),
-        "atmost",
-    ),
-]
-_SUFFIX_OPS: list[tuple[re.Pattern[str], str]] = [
-    (
-        re.compile(
-            r"^(\+|or more|or above|and above|or higher|or greater|minimum|min\.?|at least)\b|^\+"
-        ),
-        "atleast",
-    ),
-    (
-        re.compile(r"^(or less|or below|and below|or lower|or fewer|maximum|max\.?|at most)\b"),
-        "atmost",
-    ),
-]
-_PREFIXES = re.compile(
-    r"^(target|targets|tolerance|critical failure|critical|threshold|performance level|kpi|all|"
-    r"an average of|average of|average|mean)\s*[:\-–]?\s*",
-)
-_NUMBER = r"(?P<num>\d[\d,]*(?:\.\d+)?)"
-_NUM_RE = re.compile(rf"^{_NUMBER}\s*(?P<pct>%|per ?cent\b|percent\b)?\s*")
-_RANGE_RE = re.compile(
-    r"^(?:between\s+)?(?P<lo>\d[\d,]*(?:\.\d+)?)\s*(?P<pct1>%)?\s*(?:-|–|—|to|and)\s*"
-    r"(?P<hi>\d[\d,]*(?:\.\d+)?)\s*(?P<pct2>%|per ?cent\b|percent\b)?\s*"
-)
-_FILLER = re.compile(r"^(an |the )?(average|mean)( of)?\s+")
-_NATIONAL = re.compile(
-    r"^(the )?(national|england|england and wales|regional) (average|mean|rate|figure)\b"
-)
-_UPLIFT = re.compile(
-    r"^or (?:an? )?(?P<pct>\d+(?:\.\d+)?)\s*% (?P<dir>increase|improvement|uplift|decrease|reduction) "
-    r"(?:on|over|from|against) (?:the )?(?:current |existing |local )?baseline,?\s*"
-    r"(?:whichever is (?P<which>greater|higher|larger|better|lower|less|smaller))?\s*"
-)
-_IMPROVE = re.compile(
-    r"^(an? )?(improvement|improve|improved|better performance|increase|reduction|decrease) "
-    r"(on|over|from|against|compared (with|to)) (the )?(previous|last|prior|preceding) (year|years|period)('s)?( figure| performance| result)?\s*"
-)
-_HINT = re.compile(r"\(\s*(?P<val>\d[\d,]*(?:\.\d+)?)\s*(?P<pct>%)?\s*(?P<note>[^)]*)\)")
-_EXCEPTION = re.compile(r",?\s*(with|subject to|plus)?\s*exception reporting\b\.?", re.IGNORECASE)
-_P_A = re.compile(r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b\.?")
-# "100% parents with at least 60% parental capacity improvement": a population described by a clause.
-_POPULATION = re.compile(
-    r"^(?!(an? )?(increase|decrease|reduction|improvement|change|rise|fall|drop)\b)"
-    r"[a-z][a-z/&' -]*? (with|who|that|achieving|receiving|showing|having|seen|completing)\b"
-)
-_SEMANTIC = re.compile(
-    r"\b(increase|decrease|reduction|reduce|improve|improvement|change|baseline|average|whichever|"
-    r"previous|than|national|per cent of|or (more|less)|and|or|not)\b|[<>≤≥%]"
-)
-
-
-def _clean(text: str) -> str:
-    t = text.replace("\u00a0", " ").replace("’", "'").replace("‘", "'")
-    t = re.sub(r"[*†‡]+", "", t)
-    t = re.sub(r"\s+", " ", t).strip().lower()
-    return t.strip(" .;:")
-
-
-def _num(s: str) -> float:
-    # Contract words are read by the UK rule: "1,800" is eighteen hundred, and "8,5" (which
-    # could be 8.5 or 85) is refused by parse_target rather than read as 85.
-    return parse_number(s, UK)
-
-
-def _polar(op: str, polarity: str) -> Op:
-    """Resolve 'at least'/'at most' words: they follow polarity (no worse / no better than)."""
-    if op == "atleast":
-        return "ge" if polarity == "bigger" else "le"
-    if op == "atmost":
-        return "le" if polarity == "bigger" else "ge"
-    return {"gt": "gt", "ge": "ge", "lt": "lt", "le": "le"}[op]  # type: ignore[return-value]
-
-
-def _leading_op(t: str) -> tuple[str | None, str]:
-    for pattern, op in _WORD_OPS:
-        m = pattern.match(t)
-        if m:
-            return op, t[m.end() :].strip()
-    return None, t
-
-
-def _grade(t: str) -> tuple[str | None, float | None]:
-    t2 = t.replace("'", "").replace('"', "")
-    m = re.match(
-        r"^(all|every centre|each)?\s*(?P<a>good|outstanding|requires improvement|inadequate)\s+or\s+(?P<b>good|outstanding|requires improvement|inadequate)$",
-        t2,
-    )
-    if m:
-        return "ge", min(GRADES[m["a"]], GRADES[m["b"]])
-    op, rest = _leading_op(t2)
-    rest = re.sub(r"^(an? )?", "", rest)
-    rest = re.sub(
-        r"\s*(grading|grade|rating|ofsted( rating| grade)?|or better|or above)$", "", rest
-    ).strip()
-    rest = _GRADE_ALIASES.get(rest, rest)
-    if rest in GRADES and (op is not None or t2 == rest):
-        return (op or "atleast"), GRADES[rest]
-    return None, None
+# ---------------------------------------------------------------------------- reading → Target
 
 
 def parse_target(
@@ -361,203 +351,225 @@ def parse_target(
     *,
     unit: str | None = None,
     role: Role = "target",
+    measure: str | None = None,
 ) -> Target:
     """Read one cell of contract text. Raise ``TargetError`` for anything it cannot read.
+
+    ``measure`` (the KPI's name) may supply what the cell leaves out, such as the time limit in
+    "Complaints answered within 15 working days" beside a target of "90%". Figures are read by the
+    UK rule (``kpibot.engine.numbers``): "1,800" is eighteen hundred, and "8,5" is refused.
 
     >>> parse_target("Target 8,5%", "bigger")
     Traceback (most recent call last):
         ...
     kpibot.engine.targets.TargetError: cannot read 'Target 8,5%': '8,5' could mean 8.5 or 85; write 8.5 with a decimal point (or 85 without a comma)
     """
-    try:
-        return _parse_target(text, polarity, unit=unit, role=role)
-    except NumberError as exc:
-        raise TargetError(f"cannot read '{str(text).strip()}': {str(exc).rstrip('.')}") from None
+    return _parse_target(str(text), polarity, unit, role, measure)
 
 
+@lru_cache(maxsize=16384)
 def _parse_target(
-    text: str,
-    polarity: str,
-    *,
-    unit: str | None = None,
-    role: Role = "target",
+    original: str, polarity: str, unit: str | None, role: Role, measure: str | None
 ) -> Target:
-    original = str(text)
-    t = _clean(original)
-    if not t:
-        return Target(original, "none", polarity, role, reason="no target given")
-    for pattern, reason in _NO_TARGET:
-        if pattern.search(t):
+    # Contracts repeat the same few phrasings thousands of times (and a Target is frozen), so each
+    # distinct (text, polarity, unit, role, measure) is read once; refusals are not cached.
+    shown = " ".join(original.split()).strip()
+    try:
+        r = read_phrase(original, polarity, measure=measure, unit=unit, role=role)
+    except PhraseRefused as exc:
+        raise TargetError(CANNOT_READ.format(text=shown, why=exc)) from None
+    t = _target(r, original, shown, polarity, unit, role)
+    if t.kind == "none":
+        return t
+    return replace(
+        t,
+        exception_reporting=r.exception_reporting,
+        annual=r.annual or t.annual,
+        notes=t.notes or r.notes,
+    )
+
+
+def _target(
+    r: Reading, original: str, shown: str, polarity: str, unit: str | None, role: Role
+) -> Target:
+    def fail(why: str) -> TargetError:
+        return TargetError(CANNOT_READ.format(text=shown, why=why))
+
+    if r.kind == "no_target":
+        return Target(original, "none", polarity, role, reason=r.reason, notes=r.notes)
+    if r.kind in ("compound", "profile"):
+        parts = "; ".join(_part_words(p) for p in r.parts)
+        template = COMPOUND if r.kind == "compound" else PROFILE
+        raise fail(template.format(n=len(r.parts), parts=parts))
+    if r.kind == "failure" and role != "critical":
+        raise TargetError(FAILURE_AS_TARGET.format(text=shown))
+    if r.kind in ("tolerance_relative", "tolerance_share"):
+        if role != "tolerance":
+            raise TargetError(TOLERANCE_AS_TARGET.format(text=shown))
+        if r.kind == "tolerance_share":
+            if polarity != "bigger":
+                raise TargetError(SHARE_OF_TARGET_SMALLER.format(text=shown))
+            share = 1.0 - (r.value or 0.0) / 100.0
+            note = f"'{shown}' is read as {r.value:g}% of the target's value"
+        else:
+            share = (r.value or 0.0) / 100.0
+            note = f"'{shown}' is read as {r.value:g}% of the target's value, not points"
+        return Target(
+            original,
+            "tolerance_relative",
+            polarity,
+            role,
+            uplift=share,
+            notes=(*r.notes, note),
+        )
+    if r.kind == "milestone":
+        if role != "target":
+            raise TargetError(MILESTONE_AS_THRESHOLD.format(text=shown, role=role))
+        if r.comparator == "<=" and r.value == 0.0 and r.unit is not None:
+            # "clear all ... by March 2011", "On-time": a ceiling of zero
             return Target(
                 original,
-                "none",
+                "threshold",
                 polarity,
                 role,
-                reason=reason or f"no target: {original.strip().rstrip('.')}",
+                "le",
+                0.0,
+                unit=r.unit,
+                within=r.within,
+                beyond=r.beyond,
             )
-
-    exception = bool(_EXCEPTION.search(t))
-    t = _EXCEPTION.sub("", t).strip(" ,.")
-    hint = None
-    m = _HINT.search(t)
-    if m:
-        hint = _num(m["val"])
-        if m["pct"] and unit is None:
-            unit = "percent"
-        t = (t[: m.start()] + t[m.end() :]).strip()
-    annual = bool(_P_A.search(t))
-    t = _P_A.sub("", t).strip(" ,.")
-    t = _PREFIXES.sub("", t, count=1).strip()
-
-    def fail(why: str) -> TargetError:
-        return TargetError(f"cannot read '{original.strip()}': {why}")
-
-    # Ofsted grades: "At least good", "Good or outstanding"
-    gop, gval = _grade(t)
-    if gval is not None and gop is not None:
+        return Target(
+            original,
+            "milestone",
+            "bigger",
+            role,
+            "ge",
+            1.0,
+            unit="milestone",
+            due=r.due,
+            due_text=r.due_text,
+            notes=r.notes,
+        )
+    op = _OPS.get(r.comparator or "") if r.direction_words else None
+    if r.kind == "grade":
         return Target(
             original,
             "threshold",
             "bigger",
             role,
-            _polar(gop, "bigger"),
-            gval,
+            _OPS.get(r.comparator or ">="),
+            r.value,
             unit="grade",
             grade=True,
-            exception_reporting=exception,
         )
-
-    # Improvement on previous year
-    m = _IMPROVE.match(t)
-    if m and not t[m.end() :].strip():
-        return Target(
-            original,
-            "improvement",
-            polarity,
-            role,
-            "gt" if polarity == "bigger" else "lt",
-            unit=unit,
-            baseline_hint=hint,
-            exception_reporting=exception,
-        )
-
-    op, rest = _leading_op(t)
-    rest = _FILLER.sub("", rest).strip()
-    op2, rest2_ = _leading_op(rest)
-    if op2 is not None and op is not None:
-        if role != "critical":
-            raise fail("it has two comparisons")
-        # "Minimum average Below 7.0": the second words name the failing region.
-        op, rest = op2, rest2_
-    elif op2 is not None:
-        op, rest = op2, rest2_
-    # Benchmarks: "> National average or 5% increase on current baseline whichever is greater"
-    m = _NATIONAL.match(rest)
-    if m:
-        tail = rest[m.end() :].strip()
-        uplift: float | None = None
-        combine: Literal["max", "min"] | None = None
-        mu = _UPLIFT.match(tail)
-        if mu:
-            sign = -1.0 if mu["dir"] in ("decrease", "reduction") else 1.0
-            uplift = sign * float(mu["pct"]) / 100.0
-            which = mu["which"] or ("greater" if polarity == "bigger" else "lower")
-            if which == "better":
-                which = "greater" if polarity == "bigger" else "lower"
-            combine = "max" if which in ("greater", "higher", "larger") else "min"
-            tail = tail[mu.end() :].strip()
-        if tail:
-            raise fail(f"unexpected words after the benchmark: '{tail}'")
-        bench_op: Op | None = None if op is None else _polar(op, polarity)
+    if r.kind == "benchmark":
+        bench_op = _reference_op(r.comparator, polarity)
         return Target(
             original,
             "benchmark",
             polarity,
             role,
             bench_op,
-            unit=unit,
-            uplift=uplift,
-            combine=combine,
-            baseline_hint=hint,
-            exception_reporting=exception,
+            unit=_unit(r.unit, unit),
+            uplift=None if r.value is None else r.value / 100.0,
+            combine="max" if r.change == "max" else "min" if r.change == "min" else None,
+            baseline_hint=r.baseline,
         )
-
-    # Ranges: "50-75%"
-    m = _RANGE_RE.match(rest)
-    if m and op is None and not rest[m.end() :].strip():
-        lo, hi = _num(m["lo"]), _num(m["hi"])
-        if lo > hi:
-            raise fail("the range runs backwards")
-        is_pct = bool(m["pct1"] or m["pct2"])
+    if r.kind == "improvement":
+        return Target(
+            original,
+            "improvement",
+            polarity,
+            role,
+            "gt" if polarity == "bigger" else "lt",
+            unit=_unit(r.unit, unit),
+            baseline_hint=r.baseline,
+        )
+    if r.kind == "relative":
+        sign = -1.0 if r.change == "reduction" else 1.0
+        size = (r.value or 0.0) / 100.0
+        if r.comparator in (">=", ">"):
+            # "reduce by at least 15%": the raw value must be at or below baseline x 0.85
+            raw_op: Op = (
+                ("le" if r.comparator == ">=" else "lt")
+                if sign < 0
+                else ("ge" if r.comparator == ">=" else "gt")
+            )
+        else:
+            raw_op = _OPS[r.comparator or "<="]
+        return Target(
+            original,
+            "relative",
+            polarity,
+            role,
+            raw_op,
+            unit=unit,
+            uplift=sign * size,
+            baseline_hint=r.baseline,
+            baseline_from="previous_year" if r.baseline_from == "previous_year" else "baseline",
+        )
+    if r.kind == "range":
         return Target(
             original,
             "range",
             polarity,
             role,
             None,
-            lo,
-            hi,
-            unit="percent" if is_pct else unit,
-            exception_reporting=exception,
+            r.value,
+            r.high,
+            unit=_unit(r.unit, unit),
+            within=r.within,
         )
-
-    m = _NUM_RE.match(rest)
-    if not m:
-        raise fail(
-            "expected a number, a range, the national average, an Ofsted grade, "
-            "'Improvement on previous year' or a no-target phrase such as 'TBD'"
-        )
-    value = _num(m["num"])
-    rest2 = rest[m.end() :].strip()
-    if (
-        rest2
-        and not m["pct"]
-        and rest[m.end() - 1 : m.end()].strip()
-        and not rest2.startswith(("+", "("))
-    ):
-        # "2e-5", "40x": letters glued to a number change its meaning.
-        raise fail(f"'{m['num']}{rest2.split()[0]}' is not a number I can read")
-    for pattern, sop in _SUFFIX_OPS:
-        ms = pattern.match(rest2)
-        if ms:
-            if op is not None:
-                raise fail("it has two comparisons")
-            op = sop
-            rest2 = rest2[ms.end() :].strip()
-            break
-    subject = None
-    if rest2:
-        if rest2.startswith("of ") or rest2.startswith("(") or _POPULATION.match(rest2):
-            subject = rest2
-        elif _SEMANTIC.search(rest2):
-            raise fail(f"the words '{rest2}' change the meaning and I will not guess it")
-        else:
-            subject = rest2
-    inferred = unit
-    if m["pct"]:
-        inferred = "percent"
-    elif subject and re.match(r"^(working )?days?\b", subject):
-        inferred = "days"
-        subject = None if subject in ("day", "days") else subject
-    elif inferred is None:
-        inferred = "count"
-    if op is None:
-        resolved: Op | None = None
-    else:
-        resolved = _polar(op, polarity)
+    # threshold, average, relative_level, failure (critical role)
+    if role == "critical" and r.comparator and not r.direction_words:
+        op = None
     return Target(
         original,
         "threshold",
         polarity,
         role,
-        resolved,
-        value,
-        unit=inferred,
-        subject=subject,
-        exception_reporting=exception,
-        baseline_hint=hint,
-        annual=annual,
+        op,
+        r.value,
+        unit=_unit(r.unit, unit),
+        within=r.within,
+        beyond=r.beyond,
+        per=r.per,
+        baseline_hint=r.baseline,
+        average=r.kind == "average",
+        subject=r.thing,
     )
+
+
+def _unit(read: str | None, declared: str | None) -> str | None:
+    if read in (None, "count") and declared is not None:
+        return declared
+    return read
+
+
+def _reference_op(comparator: str | None, polarity: str) -> Op | None:
+    """Comparisons with a reference follow polarity: 'at least the national average'."""
+    if comparator == "no-worse":
+        return "ge" if polarity == "bigger" else "le"
+    if comparator == "no-better":
+        return "le" if polarity == "bigger" else "ge"
+    return _OPS.get(comparator or "")
+
+
+def _part_words(r: Reading) -> str:
+    """One part of a compound target in plain English, for the refusal that splits it."""
+    if r.kind == "milestone":
+        return "a milestone" + (f" by {r.due_text}" if r.due_text else "")
+    cmp = {">=": "at least", ">": "more than", "<=": "at most", "<": "less than"}.get(
+        r.comparator or "", r.comparator or ""
+    )
+    text = f"{cmp} {_format_amount(r.value or 0.0, r.unit)}".strip()
+    if r.kind == "relative":
+        text = f"a {r.change} of {text}"
+    if r.within is not None:
+        text += f" within {_format_amount(*r.within)}"
+    if r.period:
+        text = f"{r.period}: {text}"
+    return text
 
 
 # ----------------------------------------------------------------------- compiled KPIs
@@ -565,13 +577,18 @@ def _parse_target(
 
 @dataclass(frozen=True)
 class YearTerms:
-    """The terms a KPI has in one contract year: target, tolerance, critical failure, exemption."""
+    """The terms a KPI has in one contract year: target, tolerance, critical failure, exemption.
+
+    ``carried_from`` is the earlier contract year whose target text this year reuses because the
+    contract states none of its own (None when the year has its own words).
+    """
 
     year: int
     target: Target
     tolerance: Target | None
     critical: Target | None
     exempt: bool
+    carried_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -580,6 +597,24 @@ class CompiledKpi:
     polarity: str
     unit: str
     years: dict[int, YearTerms] = field(default_factory=dict)
+    trend: str = "last_three"
+    signed: bool = False
+    cumulative: tuple[float, ...] | None = None
+
+
+NEEDS_BASELINE = (
+    "target '{text}' is a change against a baseline the contract does not give; add the "
+    "baseline figure to the KPI ('baseline: 400')"
+)
+
+
+def needs_baseline(target: Target) -> bool:
+    """A relative target measured against a baseline figure that nobody has given."""
+    return (
+        target.kind == "relative"
+        and target.baseline_from == "baseline"
+        and target.baseline_hint is None
+    )
 
 
 def _better(a: float, b: float, polarity: str) -> bool:
@@ -589,11 +624,11 @@ def _better(a: float, b: float, polarity: str) -> bool:
 def check_consistency(
     target: Target, tolerance: Target | None, critical: Target | None
 ) -> str | None:
-    """A reason why these terms contradict the KPI's polarity, or None when they agree."""
+    """A reason why these terms contradict each other or the KPI's polarity, or None."""
     pol = target.polarity
     if target.kind == "threshold" and target.op in ("gt", "ge", "lt", "le") and not target.grade:
         wants_up = target.op in ("gt", "ge")
-        if wants_up != (pol == "bigger"):
+        if wants_up != (pol == "bigger") and target.within is None:
             return (
                 f"target '{target.text.strip()}' asks for {'higher' if wants_up else 'lower'} values, "
                 f"but the KPI's polarity is {pol} is better"
@@ -605,12 +640,28 @@ def check_consistency(
         and tolerance.value is not None
         and target.value is not None
         and not target.grade
-        and _better(tolerance.value, target.value, pol)
     ):
-        return (
-            f"tolerance '{tolerance.text.strip()}' is better than the target '{target.text.strip()}' "
-            f"for a {pol}-is-better KPI; the tolerance must be the worse threshold"
-        )
+        if _better(tolerance.value, target.value, pol):
+            return (
+                f"tolerance '{tolerance.text.strip()}' is better than the target "
+                f"'{target.text.strip()}' for a {pol}-is-better KPI; the tolerance must be the "
+                "worse threshold"
+            )
+        if (
+            pol == "bigger"
+            and tolerance.unit == "percent"
+            and target.unit == "percent"
+            and tolerance.op is None
+            and 0 < tolerance.value <= target.value / 2
+        ):
+            gap = target.value - tolerance.value
+            return (
+                f"tolerance '{tolerance.text.strip()}' beside a target of "
+                f"'{target.text.strip()}' could be a level ({tolerance.value:g}%, an amber band "
+                f"{gap:g} points wide) or a margin; write the level, 'within "
+                f"{tolerance.value:g}% of target' or 'within {tolerance.value:g} percentage "
+                "points'"
+            )
     if (
         critical is not None
         and critical.kind == "threshold"
@@ -650,13 +701,25 @@ def _terms_key(kpi: KPI, years: list[int]) -> tuple[object, ...]:
         _frozen(kpi.disputed_years),
         kpi.target_basis,
         tuple(years),
+        # issue 13: what else the reading depends on
+        kpi.name,
+        kpi.due,
+        _frozen(kpi.in_year_targets),
+        kpi.baseline is None,
     )
 
 
-def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> CompiledKpi:
+def compile_kpi(
+    kpi: KPI,
+    years: list[int],
+    loc: tuple[str | int, ...] = (),
+    default_trend: str = "last_three",
+) -> CompiledKpi:
     """Parse every year's terms for one KPI, naming KPI, year and text on failure.
 
-    KPIs worded alike share one parse (and one ``years`` mapping: treat it as read-only).
+    KPIs worded alike share one parse (and one ``years`` mapping: treat it as read-only). A year
+    before the KPI's first stated target has no target (grey), not an error; a year after its
+    last stated target reuses that text, and ``YearTerms.carried_from`` says so.
     """
     key = _terms_key(kpi, years)
     hit = _TERMS_CACHE.get(key)
@@ -666,12 +729,22 @@ def compile_kpi(kpi: KPI, years: list[int], loc: tuple[str | int, ...] = ()) -> 
             _TERMS_CACHE.clear()
         _TERMS_CACHE[key] = hit
     unit, out = hit
-    return CompiledKpi(kpi.code, kpi.polarity, unit or "count", out)
+    return CompiledKpi(
+        kpi.code,
+        kpi.polarity,
+        unit or ("milestone" if kpi.kind == "milestone" else "count"),
+        out,
+        kpi.trend or default_trend,
+        bool(kpi.signed),
+        _cumulative_shares(kpi, loc),
+    )
 
 
 def clear_terms_cache() -> None:
-    """Forget every compiled wording (benchmarks measuring a cold start call this)."""
+    """Forget every compiled wording and every phrase read (benchmarks measuring a cold start
+    call this)."""
     _TERMS_CACHE.clear()
+    _parse_target.cache_clear()
 
 
 def _compile_years(
@@ -680,6 +753,7 @@ def _compile_years(
     out: dict[int, YearTerms] = {}
     unit: str | None = kpi.unit
     for year in years:
+        carried = _carried_from(kpi, year)
         if year in kpi.disputed_years:
             disputed = kpi.target_text(year) or ""
             none = Target(
@@ -696,9 +770,12 @@ def _compile_years(
                 words,
                 "none",
                 kpi.polarity,
-                reason=f"deliverable, no numeric target: {words.strip()}",
+                reason=f"deliverable, no numeric target: {' '.join(words.split())}",
             )
             out[year] = YearTerms(year, none, None, None, kpi.is_exempt(year))
+            continue
+        if kpi.kind == "milestone":
+            out[year] = YearTerms(year, _milestone_target(kpi), None, None, kpi.is_exempt(year))
             continue
         texts = {
             "targets": kpi.target_text(year),
@@ -716,28 +793,42 @@ def _compile_years(
                 parsed[fname] = None
                 continue
             try:
-                parsed[fname] = parse_target(text, kpi.polarity, unit=unit, role=role)
+                parsed[fname] = parse_target(
+                    text, kpi.polarity, unit=unit, role=role, measure=kpi.name
+                )
             except TargetError as exc:
                 floc: tuple[str | int, ...] = (*loc, fname)
                 if fname == "targets" and year in kpi.targets:
                     floc = (*floc, year)
+                elif fname == "targets" and kpi.targets and kpi.target is None:
+                    floc = (*floc, min(kpi.targets))
                 elif fname == "targets":
                     floc = (*loc, "target")
                 raise TargetError(
                     f"KPI {kpi.code}, year {year}: {exc}",
                     loc=floc,
-                    field=f"kpis[{kpi.code}].{fname}",
+                    field=f"kpis[{kpi.code}].{floc[len(loc)]}",
                 ) from None
         target = parsed["targets"]
-        assert target is not None
-        if unit is None and target.unit:
+        if target is None:
+            # No words for this year: the KPI's first stated target is in a later year.
+            target = Target(
+                "",
+                "none",
+                kpi.polarity,
+                reason="no target this year: the contract's first target for it is later",
+            )
+        if unit is None and target.unit and target.unit != "milestone":
             unit = target.unit
         why = check_consistency(target, parsed["tolerance"], parsed["critical_failure"])
+        if why is None and needs_baseline(target) and kpi.baseline is None:
+            why = NEEDS_BASELINE.format(text=" ".join(target.text.split()))
         if why:
+            where = "baseline" if why.startswith("target '") and "baseline" in why else "polarity"
             raise TargetError(
                 f"KPI {kpi.code}, year {year}: {why}",
-                loc=(*loc, "polarity"),
-                field=f"kpis[{kpi.code}].polarity",
+                loc=(*loc, where if where == "polarity" else "target"),
+                field=f"kpis[{kpi.code}].{where}",
             )
         annual = kpi.target_basis == "annual"
         out[year] = YearTerms(
@@ -746,14 +837,96 @@ def _compile_years(
             parsed["tolerance"],
             parsed["critical_failure"],
             kpi.is_exempt(year),
+            carried,
         )
     return unit, out
+
+
+def _milestone_target(kpi: KPI) -> Target:
+    words = kpi.target or next(iter(kpi.targets.values()), "") or kpi.name
+    due = kpi.due
+    return Target(
+        words,
+        "milestone",
+        "bigger",
+        "target",
+        "ge",
+        1.0,
+        unit="milestone",
+        due=due,
+        due_text=f"{due:%-d %B %Y}" if due else None,
+    )
+
+
+def _carried_from(kpi: KPI, year: int) -> int | None:
+    """The earlier year whose stated target ``year`` reuses, or None if it has its own."""
+    if year in kpi.targets or not kpi.targets:
+        return None
+    earlier = [y for y in kpi.targets if y < year]
+    return max(earlier) if earlier else None
+
+
+def _cumulative_shares(kpi: KPI, loc: tuple[str | int, ...]) -> tuple[float, ...] | None:
+    """Each period's cumulative share of the annual target, from ``in_year_targets``."""
+    if not kpi.in_year_targets:
+        return None
+    marks = sorted(kpi.in_year_targets.items())
+    values = []
+    for key, text in marks:
+        try:
+            t = parse_target(text, kpi.polarity, unit=kpi.unit, measure=kpi.name)
+        except TargetError as exc:
+            raise TargetError(
+                f"KPI {kpi.code}, in-year target {key}: {exc}",
+                loc=(*loc, "in_year_targets", key),
+                field=f"kpis[{kpi.code}].in_year_targets",
+            ) from None
+        if t.kind != "threshold" or t.value is None:
+            raise TargetError(
+                f"KPI {kpi.code}, in-year target {key}: '{text}' must be a figure",
+                loc=(*loc, "in_year_targets", key),
+                field=f"kpis[{kpi.code}].in_year_targets",
+            )
+        values.append(t.value)
+    annual = values[-1]
+    if annual == 0:
+        return None
+    return tuple(v / annual for v in values)
 
 
 def compile_contract(contract: Contract) -> dict[str, CompiledKpi]:
     """Parse every KPI's targets for every contract year; the first unreadable text raises."""
     years = [y.year for y in contract.contract_years]
-    return {k.code: compile_kpi(k, years, ("kpis", i)) for i, k in enumerate(contract.kpis)}
+    default = contract.trend or "last_three"
+    return {
+        k.code: compile_kpi(k, years, ("kpis", i), default) for i, k in enumerate(contract.kpis)
+    }
+
+
+def carried_forward(contract: Contract) -> list[str]:
+    """One line per KPI whose target carries into later years without words of its own.
+
+    >>> # carried_forward(contract) -> ["KPI 1a: 2017/18 and 2018/19 reuse Year 1's target '80%'"]
+    """
+    names = {y.year: y.name for y in contract.contract_years}
+    out = []
+    for k in contract.kpis:
+        if not k.targets or k.target is not None:
+            continue
+        carried: dict[int, list[int]] = {}
+        for y in contract.contract_years:
+            src = _carried_from(k, y.year)
+            if src is not None:
+                carried.setdefault(src, []).append(y.year)
+        for src, later in carried.items():
+            years = " and ".join(names.get(y, str(y)) for y in later)
+            verb = "reuses" if len(later) == 1 else "reuse"
+            text = " ".join((k.targets[src] or "").split())
+            out.append(
+                f"KPI {k.code}: {years} {verb} {names.get(src, src)}'s target '{text}' "
+                "(the contract states none for it)"
+            )
+    return out
 
 
 def iter_phrasings(contract: Contract) -> Iterator[tuple[str, int, str]]:
@@ -767,5 +940,8 @@ def iter_phrasings(contract: Contract) -> Iterator[tuple[str, int, str]]:
 
 def parse_grade(value: str) -> float | None:
     """An Ofsted grade word as its rank (Outstanding 4 … Inadequate 1), or None."""
-    key = _GRADE_ALIASES.get(_clean(value), _clean(value))
-    return GRADES.get(key)
+    key = " ".join(str(value).lower().replace("*", "").split()).strip(" .")
+    key = _GRADE_ALIASES.get(key, key)
+    if key in GRADES:
+        return GRADES[key]
+    return GRADE_RANK.get(key.capitalize())

@@ -267,6 +267,14 @@ def _number(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _frequency(contract: Contract, kpi: KPI) -> str:
+    """The KPI's reporting frequency as written, or the contract's when it states none."""
+    if kpi.frequency:
+        return kpi.frequency[:1].upper() + kpi.frequency[1:]
+    kind = reporting_kind(kpi, contract.reporting.period)
+    return {"quarter": "Quarterly", "month": "Monthly", "year": "Annually"}.get(kind, kind)
+
+
 def _unit(terms: CompiledKpi) -> Unit:
     unit = terms.unit
     return unit if unit in UNITS else "count"
@@ -303,7 +311,7 @@ def _row(
     row = ReportRow(
         ref=kpi.code,
         measure=kpi.name,
-        frequency=kpi.frequency[:1].upper() + kpi.frequency[1:],
+        frequency=_frequency(contract, kpi),
         polarity=POLARITY_WORDS[kpi.polarity],
         target=year_terms.target.text.strip() if year_terms else (kpi.target or ""),
         tolerance=_words(year_terms.tolerance) if year_terms else "",

@@ -22,6 +22,8 @@ from kpibot.core.protocol import Cell, Reply
 from kpibot.core.services import Services
 from kpibot.engine import reminders
 from kpibot.engine.describe import RAG_DOT, RAG_ORDER, format_value, trend_text
+from kpibot.engine.groups import group_lines
+from kpibot.engine.milestones import milestone_lines
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import compiled
@@ -128,6 +130,8 @@ def quarterly_summary(
             )
         if "status" in rows and (rows["status"] == "pending").any():
             lines.append("Figures marked pending are awaiting approval.")
+    lines.extend(group_lines(contract, rows))
+    lines.extend(milestone_lines(contract, card.frame, services.now().date()))
     lines.extend(services.status_extras(contract, period))
     if period.label in pending_periods(services, contract.id):
         lines.append(f"The {period.label} return is *pending* approval: figures may still change.")

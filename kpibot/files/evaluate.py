@@ -3,6 +3,13 @@
 The columns and values are fixed by DESIGN.md. Output columns, in order:
 ``kpi,period,value,target,position,rag,trend,critical``.
 
+Optional KPIS.csv columns beyond DESIGN.md's (issue 13): ``kind`` (measure, milestone or group),
+``due`` (a milestone's date), ``signed`` (yes: values may be negative), ``trend``
+(``last_three`` or ``same_period_last_year``), ``values`` (``period`` or ``year_to_date``),
+``in_year_targets`` ("Q1: 25%; Q2: 50%; Q3: 75%; Q4: 97%"), and for a group row ``members``
+("A; B; C; D") and ``rule`` ("3 of 4"). A group row's output has the number of members met as
+its value and met / not_met / missing (still pending) as its position.
+
 >>> kpis = read_table_bytes(b"kpi,polarity,target,tolerance\\nA,bigger,Target 90%,Tolerance 85%\\n", "k.csv")
 >>> figs = read_table_bytes(b"kpi,period,numerator,denominator\\nA,2019/20 Q1,86,100\\n", "f.csv")
 >>> evaluate_tables(kpis, figs)[0]["rag"]
@@ -13,16 +20,27 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
-from kpibot.engine.model import normalise_polarity
+from kpibot.engine.groups import judge
+from kpibot.engine.model import GroupRule, normalise_polarity
 from kpibot.engine.numbers import UK, NumberError, NumberStyle
 from kpibot.engine.periods import PeriodError, parse_period
-from kpibot.engine.targets import Target, TargetError, YearTerms, check_consistency, parse_target
+from kpibot.engine.targets import (
+    NEEDS_BASELINE,
+    Target,
+    TargetError,
+    YearTerms,
+    check_consistency,
+    needs_baseline,
+    parse_target,
+)
 from kpibot.files.exports import safe_cells
 from kpibot.files.figures import (
     MAX_PROBLEMS,
@@ -34,7 +52,17 @@ from kpibot.files.figures import (
 from kpibot.files.tables import CellError, Row, Table, read_table_bytes
 
 OUTPUT_COLUMNS = ["kpi", "period", "value", "target", "position", "rag", "trend", "critical"]
-UNITS = ("percent", "count", "days", "score", "rate", "grade")
+UNITS: tuple[str, ...] = ("percent", "count", "days", "score", "rate", "grade")
+UNITS += ("working_days", "weeks", "months", "hours", "minutes", "seconds", "gbp", "milestone")
+TRENDS = {
+    "last_three": "last_three",
+    "last three values": "last_three",
+    "same_period_last_year": "same_period_last_year",
+    "same period last year": "same_period_last_year",
+    "same quarter last year": "same_period_last_year",
+}
+YES = {"yes", "y", "true", "1"}
+NO = {"no", "n", "false", "0", ""}
 
 __all__ = ["OUTPUT_COLUMNS", "InputErrors", "evaluate_tables", "format_rows", "read_table_bytes"]
 
@@ -62,17 +90,51 @@ class _KpiDef:
     baseline: float | None
     national_average: float | None
     line: int
+    signed: bool = False
+    trend: str = "last_three"
+    year_to_date: bool = False
+    cumulative: tuple[float, ...] | None = None
 
 
-def _read_kpis(table: Table, style: NumberStyle) -> tuple[dict[str, _KpiDef], list[CellError]]:
+@dataclass(frozen=True)
+class _GroupDef:
+    code: str
+    rule: GroupRule
+    line: int
+
+
+def _read_kpis(
+    table: Table, style: NumberStyle
+) -> tuple[dict[str, _KpiDef], list[CellError], list[_GroupDef]]:
     errors: list[CellError] = []
+    groups: list[_GroupDef] = []
     if "kpi" not in table.columns:
-        return {}, [table.error(None, "kpi", "the header has no 'kpi' column; it is required")]
+        return {}, [table.error(None, "kpi", "the header has no 'kpi' column; it is required")], []
     defs: dict[str, _KpiDef] = {}
+    lines: dict[str, int] = {}
     for row in table:
         code = row["kpi"]
         if not code:
             errors.append(table.error(row, "kpi", "the KPI id is empty"))
+            continue
+        kind = (row.get("kind") or "measure").strip().lower()
+        if kind not in ("measure", "milestone", "group"):
+            errors.append(
+                table.error(row, "kind", f"'{row.get('kind')}' is not measure, milestone or group")
+            )
+            continue
+        if code in lines:
+            errors.append(
+                table.error(
+                    row, "kpi", f"KPI '{code}' is defined twice (first on line {lines[code]})"
+                )
+            )
+            continue
+        lines[code] = row.line
+        if kind == "group":
+            group = _read_group(table, row, code, errors)
+            if group is not None:
+                groups.append(group)
             continue
         if code in defs:
             errors.append(
@@ -92,7 +154,9 @@ def _read_kpis(table: Table, style: NumberStyle) -> tuple[dict[str, _KpiDef], li
                 )
             )
             continue
-        unit = row.get("unit").lower() or None
+        unit = row.get("unit").lower().replace(" ", "_") or None
+        if kind == "milestone":
+            unit = "milestone"
         if unit is not None and unit not in UNITS:
             errors.append(
                 table.error(row, "unit", f"'{unit}' is not a unit; use one of {', '.join(UNITS)}")
@@ -109,23 +173,45 @@ def _read_kpis(table: Table, style: NumberStyle) -> tuple[dict[str, _KpiDef], li
             )
         parsed: dict[str, Target | None] = {}
         bad = False
+        measure = row.get("name") or None
         for column, role in (
             ("target", "target"),
             ("tolerance", "tolerance"),
             ("critical_failure", "critical"),
         ):
             text = row.get(column)
-            if not text:
+            if not text or kind == "milestone":
                 parsed[column] = None
                 continue
             try:
-                parsed[column] = parse_target(text, polarity, unit=unit, role=role)  # type: ignore[arg-type]
+                parsed[column] = parse_target(
+                    text,
+                    polarity,
+                    unit=unit,
+                    role=role,  # type: ignore[arg-type]
+                    measure=measure,
+                )
             except TargetError as exc:
                 errors.append(table.error(row, column, str(exc)))
                 bad = True
         if bad:
             continue
+        extras = _read_extras(table, row, kind, polarity, unit, errors)
+        if extras is None:
+            continue
         target = parsed["target"] or parse_target("", polarity, unit=unit)
+        if kind == "milestone":
+            words = row.get("target") or f"achieved by {extras['due']}"
+            target = Target(
+                words,
+                "milestone",
+                "bigger",
+                "target",
+                "ge",
+                1.0,
+                unit="milestone",
+                due=extras["due"] if isinstance(extras["due"], date) else None,
+            )
         why = check_consistency(target, parsed["tolerance"], parsed["critical_failure"])
         if why:
             errors.append(table.error(row, "polarity", why))
@@ -140,12 +226,113 @@ def _read_kpis(table: Table, style: NumberStyle) -> tuple[dict[str, _KpiDef], li
                 bad = True
         if bad:
             continue
+        if needs_baseline(target) and numbers["baseline"] is None:
+            errors.append(
+                table.error(row, "target", NEEDS_BASELINE.format(text=target.text.strip()))
+            )
+            continue
         unit = unit or target.unit or "count"
         terms = YearTerms(0, target, parsed["tolerance"], parsed["critical_failure"], False)
         defs[code] = _KpiDef(
-            code, polarity, unit, terms, numbers["baseline"], numbers["national_average"], row.line
+            code,
+            polarity,
+            unit,
+            terms,
+            numbers["baseline"],
+            numbers["national_average"],
+            row.line,
+            bool(extras["signed"]),
+            str(extras["trend"]),
+            bool(extras["ytd"]),
+            extras["cumulative"],  # type: ignore[arg-type]
         )
-    return defs, errors
+    return defs, errors, groups
+
+
+def _read_extras(
+    table: Table, row: Row, kind: str, polarity: str, unit: str | None, errors: list[CellError]
+) -> dict[str, object] | None:
+    """The optional issue-13 columns of one KPI row; None (after an error) when one is bad."""
+    out: dict[str, object] = {"due": None, "cumulative": None}
+    signed = row.get("signed").strip().lower()
+    if signed not in YES | NO:
+        errors.append(table.error(row, "signed", f"'{row.get('signed')}' is not yes or no"))
+        return None
+    out["signed"] = signed in YES
+    trend = " ".join(row.get("trend").lower().split()) or "last_three"
+    if trend not in TRENDS:
+        errors.append(
+            table.error(
+                row, "trend", f"'{row.get('trend')}' is not last_three or same_period_last_year"
+            )
+        )
+        return None
+    out["trend"] = TRENDS[trend]
+    values = row.get("values").strip().lower().replace(" ", "_") or "period"
+    if values not in ("period", "year_to_date", "cumulative"):
+        errors.append(
+            table.error(row, "values", f"'{row.get('values')}' is not period or year_to_date")
+        )
+        return None
+    out["ytd"] = values != "period"
+    if kind == "milestone":
+        try:
+            out["due"] = date.fromisoformat(row.get("due").strip())
+        except ValueError:
+            errors.append(
+                table.error(row, "due", f"'{row.get('due')}' is not a date like 2020-01-31")
+            )
+            return None
+    text = row.get("in_year_targets")
+    if text:
+        marks = []
+        for part in re.split(r";", text):
+            m = re.fullmatch(r"\s*(?:q|quarter)\s*([1-4])\s*:\s*(.+?)\s*", part, re.IGNORECASE)
+            if not m:
+                errors.append(
+                    table.error(row, "in_year_targets", f"'{part.strip()}' is not like 'Q1: 25%'")
+                )
+                return None
+            try:
+                t = parse_target(m.group(2), polarity, unit=unit)
+            except TargetError as exc:
+                errors.append(table.error(row, "in_year_targets", str(exc)))
+                return None
+            if t.value is None:
+                errors.append(
+                    table.error(row, "in_year_targets", f"'{m.group(2)}' must be a figure")
+                )
+                return None
+            marks.append((int(m.group(1)), t.value))
+        marks.sort()
+        if [q for q, _ in marks] != list(range(1, len(marks) + 1)) or len(marks) != 4:
+            errors.append(
+                table.error(row, "in_year_targets", "give all four quarters, Q1 to Q4, once each")
+            )
+            return None
+        annual = marks[-1][1]
+        out["cumulative"] = tuple(v / annual for _, v in marks) if annual else None
+        out["ytd"] = True
+    return out
+
+
+def _read_group(table: Table, row: Row, code: str, errors: list[CellError]) -> _GroupDef | None:
+    members = [m.strip() for m in re.split(r"[;,]", row.get("members")) if m.strip()]
+    if not members:
+        errors.append(table.error(row, "members", "a group row needs its members, like 'A; B; C'"))
+        return None
+    try:
+        rule = GroupRule(name=code, kpis=members, rule=row.get("rule") or row.get("target"))
+    except ValueError as exc:
+        errors.append(table.error(row, "rule", _pydantic_reason(exc)))
+        return None
+    return _GroupDef(code, rule, row.line)
+
+
+def _pydantic_reason(exc: Exception) -> str:
+    text = str(exc).splitlines()
+    reason = next((t.strip() for t in text if t.strip().startswith("Value error")), text[-1])
+    return reason.removeprefix("Value error, ")
 
 
 def _figure_value(
@@ -159,6 +346,7 @@ def _figure_value(
         row.get("denominator"),
         lambda col, why: errors.append(table.error(row, col, why)),
         style,
+        signed=kdef.signed,
     )
     if parsed is None:
         return None
@@ -173,7 +361,18 @@ def evaluate_tables(
     Figures, baselines and benchmarks are read by ``style`` (``--number-style``); target words
     are read by the target grammar, where a number such as '8,5' is refused as ambiguous.
     """
-    defs, errors = _read_kpis(kpis, style)
+    defs, errors, groups = _read_kpis(kpis, style)
+    for g in groups:
+        for member in g.rule.kpis:
+            if member not in defs:
+                errors.append(
+                    CellError(
+                        kpis.name,
+                        g.line,
+                        "members",
+                        f"group '{g.code}' names KPI '{member}', which is not in {kpis.name}",
+                    )
+                )
     for col in ("kpi", "period"):
         if col not in figures.columns:
             errors.append(
@@ -270,12 +469,26 @@ def evaluate_tables(
         return []
     frame = annotate_periods(pd.DataFrame(records), year_of=lambda _c, _p: 0)
     terms = terms_frame(
-        TermsEntry("", k.code, 0, k.polarity, k.unit, k.terms, k.baseline) for k in defs.values()
+        TermsEntry(
+            "",
+            k.code,
+            0,
+            k.polarity,
+            k.unit,
+            k.terms,
+            k.baseline,
+            k.trend,
+            k.year_to_date,
+            k.cumulative,
+        )
+        for k in defs.values()
     )
     result = evaluate(frame, terms)
+    if groups:
+        result = pd.concat([result, _group_rows(result, groups)], ignore_index=True)
     if as_of_period is not None:
         result = result[result["period"] == as_of_period.label]
-        order = {code: i for i, code in enumerate(defs)}
+        order = {code: i for i, code in enumerate([*defs, *(g.code for g in groups)])}
         result = result.assign(_o=result["kpi"].map(order)).sort_values("_o")
     else:
         result = result.sort_values("_line", kind="stable")
@@ -292,6 +505,32 @@ def evaluate_tables(
         }
         for r in result.itertuples(index=False)
     ]
+
+
+def _group_rows(result: pd.DataFrame, groups: list[_GroupDef]) -> pd.DataFrame:
+    """One row per group and period: how many members met, and whether the rule holds."""
+    rows = []
+    for g in groups:
+        sub = result[result["kpi"].isin(g.rule.kpis)]
+        for period, part in sub.groupby("period", sort=False):
+            verdict = judge(g.rule, dict(zip(part["kpi"], part["position"], strict=False)))
+            position = {"performed": "met", "not performed": "not_met"}.get(
+                verdict.verdict, "missing"
+            )
+            rows.append(
+                {
+                    "kpi": g.code,
+                    "period": period,
+                    "value": float(verdict.met),
+                    "target": g.rule.rule,
+                    "position": position,
+                    "rag": {"met": "green", "not_met": "red"}.get(position, "grey"),
+                    "trend": "new",
+                    "critical": False,
+                    "_line": 10**10 + g.line,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def format_value(value: object) -> str:

@@ -24,7 +24,30 @@ from kpibot.engine.targets import parse_grade
 from kpibot.files.tables import CellError, Row, Table
 from kpibot.store.rows import NewFigure
 
-NON_NEGATIVE = ("count", "days", "percent", "rate", "score")
+NON_NEGATIVE: tuple[str, ...] = (
+    "count",
+    "days",
+    "percent",
+    "rate",
+    "score",
+    "working_days",
+    "weeks",
+    "months",
+)
+NON_NEGATIVE += ("hours", "minutes", "seconds")
+# A milestone's figure, as people type it.
+MILESTONE_WORDS = {
+    "achieved": 1.0,
+    "met": 1.0,
+    "done": 1.0,
+    "yes": 1.0,
+    "1": 1.0,
+    "not achieved": 0.0,
+    "not met": 0.0,
+    "missed": 0.0,
+    "no": 0.0,
+    "0": 0.0,
+}
 #: A return with more problems than this lists the first ones and counts the rest.
 MAX_PROBLEMS = 50
 MORE_PROBLEMS = "…and {n:,} more problem(s) after these; fix these first and send the file again"
@@ -56,12 +79,14 @@ def parse_value(
     denominator: str = "",
     complain: Callable[[str, str], None] | None = None,
     style: NumberStyle = UK,
+    signed: bool = False,
 ) -> ParsedValue | None:
     """Read a figure from ``value`` or ``numerator``/``denominator``; None (after complaining) if bad.
 
     ``complain(column, reason)`` receives one sentence per problem; numbers are read by
     ``style`` (the contract's or the import's number style), and a number that could be read two
-    ways is refused, never guessed.
+    ways is refused, never guessed. A ``signed`` KPI (days ahead or behind, a % change) may be
+    below zero; a milestone's figure is "achieved" (1) or "not achieved" (0).
     """
 
     def bad(column: str, reason: str) -> None:
@@ -71,6 +96,12 @@ def parse_value(
     if value:
         if unit == "grade" and parse_grade(value) is not None:
             return ParsedValue(parse_grade(value))
+        if unit == "milestone":
+            word = " ".join(value.lower().replace("-", " ").split())
+            if word in MILESTONE_WORDS:
+                return ParsedValue(MILESTONE_WORDS[word])
+            bad("value", f"'{value}' is not 'achieved' or 'not achieved'")
+            return None
         try:
             v = parse_number(value, style)
         except NumberError as exc:
@@ -109,10 +140,10 @@ def parse_value(
         v = 100.0 * num / den
     else:
         return ParsedValue(None)
-    if v < 0 and unit in NON_NEGATIVE:
+    if v < 0 and unit in NON_NEGATIVE and not signed:
         bad("value", f"{v:g} is negative, and a {unit} cannot be below zero")
         return None
-    if unit == "percent" and v > 100:
+    if unit == "percent" and v > 100 and not signed:
         bad("value", f"{v:g}% is above 100%")
         return None
     return ParsedValue(v, num, den)
@@ -285,6 +316,7 @@ def _check_row(
         row.get("denominator"),
         lambda col, why: errors.append(table.error(row, col, why)),
         style,
+        signed=bool(kpi.signed),
     )
     bench = None
     if row.get("benchmark"):

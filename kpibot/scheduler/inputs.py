@@ -92,8 +92,43 @@ def planner_contract(definition: Mapping[str, Any]) -> Contract:
     KPIs per contract that makes loading 10,000 contracts a matter of seconds, not minutes.
     """
     data = {k: definition[k] for k in PLANNER_FIELDS if k in definition}
-    data["kpis"] = list(definition.get("kpis", []))[:1]
+    kpis = list(definition.get("kpis", []))
+    # ... and the milestones, which it chases.
+    milestones = [k for k in kpis[1:] if isinstance(k, Mapping) and k.get("kind") == "milestone"]
+    data["kpis"] = kpis[:1] + milestones
     return Contract.model_validate(data)
+
+
+def read_milestones(db: Database, contracts: Iterable[Contract]) -> dict[str, dict[str, datetime]]:
+    """When each milestone was reported achieved: the earliest current figure of 1 or more.
+
+    >>> # read_milestones(db, [contract]) -> {"one-psychology": {"M1": datetime(…)}}
+    """
+    wanted = {c.id: [k.code for k in c.kpis if k.kind == "milestone"] for c in contracts}
+    wanted = {cid: codes for cid, codes in wanted.items() if codes}
+    out: dict[str, dict[str, datetime]] = {}
+    if not wanted:
+        return out
+    codes = sorted({code for codes in wanted.values() for code in codes})
+    query = select(
+        FigureRecord.contract_id,
+        FigureRecord.kpi_code,
+        FigureRecord.value,
+        FigureRecord.submitted_at,
+        FigureRecord.supersedes_id,
+        FigureRecord.id,
+    ).where(FigureRecord.contract_id.in_(list(wanted)), FigureRecord.kpi_code.in_(codes))
+    with db.session(read_only=True) as session:
+        rows = session.execute(query).all()
+    replaced = {r.supersedes_id for r in rows if r.supersedes_id is not None}
+    for cid, code, value, when, _sup, rid in rows:
+        if rid in replaced or code not in wanted.get(cid, ()) or value is None or value < 1:
+            continue
+        got = out.setdefault(cid, {})
+        stamp = as_utc(when)
+        if code not in got or stamp < got[code]:
+            got[code] = stamp
+    return out
 
 
 def _calendar_key(contract: Contract) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from kpibot.engine.calendar import LONDON, DueReturn, ReturnCalendar, add_working_days
+from kpibot.engine.milestones import REMIND_BEFORE_DAYS
 from kpibot.engine.model import Contract
 from kpibot.engine.reminders import LADDER, IncidentClock, Message, at, order
 
@@ -34,6 +35,8 @@ class ContractInputs:
     received: dict[str, datetime] = field(default_factory=dict)
     incidents: Sequence[IncidentClock] = ()
     missing_note: dict[str, str] = field(default_factory=dict)
+    # milestone KPI code → when its "achieved" figure arrived (it stops the chasing)
+    milestones_done: dict[str, datetime] = field(default_factory=dict)
     _returns: list[DueReturn] | None = None
     _dues: list[date] | None = None
     _schedule: tuple[list[datetime], list[_Entry]] | None = None
@@ -262,9 +265,46 @@ def _schedule(inp: ContractInputs) -> tuple[list[datetime], list[_Entry]]:
             entries.extend(
                 _Entry(m.when, m, None) for m in _meetings(inp, first - timedelta(days=400), last)
             )
+    entries.extend(_Entry(m.when, m, None) for m in _milestone_messages(inp.contract))
     entries.sort(key=lambda e: (e.when, order(e.message.kind)))
     inp._schedule = ([e.when for e in entries], entries)
     return inp._schedule
+
+
+def _milestone_messages(contract: Contract) -> list[Message]:
+    """A milestone is chased before its due date and escalated the working day after it."""
+    out = []
+    for k in contract.kpis:
+        if k.kind != "milestone" or k.due is None:
+            continue
+        key = f"milestone-{k.code}"
+        for days in REMIND_BEFORE_DAYS:
+            out.append(
+                Message(
+                    at(k.due - timedelta(days=days)),
+                    contract.id,
+                    "milestone",
+                    "provider",
+                    key,
+                    f"d-{days}",
+                    f"Milestone {k.code} for {contract.name} ({k.name}) is due on {_fmt(k.due)}, "
+                    f"in {days} day{'s' if days != 1 else ''}. Reply `/kpi submit {contract.id} "
+                    f"{k.code} <period> achieved` when it is done.",
+                )
+            )
+        out.append(
+            Message(
+                at(add_working_days(k.due, 1)),
+                contract.id,
+                "milestone_overdue",
+                "commissioner",
+                key,
+                "overdue",
+                f"Milestone {k.code} for {contract.name} ({k.name}) was due on {_fmt(k.due)} and "
+                f"{contract.provider.name} has not reported it achieved.",
+            )
+        )
+    return out
 
 
 def plan_contract(
@@ -282,6 +322,10 @@ def plan_contract(
             if not all(_late(inp, r) for r in e.prior) or (got is not None and m.when >= got):
                 continue
             out.append(m)
+        elif m.kind in ("milestone", "milestone_overdue"):
+            done = inp.milestones_done.get(m.period.removeprefix("milestone-"))
+            if done is None or m.when < done:
+                out.append(m)
         elif m.kind in (*LADDER, "escalation"):
             # A return submitted stops its ladder at once.
             if got is None or m.when < got:

@@ -47,6 +47,7 @@ def preview(
     received: Mapping[str, datetime] | None = None,
     no_submissions: bool = False,
     incidents: Sequence[IncidentClock] = (),
+    milestones_done: Mapping[str, datetime] | None = None,
 ) -> list[Message]:
     """Messages from ``start`` to ``end`` (inclusive), as daily ticks would enqueue them.
 
@@ -56,6 +57,8 @@ def preview(
     """
     got = {} if no_submissions else dict(received or {})
     inputs = contract_inputs(contract, calendar_for(contract), got, incidents)
+    if not no_submissions and milestones_done:
+        inputs.milestones_done = dict(milestones_done)
     out: list[Message] = []
     day = start
     while day <= end:

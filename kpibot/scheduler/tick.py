@@ -49,6 +49,7 @@ from kpibot.scheduler.inputs import (
     SharedCalendars,
     contract_inputs,
     planner_contract,
+    read_milestones,
     read_receipts,
 )
 from kpibot.scheduler.plan import ContractInputs, plan_window
@@ -74,6 +75,8 @@ _GC_PAUSE_ABOVE = 1000
 _LOAD_CHUNK = 500
 # The kinds of message a receipt can stop (plan_contract drops them once a return is in).
 _RECEIPT_KINDS = frozenset({*LADDER, "escalation", "service_failure"})
+# Milestone messages stop once the milestone is reported achieved.
+_MILESTONE_KINDS = frozenset({"milestone", "milestone_overdue"})
 # Above this many contracts (a long catch-up), read receipts by period label alone.
 _RECEIPTS_BY_ID = 5000
 
@@ -103,6 +106,10 @@ class _Cached:
     inputs: ContractInputs | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+
+def _has_milestones(contract: Contract) -> bool:
+    return any(k.kind == "milestone" for k in contract.kpis)
 
 
 def _message_order(message: Message) -> tuple[datetime, str, int]:
@@ -287,10 +294,21 @@ class ReminderTick:
             cid = inp.contract.id
             inp.received = self._known.get(cid, {})
             inp.incidents = tuple(c for c in clocks.get(cid, ()) if c.contract == cid)
-            if inp.calendar is not None or inp.incidents:
+            if inp.calendar is not None or inp.incidents or _has_milestones(inp.contract):
                 active.append(inp)
         with _gc_paused(fresh > _GC_PAUSE_ABOVE):
             draft = plan_window(active, start, end)
+        chased = {m.contract for m in draft if m.kind in _MILESTONE_KINDS}
+        if chased:
+            done = read_milestones(self.db, [i.contract for i in active if i.contract.id in chased])
+            for inp in active:
+                if inp.contract.id in chased:
+                    inp.milestones_done = done.get(inp.contract.id, {})
+            kept = [m for m in draft if m.contract not in chased]
+            draft = sorted(
+                kept + plan_window([i for i in active if i.contract.id in chased], start, end),
+                key=_message_order,
+            )
         needs = {m.contract for m in draft if m.kind in _RECEIPT_KINDS}
         if not needs:
             return draft

@@ -32,6 +32,11 @@ TEXTS = {
         ("Improvement on previous year (53% 2014)", None, None),
         ("1800", None, "1200"),
         ("Minimum average 8.5", None, "Minimum average Below 7.0"),
+        # issue 13: changes against references, and tolerances relative to the target
+        ("a 10% increase on last year", None, None),
+        ("an increase of at least 5% on the baseline", "within 10% of target", None),
+        ("95%", "within 10% of target", None),
+        ("80%", "90% of target", None),
     ],
     "smaller": [
         ("9%", "12%", None),
@@ -41,6 +46,8 @@ TEXTS = {
         ("At least national average", None, None),
         ("<national average", None, None),
         ("Improvement on previous year", None, None),
+        ("reduce by 10 per cent", "within 5% of target", None),
+        ("a 2 per cent reduction against the previous year's outturn", None, None),
     ],
 }
 
@@ -169,4 +176,63 @@ def test_benchmark_target_uses_the_period_national_average():
     out = evaluate(_frame(rows), terms).sort_values("ordinal")
     # threshold = max(72, 70 * 1.05 = 73.5); '>' is strict.
     assert list(out["threshold"]) == pytest.approx([73.5, 73.5])
+    assert list(out["position"]) == ["not_met", "met"]
+
+
+def test_trend_can_compare_with_the_same_period_last_year():
+    """A contract setting: each value against the same quarter a year earlier."""
+    yt = _yt("95%", None, None, "bigger")
+    terms = terms_frame(
+        [TermsEntry("c", "k", 0, "bigger", "percent", yt, trend="same_period_last_year")]
+    )
+    values = [80.0, 99.0, 60.0, 90.0, 85.0, 70.0, 60.0, math.nan]
+    labels = [f"{2018 + i // 4}/{(19 + i // 4) % 100:02d} Q{i % 4 + 1}" for i in range(8)]
+    rows = [
+        {"contract": "c", "kpi": "k", "period": p, "value": v}
+        for p, v in zip(labels, values, strict=True)
+    ]
+    out = evaluate(_frame(rows), terms).sort_values("ordinal")
+    # the first year is new; then 85 vs 80 improving, 70 vs 99 worsening, 60 vs 60 stable, and a
+    # missing Q4 shows the latest trend
+    assert list(out["trend"]) == ["new"] * 4 + ["improving", "worsening", "stable", "stable"]
+    assert trend_scalar(
+        [85.0], "bigger", "percent", method="same_period_last_year", previous=80.0
+    ) == ("improving")
+
+
+def test_year_to_date_figures_meet_a_profiled_annual_target():
+    """'24.5% of council tax collected by Q1' against an annual 97%: in-year cumulative targets."""
+    t = parse_target("97%", "bigger")
+    yt = YearTerms(0, t, None, None, False)
+    profile = (25 / 97, 50 / 97, 74 / 97, 1.0)
+    terms = terms_frame(
+        [TermsEntry("c", "ct", 0, "bigger", "percent", yt, year_to_date=True, cumulative=profile)]
+    )
+    rows = [
+        {"contract": "c", "kpi": "ct", "period": p, "value": v}
+        for p, v in [
+            ("2019/20 Q1", 25.5),
+            ("2019/20 Q2", 49.0),
+            ("2019/20 Q3", 74.0),
+            ("2019/20 Q4", 96.0),
+        ]
+    ]
+    out = evaluate(_frame(rows), terms).sort_values("ordinal")
+    assert list(out["ytd_target"]) == pytest.approx([25.0, 50.0, 74.0, 97.0])
+    assert list(out["ytd_value"]) == [25.5, 49.0, 74.0, 96.0]  # compared as given, not summed
+    assert list(out["position"]) == ["met", "not_met", "met", "not_met"]
+
+
+def test_a_milestone_is_met_when_achieved():
+    from kpibot.engine.targets import Target
+
+    m = Target("Introduce the panel", "milestone", "bigger", "target", "ge", 1.0, unit="milestone")
+    terms = terms_frame(
+        [TermsEntry("c", "m", 0, "bigger", "milestone", YearTerms(0, m, None, None, False))]
+    )
+    rows = [
+        {"contract": "c", "kpi": "m", "period": "2019/20 Q1", "value": 0.0},
+        {"contract": "c", "kpi": "m", "period": "2019/20 Q2", "value": 1.0},
+    ]
+    out = evaluate(_frame(rows), terms).sort_values("ordinal")
     assert list(out["position"]) == ["not_met", "met"]

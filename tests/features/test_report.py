@@ -382,3 +382,16 @@ def test_the_quarterly_summary_attaches_the_report_in_the_contracts_format(servi
     assert summary.attachment.name.endswith(".pdf")
     assert summary.attachment.content.startswith(b"%PDF-")
     assert summary.attachment.command == "report childrens-trust 2019/20 Q3 pdf"
+
+
+def test_a_kpi_without_a_frequency_is_reported_as_the_contract_reports(services):
+    """Issue 13: `frequency` is optional and follows the contract's reporting."""
+    from kpibot.files.contracts import parse_contract_text
+    from tests.commands.test_status import DEMO
+
+    contract = parse_contract_text(DEMO, "demo-13.yaml")
+    services.store_contracts([contract], actor="test")
+    report = build_report(services, contract, contract.parse_period("2019/20"))
+    rows = {row.ref: row for row in report.rows()}
+    assert {"Q1", "Q2", "Q3", "M1"} <= set(rows)
+    assert rows["Q1"].frequency == "Annually"

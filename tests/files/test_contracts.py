@@ -114,7 +114,7 @@ def test_polarity_contradiction_is_caught():
 def test_one_bad_file_means_none_load(tmp_path: Path):
     (tmp_path / "a.yaml").write_text(GOOD)
     (tmp_path / "b.yaml").write_text(
-        GOOD.replace("id: demo", "id: other").replace('"95%"', '"ninety"')
+        GOOD.replace("id: demo", "id: other").replace('"95%"', '"ninety or so"')
     )
     with pytest.raises(ContractFilesInvalid) as err:
         load_contracts([tmp_path])

@@ -209,3 +209,96 @@ def test_hundreds_of_problems_list_the_first_50_and_count_the_rest(tmp_path, run
     assert lines[-1].endswith(
         "…and 70 more problem(s) after these; fix these first and send the file again"
     )
+
+
+# ---------------------------------------------------------------------------- issue 13 columns
+
+NEW_KPIS = """kpi,name,polarity,target,tolerance,kind,due,members,rule,trend,signed,values,in_year_targets,baseline
+A,Complaints answered within 15 working days,bigger,90%,within 10% of target,,,,,same_period_last_year,,,,
+B,Days ahead of or behind timetable,bigger,0,,,,,,,yes,,,
+C,Council tax collected,bigger,97%,,,,,,,,,Q1: 25%; Q2: 50%; Q3: 74%; Q4: 97%,
+D,Waiting time,smaller,reduce by 15 per cent from the baseline,,,,,,,,,,400
+M,Introduce the complaints panel,,,,milestone,2019-10-31,,,,,,,
+G,Quality standards,,,,group,,A;B;C,2 of 3,,,,,
+"""
+NEW_FIGURES = """kpi,period,value
+A,2018/19 Q1,80
+A,2019/20 Q1,84
+B,2019/20 Q1,-10
+B,2019/20 Q2,2
+C,2019/20 Q1,25.5
+C,2019/20 Q2,48
+D,2019/20 Q1,330
+M,2019/20 Q3,achieved
+"""
+
+
+def test_the_new_optional_columns(run, tmp_path):
+    r = run(tmp_path, NEW_KPIS, NEW_FIGURES, "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert list(rows[0]) == [
+        "kpi",
+        "period",
+        "value",
+        "target",
+        "position",
+        "rag",
+        "trend",
+        "critical",
+    ]
+    got = {(x["kpi"], x["period"]): (x["value"], x["position"], x["trend"]) for x in rows}
+    # 84 against 90% with "within 10% of target" (81): amber, improving on the same quarter last year
+    assert got[("A", "2019/20 Q1")] == ("84", "within_tolerance", "improving")
+    # a signed measure takes -10 (10 days behind) and rates it
+    assert got[("B", "2019/20 Q1")] == ("-10", "not_met", "new")
+    assert got[("B", "2019/20 Q2")][1] == "met"
+    # year-to-date figures against in-year targets: 25.5 by Q1 meets 25%, 48 by Q2 misses 50%
+    assert got[("C", "2019/20 Q1")][1] == "met" and got[("C", "2019/20 Q2")][1] == "not_met"
+    # 15% below the 400 baseline is 340: 330 meets it
+    assert got[("D", "2019/20 Q1")][1] == "met"
+    assert got[("M", "2019/20 Q3")] == ("1", "met", "new")
+    # the group in 2019/20 Q1: A within tolerance, B not met, C met: 1 of 3, not performed
+    assert got[("G", "2019/20 Q1")][:2] == ("1", "not_met")
+    # in Q2 B is met and C is not, with A still to come: it could still make 2 of 3 (pending)
+    assert got[("G", "2019/20 Q2")][:2] == ("1", "missing")
+
+
+@pytest.mark.parametrize(
+    ("kpis", "where", "words"),
+    [
+        (
+            "kpi,polarity,target\nA,bigger,no more than 5 weeks\n",
+            "KPIS.csv, line 2, column 'target'",
+            "'no more than' implies smaller is better",
+        ),
+        (
+            "kpi,polarity,target\nA,bigger,at least 95% 1998\n",
+            "KPIS.csv, line 2, column 'target'",
+            "I could not tell what '1998' means",
+        ),
+        (
+            "kpi,polarity,target\nA,bigger,60 per cent in 5 days and 85 per cent in 15 days\n",
+            "KPIS.csv, line 2, column 'target'",
+            "write them as 2 KPIs",
+        ),
+        (
+            "kpi,polarity,target\nA,bigger,a 5% increase on the baseline\n",
+            "KPIS.csv, line 2, column 'target'",
+            "add the baseline figure",
+        ),
+        ("kpi,kind,due\nM,milestone,soon\n", "KPIS.csv, line 2, column 'due'", "is not a date"),
+        (
+            "kpi,kind,members,rule\nG,group,A;B,3 of 4\n",
+            "KPIS.csv, line 2, column 'rule'",
+            "counts 4 KPIs but the group lists 2",
+        ),
+        ("kpi,trend\nA,sideways\n", "KPIS.csv, line 2, column 'trend'", "is not last_three"),
+    ],
+)
+def test_a_refused_phrase_or_setting_names_file_line_column_and_reason(
+    run, tmp_path, kpis, where, words
+):
+    r = run(tmp_path, kpis, "kpi,period,value\nA,2019/20 Q1,5\n")
+    assert r.returncode == 2
+    assert where in r.stderr and words in r.stderr, r.stderr

@@ -1,0 +1,106 @@
+"""`kpibot contracts check|explain|draft` as an operator runs them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from kpibot.cli.main import main
+from kpibot.engine.targets import compile_contract
+from kpibot.files.contracts import parse_contract_text
+
+LATER_FIRST = """id: later
+name: Later targets
+commissioner: {name: Council}
+provider: {name: Provider}
+contract_years:
+  - {year: 1, start: 2018-04-01, end: 2019-03-31}
+  - {year: 2, start: 2019-04-01, end: 2020-03-31}
+  - {year: 3, start: 2020-04-01, end: 2021-03-31}
+kpis:
+  - {code: "A", name: New measure, targets: {2: "90%"}}
+  - {code: "B", name: Old measure, targets: {1: "80%"}}
+"""
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_first_target_in_a_later_year_checks_cleanly(tmp_path, capsys):
+    """Defect: an AssertionError traceback from `contracts check`."""
+    path = tmp_path / "later.yaml"
+    path.write_text(LATER_FIRST)
+    code, out, err = run(capsys, "contracts", "check", str(path))
+    assert code == 0 and "Traceback" not in err
+    assert "ok  later: 2 KPIs" in out
+    terms = compile_contract(parse_contract_text(LATER_FIRST))
+    assert terms["A"].years[1].target.kind == "none"  # grey in the year before its first target
+    assert terms["A"].years[2].target.value == 90.0
+
+
+def test_check_says_which_targets_carry_into_later_years(tmp_path, capsys):
+    """Defect: a target carried forward to later years silently."""
+    path = tmp_path / "later.yaml"
+    path.write_text(LATER_FIRST)
+    _code, out, _err = run(capsys, "contracts", "check", str(path))
+    assert "note: KPI A: Year 3 reuses Year 2's target '90%'" in out
+    assert "note: KPI B: Year 2 and Year 3 reuse Year 1's target '80%'" in out
+
+
+def test_explain_prints_every_kpi_and_year_beside_the_contract_words(capsys):
+    code, out, _err = run(capsys, "contracts", "explain", "healthy-child-0-19")
+    assert code == 0
+    assert "1a  Breastfeeding at 6-8 weeks" in out
+    assert 'Year 1: target "45.0%" → at least 45%' in out
+    assert "exempt from its target this year" in out
+    assert "Money" in out and "Per-KPI incentive (Table 1 footnote 1)" in out
+
+
+def test_explain_as_csv(capsys):
+    code, out, _err = run(
+        capsys, "contracts", "explain", "config/contracts/childrens-trust.yaml", "--format", "csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 44 * 2
+    first = rows[0]
+    assert (first["kpi"], first["year"], first["target_words"], first["target_reading"]) == (
+        "C1",
+        "2018/19",
+        "Target 90%",
+        "at least 90%",
+    )
+    assert first["polarity"] == "higher is better" and first["frequency"] == "Quarterly"
+
+
+def test_explain_an_unknown_contract_is_one_sentence(capsys):
+    code, _out, err = run(capsys, "contracts", "explain", "no-such-contract")
+    assert code == 2 and "There is no contract 'no-such-contract'" in err
+
+
+def test_draft_writes_the_yaml_and_the_figures(tmp_path, capsys):
+    schedule = Path(__file__).resolve().parents[1] / "fixtures" / "seed004" / "kpi_schedule.csv"
+    out = tmp_path / "trust.yaml"
+    code, _stdout, err = run(
+        capsys, "contracts", "draft", str(schedule), "--out", str(out), "--id", "trust"
+    )
+    assert code == 0
+    assert f"wrote {out}: 43 KPIs, 3 lines to edit" in err
+    assert (
+        (tmp_path / "trust.figures.csv")
+        .read_text()
+        .startswith("kpi,period,value\nK1,2018/19 Q1,89%")
+    )
+    assert "need editing before `kpibot contracts check` accepts the draft" in err
+
+
+@pytest.mark.parametrize("command", ["explain", "draft"])
+def test_the_new_commands_have_help(capsys, command):
+    with pytest.raises(SystemExit) as done:
+        main(["contracts", command, "--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
