@@ -161,7 +161,7 @@ def fit_image(
     png: bytes, max_bytes: int = MAX_IMAGE_BYTES, max_side: int = MAX_IMAGE_SIDE
 ) -> bytes | None:
     """``png`` if it is within ``max_side`` pixels and ``max_bytes``; else smaller, or None."""
-    from PIL import Image
+    from PIL import Image  # here, not at the top, for start-up speed: only oversized charts need it
 
     try:
         image: Image.Image = Image.open(io.BytesIO(png))

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -701,8 +702,6 @@ def run_socket_mode(settings: Settings, bot: Bot) -> None:
     ``kpibot serve --socket-mode`` does more: health endpoints, the scheduler and the warm-up
     beside the connection (``kpibot.app.server.serve``).
     """
-    import threading
-
     connection = SocketMode(settings, bot)
     connection.connect()
     try:

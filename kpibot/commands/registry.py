@@ -85,18 +85,6 @@ class Registry:
     def handlers(self) -> list[Handler]:
         return list(self._handlers.values())
 
-    def logged_verb(self, verb: str) -> str:
-        """What a log line may say for ``verb``: a verb kpibot knows, else ``?``.
-
-        The first word of a command is whatever was typed (a figure, or a token pasted by
-        mistake), so only known verbs reach the log.
-
-        >>> default_registry().logged_verb("st"), default_registry().logged_verb("xoxb-1234")
-        ('status', '?')
-        """
-        handler = self.get(verb)
-        return handler.verb if handler is not None else "?"
-
     def closest(self, word: str) -> str:
         """' Did you mean `status`?' for a near miss, else ''."""
         close = difflib.get_close_matches(word, list(self._handlers), n=1, cutoff=0.5)

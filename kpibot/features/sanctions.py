@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kpibot.core.services import Services
 from kpibot.engine.calendar import LONDON
+from kpibot.engine.freetext import REASON, text_problem
 from kpibot.engine.model import Contract, sanction_rule_ids
 from kpibot.engine.periods import Period, PeriodError, make_period
 from kpibot.engine.reminders import Message
@@ -403,11 +404,10 @@ def waive(
     """
     now = as_utc(services.now())
     text = " ".join(reason.split())
-    problem = _waiver_problem(services, contract, item, text)
+    problem = text_problem(text, REASON) or _waiver_problem(services, contract, item, text)
     if problem:
-        services.audit.record(
-            actor, "waive", contract.id, item[:300], "refused", {"reason": text, "problem": problem}
-        )
+        detail = {"reason": text[: REASON.limit], "problem": problem}
+        services.audit.record(actor, "waive", contract.id, item[:300], "refused", detail)
         raise SanctionError(problem)
     try:
         with services.db.session() as session:

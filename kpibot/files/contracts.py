@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +69,6 @@ def _line_for(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
 
 
 def _impossible_date_line(text: str) -> int | None:
-    from datetime import date
-
     for i, line in enumerate(text.splitlines(), start=1):
         for y, m, d in re.findall(r"\b(\d{4})-(\d{2})-(\d{2})\b", line):
             try:

@@ -18,6 +18,8 @@ its value and met / not_met / missing (still pending) as its position.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import re
@@ -554,9 +556,6 @@ def format_rows(rows: list[dict[str, object]], fmt: str) -> str:
         for r in rows
     ]
     if fmt == "csv":
-        import csv
-        import io
-
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(OUTPUT_COLUMNS)

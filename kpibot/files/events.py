@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time
 
 from kpibot.engine.calendar import LONDON
+from kpibot.engine.freetext import NOTE, text_problem
 from kpibot.engine.model import Contract
 from kpibot.engine.sanctions import EventKind, event_kinds
 from kpibot.files.figures import parse_number, suggest
@@ -136,6 +137,9 @@ def check_event(
         bad(
             "reference", f"the reference is {len(reference)} characters; keep it to {MAX_REFERENCE}"
         )
+    note_problem = text_problem(cell.get("note"), NOTE)
+    if note_problem is not None:
+        bad("note", note_problem[0].lower() + note_problem[1:].rstrip("."))
     occurred = parse_moment(cell["date"]) if cell.get("date") else None
     if cell.get("date") and occurred is None:
         bad("date", _when(cell["date"]))

@@ -88,7 +88,7 @@ class LeaderLock:
                 self._connection.close()
                 self._connection = None
         if self._file is not None:
-            import fcntl
+            import fcntl  # here, not at the top: POSIX only (an optional platform)
 
             fcntl.flock(self._file, fcntl.LOCK_UN)
             self._file.close()
@@ -139,7 +139,7 @@ class LeaderLock:
         database = self.db.url.database
         if database in (None, "", ":memory:"):
             return self._acquire_local()
-        import fcntl
+        import fcntl  # here, not at the top: POSIX only (an optional platform)
 
         path = Path(f"{database}.{self.name}.lock")
         handle = path.open("ab")

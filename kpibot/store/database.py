@@ -37,6 +37,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -365,8 +366,6 @@ class Database:
 
     def revision(self) -> str | None:
         """The schema revision the database is at, or None before the first upgrade."""
-        from alembic.migration import MigrationContext
-
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 

@@ -273,11 +273,15 @@ def test_waivers_are_refused_politely_and_audited(money, clock):
         waive(money, contract, "HO-9999", "why", "U-C", "Casey")
     with pytest.raises(SanctionError, match="'nope:2015-11' is neither"):
         waive(money, contract, "nope:2015-11", "why", "U-C", "Casey")
+    with pytest.raises(
+        SanctionError, match="A reason is limited to 500 characters; yours is 1 over"
+    ):
+        waive(money, contract, "HO-1101", "x" * 501, "U-C", "Casey")
     waive(money, contract, "over-52-weeks:2015-11", "validated waiting list error", "U-C", "Casey")
     with pytest.raises(SanctionError, match="over-52-weeks:2015-11 is already waived"):
         waive(money, contract, "over-52-weeks:2015-11", "again", "U-C", "Casey")
     outcomes = [e.outcome for e in audit(money, "waive")]
-    assert outcomes == ["refused", "refused", "refused", "ok", "refused"]
+    assert outcomes == ["refused", "refused", "refused", "refused", "ok", "refused"]
     with pytest.raises((IntegrityError, DBAPIError)), money.db.session() as session:
         session.execute(text("DELETE FROM sanction_waivers"))
 

@@ -50,6 +50,23 @@ def test_a_good_log_is_read_with_times_in_london(hospital):
     assert second.rectified_at.hour == 23 and second.note == "ambulance queue"
 
 
+def test_a_note_is_bounded_and_free_of_control_characters(hospital):
+    data = b"date,kind,reference,value,note\n2015-11-02 10:15,handover-delay,HO-1,45," + b"n" * 501
+    check = check_events(hospital, read_table_bytes(data, "log.csv"), NOW)
+    assert check.events == []
+    assert [str(e) for e in check.errors] == [
+        "log.csv, line 2, column 'note': a note is limited to 500 characters; yours is 1 over"
+    ]
+    # Typed in chat, where no file reader has already refused the character.
+    cells = {"date": "2015-11-02", "kind": "handover-delay", "reference": "HO-2", "value": "45"}
+    event, errors = check_event(hospital, {**cells, "note": "queue\x1b[31m"}, NOW)
+    assert event is None
+    assert [str(e) for e in errors] == [
+        "your message, column 'note': a note contains a control character (U+001B), which "
+        "kpibot cannot store; delete it (it is often pasted in invisibly) and send it again"
+    ]
+
+
 def test_every_problem_names_file_line_and_column_and_nothing_is_kept(hospital):
     data = (
         b"date,kind,reference,value,affected,rectified_at\n"
