@@ -11,7 +11,6 @@ drift and noise, with 3% of returns missing.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -24,6 +23,8 @@ import pandas as pd
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import parse_period
 from kpibot.engine.targets import compile_contract
+from kpibot.store.readings import kept_readings
+from kpibot.store.repositories import content_hash, stored_definition
 from kpibot.store.rows import NewFigure
 
 JsonDict = dict[str, Any]
@@ -275,7 +276,8 @@ def copy_load(connection: Any, count: int, rng: np.random.Generator, chunk: int 
             contracts = contract_definitions(rng, size, first=first, compile_terms=False)
             contract_rows, kpi_rows, target_rows, audit_rows, submission_rows = [], [], [], [], []
             for c in contracts:
-                definition = c.model_dump_json()
+                # As ContractRepository.upsert stores it: content hash, phrase readings.
+                definition = json.dumps(stored_definition(c))
                 contract_rows.append(
                     (
                         c.id,
@@ -283,7 +285,8 @@ def copy_load(connection: Any, count: int, rng: np.random.Generator, chunk: int 
                         c.provider.name,
                         c.commissioner.name,
                         definition,
-                        hashlib.sha256(definition.encode()).hexdigest(),
+                        content_hash(c),
+                        *kept_readings(c),
                         now,
                         "benchmark",
                     )
@@ -379,6 +382,8 @@ def copy_load(connection: Any, count: int, rng: np.random.Generator, chunk: int 
                     "commissioner_name",
                     "definition",
                     "content_hash",
+                    "readings",
+                    "readings_key",
                     "loaded_at",
                     "loaded_by",
                 ],

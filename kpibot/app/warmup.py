@@ -115,3 +115,21 @@ class Warmup:
             time.perf_counter() - started,
             self.failed,
         )
+        self.keep_readings()
+
+    def keep_readings(self) -> None:
+        """Once ready: store the phrase readings of contracts whose kept ones are missing or
+        from other code (after an upgrade), so their first status in a new process reads no
+        phrase again (``kpibot.store.readings``). Best effort: a failure costs only speed."""
+        repository = self._services.contracts
+        try:
+            stale = repository.stale_readings()
+            for start in range(0, len(stale), WARM_BATCH):
+                if self._stop.is_set():
+                    return
+                repository.keep_readings(repository.many(stale[start : start + WARM_BATCH]))
+        except Exception:
+            log.exception("could not store the contracts' phrase readings; they will be read again")
+            return
+        if stale:
+            log.info("phrase readings stored for %d contract(s)", len(stale))

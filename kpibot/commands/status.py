@@ -73,7 +73,7 @@ class StatusHandler(CommandHandler):
     def handle(self, request: Request, ctx: Context) -> Reply:
         if not request.args and ctx.policy.bound_contract(request.channel) is None:
             return self.overview_all(ctx)
-        warm = self.warm_overview(request, ctx)
+        warm, version = self.warm_overview(request, ctx)
         if warm is not None:
             return warm
         resolved = resolve_contract(request, ctx, "view")
@@ -96,7 +96,9 @@ class StatusHandler(CommandHandler):
             return error(
                 f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status"
             )
-        return self.contract_overview(ctx, contract, period)
+        if version is not None and contract.id != request.args[0]:
+            version = None  # read for another id than the one resolved
+        return self.contract_overview(ctx, contract, period, version)
 
     # ------------------------------------------------------------------ views
     def overview_all(self, ctx: Context) -> Reply:
@@ -126,20 +128,21 @@ class StatusHandler(CommandHandler):
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
-    def warm_overview(self, request: Request, ctx: Context) -> Reply | None:
+    def warm_overview(self, request: Request, ctx: Context) -> tuple[Reply | None, int | None]:
         """``status <contract>`` when its overview is already built at the contract's current
         version: answered from the id alone, without reading the contract's terms (with ten
-        thousand contracts most are not kept parsed). None when it is not (the full path)."""
+        thousand contracts most are not kept parsed). Else (None, the version it read, if it
+        read one: the full path builds the overview at that version)."""
         if len(request.args) != 1 or not ctx.services.has_contract(request.args[0]):
-            return None
+            return None, None
         cid = request.args[0]
         if not ctx.policy.can(ctx.who, "view", cid):
-            return None
+            return None, None
         version = ctx.services.contract_version(cid)
         base = ctx.services.peek_view(cid, "status", None, version=version)
         if not isinstance(base, Reply):
-            return None
-        return self._for(ctx, cid, base)
+            return None, version
+        return self._for(ctx, cid, base), version
 
     def _for(self, ctx: Context, contract_id: str, base: Reply) -> Reply:
         """A copy of a shared overview with the buttons of the person asking."""
@@ -148,12 +151,16 @@ class StatusHandler(CommandHandler):
             reply.actions.append(Action("Submit a figure", f"submit {contract_id}"))
         return reply
 
-    def contract_overview(self, ctx: Context, contract: Contract, period: Period | None) -> Reply:
-        """The one-screen overview, built once per change to the contract and date, then reused.
+    def contract_overview(
+        self, ctx: Context, contract: Contract, period: Period | None, version: int | None = None
+    ) -> Reply:
+        """The one-screen overview, built once per change to the contract and date, then reused
+        (``version``: the contract's, when the caller has just read it).
 
         Only the Submit button depends on who asks, so it is added to a copy of the shared reply.
         """
-        return self._for(ctx, contract.id, cached_overview(ctx.services, contract, period))
+        overview = cached_overview(ctx.services, contract, period, version)
+        return self._for(ctx, contract.id, overview)
 
     def kpi_detail(
         self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None
@@ -233,10 +240,17 @@ class StatusHandler(CommandHandler):
         return reply
 
 
-def cached_overview(services: Services, contract: Contract, at: Period | None) -> Reply:
-    """:func:`overview`, built once per change to the contract (``Services.view``); don't mutate it."""
+def cached_overview(
+    services: Services, contract: Contract, at: Period | None, version: int | None = None
+) -> Reply:
+    """:func:`overview`, built once per change to the contract (``Services.view``; ``version``
+    when just read); don't mutate it."""
     label = at.label if at else None
-    return services.view(contract, "status", lambda: overview(services, contract, at), label)
+
+    def build() -> Reply:
+        return overview(services, contract, at)
+
+    return services.view(contract, "status", build, label, version=version)
 
 
 def cached_counts(services: Services, contract: Contract) -> tuple[str, dict[str, int]]:

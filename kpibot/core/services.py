@@ -171,8 +171,12 @@ class Services:
         return list(self._known_ids()[1])
 
     def has_contract(self, contract_id: str) -> bool:
-        """Whether a contract with this id is loaded (the cached ids, or one read if not there)."""
-        if contract_id in self._known_ids()[2]:
+        """Whether a contract with this id is loaded: the cached ids when they are fresh, else
+        the contract itself (one read, kept; listing ten thousand ids to ask about one is not
+        worth it, and whoever asks usually reads the contract next)."""
+        known = self._ids
+        fresh = known is not None and time.monotonic() - known[0] <= CONTRACT_CACHE_SECONDS
+        if fresh and contract_id in known[2]:  # type: ignore[index]
             return True
         return self.contract(contract_id) is not None
 

@@ -141,6 +141,9 @@ class ContractRecord(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     loaded_at: Mapped[datetime]
     loaded_by: Mapped[str] = mapped_column(String(200))
+    # The phrase readings compiling it used, and the grammar that made them (kpibot.store.readings).
+    readings: Mapped[str | None] = mapped_column(Text)
+    readings_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class KPIRecord(Base):

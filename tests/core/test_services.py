@@ -138,6 +138,20 @@ def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatc
         assert ask(bot, f"status {cid}").ok
 
 
+def test_warm_up_stores_phrase_readings_that_are_missing_or_from_other_code(services):
+    from sqlalchemy import update
+
+    from kpibot.store.schema import ContractRecord
+
+    with services.db.session() as session:  # as an upgrade to another grammar leaves them
+        session.execute(update(ContractRecord).values(readings_key="0" * 64))
+    assert len(services.contracts.stale_readings()) == len(services.contract_ids())
+    warmup = Warmup(services)
+    warmup.run()  # what start() runs on its thread: warm, say ready, then store the readings
+    assert warmup.ready
+    assert services.contracts.stale_readings() == []
+
+
 def test_scorecards_built_together_are_the_ones_built_alone(services, monkeypatch):
     from kpibot.app.wiring import services_for_database
     from kpibot.engine.scorecard import Scorecard

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import parse_period
+from kpibot.files.contracts import load_contract_file
 from kpibot.store import (
     FRAME_COLUMNS,
     AmendmentNeedsReason,
@@ -35,6 +38,7 @@ from kpibot.store import (
     UnknownContract,
     UnknownKPI,
 )
+from kpibot.store.repositories import stored_definition
 from kpibot.store.schema import (
     AuditEventRecord,
     Base,
@@ -45,6 +49,9 @@ from kpibot.store.schema import (
     SubmissionRecord,
     TargetRecord,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
+CONTRACT_FIXTURES = ROOT / "tests" / "fixtures" / "contracts"
 
 # Every table the models describe, plus Alembic's own; later revisions add to the models too.
 TABLES = {*Base.metadata.tables, "alembic_version"}
@@ -194,6 +201,24 @@ def test_contract_upsert_round_trips(db: Database) -> None:
     loads = [e for e in AuditLog(db).recent(10, "demo") if e.action == "load_contract"]
     assert [e.detail["changed"] for e in loads] == [True, False, True]
     assert loads[0].actor == "editor"
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(
+        [*ROOT.joinpath("config", "contracts").glob("*.yaml"), *CONTRACT_FIXTURES.glob("*.yaml")]
+    ),
+    ids=lambda p: p.stem,
+)
+def test_a_stored_definition_reads_back_to_the_same_contract(path: Path) -> None:
+    # Only what differs from the model's defaults is stored: nothing the contract says may be
+    # lost or changed on the way back (a default that re-derives differently would show here).
+    contract = load_contract_file(path)
+    stored = stored_definition(contract)
+    whole = Contract.model_validate_json(contract.model_dump_json())
+    assert Contract.model_validate_json(json.dumps(stored)) == whole
+    assert Contract.model_validate(stored) == whole
+    assert len(json.dumps(stored)) < len(contract.model_dump_json())
 
 
 def test_submit_then_amend_without_reason_is_refused_and_writes_nothing(
