@@ -175,6 +175,12 @@ def build_store(path: Path) -> int:
         " VALUES (?, ?, ?, ?, ?, ?)",
         submissions,
     )
+    # Their alerts were worked out as they arrived, as a running kpibot's would have been:
+    # without these rows the tick's catch-up would take all recent ones for a crash to mend.
+    connection.executemany(
+        "INSERT INTO alert_runs (submission_id, processed_at, rows) VALUES (?, ?, 0)",
+        [(s[0], s[3]) for s in submissions],
+    )
     connection.executemany(
         "INSERT INTO figures (contract_id, kpi_code, period_label, period_start, period_end,"
         " period_kind, value, submission_id, submitted_by, submitted_at, late, status)"
