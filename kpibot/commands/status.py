@@ -385,8 +385,9 @@ def compose(
         (r for r in rows if r.rag in ("red", "amber") or r.critical),
         key=lambda r: (not r.critical, RAG_ORDER[r.rag]),
     )
+    kpis = {k.code: k for k in contract.kpis}
     for r in focus[:MAX_ROWS]:
-        kpi = contract.kpi(r.kpi)
+        kpi = kpis.get(r.kpi) or contract.kpi(r.kpi)
         reply.rows.append(
             [
                 Cell(r.kpi, r.rag),
