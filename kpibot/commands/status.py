@@ -29,6 +29,7 @@ from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
 from kpibot.engine.status import ContractStatus
+from kpibot.engine.targets import CompiledKpi
 from kpibot.features.returns import late_or_missing, pending_many, pending_periods
 
 MAX_ROWS = 12
@@ -46,8 +47,10 @@ def _value(row: Any, unit: str) -> str:
     return text
 
 
-def _target_cell(contract: Contract, row: Any) -> str:
-    terms = compiled(contract)[row.kpi].years.get(row.year)
+def _target_cell(
+    contract: Contract, row: Any, comp: Mapping[str, CompiledKpi] | None = None
+) -> str:
+    terms = (comp if comp is not None else compiled(contract))[row.kpi].years.get(row.year)
     text = str(row.target)
     if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
         text += f" (tol. {terms.tolerance.text.strip()})"
@@ -74,7 +77,7 @@ class StatusHandler(CommandHandler):
         if not request.args and ctx.policy.bound_contract(request.channel) is None:
             return self.overview_all(ctx)
         warm = self.warm_overview(request, ctx)
-        if warm is not None:
+        if isinstance(warm, Reply):
             return warm
         resolved = resolve_contract(request, ctx, "view")
         if isinstance(resolved, Reply):
@@ -96,7 +99,8 @@ class StatusHandler(CommandHandler):
             return error(
                 f"I did not understand '{' '.join(rest2)}'. Usage: `{self.usage}`.", "Status"
             )
-        return self.contract_overview(ctx, contract, period)
+        version = warm[1] if warm is not None and warm[0] == contract.id else None
+        return self.contract_overview(ctx, contract, period, version)
 
     # ------------------------------------------------------------------ views
     def overview_all(self, ctx: Context) -> Reply:
@@ -126,10 +130,12 @@ class StatusHandler(CommandHandler):
         reply.actions = [Action(f"Status {cid}", f"status {cid}") for cid in ids[:5]]
         return reply
 
-    def warm_overview(self, request: Request, ctx: Context) -> Reply | None:
+    def warm_overview(self, request: Request, ctx: Context) -> Reply | tuple[str, int] | None:
         """``status <contract>`` when its overview is already built at the contract's current
         version: answered from the id alone, without reading the contract's terms (with ten
-        thousand contracts most are not kept parsed). None when it is not (the full path)."""
+        thousand contracts most are not kept parsed). When it is not, the contract id and the
+        version read (the full path builds the overview at that version, without reading it
+        again); None for any other request."""
         if len(request.args) != 1 or not ctx.services.has_contract(request.args[0]):
             return None
         cid = request.args[0]
@@ -138,7 +144,7 @@ class StatusHandler(CommandHandler):
         version = ctx.services.contract_version(cid)
         base = ctx.services.peek_view(cid, "status", None, version=version)
         if not isinstance(base, Reply):
-            return None
+            return cid, version
         return self._for(ctx, cid, base)
 
     def _for(self, ctx: Context, contract_id: str, base: Reply) -> Reply:
@@ -148,12 +154,16 @@ class StatusHandler(CommandHandler):
             reply.actions.append(Action("Submit a figure", f"submit {contract_id}"))
         return reply
 
-    def contract_overview(self, ctx: Context, contract: Contract, period: Period | None) -> Reply:
+    def contract_overview(
+        self, ctx: Context, contract: Contract, period: Period | None, version: int | None = None
+    ) -> Reply:
         """The one-screen overview, built once per change to the contract and date, then reused.
 
         Only the Submit button depends on who asks, so it is added to a copy of the shared reply.
+        ``version`` is the contract's version when the caller has just read it.
         """
-        return self._for(ctx, contract.id, cached_overview(ctx.services, contract, period))
+        reply = cached_overview(ctx.services, contract, period, version)
+        return self._for(ctx, contract.id, reply)
 
     def kpi_detail(
         self, ctx: Context, contract: Contract, kpi: KPI, period: Period | None
@@ -233,10 +243,15 @@ class StatusHandler(CommandHandler):
         return reply
 
 
-def cached_overview(services: Services, contract: Contract, at: Period | None) -> Reply:
-    """:func:`overview`, built once per change to the contract (``Services.view``); don't mutate it."""
+def cached_overview(
+    services: Services, contract: Contract, at: Period | None, version: int | None = None
+) -> Reply:
+    """:func:`overview`, built once per change to the contract (``Services.view``); don't mutate
+    it. ``version``: the contract's version, when the caller has just read it."""
     label = at.label if at else None
-    return services.view(contract, "status", lambda: overview(services, contract, at), label)
+    return services.view(
+        contract, "status", lambda: overview(services, contract, at), label, version=version
+    )
 
 
 def cached_counts(services: Services, contract: Contract) -> tuple[str, dict[str, int]]:
@@ -318,7 +333,7 @@ def compose(
     """The overview Reply from a contract's KPI rows, its pending returns and feature lines."""
     period = status.period
     rows = status.rows
-    comp = compiled(contract)
+    comp = status.terms if status.terms is not None else compiled(contract)
     year = contract.year_for(period)
     counts = status.counts()
     summary = (
@@ -378,7 +393,7 @@ def compose(
                 Cell(r.kpi, r.rag),
                 Cell(_short(kpi.name)),
                 Cell(_value(r, comp[r.kpi].unit)),
-                Cell(_target_cell(contract, r)),
+                Cell(_target_cell(contract, r, comp)),
                 Cell(trend_text(r.trend)),
             ]
         )
