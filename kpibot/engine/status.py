@@ -273,7 +273,14 @@ def standings(
 
     # ---- slots: one per (contract, KPI); figures of KPIs the contract lacks get their own
     nk = max(len(ku), 1)
-    code_at = pd.Index([str(k) for k in ku]).get_indexer(run.slot_code) if len(ku) else None
+    code_at = None
+    if len(ku):
+        # A dict, not a pandas Index: building the Index costs more than a one-KPI refresh's
+        # whole lookup, and a dict keeps pace with it on a thousand contracts' slots.
+        code_of = {str(k): i for i, k in enumerate(ku)}
+        code_at = np.fromiter(
+            (code_of.get(c, -1) for c in run.slot_code), dtype=np.int64, count=len(run.slot_code)
+        )
     slot = np.full(len(ci), -1, dtype=np.int64)
     if code_at is not None:
         has = np.flatnonzero(code_at >= 0)
