@@ -29,6 +29,7 @@ from kpibot.engine.model import KPI, Contract
 from kpibot.engine.periods import Period
 from kpibot.engine.scorecard import Scorecard, compiled
 from kpibot.engine.status import ContractStatus
+from kpibot.engine.targets import CompiledKpi
 from kpibot.features.returns import late_or_missing, pending_many, pending_periods
 
 MAX_ROWS = 12
@@ -46,8 +47,10 @@ def _value(row: Any, unit: str) -> str:
     return text
 
 
-def _target_cell(contract: Contract, row: Any) -> str:
-    terms = compiled(contract)[row.kpi].years.get(row.year)
+def _target_cell(
+    contract: Contract, row: Any, comp: Mapping[str, CompiledKpi] | None = None
+) -> str:
+    terms = (comp if comp is not None else compiled(contract))[row.kpi].years.get(row.year)
     text = str(row.target)
     if terms is not None and terms.tolerance is not None and terms.tolerance.kind != "none":
         text += f" (tol. {terms.tolerance.text.strip()})"
@@ -332,7 +335,7 @@ def compose(
     """The overview Reply from a contract's KPI rows, its pending returns and feature lines."""
     period = status.period
     rows = status.rows
-    comp = compiled(contract)
+    comp = status.terms if status.terms is not None else compiled(contract)
     year = contract.year_for(period)
     counts = status.counts()
     summary = (
@@ -393,7 +396,7 @@ def compose(
                 Cell(r.kpi, r.rag),
                 Cell(_short(kpi.name)),
                 Cell(_value(r, comp[r.kpi].unit)),
-                Cell(_target_cell(contract, r)),
+                Cell(_target_cell(contract, r, comp)),
                 Cell(trend_text(r.trend)),
             ]
         )

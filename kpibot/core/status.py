@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import Period
+from kpibot.engine.scorecard import remember_compiled
 from kpibot.engine.status import ContractStatus, standings
+from kpibot.store.figures import CHANGED_SINCE_SQL, changed_rows
 from kpibot.store.schema import AuditEventRecord
 
 if TYPE_CHECKING:
@@ -61,9 +63,14 @@ V = TypeVar("V")
 FIGURE_ACTIONS = ("submit", "amend")
 MEMO_CACHE_SIZE = 50_000
 PERIODS_PER_CONTRACT = 8
-_ACTIONS_SQL = (
-    f"SELECT action FROM {AuditEventRecord.__tablename__} "  # noqa: S608
-    "WHERE contract_id = ? AND id > ? AND id <= ? AND outcome = 'ok'"
+# What changed a contract between two versions, in one round trip: the audit actions (rows
+# without a figure id, the action in the second column), then the current figures of every
+# KPI that got a figure since the memo's (FigureRepository.changed_since).
+_CHANGES_SQL = (
+    "SELECT NULL, action, NULL, NULL, NULL "  # noqa: S608
+    f"FROM {AuditEventRecord.__tablename__} "
+    "WHERE contract_id = ? AND id > ? AND id <= ? AND outcome = 'ok' "
+    f"UNION ALL {CHANGED_SINCE_SQL}"
 )
 
 
@@ -252,19 +259,14 @@ class StatusCache:
             if memo.version == version and memo.day == today:
                 return memo
             if version > memo.version:
-                actions = {
-                    str(a)
-                    for (a,) in services.db.read_rows(
-                        _ACTIONS_SQL, contract.id, memo.version, version
-                    )
-                }
+                actions, figures = self._changes(contract.id, memo, version)
                 if "load_contract" in actions:
                     memo.standings.clear()
                     memo.derived.clear()
                     memo.figure_id = self._figure_id(contract.id)
                 else:
                     if any(a in FIGURE_ACTIONS for a in actions):
-                        self._apply_figures(contract, memo, today)
+                        self._apply_figures(contract, memo, today, figures)
                     memo.derived = {
                         k: v for k, v in memo.derived.items() if not _affects(v[1], actions)
                     }
@@ -281,10 +283,37 @@ class StatusCache:
                 memo.day = today
         return memo
 
-    def _apply_figures(self, contract: Contract, memo: _Memo, today: date) -> None:
-        """Fold the figures stored since ``memo.figure_id`` into the cached rows, KPI by KPI."""
-        services = self._services
-        rows = services.figures.changed_since(contract.id, memo.figure_id)
+    def _changes(
+        self, contract_id: str, memo: _Memo, version: int
+    ) -> tuple[set[str], list[tuple[int, str, str, float | None, float | None]]]:
+        """The audit actions after ``memo.version`` up to ``version``, and the current figures
+        of every KPI that got a figure after ``memo.figure_id``."""
+        actions: set[str] = set()
+        figures = []
+        for row in self._services.db.read_rows(
+            _CHANGES_SQL,
+            contract_id,
+            memo.version,
+            version,
+            contract_id,
+            contract_id,
+            memo.figure_id,
+        ):
+            if row[0] is None:
+                actions.add(str(row[1]))
+            else:
+                figures.append(row)
+        return actions, changed_rows(figures)
+
+    def _apply_figures(
+        self,
+        contract: Contract,
+        memo: _Memo,
+        today: date,
+        rows: list[tuple[int, str, str, float | None, float | None]],
+    ) -> None:
+        """Fold ``rows``, the figures changed since ``memo.figure_id``
+        (``FigureRepository.changed_since``), into the cached rows, KPI by KPI."""
         if not rows:
             return
         since = memo.figure_id
@@ -306,6 +335,10 @@ class StatusCache:
             "benchmark": [r[4] for r in rows],
         }
         for key, status in list(memo.standings.items()):
+            if status.terms is not None:
+                # The rows' own terms: the contract's words are unchanged since (a reload
+                # starts its memo again), so they need not be compiled again.
+                remember_compiled(contract, status.terms)
             fresh = standings(
                 [contract], figures, today, {contract.id: status.period}, {contract.id: kpis}
             )[contract.id]

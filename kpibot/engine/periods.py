@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from dateutil.relativedelta import relativedelta
@@ -139,6 +140,12 @@ def year_label(start_year: int, year_start_month: int) -> str:
     return f"{start_year}/{(start_year + 1) % 100:02d}"
 
 
+# Periods are immutable and few (a contract's quarters, months and years), while status and
+# scorecards ask for the same ones on every evaluation: each is worked out once.
+PERIOD_CACHE_SIZE = 8192
+
+
+@lru_cache(maxsize=PERIOD_CACHE_SIZE)
 def make_period(kind: PeriodKind, start: date, year_start_month: int = 4) -> Period:
     """Build the period of ``kind`` that begins on ``start`` (the first of a month)."""
     start = start.replace(day=1)
@@ -181,6 +188,7 @@ def _start_year(y1: str, y2: str | None, raw: str) -> int:
     return start
 
 
+@lru_cache(maxsize=PERIOD_CACHE_SIZE)
 def parse_period(text: str, year_start_month: int = 4) -> Period:
     """Read a period label: ``2019/20 Q3``, ``Q3 2019/20``, ``2019/20``, ``2019-07`` or ``Jul 2019``."""
     raw = " ".join(str(text).split())

@@ -66,6 +66,16 @@ def compiled(contract: Contract) -> dict[str, CompiledKpi]:
     return hit[1]
 
 
+def remember_compiled(contract: Contract, terms: dict[str, CompiledKpi]) -> None:
+    """Keep ``terms``, compiled earlier from ``contract``'s words (maybe from another copy of
+    the same contract), as :func:`compiled`'s answer for it, unless it has one already."""
+    if id(contract) in _COMPILED:
+        return
+    if len(_COMPILED) >= COMPILED_CACHE_SIZE:
+        _COMPILED.clear()
+    _COMPILED[id(contract)] = (contract, terms)
+
+
 def contract_terms(contract: Contract) -> pd.DataFrame:
     """The flattened terms frame for one contract (cached)."""
     hit = _TERMS.get(id(contract))

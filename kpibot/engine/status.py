@@ -73,7 +73,10 @@ class ContractStatus:
 
     ``latest`` is the latest period of the contract's reporting kind holding a value (None
     without figures); ``asked`` the period asked for (None: the report period, which is
-    ``latest`` or, without figures, the default period of ``today``).
+    ``latest`` or, without figures, the default period of ``today``). ``terms`` are the
+    compiled terms the rows were evaluated with: kept with them, a refresh and the overview
+    built from them need not compile the contract's words again (compiling them would be most
+    of a refresh's cost once the contract has left ``compiled``'s cache).
     """
 
     contract_id: str
@@ -82,6 +85,7 @@ class ContractStatus:
     latest: Period | None
     asked: Period | None = None
     today: date | None = field(default=None, compare=False)
+    terms: dict[str, CompiledKpi] | None = field(default=None, compare=False, repr=False)
 
     def counts(self) -> dict[str, int]:
         """KPIs by RAG: ``{'red': 6, 'amber': 8, 'green': 18, 'grey': 12}``."""
@@ -115,7 +119,13 @@ class ContractStatus:
         rows.extend(new.values())
         rows.sort(key=lambda r: order.get(r.kpi, len(order)))
         return ContractStatus(
-            self.contract_id, self.period, tuple(rows), self.latest, self.asked, self.today
+            self.contract_id,
+            self.period,
+            tuple(rows),
+            self.latest,
+            self.asked,
+            self.today,
+            self.terms if self.terms is not None else fresh.terms,
         )
 
 
@@ -147,6 +157,7 @@ class _Pass:
     """The shared tables of one :func:`standings` call."""
 
     contracts: Sequence[Contract]
+    comps: list[dict[str, CompiledKpi]] = field(default_factory=list)
     offsets: list[int] = field(default_factory=list)
     slot_kind: list[int] = field(default_factory=list)
     slot_code: list[str] = field(default_factory=list)
@@ -161,6 +172,7 @@ class _Pass:
         for contract in self.contracts:
             self.offsets.append(slot)
             comp = compiled(contract)
+            self.comps.append(comp)
             default = contract.reporting.period
             wanted = set(only[contract.id]) if only and contract.id in only else None
             for kpi in contract.kpis:
@@ -261,7 +273,14 @@ def standings(
 
     # ---- slots: one per (contract, KPI); figures of KPIs the contract lacks get their own
     nk = max(len(ku), 1)
-    code_at = pd.Index([str(k) for k in ku]).get_indexer(run.slot_code) if len(ku) else None
+    code_at = None
+    if len(ku):
+        # A dict, not a pandas Index: building the Index costs more than a one-KPI refresh's
+        # whole lookup, and a dict keeps pace with it on a thousand contracts' slots.
+        code_of = {str(k): i for i, k in enumerate(ku)}
+        code_at = np.fromiter(
+            (code_of.get(c, -1) for c in run.slot_code), dtype=np.int64, count=len(run.slot_code)
+        )
     slot = np.full(len(ci), -1, dtype=np.int64)
     if code_at is not None:
         has = np.flatnonzero(code_at >= 0)
@@ -395,6 +414,7 @@ def standings(
             latest[c],
             at.get(contract.id),
             today,
+            run.comps[c],
         )
         begin = ends[c]
     return out

@@ -15,6 +15,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -477,20 +478,8 @@ class FigureRepository:
         """The current figures of every KPI of a contract that got a figure after ``figure_id``:
         (id, KPI, period, value, benchmark), in one query. A status refresh re-evaluates exactly
         these KPIs; the newest figure is always current, so the largest id is the contract's."""
-        table = FigureRecord.__tablename__
-        sql = (
-            f"SELECT f.id, f.kpi_code, f.period_label, f.value, f.benchmark FROM {table} f "  # noqa: S608
-            "WHERE f.contract_id = ? AND f.kpi_code IN "
-            f"(SELECT a.kpi_code FROM {table} a WHERE a.contract_id = ? AND a.id > ?) "
-            f"AND f.id NOT IN (SELECT n.supersedes_id FROM {table} n "
-            "WHERE n.contract_id = ? AND n.supersedes_id IS NOT NULL)"
-        )
-        return [
-            (int(i), str(k), str(p), v, b)
-            for i, k, p, v, b in self._db.read_rows(
-                sql, contract_id, contract_id, figure_id, contract_id
-            )
-        ]
+        rows = self._db.read_rows(CHANGED_SINCE_SQL, contract_id, contract_id, figure_id)
+        return changed_rows(rows)
 
     def added_since(self, contract_id: str, figure_id: int) -> list[tuple[int, str, str, bool]]:
         """Figures stored for a contract after ``figure_id``: (id, KPI, period, has a value)."""
@@ -502,6 +491,26 @@ class FigureRepository:
             (int(i), str(k), str(p), v is not None and not math.isnan(v))
             for i, k, p, v in self._db.read_rows(sql, contract_id, figure_id)
         ]
+
+
+# FigureRepository.changed_since's query; its parameters are the contract id twice, then the
+# figure id. Current as IS_CURRENT reads it: one probe of the supersedes_id index per figure of
+# those KPIs, never a pass over every amendment in the table.
+CHANGED_SINCE_SQL = (
+    "SELECT f.id, f.kpi_code, f.period_label, f.value, f.benchmark "  # noqa: S608
+    f"FROM {FigureRecord.__tablename__} f "
+    "WHERE f.contract_id = ? AND f.kpi_code IN "
+    f"(SELECT a.kpi_code FROM {FigureRecord.__tablename__} a "
+    "WHERE a.contract_id = ? AND a.id > ?) "
+    f"AND NOT EXISTS (SELECT 1 FROM {FigureRecord.__tablename__} n WHERE n.supersedes_id = f.id)"
+)
+
+
+def changed_rows(
+    rows: Iterable[Sequence[Any]],
+) -> list[tuple[int, str, str, float | None, float | None]]:
+    """:data:`CHANGED_SINCE_SQL`'s rows as :meth:`FigureRepository.changed_since` gives them."""
+    return [(int(i), str(k), str(p), v, b) for i, k, p, v, b in rows]
 
 
 def _no_values() -> pd.DataFrame:

@@ -118,3 +118,21 @@ def test_a_reloaded_contract_starts_again(services, contract, evaluations):
     reply = cached_overview(services, reloaded, None)
     assert evaluations == [None]
     assert reply == legacy_overview(services, reloaded, None)
+
+
+def test_an_amendment_is_exact_once_the_contract_has_left_every_cache(services, contract):
+    # As with ten thousand contracts: the contract is read from the store again and its
+    # compiled terms are gone, yet the refreshed overview is the one built from nothing.
+    from kpibot.engine import scorecard, targets
+
+    scorecard.clear_caches()
+    targets.clear_terms_cache()
+    services.reload()
+    again = services.contract(CONTRACT)
+    q3 = again.parse_period("2019/20 Q3")
+    services.figures.submit(
+        CONTRACT, [NewFigure("C1", q3, value=86.0, reason="recount")], actor="U", source="chat"
+    )
+    reply = cached_overview(services, again, None)
+    assert "9 amber" in reply.text
+    assert reply == legacy_overview(services, again, None)
