@@ -26,14 +26,15 @@ log = logging.getLogger("kpibot.warmup")
 
 
 def settle_heap() -> None:
-    """Collect once, then exempt everything alive now from future garbage collections.
+    """Exempt everything alive now from future garbage collections.
 
     The warm caches are millions of long-lived objects; without this, every full collection
     walks them all, and a request that triggers one waits hundreds of milliseconds. Objects
     made later are collected as usual (this is ``gc.freeze``, as CPython's docs advise for a
-    server after start-up).
+    server after start-up). No collection first: the warm-up leaves almost no cyclic garbage
+    (30 unreachable objects after 1,000 contracts), and collecting would walk the whole warm
+    heap once more (about 0.4 s a thousand contracts) to free it.
     """
-    gc.collect()
     gc.freeze()
 
 
@@ -87,6 +88,12 @@ class Warmup:
     def run(self) -> None:
         """Warm every contract; one that fails is logged and skipped (its first status builds it)."""
         started = time.perf_counter()
+        # While warming, a collection would walk every object warmed so far, again at each
+        # threshold, to find almost nothing (see settle_heap): a quarter of the warm-up's time.
+        # Only a server that settles its heap pauses the collector (tests share the process).
+        paused = self._settle and gc.isenabled()
+        if paused:
+            gc.disable()
         try:
             ids = self._services.contract_ids()
             self.contracts = len(ids)
@@ -108,6 +115,8 @@ class Warmup:
         finally:
             if self._settle:
                 settle_heap()
+            if paused:
+                gc.enable()
             self._done.set()
         log.info(
             "warm-up: %d contract(s) ready in %.1f s (%d failed)",

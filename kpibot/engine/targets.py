@@ -709,7 +709,9 @@ TERMS_CACHE_SIZE = 50_000
 
 
 def _frozen(value: object) -> object:
-    return tuple(sorted(value.items())) if isinstance(value, dict) else value
+    if isinstance(value, dict):
+        return tuple(sorted(value.items())) if value else ()
+    return value
 
 
 def _terms_key(kpi: KPI, years: list[int]) -> tuple[object, ...]:

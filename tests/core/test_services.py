@@ -138,6 +138,35 @@ def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatc
         assert ask(bot, f"status {cid}").ok
 
 
+def test_a_settling_warm_up_pauses_the_collector_and_always_resumes_it(services, monkeypatch):
+    from kpibot.app import warmup as module
+
+    calls = []
+
+    class Collector:
+        def isenabled(self):
+            return True
+
+        def disable(self):
+            calls.append("disable")
+
+        def enable(self):
+            calls.append("enable")
+
+        def freeze(self):
+            calls.append("freeze")
+
+    monkeypatch.setattr(module, "gc", Collector())
+    monkeypatch.setattr(module, "warm", lambda *a: calls.append("warm") or {})
+    Warmup(services, settle=True).run()
+    assert calls[0] == "disable" and calls[-2:] == ["freeze", "enable"] and "warm" in calls
+
+    calls.clear()
+    monkeypatch.setattr(services, "contract_ids", lambda: 1 / 0)  # listing the contracts fails
+    Warmup(services, settle=True).run()
+    assert calls == ["disable", "freeze", "enable"]
+
+
 def test_warm_up_stores_phrase_readings_that_are_missing_or_from_other_code(services):
     from sqlalchemy import update
 
