@@ -93,7 +93,6 @@ def _index(frame: pd.DataFrame | None) -> tuple[Index, dict[tuple[str, str], int
     latest: dict[tuple[str, str], int] = {}
     if frame is None or frame.empty:
         return rows, latest
-    have = frame[frame["value"].notna()]
     columns = (
         "kpi",
         "kind",
@@ -108,8 +107,11 @@ def _index(frame: pd.DataFrame | None) -> tuple[Index, dict[tuple[str, str], int
         "year",
     )
     for kpi, kind, ordinal, period, rag, crit, value, thr, tol, cthr, year in zip(
-        *(have[c].tolist() for c in columns), strict=True
+        *(frame[c].tolist() for c in columns), strict=True
     ):
+        # Rows without a value are skipped as they come: a filtered copy costs more than this.
+        if value is None or value != value:  # missing, or NaN
+            continue
         key = (str(kpi), str(kind), int(ordinal))
         rows[key] = _Row(
             str(period), int(ordinal), str(rag), bool(crit), value, thr, tol, cthr, int(year)

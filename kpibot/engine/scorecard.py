@@ -290,17 +290,20 @@ def evaluate_states(contracts: Mapping[str, Contract], figures: pd.DataFrame) ->
     """
     if figures.empty:
         return pd.DataFrame()
-    keys: list[tuple[str, int]] = []
-    parts: list[tuple[Contract, pd.DataFrame]] = []
-    for (cid, state), rows in figures.groupby(["contract", "state"], sort=True):
-        keys.append((str(cid), int(state)))
-        parts.append((contracts[str(cid)], rows.reindex(columns=FIGURE_COLUMNS)))
-    # Parts by state, a state's contracts in the order they come.
-    order = sorted(range(len(keys)), key=lambda i: keys[i][1])
-    result = _evaluate_parts([parts[i] for i in order])
+    groups = figures.groupby(["contract", "state"], sort=True).indices
+    # Parts by state, a state's contracts in sorted order. The rows are taken once, in that
+    # order, and each part is a slice of them: a take per part costs more than its rows.
+    keys = sorted(groups, key=lambda k: (int(k[1]), str(k[0])))
+    rows = figures.reindex(columns=FIGURE_COLUMNS).take(np.concatenate([groups[k] for k in keys]))
+    bounds = np.cumsum([0, *(len(groups[k]) for k in keys)]).tolist()
+    parts = [
+        (contracts[str(cid)], rows.iloc[bounds[n] : bounds[n + 1]])
+        for n, (cid, _state) in enumerate(keys)
+    ]
+    result = _evaluate_parts(parts)
     if result.empty:
         return result
-    states = np.array([keys[i][1] for i in order], dtype=np.int64)
+    states = np.array([int(state) for _cid, state in keys], dtype=np.int64)
     picked = result["part"].to_numpy(dtype=np.int64)
     return result.drop(columns="part").assign(state=states[picked])
 
@@ -360,6 +363,14 @@ def _fill_benchmarks(contract: Contract, figs: pd.DataFrame) -> pd.DataFrame:
     return figs.assign(benchmark=bench)
 
 
+def _as_floats(figs: pd.DataFrame) -> pd.DataFrame:
+    """``figs`` with float values and benchmarks; as it is when they are already (an astype
+    costs about a millisecond a frame, whatever its size, and a pass may have hundreds)."""
+    if figs["value"].dtype == np.float64 and figs["benchmark"].dtype == np.float64:
+        return figs
+    return figs.astype({"value": float, "benchmark": float})
+
+
 def _evaluate_parts(parts: Sequence[tuple[Contract, pd.DataFrame]]) -> pd.DataFrame:
     """Evaluate each part (one contract's figures: one scorecard) in one engine pass.
 
@@ -381,7 +392,7 @@ def _evaluate_parts(parts: Sequence[tuple[Contract, pd.DataFrame]]) -> pd.DataFr
         seen = contract.id in by_id
         tag = f"{contract.id}#{i}" if seen else contract.id
         by_id[contract.id] = contract
-        frames.append(_fill_benchmarks(contract, figs.astype({"value": float, "benchmark": float})))
+        frames.append(_fill_benchmarks(contract, _as_floats(figs)))
         own_terms = contract_terms(contract)
         terms.append(own_terms.assign(contract=tag) if seen else own_terms)
         tags.append(tag)

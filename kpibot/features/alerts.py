@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -299,35 +300,85 @@ def outcomes_of(services: Services, submissions: Sequence[Submission]) -> list[O
     if not contracts:
         return []
     versions = versions_frame(services.db, contracts)
-    by_contract = {str(cid): rows for cid, rows in versions.groupby("contract", sort=False)}
-    pieces: list[pd.DataFrame] = []
+    # The figures of each state are picked as row positions over plain lists and taken from
+    # ``versions`` once: a pandas filter per submission and state costs far more than the few
+    # dozen rows it keeps.
+    rows_of = {
+        str(cid): positions.tolist()
+        for cid, positions in versions.groupby("contract", sort=False).indices.items()
+    }
+    columns = _Versions(versions)
+    chosen: list[int] = []
+    lengths: list[int] = []
     outcomes: list[Outcome] = []
     for s in submissions:
         contract = contracts.get(s.contract_id)
-        if contract is None or s.contract_id not in by_contract:
+        if contract is None or s.contract_id not in rows_of:
             continue
-        own = by_contract[contract.id]
-        mine = own[own["submission"] == s.id]
+        own = rows_of[contract.id]
         outcome = Outcome(s, contract)
-        outcome.changed = list(dict.fromkeys(zip(mine["kpi"], mine["period"], strict=True)))
+        outcome.changed = list(
+            dict.fromkeys(
+                (columns.kpi[r], columns.period[r]) for r in own if columns.submission[r] == s.id
+            )
+        )
         # Only the KPIs the submission touched (their whole history: runs and previous periods)
         # and, when money moves, the KPIs payments count: the rest cannot raise anything.
         wanted = {k for k, _p in outcome.changed}
         if _money_moves(contract, outcome.changed):
             wanted |= money_kpis(contract)
-        own = own[own["kpi"].isin(wanted)]
-        i = len(outcomes)  # outcome i is states 2i (before) and 2i + 1 (after)
-        outcomes.append(outcome)
-        pieces.append(current_as_of(own, submission=s.id, inclusive=False).assign(state=2 * i))
-        pieces.append(current_as_of(own, submission=s.id, inclusive=True).assign(state=2 * i + 1))
-    frame = evaluate_states(contracts, pd.concat(pieces, ignore_index=True))
-    states = {int(k): v for k, v in frame.groupby("state")} if not frame.empty else {}
+        own = [r for r in own if columns.kpi[r] in wanted]
+        outcomes.append(outcome)  # outcome i is states 2i (before) and 2i + 1 (after)
+        for inclusive in (False, True):
+            current = columns.current_at(own, s.id, inclusive)
+            chosen += current
+            lengths.append(len(current))
+    if not outcomes:
+        return []
+    figures = versions.take(chosen).reset_index(drop=True)
+    figures["state"] = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    starts = np.concatenate(([0], np.cumsum(lengths))).tolist()
+    frame = evaluate_states(contracts, figures)
+    # evaluate_states gives the states in ascending order: each state is one slice of rows.
+    state = frame["state"].to_numpy() if not frame.empty else np.empty(0, dtype=np.int64)
+    bounds = np.searchsorted(state, np.arange(len(lengths) + 1)).tolist()
+
+    def evaluated(n: int) -> pd.DataFrame:
+        start, end = bounds[n], bounds[n + 1]
+        return frame.iloc[start:end] if end > start else pd.DataFrame()
+
     for i, outcome in enumerate(outcomes):
-        before = states.get(2 * i, pd.DataFrame())
-        after = states.get(2 * i + 1, pd.DataFrame())
+        before, after = evaluated(2 * i), evaluated(2 * i + 1)
         outcome.after = after
-        _raise(services, outcome, before, after, pieces[2 * i], pieces[2 * i + 1])
+        figures_before = figures.iloc[starts[2 * i] : starts[2 * i + 1]]
+        figures_after = figures.iloc[starts[2 * i + 1] : starts[2 * i + 2]]
+        _raise(services, outcome, before, after, figures_before, figures_after)
     return outcomes
+
+
+class _Versions:
+    """The columns of a ``versions_frame`` that pick each state's figures, as Python lists."""
+
+    def __init__(self, versions: pd.DataFrame) -> None:
+        self.id: list[int] = versions["id"].tolist()
+        self.submission: list[int] = versions["submission"].tolist()
+        self.kpi: list[str] = versions["kpi"].tolist()
+        self.period: list[str] = versions["period"].tolist()
+        supersedes = versions["supersedes"]
+        self.supersedes: list[int | None] = [
+            int(v) if known else None
+            for v, known in zip(supersedes.tolist(), supersedes.notna().tolist(), strict=True)
+        ]
+
+    def current_at(self, rows: Sequence[int], submission: int, inclusive: bool) -> list[int]:
+        """``current_as_of(versions.iloc[rows], submission=…, inclusive=…)``, as positions:
+        the versions stored by then that nothing stored by then supersedes."""
+        if inclusive:
+            kept = [r for r in rows if self.submission[r] <= submission]
+        else:
+            kept = [r for r in rows if self.submission[r] < submission]
+        replaced = {self.supersedes[r] for r in kept} - {None}
+        return [r for r in kept if self.id[r] not in replaced]
 
 
 def _red_run(services: Services) -> int:
@@ -488,13 +539,16 @@ class _Fanout:
             for sub in watching
             if sub.place.target not in silenced and may_see(policy, sub, outcome.contract.id)
         ]
+        self._periods: dict[str, str] = {}
 
     def period(self, kind: str) -> str:
         """The period a group of ``kind`` is filed under: its first alert's among all the
         submission raised, so a group's outbox key is known before the ledger says which of
         them are news."""
-        found = next((a.period for a in self.outcome.alerts if a.kind == kind), None)
-        return found or next((p for _k, p in self.outcome.changed), "")
+        if kind not in self._periods:
+            found = next((a.period for a in self.outcome.alerts if a.kind == kind), None)
+            self._periods[kind] = found or next((p for _k, p in self.outcome.changed), "")
+        return self._periods[kind]
 
     def groups(self, alerts: Sequence[Alert]) -> list[_Group]:
         """The raised ``alerts`` (and the submission's changes) grouped per kind and target."""
@@ -503,11 +557,15 @@ class _Fanout:
         for alert in alerts:
             for audience in alert.audience:
                 for target in targets_for(contract, audience, self.bound):
-                    group = groups.setdefault(
-                        (alert.kind, target),
-                        _Group(alert.kind, audience, target, False, period=self.period(alert.kind)),
-                    )
+                    group = groups.get((alert.kind, target))
+                    if group is None:
+                        group = groups[(alert.kind, target)] = _Group(
+                            alert.kind, audience, target, False, period=self.period(alert.kind)
+                        )
                     group.alerts.append(alert)
+        # What each subscriber's group lists so far, as sets: a contract may have hundreds of
+        # watchers, and a list searched for each of them grows with every one added.
+        listed: dict[tuple[str, tuple[str, str]], tuple[set[Alert], set[int]]] = {}
         for sub in self.hearing:
             for alert in alerts:
                 if not sub.hears(
@@ -515,22 +573,23 @@ class _Fanout:
                 ):
                     continue
                 key = (alert.kind, sub.place.target)
-                heard = groups.get(key)
-                if heard is not None and heard.audience != "subscriber":
-                    continue  # that channel hears it already as the contract's audience
-                group = groups.setdefault(
-                    key,
-                    _Group(
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(
                         alert.kind,
                         "subscriber",
                         sub.place.target,
                         sub.place.direct,
                         period=self.period(alert.kind),
-                    ),
-                )
-                if alert not in group.alerts:
+                    )
+                elif group.audience != "subscriber":
+                    continue  # that channel hears it already as the contract's audience
+                seen, watchers = listed.setdefault(key, (set(), set()))
+                if alert not in seen:
+                    seen.add(alert)
                     group.alerts.append(alert)
-                if sub.id not in group.watchers:
+                if sub.id not in watchers:
+                    watchers.add(sub.id)
                     group.watchers.append(sub.id)
         return list(groups.values())
 
@@ -768,17 +827,21 @@ def _write(services: Services, outbox: OutboxRepository, plans: Sequence[_Fanout
     with services.db.session() as session:
         for wave in _waves(plans):
             carriers: dict[Key, dict[str, str]] = {}
-            for plan in wave:
-                carriers.update(_carriers(plan, plan.groups(plan.outcome.alerts)))
+            raised = [plan.groups(plan.outcome.alerts) for plan in wave]
+            for plan, groups in zip(wave, raised, strict=True):
+                carriers.update(_carriers(plan, groups))
             news = _ledger_raise(session, services, wave, carriers)
             cleared = _ledger_clear(session, wave, wave[0].now)
-            for plan, undone in zip(wave, cleared, strict=True):
+            for plan, undone, groups in zip(wave, cleared, raised, strict=True):
                 outcome = plan.outcome
                 cid = outcome.contract.id
                 fresh = [a for a in outcome.alerts if (cid, *a.key) in news]
+                # Usually every alert raised is news: its groups are then the carriers' groups.
+                if len(fresh) != len(outcome.alerts):
+                    groups = plan.groups(fresh)
                 mine = [
                     entry
-                    for group in plan.groups(fresh) + plan.change_groups()
+                    for group in groups + plan.change_groups()
                     for entry in _entries(outcome, group, plan.now)
                 ]
                 mine += _follow_ups(plan, undone)
