@@ -97,6 +97,7 @@ ALERTS = cast(Table, AlertRecord.__table__)
 # and how long it leaves a fresh one to the fast path that normally handles it.
 CATCH_UP_LOOKBACK = timedelta(days=2)
 CATCH_UP_GRACE = timedelta(seconds=30)
+CATCH_UP_BATCH = 200
 # Submissions that are not news: the demo history shipped with a contract.
 QUIET_SOURCES = ("history",)
 MAX_LISTED = 25
@@ -216,7 +217,12 @@ def catch_up(services: Services, policy: AccessPolicy | None, now: datetime) -> 
     if not missed:
         return 0
     log.warning("catching up the alerts of %d submission(s): %s", len(missed), missed[:20])
-    return process(services, policy, missed, now)
+    # A batch at a time: after an outage there may be thousands, and each batch's evaluation
+    # is held in memory until its alerts are written.
+    return sum(
+        process(services, policy, missed[start : start + CATCH_UP_BATCH], now)
+        for start in range(0, len(missed), CATCH_UP_BATCH)
+    )
 
 
 def process(

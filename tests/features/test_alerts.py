@@ -473,13 +473,17 @@ def test_a_preview_of_alerts_writes_nothing(services: Services, policy: AccessPo
     assert before == after == (0, 0, 0)
 
 
+@pytest.mark.parametrize("batch", [alerts.CATCH_UP_BATCH, 1], ids=["one-batch", "batch-of-one"])
 def test_a_catch_up_of_several_submissions_keeps_their_order(
     services: Services,
     kpibot: Bot,
     policy: AccessPolicy,
     clock: FixedClock,
     monkeypatch: pytest.MonkeyPatch,
+    batch: int,
 ) -> None:
+    # After an outage the missed submissions are caught up a batch at a time, in order.
+    monkeypatch.setattr(alerts, "CATCH_UP_BATCH", batch)
     clock.when = london(2020, 7, 1)
     real = alerts._write
     monkeypatch.setattr(alerts, "_write", lambda *_a, **_k: (_ for _ in ()).throw(OSError("down")))
