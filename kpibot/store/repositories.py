@@ -51,9 +51,9 @@ def content_hash(contract: Contract) -> str:
 def stored_definition(contract: Contract) -> dict[str, Any]:
     """The definition as the store keeps it: only what differs from the model's defaults.
 
-    It reads back to an equal ``Contract`` and is about a third of the size; pydantic validates
-    it about four times faster than the full dump (about 0.35 ms against 1.3 ms for 40 KPIs),
-    which is most of what loading ten thousand contracts at start-up costs.
+    It reads back to an equal ``Contract`` and is about a third of the size (9 KB against 26 KB
+    for 40 KPIs), so ten thousand travel from the database quicker, and pydantic validates it
+    about a quarter quicker (0.35 ms against 0.45 ms, measured with the collector paused).
     """
     return contract.model_dump(mode="json", exclude_defaults=True)
 
