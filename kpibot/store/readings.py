@@ -7,13 +7,15 @@ a fraction of a millisecond. A process reads every phrasing once anyway
 (``kpibot.engine.targets`` keeps what it read), so this matters for the first status of a
 contract in a process: after a start, and after the contract is loaded again.
 
-Readings are derived data. Each set is stamped with the grammar that made it (a digest of
-``kpibot/engine``'s source): after any change to the engine the stamp differs and the phrases
-are read afresh, so a reading can never outlive the code that made it.
+Readings are derived data. Each set is stamped with the grammar that made it (a digest of the
+source of ``kpibot/engine/targets.py`` and every engine module it imports): after any change
+to them the stamp differs and the phrases are read afresh, so a reading never outlives the
+code that made it.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import logging
 from functools import cache
@@ -38,12 +40,41 @@ _READINGS = TypeAdapter(list[tuple[ReadingKey, Target]])
 
 @cache
 def grammar_key() -> str:
-    """A digest of the engine's source files: readings made by other code are not used."""
+    """A digest of the source of every engine module a reading depends on: readings made by
+    other code are not used."""
     digest = hashlib.sha256()
-    for path in sorted(Path(engine.__file__).resolve().parent.glob("*.py")):
+    for path in grammar_files():
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def grammar_files() -> list[Path]:
+    """``kpibot/engine/targets.py`` and every engine module it imports, directly or not.
+
+    Read from the imports themselves, so a new grammar module is covered the day it is
+    imported; a change elsewhere in the engine (evaluation, say) leaves the readings valid.
+    """
+    root = Path(engine.__file__).resolve().parent
+    todo, seen = ["targets"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or not (root / f"{name}.py").is_file():
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "kpibot.engine":
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                todo += _engine_module(node.module)
+            elif isinstance(node, ast.Import):
+                todo += [m for alias in node.names for m in _engine_module(alias.name)]
+    return sorted(root / f"{name}.py" for name in seen)
+
+
+def _engine_module(dotted: str) -> list[str]:
+    parts = dotted.split(".")
+    return [parts[2]] if len(parts) > 2 and parts[:2] == ["kpibot", "engine"] else []
 
 
 def kept_readings(contract: Contract) -> tuple[str | None, str | None]:
