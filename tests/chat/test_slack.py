@@ -735,13 +735,13 @@ def test_not_ready_until_every_contract_is_warm(
     shutil.copy(seeded_db, db)
     settings = _settings(monkeypatch, db, slack_api.api_url)
     release = threading.Event()
-    real = kpibot.app.warmup.cached_overview
+    real = kpibot.app.warmup.warm
 
-    def slow_overview(*args: Any) -> Any:
+    def slow_warm(*args: Any) -> Any:  # the warm-up's batches wait until the test says go
         release.wait(30)
         return real(*args)
 
-    monkeypatch.setattr(kpibot.app.warmup, "cached_overview", slow_overview)
+    monkeypatch.setattr(kpibot.app.warmup, "warm", slow_warm)
     bot = build_bot(settings)
     with serving(create_app(settings, bot)) as http:
         assert http.get("/healthz").status_code == 200
