@@ -18,8 +18,9 @@ import gc
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-from kpibot.commands.status import WARM_BATCH, cached_counts, cached_overview, warm
+from kpibot.commands.status import WARM_BATCH, cached_counts, cached_overview, read_batch, warm
 from kpibot.core.services import Services
 
 log = logging.getLogger("kpibot.warmup")
@@ -97,19 +98,9 @@ class Warmup:
         try:
             ids = self._services.contract_ids()
             self.contracts = len(ids)
-            for start in range(0, len(ids), WARM_BATCH):
-                if self._stop.is_set():
-                    return
-                batch = ids[start : start + WARM_BATCH]
-                try:
-                    self.warmed += len(warm(self._services, batch))
-                except Exception:
-                    log.exception(
-                        "warm-up failed for contracts %s…%s; warming them one by one",
-                        batch[0],
-                        batch[-1],
-                    )
-                    self._one_by_one(batch)
+            batches = [ids[start : start + WARM_BATCH] for start in range(0, len(ids), WARM_BATCH)]
+            with ThreadPoolExecutor(1, thread_name_prefix="kpibot-warm-read") as reader:
+                self._warm_batches(batches, reader)
         except Exception:
             log.exception("warm-up could not list the contracts; status will build on demand")
         finally:
@@ -125,6 +116,33 @@ class Warmup:
             self.failed,
         )
         self.keep_readings()
+
+    def _warm_batches(self, batches: list[list[str]], reader: ThreadPoolExecutor) -> None:
+        """Warm each batch; on PostgreSQL the next batch's versions and figures are read on
+        ``reader`` while this one is evaluated (the server works, this process waits on a
+        socket), so only the first batch waits for its read."""
+        services = self._services
+        ahead = services.db.dialect == "postgresql"
+        read = reader.submit(read_batch, services, batches[0]) if ahead and batches else None
+        for n, batch in enumerate(batches):
+            if self._stop.is_set():
+                return
+            current, read = read, None
+            if ahead and n + 1 < len(batches):
+                read = reader.submit(read_batch, services, batches[n + 1])
+            try:
+                if current is None:
+                    self.warmed += len(warm(services, batch))
+                else:
+                    versions, figures = current.result()
+                    self.warmed += len(warm(services, batch, versions, figures))
+            except Exception:
+                log.exception(
+                    "warm-up failed for contracts %s…%s; warming them one by one",
+                    batch[0],
+                    batch[-1],
+                )
+                self._one_by_one(batch)
 
     def keep_readings(self) -> None:
         """Once ready: store the phrase readings of contracts whose kept ones are missing or

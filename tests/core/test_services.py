@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
 from kpibot.app.warmup import Warmup
 from kpibot.app.wiring import services_for_database
 from kpibot.commands.bot import Bot
@@ -123,9 +125,13 @@ def test_all_contracts_view_counts_agree_with_each_overview(bot):
         assert f"{cells[2].text} red" in overview.text and f"{cells[3].text} amber" in overview.text
 
 
-def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatch):
+@pytest.mark.parametrize("batch", [1000, 1], ids=["one-batch", "batches-of-one"])
+def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatch, batch):
+    from kpibot.app import warmup as module
     from kpibot.commands import status
 
+    # In batches of one, each batch's figures are read while the one before is evaluated.
+    monkeypatch.setattr(module, "WARM_BATCH", batch)
     warmup = Warmup(services)
     assert not warmup.ready and warmup.progress()["status"] == "warming"
     warmup.start()
