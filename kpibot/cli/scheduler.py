@@ -26,6 +26,12 @@ from kpibot.store.rows import NewFigure
 
 SCHEDULE_BAD_DATE = "{option} '{value}' is not a date; write it like 2019-07-01."
 SCHEDULE_BAD_RANGE = "--from {start} is after --to {end}; give the earlier date first."
+SCHEDULE_TOO_LONG = (
+    "--from {start} to --to {end} is {days:,} days; preview at most {limit:,} days (ten years) "
+    "at a time."
+)
+# Every day of the range is simulated: bounded, as every input is.
+PREVIEW_MAX_DAYS = 3_660
 SCHEDULE_NO_CALENDAR = (
     "Contract '{contract}' has no reporting calendar, so it schedules no reminders; "
     "add a calendar: section to its YAML (see config/contracts/one-you-lifestyle.yaml)."
@@ -91,6 +97,11 @@ def cmd_schedule_preview(args: argparse.Namespace) -> int:
     start, end = _day(args.start, "--from"), _day(args.end, "--to")
     if end < start:
         raise UserError(SCHEDULE_BAD_RANGE.format(start=start, end=end))
+    days = (end - start).days + 1
+    if days > PREVIEW_MAX_DAYS:
+        raise UserError(
+            SCHEDULE_TOO_LONG.format(start=start, end=end, days=days, limit=PREVIEW_MAX_DAYS)
+        )
     services = services_for(args)
     contract = _contract_for_preview(services, args.contract)
     if not contract.calendar and not args.figures:

@@ -143,3 +143,23 @@ def test_preview_reads_figures_in_the_number_style_kpibot_import_would(
     rows = list(csv.DictReader(io.StringIO(out)))
     critical = [r for r in rows if r["kind"] == "alert_critical"]
     assert critical and "PA-5" in critical[0]["text"] and "6.5" in critical[0]["text"]
+
+
+def test_preview_refuses_a_range_it_would_take_ages_to_simulate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    code, _out, err = kpibot(
+        capsys,
+        "schedule",
+        "preview",
+        "one-you-lifestyle",
+        "--from",
+        "2020-01-01",
+        "--to",
+        "9999-12-31",
+        "--database",
+        f"sqlite:///{tmp_path / 'c.db'}",
+    )
+    assert code == 2 and "Traceback" not in err
+    assert "is 2,914,635 days; preview at most 3,660 days (ten years) at a time." in err
