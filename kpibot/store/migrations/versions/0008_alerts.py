@@ -4,6 +4,8 @@
 * ``mutes``: a person or channel that muted a contract until a moment;
 * ``alerts``: one row per (contract, kind, subject, period), so each alert fires once;
 * ``alert_runs``: the submissions whose alerts were worked out (written with their outbox rows);
+  every submission stored before this revision gets one, with no alerts: they came before
+  alerts existed, and the tick's catch-up must not announce them as news on the day of the upgrade;
 * an index on ``submissions.submitted_at`` for the sweep that catches up missed alert runs.
 
 Revision ID: 0008_alerts
@@ -114,6 +116,10 @@ def upgrade() -> None:
             name=op.f("fk_alert_runs_submission_id_submissions"),
         ),
         sa.PrimaryKeyConstraint("submission_id", name=op.f("pk_alert_runs")),
+    )
+    op.execute(
+        "INSERT INTO alert_runs (submission_id, processed_at, rows) "
+        "SELECT id, submitted_at, 0 FROM submissions"
     )
 
 
