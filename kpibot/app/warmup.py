@@ -19,8 +19,16 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
-from kpibot.commands.status import WARM_BATCH, cached_counts, cached_overview, read_batch, warm
+from kpibot.commands.status import (
+    WARM_BATCH,
+    cached_counts,
+    cached_overview,
+    collector_paused,
+    read_batch,
+    warm,
+)
 from kpibot.core.services import Services
 
 log = logging.getLogger("kpibot.warmup")
@@ -91,24 +99,21 @@ class Warmup:
         started = time.perf_counter()
         # While warming, a collection would walk every object warmed so far, again at each
         # threshold, to find almost nothing (see settle_heap): a quarter of the warm-up's time.
-        # Only a server that settles its heap pauses the collector (tests share the process).
-        paused = self._settle and gc.isenabled()
-        if paused:
-            gc.disable()
-        try:
-            ids = self._services.contract_ids()
-            self.contracts = len(ids)
-            batches = [ids[start : start + WARM_BATCH] for start in range(0, len(ids), WARM_BATCH)]
-            with ThreadPoolExecutor(1, thread_name_prefix="kpibot-warm-read") as reader:
-                self._warm_batches(batches, reader)
-        except Exception:
-            log.exception("warm-up could not list the contracts; status will build on demand")
-        finally:
-            if self._settle:
-                settle_heap()
-            if paused:
-                gc.enable()
-            self._done.set()
+        # Only a server that settles its heap pauses the collector for the whole run (tests
+        # share the process; each batch pauses it anyway, in ``warm``).
+        with collector_paused() if self._settle else nullcontext():
+            try:
+                ids = self._services.contract_ids()
+                self.contracts = len(ids)
+                batches = [ids[at : at + WARM_BATCH] for at in range(0, len(ids), WARM_BATCH)]
+                with ThreadPoolExecutor(1, thread_name_prefix="kpibot-warm-read") as reader:
+                    self._warm_batches(batches, reader)
+            except Exception:
+                log.exception("warm-up could not list the contracts; status will build on demand")
+            finally:
+                if self._settle:
+                    settle_heap()  # before the collector runs again
+                self._done.set()
         log.info(
             "warm-up: %d contract(s) ready in %.1f s (%d failed)",
             self.warmed,

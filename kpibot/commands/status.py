@@ -427,7 +427,7 @@ def warm(
     as ``status`` would have built it. ``versions`` and ``figures``, when given, are
     :func:`read_batch`'s for these contracts, read already.
     """
-    with _collector_paused():
+    with collector_paused():
         return _warm(services, contract_ids, versions, figures)
 
 
@@ -441,9 +441,10 @@ def read_batch(
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No garbage collection while a batch is warmed: it allocates millions of objects that
-    live on, and every full collection on the way would walk all of them (and the caches)."""
+    live on, and every full collection on the way would walk all of them (and the caches).
+    Nested pauses are free: an inner one finds the collector off and leaves it so."""
     if not gc.isenabled():
         yield
         return

@@ -146,6 +146,7 @@ def test_warm_up_builds_every_contract_before_it_says_ready(services, monkeypatc
 
 def test_a_settling_warm_up_pauses_the_collector_and_always_resumes_it(services, monkeypatch):
     from kpibot.app import warmup as module
+    from kpibot.commands import status
 
     calls = []
 
@@ -162,7 +163,8 @@ def test_a_settling_warm_up_pauses_the_collector_and_always_resumes_it(services,
         def freeze(self):
             calls.append("freeze")
 
-    monkeypatch.setattr(module, "gc", Collector())
+    monkeypatch.setattr(module, "gc", Collector())  # the heap frozen once warm
+    monkeypatch.setattr(status, "gc", Collector())  # the collector paused (collector_paused)
     monkeypatch.setattr(module, "warm", lambda *a: calls.append("warm") or {})
     Warmup(services, settle=True).run()
     assert calls[0] == "disable" and calls[-2:] == ["freeze", "enable"] and "warm" in calls
