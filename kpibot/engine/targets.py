@@ -645,11 +645,51 @@ def _better(a: float, b: float, polarity: str) -> bool:
     return a > b if polarity == "bigger" else a < b
 
 
+def opposite_polarity(polarity: str) -> str:
+    return "smaller" if polarity == "bigger" else "bigger"
+
+
+def _met_by_every_figure(target: Target, signed: bool) -> bool:
+    """True for a threshold no figure can miss: at least 0 of something never negative, or at
+    most 100% of a share."""
+    if (
+        target.kind != "threshold"
+        or target.value is None
+        or target.grade
+        or target.role != "target"
+    ):
+        return False
+    op = target.op or ("ge" if target.polarity == "bigger" else "le")  # None: as polarity says
+    if op == "ge" and target.polarity == "bigger":
+        return target.value <= 0 and not signed and target.unit not in ("gbp", "score")
+    if op == "le" and target.polarity == "smaller":
+        return target.unit == "percent" and target.value >= 100 and target.per is None
+    return False
+
+
 def check_consistency(
-    target: Target, tolerance: Target | None, critical: Target | None
+    target: Target, tolerance: Target | None, critical: Target | None, *, signed: bool = False
 ) -> str | None:
-    """A reason why these terms contradict each other or the KPI's polarity, or None."""
+    """A reason why these terms contradict each other or the KPI's polarity, or None.
+
+    A target every figure meets is refused too: "0" on a bigger-is-better KPI whose figures
+    cannot be negative (``signed`` says they can) would show green for ever, when a contract
+    writing "0" or "Zero" means none is the aim (smaller is better).
+
+    >>> zero = parse_target("0", "bigger")
+    >>> check_consistency(zero, None, None)  # doctest: +ELLIPSIS
+    "target '0' is met by every figure ... the KPI's polarity is smaller is better"
+    >>> check_consistency(parse_target("0", "smaller"), None, None) is None
+    True
+    """
     pol = target.polarity
+    if _met_by_every_figure(target, signed):
+        return (
+            f"target '{target.text.strip()}' is met by every figure on a {pol}-is-better KPI "
+            f"(no figure is {'below 0' if pol == 'bigger' else 'above 100%'}); if "
+            f"{'none' if pol == 'bigger' else 'all'} is the aim, the KPI's polarity is "
+            f"{opposite_polarity(pol)} is better"
+        )
     if target.kind == "threshold" and target.op in ("gt", "ge", "lt", "le") and not target.grade:
         wants_up = target.op in ("gt", "ge")
         if wants_up != (pol == "bigger") and target.within is None:
@@ -878,7 +918,9 @@ def _compile_years(
             )
         if unit is None and target.unit and target.unit != "milestone":
             unit = target.unit
-        why = check_consistency(target, parsed["tolerance"], parsed["critical_failure"])
+        why = check_consistency(
+            target, parsed["tolerance"], parsed["critical_failure"], signed=bool(kpi.signed)
+        )
         if why is None and needs_baseline(target) and kpi.baseline is None:
             why = NEEDS_BASELINE.format(text=" ".join(target.text.split()))
         if why:

@@ -105,6 +105,31 @@ class _GroupDef:
     line: int
 
 
+def _implied_polarity(text: str, unit: str | None, measure: str | None, signed: bool) -> str:
+    """The polarity a KPI with no ``polarity`` cell has: what its target's own words say
+    ("No more than 3.5%", "Fewer than 10", "< 8%", "Zero" read as smaller is better),
+    otherwise bigger is better, the common case. Only a target that reads one way and not the
+    other sets it; a contradiction the file states itself is still refused when it is read."""
+    if not text.strip():
+        return "bigger"
+    for polarity in ("bigger", "smaller"):
+        try:
+            target = parse_target(text, polarity, unit=unit, measure=measure)
+        except TargetError:
+            continue
+        if check_consistency(target, None, None, signed=signed) is None:
+            return polarity
+    return "bigger"  # unreadable either way: the read below names the words
+
+
+def _needs_baseline_column(target: Target) -> str:
+    """NEEDS_BASELINE, told as a spreadsheet user fixes it: in the ``baseline`` column."""
+    return (
+        NEEDS_BASELINE.split(";")[0].format(text=target.text.strip())
+        + "; put the baseline figure in the KPI's 'baseline' column"
+    )
+
+
 def _read_kpis(
     table: Table, style: NumberStyle
 ) -> tuple[dict[str, _KpiDef], list[CellError], list[_GroupDef]]:
@@ -164,18 +189,12 @@ def _read_kpis(
                 table.error(row, "unit", f"'{unit}' is not a unit; use one of {', '.join(UNITS)}")
             )
             continue
-        target_text = row.get("target")
+        measure = row.get("name") or None
         if polarity is None:
-            # Read the direction from the target's own comparator where the file gives no polarity.
-            probe = target_text.strip()
-            polarity = (
-                "smaller"
-                if probe.startswith(("<", "≤")) or probe.lower().startswith(("less than", "below"))
-                else "bigger"
-            )
+            signed = row.get("signed").strip().lower() in YES  # checked with the extras below
+            polarity = _implied_polarity(row.get("target"), unit, measure, signed)
         parsed: dict[str, Target | None] = {}
         bad = False
-        measure = row.get("name") or None
         for column, role in (
             ("target", "target"),
             ("tolerance", "tolerance"),
@@ -214,7 +233,12 @@ def _read_kpis(
                 unit="milestone",
                 due=extras["due"] if isinstance(extras["due"], date) else None,
             )
-        why = check_consistency(target, parsed["tolerance"], parsed["critical_failure"])
+        why = check_consistency(
+            target,
+            parsed["tolerance"],
+            parsed["critical_failure"],
+            signed=bool(extras["signed"]),
+        )
         if why:
             errors.append(table.error(row, "polarity", why))
             continue
@@ -229,9 +253,7 @@ def _read_kpis(
         if bad:
             continue
         if needs_baseline(target) and numbers["baseline"] is None:
-            errors.append(
-                table.error(row, "target", NEEDS_BASELINE.format(text=target.text.strip()))
-            )
+            errors.append(table.error(row, "target", _needs_baseline_column(target)))
             continue
         unit = unit or target.unit or "count"
         terms = YearTerms(0, target, parsed["tolerance"], parsed["critical_failure"], False)
@@ -400,9 +422,12 @@ def evaluate_tables(
             errors.append(CellError("--as-of", None, None, str(exc)))
     records: list[dict[str, object]] = []
     seen: dict[tuple[str, str], int] = {}
+    listed = {row["kpi"] for row in kpis} if errors else set()
     for row in figures:
         code = row["kpi"]
         kdef = defs.get(code)
+        if kdef is None and code in listed:
+            continue  # its KPI row could not be read: that error names the row
         if kdef is None:
             errors.append(
                 figures.error(

@@ -653,3 +653,26 @@ def test_no_reading_ever_rates_a_better_value_worse(target, tolerance, pol, a, b
     pb = evaluate_scalar(better, terms, **refs).position
     pw = evaluate_scalar(worse, terms, **refs).position
     assert _POSITION[pb] <= _POSITION[pw]
+
+
+@pytest.mark.parametrize(
+    ("text", "polarity", "unit", "signed", "refused"),
+    [
+        ("0", "bigger", None, False, True),  # never events "0": at least none, met by anything
+        ("Zero tolerance", "bigger", None, False, True),
+        ("0%", "bigger", "percent", False, True),
+        ("100%", "smaller", "percent", False, True),  # at most all of a share
+        ("0", "smaller", None, False, False),  # none is the aim: fine
+        ("0", "bigger", None, True, False),  # a measure that may be negative: fine
+        ("£0", "bigger", "gbp", False, False),  # a balance may be negative: break even is a target
+        ("> 0", "bigger", None, False, False),  # at least one: a real target
+        ("100%", "bigger", "percent", False, False),
+    ],
+)
+def test_a_target_every_figure_meets_is_inconsistent(text, polarity, unit, signed, refused):
+    from kpibot.engine.targets import check_consistency
+
+    why = check_consistency(parse_target(text, polarity, unit=unit), None, None, signed=signed)
+    assert (why is not None) == refused, why
+    if refused:
+        assert "is met by every figure" in why and "polarity" in why

@@ -285,7 +285,7 @@ def test_the_new_optional_columns(run, tmp_path):
         (
             "kpi,polarity,target\nA,bigger,a 5% increase on the baseline\n",
             "KPIS.csv, line 2, column 'target'",
-            "add the baseline figure",
+            "put the baseline figure in the KPI's 'baseline' column",
         ),
         ("kpi,kind,due\nM,milestone,soon\n", "KPIS.csv, line 2, column 'due'", "is not a date"),
         (
@@ -302,3 +302,47 @@ def test_a_refused_phrase_or_setting_names_file_line_column_and_reason(
     r = run(tmp_path, kpis, "kpi,period,value\nA,2019/20 Q1,5\n")
     assert r.returncode == 2
     assert where in r.stderr and words in r.stderr, r.stderr
+
+
+def test_with_no_polarity_the_target_words_set_it(run, tmp_path):
+    # A KPI table with no polarity column: "No more than", "Fewer than", "Zero" say smaller is
+    # better themselves, so the tolerance is read on the same side and the RAG comes out right.
+    kpis = (
+        "kpi,name,target,tolerance\n"
+        "A,Delayed transfers of care,No more than 3.5%,5%\n"
+        "B,Complaints,Fewer than 10,12\n"
+        "C,Never events,Zero,\n"
+        "D,Reviews on time,95%,90%\n"
+    )
+    figures = (
+        "kpi,period,value\n"
+        "A,2019/20 Q1,4\nA,2019/20 Q2,6\nB,2019/20 Q1,9\nC,2019/20 Q1,2\nD,2019/20 Q1,92\n"
+    )
+    r = run(tmp_path, kpis, figures)
+    assert r.returncode == 0, r.stderr
+    got = {(x["kpi"], x["period"]): x["rag"] for x in csv.DictReader(io.StringIO(r.stdout))}
+    assert got == {
+        ("A", "2019/20 Q1"): "amber",  # 4% over 3.5%, within 5%
+        ("A", "2019/20 Q2"): "red",  # 6% over 5%
+        ("B", "2019/20 Q1"): "green",
+        ("C", "2019/20 Q1"): "red",  # two never events against none
+        ("D", "2019/20 Q1"): "amber",  # bare figures: bigger is better, as ever
+    }
+
+
+def test_a_target_every_figure_meets_is_refused_not_shown_green(run, tmp_path):
+    # "0" on a bigger-is-better KPI would be met by anything: one sentence on the KPI's row,
+    # and no second complaint about its figures.
+    r = run(tmp_path, "kpi,polarity,target\nA,bigger,0\n", "kpi,period,value\nA,2019/20 Q1,2\n")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "KPIS.csv, line 2, column 'polarity': target '0' is met by every figure" in r.stderr
+    assert "smaller is better" in r.stderr
+    # A measure that may be negative (a balance, days ahead or behind) keeps its zero target.
+    r = run(
+        tmp_path,
+        "kpi,polarity,target,signed\nA,bigger,0,yes\n",
+        "kpi,period,value\nA,2019/20 Q1,-2\n",
+    )
+    assert r.returncode == 0, r.stderr
+    assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "red"
