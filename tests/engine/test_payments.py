@@ -61,9 +61,7 @@ def frame(contract: Contract, figures: dict[tuple[str, str], float]) -> pd.DataF
 def report(contract: Contract, figures: dict[tuple[str, str], float], today: date = MID_YEAR):
     card = frame(contract, figures)
     year = contract.contract_years[0]
-    return evaluate_payments(
-        contract, year, today, groups=group_evidence(contract, card, year)
-    )
+    return evaluate_payments(contract, year, today, groups=group_evidence(contract, card, year))
 
 
 def lines(rep) -> dict[str, tuple[str, Decimal, str]]:
@@ -124,7 +122,9 @@ def test_the_years_withholding_is_at_risk_while_pending_then_withheld_or_not(gro
     assert "£20,000 at risk of withholding under Quality standards" in rep.verdict()
     # Q4: S1 met, S2-S4 at 80% → 1 of 4: not performed, and the year is over: withheld.
     bad = {**YEAR_SO_FAR, ("S1", Q4): 95, ("S2", Q4): 80, ("S3", Q4): 80, ("S4", Q4): 80}
-    (withheld,) = [ln for ln in report(grouped, bad, AFTER).lines if ln.scheme == "group_withholding"]
+    (withheld,) = [
+        ln for ln in report(grouped, bad, AFTER).lines if ln.scheme == "group_withholding"
+    ]
     assert (withheld.status, withheld.share) == ("withheld", Decimal("0.02"))
     # Q4: S1-S3 met → performed: nothing withheld.
     good = {**YEAR_SO_FAR, ("S1", Q4): 95, ("S2", Q4): 95, ("S3", Q4): 95}
@@ -178,7 +178,7 @@ def test_explain_says_what_the_group_payment_pays(grouped):
     ("change", "field", "reason"),
     [
         (
-            ("group: Quality standards, share_of_acv: \"1%\"", "group: Quality, share_of_acv: \"1%\""),
+            ('group: Quality standards, share_of_acv: "1%"', 'group: Quality, share_of_acv: "1%"'),
             "payments.group_payments[0].group",
             "group payment 'quality-bonus' names group 'Quality', which is not one of this "
             "contract's groups: 'Quality standards'",
