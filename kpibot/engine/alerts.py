@@ -9,7 +9,9 @@ which built-in alerts arise:
 * ``alert_red_run``: the KPI's run of red periods reached the contract's underperformance trigger
   (N periods running, the same count that opens an action plan);
 * ``alert_money`` (``money_arising``): a payment line newly at risk, not earned or withheld
-  because of the figures (not merely because a figure is still missing).
+  because of the figures (not merely because a figure is still missing); and
+  (``sanction_money_arising``) a sanctions deduction for a month that is new or larger than
+  before, with its amount, clause and cause.
 
 Only a KPI's latest period raises an alert: back-filling old quarters is history, not news.
 ``clearing`` says which alerts already sent no longer hold (an amendment undid a red), for the
@@ -25,7 +27,7 @@ frames in and keeps the ledger that makes each alert fire once.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -36,6 +38,7 @@ from kpibot.engine.calendar import LONDON
 from kpibot.engine.describe import format_value
 from kpibot.engine.model import AlertTerms, Contract
 from kpibot.engine.payments import PaymentReport
+from kpibot.engine.sanctions import Amount, LedgerLine, MonthLedger
 
 # Direct messages wait outside these hours (Europe/London); channels hear at once.
 QUIET_UNTIL = time(8, 0)
@@ -44,6 +47,8 @@ QUIET_FROM = time(18, 0)
 PLACEHOLDER_CAUSES = frozenset({"no figure yet", "not rated (no outcome figures)"})
 BAD_MONEY = ("at_risk", "not_earned", "withheld")
 MONEY_WORDS = {"at_risk": "at risk", "not_earned": "not earned", "withheld": "withheld"}
+# The longest cause a sanctions alert quotes from the ledger's note before cutting it short.
+CAUSE_LIMIT = 240
 # What each alert that can be undone is cleared by (see ``clearing``).
 CLEARABLE = ("alert_critical", "alert_red", "alert_red_run")
 
@@ -299,6 +304,64 @@ def money_arising(
                 text,
                 audience,
             )
+        )
+    return out
+
+
+def _deducted(line: LedgerLine) -> bool:
+    """A deduction that counts: charged (not waived or suspended) and taking money off."""
+    return line.counts and (line.amount.gbp < 0 or line.amount.share < 0)
+
+
+def deductions_by_rule(month: MonthLedger | None) -> dict[str, tuple[Amount, list[LedgerLine]]]:
+    """Each rule's counted deductions in ``month`` (as a positive amount) and their lines."""
+    out: dict[str, tuple[Amount, list[LedgerLine]]] = {}
+    for line in month.lines if month is not None else ():
+        if _deducted(line):
+            total, lines = out.get(line.rule, (Amount(), []))
+            out[line.rule] = (total + line.amount.magnitude(), [*lines, line])
+    return out
+
+
+def _more(new: Amount, old: Amount) -> bool:
+    return new.gbp > old.gbp or new.share > old.share
+
+
+def _cause(lines: Sequence[LedgerLine]) -> str:
+    text = "; ".join(dict.fromkeys(ln.note for ln in lines if ln.note))
+    return text if len(text) <= CAUSE_LIMIT else text[: CAUSE_LIMIT - 1].rstrip() + "…"
+
+
+def sanction_money_arising(
+    before: MonthLedger | None, after: MonthLedger, terms: AlertTerms
+) -> list[Alert]:
+    """Sanctions deductions for ``after``'s month that are new, or larger than in ``before``.
+
+    One alert per rule, in one line: the amount, the clause and the cause (the ledger's
+    arithmetic). A waived or suspended charge does not count, so it raises nothing; a deduction
+    that shrank or went is not news. The subject carries the amount
+    (``sanction:<rule>:<pence or share>``): the same deduction seen again is the same alert,
+    a larger one is a new one.
+
+    >>> # sanction_money_arising(ledger_at(start), ledger_at(end), contract.alerts)
+    >>> # [Alert('alert_money', 'sanction:handover-delay:1580000', '2015-11',
+    >>> #        '2015-11 · handover-delay: £15,800 deducted (Schedule 4 …): 69 × £200 + …')]
+    """
+    audience = tuple(terms.audience("money"))
+    if not audience:
+        return []
+    was = deductions_by_rule(before)
+    out: list[Alert] = []
+    for rule, (amount, lines) in deductions_by_rule(after).items():
+        old = was.get(rule, (Amount(), []))[0]
+        if not _more(amount, old):
+            continue
+        clause = lines[0].clause
+        grew = f", up from {old.text()}" if old else ""
+        text = f"{after.label} · {rule}: {amount.text()} deducted{grew} ({clause}): {_cause(lines)}"
+        size = f"{int(amount.gbp * 100)}" if amount.gbp else f"{amount.share.normalize()}s"
+        out.append(
+            Alert("alert_money", f"sanction:{rule}:{size}"[:200], after.label, text, audience)
         )
     return out
 

@@ -183,7 +183,7 @@ class ServiceRagTerms(_Strict):
 # ------------------------------------------------------------------ payments
 
 MetRule = Literal["annual_else_latest_period", "annual_only", "every_period"]
-INCENTIVE_SCHEMES = ("per_kpi_incentive", "block_plus_incentive")
+INCENTIVE_SCHEMES = ("per_kpi_incentive", "block_plus_incentive", "group_incentive")
 
 
 def pct(share: Decimal | float) -> str:
@@ -225,14 +225,19 @@ class Tier(_Strict):
     @field_validator("payment", mode="before")
     @classmethod
     def _percent_text(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip().lstrip("+").strip()
-            if text.endswith("%"):
-                try:
-                    return Decimal(text[:-1].strip()) / 100
-                except ArithmeticError:
-                    raise ValueError(f"'{value}' is not a percentage like '+2%'") from None
-        return value
+        return _percent_value(value)
+
+
+def _percent_value(value: object) -> object:
+    """'+2%' or '0.5%' as a share (0.02, 0.005); anything else is left to the field's type."""
+    if isinstance(value, str):
+        text = value.strip().lstrip("+").strip()
+        if text.endswith("%"):
+            try:
+                return Decimal(text[:-1].strip()) / 100
+            except ArithmeticError:
+                raise ValueError(f"'{value}' is not a percentage like '+2%'") from None
+    return value
 
 
 class Programme(_Strict):
@@ -913,6 +918,35 @@ def check_sanctions(terms: PaymentTerms, kpis: Sequence[Any]) -> None:
             _fail(("waivers", i, "item"), f"'{w.item}' should name a month like '{rule}:2019-11'")
 
 
+class GroupPayment(_Strict):
+    """A payment tied to a group rule (``groups:``, "Number of standards to be met: 3 of 4").
+
+    ``kind: incentive`` is earned when the group is performed and not earned when it is not;
+    ``kind: withholding`` is withheld when it is not performed. ``per: period`` judges the
+    group at each reporting period of the contract year (``share_of_acv`` each); ``per: year``
+    once, at the year's last period (``share_of_acv`` for the year, pro rata for a part year).
+    While the group is pending (figures to come could still make it) the payment is at risk.
+    """
+
+    id: str
+    clause: str
+    group: str = Field(min_length=1)
+    share_of_acv: Decimal = Field(gt=0, le=1)
+    kind: Literal["incentive", "withholding"] = "incentive"
+    per: Literal["period", "year"] = "year"
+    note: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _slug(value, "group payment")
+
+    @field_validator("share_of_acv", mode="before")
+    @classmethod
+    def _percent_text(cls, value: object) -> object:
+        return _percent_value(value)
+
+
 class PaymentTerms(_Strict):
     """The ``payments:`` section: which payment models a contract uses and how it reads them.
 
@@ -935,11 +969,15 @@ class PaymentTerms(_Strict):
     suspensions: list[Suspension] = Field(default_factory=list)
     waivers: list[RecordedWaiver] = Field(default_factory=list)
     earn_back: list[EarnBack] = Field(default_factory=list)
+    # Payments tied to group rules (kpibot.engine.groups), checked against ``Contract.groups``
+    group_payments: list[GroupPayment] = Field(default_factory=list)
 
     @property
     def has_money(self) -> bool:
         """True when the contract sets a payment model kpibot evaluates."""
-        return any((self.per_kpi_incentive, self.block_plus_incentive, self.service_rag))
+        return any((self.per_kpi_incentive, self.block_plus_incentive, self.service_rag)) or bool(
+            self.group_payments
+        )
 
     @property
     def has_sanctions(self) -> bool:
@@ -1370,6 +1408,22 @@ class Contract(_Strict):
                 raise ValueError(
                     f"groups[{i}] ({g.name}) needs {g.need} of {len(g.kpis)} KPIs met, more than "
                     "it has"
+                )
+        names = [g.name.strip().lower() for g in self.groups]
+        seen: set[str] = set()
+        for i, gp in enumerate(self.payments.group_payments):
+            loc: tuple[str | int, ...] = ("payments", "group_payments", i)
+            if gp.id in seen:
+                _fail((*loc, "id"), f"group payment id '{gp.id}' is used twice; give each its own")
+            seen.add(gp.id)
+            if gp.group.strip().lower() not in names:
+                groups_known = (
+                    ", ".join(f"'{g.name}'" for g in self.groups) or "none (add `groups:`)"
+                )
+                _fail(
+                    (*loc, "group"),
+                    f"group payment '{gp.id}' names group '{gp.group}', which is not one of this "
+                    f"contract's groups: {groups_known}",
                 )
         return self
 

@@ -9,6 +9,8 @@ Three payment models from the seeds, each evaluated from the scorecard, never ty
   share (20%) paid on programme participation tiers, with a critical-failure floor per programme.
 * ``service_rag`` (seed 003, Schedule 2): a share of the annual payment withheld when the service
   is graded red (see ``kpibot.engine.compliance``).
+* ``group_payments``: a share of ACV earned (or withheld) on a group rule's verdict, "Number of
+  standards to be met: 3 of 4", as ``kpibot.engine.groups.group_verdicts`` gives it per period.
 
 Amounts are shares of ACV (``Decimal``); a report turns them into pounds when the contract gives
 an ACV. Every line carries a plain-English reason that cites the clause and the figures.
@@ -31,11 +33,14 @@ import pandas as pd
 
 from kpibot.engine.compliance import ServiceRating
 from kpibot.engine.describe import format_value, money
+from kpibot.engine.groups import GroupVerdict, group_verdicts
 from kpibot.engine.model import (
     INCENTIVE_SCHEMES,
     BlockPlusIncentive,
     Contract,
     ContractYear,
+    GroupPayment,
+    GroupRule,
     MetRule,
     PaymentTerms,
     PerKpiIncentive,
@@ -48,6 +53,8 @@ from kpibot.engine.periods import Period, period_containing
 from kpibot.engine.sanctions import explain_sanctions
 from kpibot.engine.scorecard import compiled
 
+# Lines that withhold a share of the payment (rather than pay an incentive).
+WITHHOLDING_SCHEMES = ("service_rag", "group_withholding")
 Status = Literal["guaranteed", "earned", "on_track", "at_risk", "not_earned", "withheld"]
 STATUS_WORDS: dict[str, str] = {
     "guaranteed": "guaranteed",
@@ -252,6 +259,28 @@ def programme_evidence(
     return ProgrammeEvidence(code, float(parts["value"].sum()), last, covered, final)
 
 
+def group_evidence(
+    contract: Contract, frame: pd.DataFrame | None, year: ContractYear, as_of: Period | None = None
+) -> dict[str, list[tuple[str, GroupVerdict]]]:
+    """Each group rule's verdict at every reporting period of ``year`` (ending by ``as_of``),
+    oldest first, by group name: ``group_verdicts`` on the scorecard's rows of that period.
+
+    >>> # group_evidence(contract, card.frame, year)["Quality standards"][0]
+    >>> # ('2019/20 Q1', GroupVerdict('Quality standards', '3 of 4', ..., verdict='performed'))
+    """
+    out: dict[str, list[tuple[str, GroupVerdict]]] = {g.name: [] for g in contract.groups}
+    if not contract.groups:
+        return out
+    empty = pd.DataFrame(columns=["kpi", "position"])
+    for p in year_periods(contract, year):
+        if as_of is not None and p.end > as_of.end:
+            continue
+        rows = empty if frame is None or frame.empty else frame[frame["period"] == p.label]
+        for verdict in group_verdicts(contract, rows):
+            out[verdict.name].append((p.label, verdict))
+    return out
+
+
 # ------------------------------------------------------------------ the report
 
 
@@ -340,7 +369,7 @@ class PaymentReport:
                 word = "earned or guaranteed" if self.complete else "earned, guaranteed or on track"
                 parts.append(f"no incentive at risk: all {self.amount(pot)} {word}")
         for line in self.lines:
-            if line.scheme == "service_rag" and line.status in ("at_risk", "withheld"):
+            if line.scheme in WITHHOLDING_SCHEMES and line.status in ("at_risk", "withheld"):
                 verb = "at risk of withholding" if line.status == "at_risk" else "withheld"
                 parts.append(f"{self.amount(line.share)} {verb} under {line.label}: {line.cause}")
         if not parts:
@@ -370,8 +399,12 @@ def evaluate_payments(
     kpis: Mapping[str, KpiEvidence] | None = None,
     programmes: Mapping[str, ProgrammeEvidence] | None = None,
     service: ServiceRating | None = None,
+    groups: Mapping[str, Sequence[tuple[str, GroupVerdict]]] | None = None,
 ) -> PaymentReport:
     """Every payment line for ``year`` from the evidence; ``today`` decides if the year is over.
+
+    ``groups`` is each group rule's verdict per period (``group_evidence``), for the payments
+    tied to a group.
 
     >>> # evaluate_payments(contract, contract.contract_years[0], date(2020, 2, 20), kpis=...)
     """
@@ -396,6 +429,12 @@ def evaluate_payments(
     if terms.service_rag is not None:
         lines.append(_withholding(year, terms.service_rag, service, frac, complete))
         readings.append(_rag_reading(terms.service_rag))
+    for gp in terms.group_payments:
+        rule = _group_rule(contract, gp)
+        verdicts = (groups or {}).get(rule.name, ())
+        periods = len(year_periods(contract, year))
+        lines += _group_lines(gp, rule.name, verdicts, year, frac, periods)
+        readings.append(_group_reading(gp, rule.name))
     if fraction != 1:
         readings.append(
             f"{short_name(year)} runs {year.months} months, so every share of ACV is pro rata "
@@ -710,6 +749,106 @@ def _rag_reading(terms: ServiceRagTerms) -> str:
     )
 
 
+# ------------------------------------------------------------------ payments tied to a group rule
+
+GROUP_STATUS: dict[tuple[str, str], Status] = {
+    ("incentive", "performed"): "earned",
+    ("incentive", "not performed"): "not_earned",
+    ("withholding", "performed"): "earned",
+    ("withholding", "not performed"): "withheld",
+}
+
+
+def _group_rule(contract: Contract, gp: GroupPayment) -> GroupRule:
+    """The group a payment names (the contract model checked that it exists)."""
+    wanted = gp.group.strip().lower()
+    return next(g for g in contract.groups if g.name.strip().lower() == wanted)
+
+
+def _group_words(gp: GroupPayment, name: str) -> str:
+    if gp.kind == "incentive":
+        return f"earned when {name} is performed"
+    return f"withheld when {name} is not performed"
+
+
+def _group_reading(gp: GroupPayment, name: str) -> str:
+    when = "each reporting period" if gp.per == "period" else "the contract year"
+    judged = (
+        "judged at that period"
+        if gp.per == "period"
+        else "judged at the year's last period (earlier periods show the trajectory)"
+    )
+    return (
+        f"Group payment {gp.id} ({gp.clause}): {pct(gp.share_of_acv)} of ACV for {when}, "
+        f"{_group_words(gp, name)}, {judged}; at risk while the group is pending."
+    )
+
+
+def _pending_cause(v: GroupVerdict) -> str:
+    """A pending group only waiting for figures is not news; one with a KPI already missing is."""
+    if not v.not_met:
+        return "no figure yet"
+    return f"pending: {v.met} of {v.need} needed met, {v.awaiting} without a figure"
+
+
+def _group_lines(
+    gp: GroupPayment,
+    name: str,
+    verdicts: Sequence[tuple[str, GroupVerdict]],
+    year: ContractYear,
+    frac: Decimal,
+    periods: int,
+) -> list[PaymentLine]:
+    scheme = "group_incentive" if gp.kind == "incentive" else "group_withholding"
+    bad = "not earned" if gp.kind == "incentive" else "withheld"
+
+    def line(item: str, share: Decimal, status: Status, why: str, cause: str = "") -> PaymentLine:
+        head = f"{gp.clause}: {pct(share)} of ACV {_group_words(gp, name)}"
+        return PaymentLine(scheme, name, item, status, share, f"{head}. {why}", cause)
+
+    if gp.per == "period":
+        out = []
+        for label, v in verdicts:
+            item = f"{name} ({gp.id}), {label}"
+            if v.verdict == "pending":
+                out.append(
+                    line(item, gp.share_of_acv, "at_risk", f"{v.text()}.", _pending_cause(v))
+                )
+            else:
+                cause = "" if v.verdict == "performed" else f"{name} {v.verdict}"
+                out.append(
+                    line(
+                        item,
+                        gp.share_of_acv,
+                        GROUP_STATUS[(gp.kind, v.verdict)],
+                        f"{v.text()}.",
+                        cause,
+                    )
+                )
+        return out
+    share = gp.share_of_acv * frac
+    item = f"{name} ({gp.id}), {short_name(year)}"
+    if not verdicts:
+        return [
+            line(item, share, "at_risk", f"No period of {short_name(year)} yet.", "no figure yet")
+        ]
+    last_label, last = verdicts[-1]
+    final = len(verdicts) == periods and last.verdict != "pending"
+    if final:
+        status = GROUP_STATUS[(gp.kind, last.verdict)]
+        cause = "" if last.verdict == "performed" else f"{name} {last.verdict}"
+        return [line(item, share, status, f"Judged at {last_label}: {last.text()}.", cause)]
+    seen = [(lb, v) for lb, v in verdicts if v.awaiting < v.of]
+    if not seen:
+        return [line(item, share, "at_risk", f"No figures for {name} yet.", "no figure yet")]
+    label, v = seen[-1]
+    so_far = f"So far, at {label}: {v.text()}; the year's last period decides."
+    if v.verdict == "performed":
+        return [line(item, share, "on_track", so_far)]
+    cause = _pending_cause(v) if v.verdict == "pending" else f"{name} not performed at {label}"
+    return [line(item, share, "at_risk", f"{so_far} {bad.capitalize()} if it stays so.", cause)]
+
+
 # ------------------------------------------------------------------ explained for sign-off (issue 13)
 
 
@@ -786,7 +925,17 @@ def explain_payments(contract: Contract) -> list[str]:
             f"Finance exception ({fin.clause}): spend more than {fin.variance_percent:g}% from "
             f"forecast needs an exception report{cover}."
         )
-    if terms.pro_rata_part_years and (inc is not None or block is not None):
+    for gp in terms.group_payments:
+        rule = _group_rule(contract, gp)
+        bad = "not earned" if gp.kind == "incentive" else "withheld"
+        lines.append(
+            f"{_group_reading(gp, rule.name)} {rule.name} is performed when {rule.rule} of "
+            f"{', '.join(rule.kpis)} meet their targets (a KPI within tolerance does not); "
+            f"not performed, the payment is {bad}."
+        )
+    if terms.pro_rata_part_years and (
+        inc is not None or block is not None or any(g.per == "year" for g in terms.group_payments)
+    ):
         lines.append("Shares of ACV are pro rata for a part contract year (months / 12).")
     if terms.has_sanctions:
         # Each sanction in plain English (sums per event, points, credits, bands, suspensions,

@@ -9,6 +9,9 @@ dispatcher paces, retries and delivers them like reminders:
 * red for N periods running (the underperformance trigger) → the commissioner, with a button to
   open an action plan;
 * money newly at risk or withheld → the commissioner;
+* a sanctions deduction for a month that is new or larger (``sanction_money_messages``, a
+  message provider for the tick: events, figures and waivers all change the ledger) → the
+  commissioner and every ``money`` watcher, once per amount;
 * and, to everyone watching the contract (``kpibot.features.subscriptions``), what they watch.
 
 No storm: the ``alerts`` ledger keeps one row per (contract, kind, KPI, period), so each alert
@@ -56,16 +59,28 @@ from kpibot.core.audience import targets_for
 from kpibot.core.protocol import Action, Reply
 from kpibot.core.services import Services
 from kpibot.engine import reminders
-from kpibot.engine.alerts import CLEARABLE, Alert, arising, clearing, money_arising, quiet
+from kpibot.engine.alerts import (
+    CLEARABLE,
+    Alert,
+    arising,
+    clearing,
+    money_arising,
+    quiet,
+    sanction_money_arising,
+)
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.describe import format_value
 from kpibot.engine.model import Contract
+from kpibot.engine.periods import Period
 from kpibot.engine.reminders import Message
 from kpibot.engine.returns import UNDER_REVIEW
+from kpibot.engine.sanctions import MonthLedger, evaluate_sanctions, month_of
 from kpibot.engine.scorecard import compiled, evaluate_states
 from kpibot.features.actionplan import ActionPlanService
 from kpibot.features.bind import bindings_by_contract
 from kpibot.features.payments import payment_report
+from kpibot.features.sanctions import _candidates as sanction_candidates
+from kpibot.features.sanctions import sanction_inputs
 from kpibot.features.subscriptions import (
     Subscription,
     may_see,
@@ -132,6 +147,8 @@ RED_RUN_ACTION = "Open an action plan"
 RED_RUN_AREAS = "Red {n} periods running"
 WATCHING_NOTE = "You get this because you watch {contract}: `/kpi mute {contract} 1d` pauses it."
 MORE = "…and {n} more"
+SANCTION_HEAD = "💷 Sanctions deduction on {name}"
+SANCTION_FOOT = "`/kpi payments {contract} {month}` shows the month's ledger."
 PREVIEW_ACTOR = "whoever imports it"
 
 
@@ -441,7 +458,8 @@ def _change_lines(
 
 
 def money_kpis(contract: Contract) -> set[str]:
-    """The KPIs the contract's payment terms count: incentive KPIs, programmes, outcomes."""
+    """The KPIs the contract's payment terms count: incentive KPIs, programmes, outcomes, and
+    the members of groups a payment is tied to."""
     terms = contract.payments
     if not terms.has_money:
         return set()
@@ -455,6 +473,10 @@ def money_kpis(contract: Contract) -> set[str]:
     if terms.service_rag is not None:
         wanted = terms.service_rag.outcome_categories
         codes |= {k.code for k in contract.kpis if k.category in wanted}
+    paid = {gp.group.strip().lower() for gp in terms.group_payments}
+    for group in contract.groups:
+        if group.name.strip().lower() in paid:
+            codes |= {contract.kpi(c).code for c in group.kpis}
     return codes
 
 
@@ -928,10 +950,120 @@ def _still_wanted(
 ) -> bool:
     ids = [int(i) for i in message.payload.get("watchers") or []]
     rules = policy_for(services, policy)
-    if not any(may_see(rules, s, cid) for s in subscriptions_by_id(services, ids)):
+    if ids:
+        subs = subscriptions_by_id(services, ids)
+    else:
+        # Written by the tick (``sanction_money_messages``): the watches are the target's own
+        # that hear this kind now, so an unwatch after the row was queued still withholds it.
+        target = (message.platform, message.channel)
+        subs = [
+            s
+            for s in watchers(services, [cid]).get(cid, [])
+            if s.place.target == target and s.hears(message.kind, None)
+        ]
+    if not any(may_see(rules, s, cid) for s in subs):
         return False
     silenced = muted(services, [cid], services.now()).get(cid, {})
     return (message.platform, message.channel) not in silenced
+
+
+# ---------------------------------------------------------------------------------- sanctions
+
+
+def _recent_months(contract: Contract, end: datetime) -> list[Period]:
+    """The month holding ``end`` and the one before (a month's figures and late events arrive
+    in the next), kept inside the contract; none once it is over by more than a month."""
+    day = end.astimezone(LONDON).date()
+    if day < contract.start or day > contract.end + timedelta(days=31):
+        return []
+    current = month_of(min(day, contract.end), contract)
+    first = month_of(contract.start, contract)
+    previous = current.previous()
+    return [previous, current] if previous.start >= first.start else [current]
+
+
+def _band(contract: Contract, points: int) -> int:
+    pp = contract.payments.penalty_points
+    return 0 if pp is None else sum(1 for b in pp.bands if points > b.over)
+
+
+def sanction_money_messages(services: Services, start: datetime, end: datetime) -> list[Message]:
+    """``alert_money`` for sanctions deductions new or larger in ``(start, end]``: a message
+    provider for the tick (``services.hooks.messages``).
+
+    For each contract whose ledger may have changed then (``kpibot.features.sanctions``'s
+    candidates: events, figures or waivers recorded, or a rectification deadline passing), the
+    ledgers of the month holding ``end`` and the one before, as known at ``start`` and at
+    ``end``, are compared (``sanction_money_arising``). The contract's ``alerts.money``
+    audience hears each, and so does every ``money`` (or every-alert) watcher, by DM after quiet
+    hours. Keys are ``<contract>|sanctions-<month>|alert_money|<audience>|sanction:<rule>:<amount>``
+    (plus the target): the same deduction seen again writes nothing, a larger one is news once.
+    The banded points deduction is left to ``points_band`` for the contract's own audience
+    when the points crossed a band in the same window, so nobody hears it twice.
+    """
+    out: list[Message] = []
+    when = end.astimezone(LONDON)
+    candidates = sanction_candidates(services, start, end)
+    watching = watchers(services, candidates)
+    silenced = muted(services, candidates, end)
+    for cid in sorted(candidates):
+        contract = services.contract(cid)
+        if contract is None:
+            continue
+        months = _recent_months(contract, end)
+        if not months:
+            continue
+        inputs = sanction_inputs(services, contract)
+        before = evaluate_sanctions(contract, months, inputs, as_utc(start)).months
+        after = evaluate_sanctions(contract, months, inputs, as_utc(end)).months
+        for was, now in zip(before, after, strict=True):
+            out += _sanction_messages(contract, was, now, when, watching.get(cid, []), silenced)
+    return out
+
+
+def _sanction_messages(
+    contract: Contract,
+    before: MonthLedger,
+    after: MonthLedger,
+    when: datetime,
+    watching: Sequence[Subscription],
+    silenced: Mapping[str, Mapping[tuple[str, str], datetime]],
+) -> list[Message]:
+    terms = contract.alerts
+    banded = _band(contract, after.points) > _band(contract, before.points)
+    kpis = {ln.rule: ln.kpi for ln in after.lines}
+    head = SANCTION_HEAD.format(name=contract.name)
+    foot = SANCTION_FOOT.format(contract=contract.id, month=after.label)
+    period = f"sanctions-{after.label}"
+    out: list[Message] = []
+    for alert in sanction_money_arising(before, after, terms):
+        rule = alert.subject.split(":")[1]
+        body = f"{head}\n• {alert.line}\n{foot}"
+        if not (banded and rule == "points"):
+            for audience in alert.audience:
+                out.append(
+                    Message(when, contract.id, alert.kind, audience, period, alert.subject, body)
+                )
+        quiet_ones = silenced.get(contract.id, {})
+        for sub in watching:
+            target = sub.place.target
+            if target in quiet_ones or not sub.hears(alert.kind, kpis.get(rule) or None):
+                continue
+            note = WATCHING_NOTE.format(contract=contract.id)
+            out.append(
+                Message(
+                    quiet(when) if sub.place.direct else when,
+                    contract.id,
+                    alert.kind,
+                    "subscriber",
+                    period,
+                    alert.subject,
+                    f"{body}\n{note}",
+                    target,
+                )
+            )
+    # One message per (audience or target, key): two watches of one target hear it once.
+    return list({(m.key, m.target): m for m in out}.values())
 
 
 # ---------------------------------------------------------------------------------- preview

@@ -28,6 +28,7 @@ from kpibot.engine.payments import (
     PaymentReport,
     ProgrammeEvidence,
     evaluate_payments,
+    group_evidence,
     kpi_evidence,
     programme_evidence,
     year_periods,
@@ -109,7 +110,8 @@ def payment_report(
             for p in terms.block_plus_incentive.programmes
         }
     rating = service_rating(services, contract, cy, frame, as_of)
-    return evaluate_payments(contract, cy, today, kpis, programmes, rating)
+    groups = group_evidence(contract, frame, cy, as_of) if terms.group_payments else None
+    return evaluate_payments(contract, cy, today, kpis, programmes, rating, groups)
 
 
 def service_rating(

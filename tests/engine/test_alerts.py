@@ -5,16 +5,27 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from kpibot.engine.alerts import Alert, arising, clearing, money_arising, quiet
+from kpibot.engine.alerts import (
+    Alert,
+    arising,
+    clearing,
+    money_arising,
+    quiet,
+    sanction_money_arising,
+)
 from kpibot.engine.calendar import LONDON
 from kpibot.engine.model import AlertTerms, Contract
 from kpibot.engine.payments import PaymentLine, PaymentReport
+from kpibot.engine.periods import parse_period
+from kpibot.engine.sanctions import Event, SanctionInputs, Waiver, evaluate_sanctions
 from kpibot.engine.scorecard import Scorecard, compiled
+from kpibot.files.contracts import load_contract_file
 
 DEFAULT = AlertTerms()
 
@@ -210,6 +221,65 @@ def test_money_alerts_only_for_lines_the_figures_put_at_risk_or_withheld() -> No
         "not_earned:1a Breastfeeding"
     ]
     assert money_arising(waiting, below, AlertTerms.model_validate({"money": False})) == []
+
+
+# ------------------------------------------------------------------ sanctions: money alerts
+
+HOSPITAL = Path(__file__).resolve().parents[1] / "fixtures" / "contracts" / "acute-hospital.yaml"
+
+
+def _handover(ref: str, minutes: float, day: int = 2) -> Event:
+    return Event("handover-delay", datetime(2015, 11, day, 10, tzinfo=LONDON), ref, value=minutes)
+
+
+def _november(contract: Contract, *events: Event, waivers: tuple[Waiver, ...] = ()):
+    inputs = SanctionInputs(tuple(events), waivers=waivers)
+    as_of = datetime(2016, 1, 1, tzinfo=LONDON)
+    return evaluate_sanctions(contract, [parse_period("2015-11")], inputs, as_of).months[0]
+
+
+def test_a_new_or_larger_sanctions_deduction_is_money_news_once() -> None:
+    """Hospital fixture, invented handovers: HO-1 45 minutes is over 30 (£200); HO-2 61 minutes
+    is over 60 (£1,000): £200 + £1,000 = £1,200. A third, HO-3 at 90 minutes, adds £1,000:
+    £2,200, up from £1,200. Seeing the same month again says nothing."""
+    hospital = load_contract_file(HOSPITAL)
+    empty = _november(hospital)
+    two = _november(hospital, _handover("HO-1", 45), _handover("HO-2", 61))
+    (alert,) = sanction_money_arising(empty, two, DEFAULT)
+    assert (alert.kind, alert.period, alert.audience) == (
+        "alert_money",
+        "2015-11",
+        ("commissioner",),
+    )
+    assert alert.subject == "sanction:handover-delay:120000"
+    assert alert.line.startswith(
+        "2015-11 · handover-delay: £1,200 deducted (Schedule 4 (ambulance handover)): "
+        "1 × £200 + 1 × £1,000 = £1,200"
+    )
+    assert sanction_money_arising(two, two, DEFAULT) == []  # recomputed: no news
+    three = _november(hospital, _handover("HO-1", 45), _handover("HO-2", 61), _handover("HO-3", 90))
+    (more,) = sanction_money_arising(two, three, DEFAULT)
+    assert more.subject == "sanction:handover-delay:220000"
+    assert "£2,200 deducted, up from £1,200" in more.line
+    assert sanction_money_arising(three, two, DEFAULT) == []  # smaller is not news
+    assert sanction_money_arising(empty, two, AlertTerms.model_validate({"money": False})) == []
+
+
+def test_a_waived_deduction_raises_no_money_alert() -> None:
+    """HO-3 (90 minutes, £1,000) is waived before anyone hears of it: nothing deducted, no alert;
+    and waiving HO-2 from £1,200 leaves £200, a smaller deduction, which is not news either."""
+    hospital = load_contract_file(HOSPITAL)
+    waived = Waiver(
+        "HO-3", "major incident declared", "Casey", datetime(2015, 12, 1, tzinfo=LONDON)
+    )
+    alone = _november(hospital, _handover("HO-3", 90), waivers=(waived,))
+    assert alone.deductions().gbp == 0
+    assert sanction_money_arising(_november(hospital), alone, DEFAULT) == []
+    two = _november(hospital, _handover("HO-1", 45), _handover("HO-2", 61))
+    less = Waiver("HO-2", "ambulance fault", "Casey", datetime(2015, 12, 1, tzinfo=LONDON))
+    cut = _november(hospital, _handover("HO-1", 45), _handover("HO-2", 61), waivers=(less,))
+    assert cut.deductions().gbp == Decimal(-200)
+    assert sanction_money_arising(two, cut, DEFAULT) == []
 
 
 @pytest.mark.parametrize(

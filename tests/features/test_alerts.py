@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,14 +20,24 @@ from kpibot.core.protocol import Reply, Request
 from kpibot.core.services import Services
 from kpibot.engine.calendar import LONDON
 from kpibot.features import alerts
+from kpibot.features.alerts import WATCHING_NOTE
 from kpibot.features.figures import import_return
+from kpibot.features.payments import payment_report
+from kpibot.features.sanctions import EventLog
+from kpibot.features.subscriptions import Place, watch
 from kpibot.features.summary import composer
+from kpibot.files.contracts import load_contracts, parse_contract_text
+from kpibot.files.events import check_events
 from kpibot.files.tables import read_table_bytes
 from kpibot.scheduler.dispatch import Dispatcher
 from kpibot.scheduler.tick import ReminderTick
 from kpibot.store.outbox import OutboxMessage, OutboxRepository
+from kpibot.store.rows import NewFigure
 from kpibot.store.schema import AlertRecord, AlertRunRecord, OutboxRecord
 from tests.conftest import ACCESS_FILE, FixedClock
+from tests.engine.test_payments import GROUPED
+from tests.engine.test_payments import Q1 as Q1_19
+from tests.engine.test_payments import Q2 as Q2_19
 from tests.slack_mock import SlackApiServer
 
 LIFESTYLE = "one-you-lifestyle"
@@ -500,3 +511,104 @@ def test_a_catch_up_of_several_submissions_keeps_their_order(
     assert clear.payload["thread"] == red.idempotency_key  # the second saw what the first raised
     assert len(outbox(services, "alert_critical")) == 2  # the lifestyle contract, in the same batch
     assert count(services, AlertRunRecord) == 3
+
+
+# ---------------------------------------------------------------------------------- money: sanctions and groups
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "contracts"
+HOSPITAL = "acute-hospital-example"
+HANDOVERS = b"date,kind,reference,value\n2015-11-02 10:15,handover-delay,HO-1,45\n2015-11-03 11:00,handover-delay,HO-2,61\n"
+
+
+def _handovers(services: Services, data: bytes) -> None:
+    contract = services.contract(HOSPITAL)
+    checked = check_events(contract, read_table_bytes(data, "log.csv"), services.now())
+    assert checked.errors == []
+    EventLog(services).record(contract, checked.events, "U-COMMISSIONER", "import", file="log.csv")
+
+
+def test_a_new_sanctions_deduction_reaches_money_watchers_once(
+    services: Services, policy: AccessPolicy, clock: FixedClock
+) -> None:
+    """Hospital fixture, invented handovers recorded on 1 Dec 2015: HO-1 (45 minutes, over 30:
+    £200) and HO-2 (61 minutes, over 60: £1,000) make November's deduction £1,200; HO-3 (90
+    minutes, £1,000) the next hour makes it £2,200. The commissioner and a money watcher hear
+    each once; a red watcher hears nothing."""
+    services.store_contracts(load_contracts([FIXTURES]), actor="test", with_history=False)
+    # kpibot.app.wiring registers the provider with the others (services.hooks.messages).
+    if alerts.sanction_money_messages not in services.hooks.messages:
+        services.hooks.messages.append(alerts.sanction_money_messages)
+    clock.when = london(2015, 12, 1, 10)
+    board = Place("console", "U-BOARD", True)
+    watch(services, "U-BOARD", None, board, HOSPITAL, None, "money", clock.when)
+    watch(
+        services, "U-BOARD", None, Place("slack", "C-RED", False), HOSPITAL, None, "red", clock.when
+    )
+    tick = ReminderTick(services, policy, start=clock.when)
+    clock.when = london(2015, 12, 1, 11)
+    _handovers(services, HANDOVERS)
+    tick.tick(london(2015, 12, 1, 11, 1))
+    rows = outbox(services, "alert_money")
+    assert targets(rows) == {
+        ("alert_money", "console", HOSPITAL),
+        ("alert_money", "console", "U-BOARD"),
+    }
+    line = (
+        "• 2015-11 · handover-delay: £1,200 deducted (Schedule 4 (ambulance handover)): "
+        "1 × £200 + 1 × £1,000 = £1,200"
+    )
+    assert all(line in r.payload["text"] for r in rows)
+    # Recomputed on later ticks, and in a window that sees the same month again: nothing new.
+    tick.tick(london(2015, 12, 1, 11, 30))
+    assert len(alerts.sanction_money_messages(services, london(2015, 12, 1, 10), clock.when)) == 2
+    tick.tick(london(2015, 12, 1, 11, 45))
+    assert len(outbox(services, "alert_money")) == 2
+    # A third delay raises the deduction: news again, once.
+    clock.when = london(2015, 12, 1, 12)
+    _handovers(services, b"date,kind,reference,value\n2015-11-04 18:20,handover-delay,HO-3,90\n")
+    tick.tick(london(2015, 12, 1, 12, 1))
+    tick.tick(london(2015, 12, 1, 12, 2))
+    rows = outbox(services, "alert_money")
+    assert len(rows) == 4
+    assert "£2,200 deducted, up from £1,200" in rows[-1].payload["text"]
+    recorder = Recorder()
+    dispatcher(services, policy, recorder).drain(london(2015, 12, 1, 12, 2))
+    heard = recorder.to("console", "U-BOARD")
+    assert len(heard) == 2 and recorder.to("slack", "C-RED") == []
+    assert heard[0][1].text.endswith(WATCHING_NOTE.format(contract=HOSPITAL))
+
+
+def test_a_group_payment_lost_on_the_figures_tells_the_commissioner_once(
+    services: Services, policy: AccessPolicy, clock: FixedClock
+) -> None:
+    """The invented grouped contract (tests/engine/test_payments.py): its Q2 quality standards
+    are 1 of 4 met (S2, S3 at 80%, S4 to come: at most 2 of the 3 needed), so Q2's £10,000
+    bonus (1% of £1,000,000) is not earned, and the year's £20,000 withholding is at risk."""
+    contract = parse_contract_text(GROUPED, "grouped.yaml")
+    services.store_contracts([contract], actor="test", with_history=False)
+    clock.when = london(2019, 10, 20)
+    q1 = [("S1", Q1_19, 95), ("S2", Q1_19, 91), ("S3", Q1_19, 90), ("S4", Q1_19, 80)]
+    q2 = [("S1", Q2_19, 95), ("S2", Q2_19, 80), ("S3", Q2_19, 80)]
+    for rows in (q1, q2):
+        figures = [NewFigure(k, contract.parse_period(p), value=v) for k, p, v in rows]
+        result = services.figures.submit(contract.id, figures, actor="U-COMMISSIONER", source="cli")
+        alerts.figures_stored(services, contract, result, policy)
+    report = payment_report(services, contract, 1)
+    status = {ln.item: ln.status for ln in report.lines}
+    assert status["Quality standards (quality-bonus), 2019/20 Q1"] == "earned"
+    assert status["Quality standards (quality-bonus), 2019/20 Q2"] == "not_earned"
+    rows = outbox(services, "alert_money")
+    assert {(r.platform, r.channel) for r in rows} == {("console", "grouped")}
+    (money,) = rows
+    assert (
+        "• Quality standards (quality-bonus), 2019/20 Q2: £10,000 not earned "
+        "(Quality standards not performed)" in money.payload["text"]
+    )
+    assert (
+        "Quality standards (quality-withholding), Year 1: £20,000 at risk" in money.payload["text"]
+    )
+    # An amendment that leaves Q2 not performed (S2 80% → 82%) is not news again.
+    again = [NewFigure("S2", contract.parse_period(Q2_19), value=82, reason="recount")]
+    result = services.figures.submit(contract.id, again, actor="U-COMMISSIONER", source="cli")
+    alerts.figures_stored(services, contract, result, policy)
+    assert len(outbox(services, "alert_money")) == 1
