@@ -56,6 +56,7 @@ def install_features(services: Services) -> Services:
         actionplan.action_plan_messages,
         expenditure.finance_messages,
         sanctions.sanction_messages,
+        alerts.sanction_money_messages,
         subscriptions.digest_messages,
     ):
         if provider not in hooks.messages:

@@ -79,8 +79,7 @@ from kpibot.engine.scorecard import compiled, evaluate_states
 from kpibot.features.actionplan import ActionPlanService
 from kpibot.features.bind import bindings_by_contract
 from kpibot.features.payments import payment_report
-from kpibot.features.sanctions import _candidates as sanction_candidates
-from kpibot.features.sanctions import sanction_inputs
+from kpibot.features.sanctions import sanction_candidates, sanction_inputs
 from kpibot.features.subscriptions import (
     Subscription,
     may_see,

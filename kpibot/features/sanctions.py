@@ -593,7 +593,7 @@ def _level(percent: float) -> int:
     return next((lvl for lvl in (100, 90, 75) if percent >= lvl), 0)
 
 
-def _candidates(services: Services, start: datetime, end: datetime) -> set[str]:
+def sanction_candidates(services: Services, start: datetime, end: datetime) -> set[str]:
     """Contracts with sanctions whose ledger may have changed in ``(start, end]``: anything
     recorded about them then (each change writes its audit entry: events, figures, waivers), or
     a rectification deadline of theirs falling then. Two indexed reads when nothing happened."""
@@ -652,7 +652,7 @@ def sanction_messages(services: Services, start: datetime, end: datetime) -> lis
     """
     out: list[Message] = []
     when = end.astimezone(LONDON)
-    for cid in sorted(_candidates(services, start, end)):
+    for cid in sorted(sanction_candidates(services, start, end)):
         contract = services.contract(cid)
         if contract is None:
             continue

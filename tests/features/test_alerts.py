@@ -535,9 +535,8 @@ def test_a_new_sanctions_deduction_reaches_money_watchers_once(
     minutes, £1,000) the next hour makes it £2,200. The commissioner and a money watcher hear
     each once; a red watcher hears nothing."""
     services.store_contracts(load_contracts([FIXTURES]), actor="test", with_history=False)
-    # kpibot.app.wiring registers the provider with the others (services.hooks.messages).
-    if alerts.sanction_money_messages not in services.hooks.messages:
-        services.hooks.messages.append(alerts.sanction_money_messages)
+    # kpibot.app.wiring registers the provider with the others, so the tick runs it.
+    assert alerts.sanction_money_messages in services.hooks.messages
     clock.when = london(2015, 12, 1, 10)
     board = Place("console", "U-BOARD", True)
     watch(services, "U-BOARD", None, board, HOSPITAL, None, "money", clock.when)
