@@ -15,7 +15,12 @@ from kpibot.core.services import open_database
 from kpibot.core.settings import Settings
 from kpibot.engine.model import Contract
 from kpibot.engine.targets import carried_forward
-from kpibot.files.contracts import ContractFilesInvalid, load_contracts
+from kpibot.files.contracts import (
+    ContractFilesInvalid,
+    contract_paths,
+    load_contracts,
+    unused_terms,
+)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -27,19 +32,47 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_check(args: argparse.Namespace) -> int:
-    try:
-        contracts = load_contracts([Path(p) for p in args.files])
-    except ContractFilesInvalid as exc:
-        for e in exc.errors:
-            print(str(e), file=sys.stderr)
-        return 2
-    for c in contracts:
+    """Check each file on its own, so a bad file does not hide what the good ones say."""
+    paths = contract_paths([Path(p) for p in args.files])
+    missing = [str(p) for p in paths if not p.exists()]
+    if not paths or missing:
+        what = ", ".join(missing) if missing else " ".join(args.files)
         print(
-            f"ok  {c.id}: {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
+            f"No contract files found at {what}; give YAML files or a folder of them.",
+            file=sys.stderr,
+        )
+        return 2
+    failed = 0
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            c = load_contracts([path])[0]
+        except ContractFilesInvalid as exc:
+            failed += 1
+            for e in exc.errors:
+                print(str(e), file=sys.stderr)
+            continue
+        if c.id in seen:
+            failed += 1
+            print(
+                f"{path}, field 'id': contract id '{c.id}' is also used by {seen[c.id]}",
+                file=sys.stderr,
+            )
+            continue
+        seen[c.id] = path
+        print(
+            f"ok  {c.id} ({path}): {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
             f"{len(c.history)} history figures"
         )
-        for line in carried_forward(c):
+        for line in [*carried_forward(c), *unused_terms(c)]:
             print(f"    note: {line}")
+    if failed:
+        print(
+            f"{failed} of {len(paths)} file(s) have problems; `kpibot contracts load` loads "
+            "nothing until every file checks.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
 from kpibot.engine.model import Contract
-from kpibot.engine.targets import TargetError, compile_contract
+from kpibot.engine.targets import CompiledKpi, TargetError, compile_contract
+from kpibot.files.draft import smaller_words
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         raise ContractFilesInvalid(errors) from None
 
     try:
-        compile_contract(contract)
+        compiled = compile_contract(contract)
         ReturnCalendar.for_contract(contract)
         incident_rules(contract.incidents)
     except (TargetError, CalendarError) as exc:
@@ -154,7 +155,74 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         raise ContractFilesInvalid(
             [ContractFileError(path, _line_for(node(), eloc), exc.field, str(exc))]
         ) from None
+    misreads = [
+        ContractFileError(path, _line_for(node(), loc), _field_name(loc, data), reason)
+        for loc, reason in _misreads(contract, compiled, data)
+    ]
+    if misreads:
+        raise ContractFilesInvalid(misreads)
     return contract
+
+
+def _misreads(
+    contract: Contract, compiled: dict[str, CompiledKpi], data: dict[str, Any]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Terms that read cleanly but would rate figures the wrong way round: refused, naming why.
+
+    A KPI that gives no polarity is read as higher is better; when its name says a lower
+    figure is better ("missed visits", "average days to complete") and its target is a bare
+    figure whose direction only the polarity decides, the file must say which it is. A
+    percentage target for a KPI declared in another unit (or the other way round) is refused
+    too: figures would be compared with a threshold of a different kind.
+    """
+    raw = data.get("kpis")
+    raw_kpis = raw if isinstance(raw, list) else []
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, kpi in enumerate(contract.kpis):
+        given = raw_kpis[i] if i < len(raw_kpis) and isinstance(raw_kpis[i], dict) else {}
+        years = compiled[kpi.code].years
+        bare = [
+            t.target
+            for t in years.values()
+            if t.target.kind in ("threshold", "range")
+            and t.target.op is None
+            and t.target.within is None
+            and not t.target.grade
+        ]
+        words = smaller_words(kpi.name)
+        if "polarity" not in given and bare and words:
+            out.append(
+                (
+                    ("kpis", i, "name"),
+                    f"KPI {kpi.code} gives no polarity, so its target '{bare[0].text.strip()}' "
+                    f"would be read as higher is better, but its name says '{words}'; add "
+                    "'polarity: smaller' (or 'polarity: bigger' if a higher figure really is "
+                    "better)",
+                )
+            )
+        for year, terms in years.items():
+            for role, term in (
+                ("target", terms.target),
+                ("tolerance", terms.tolerance),
+                ("critical_failure", terms.critical),
+            ):
+                unit = term.unit if term is not None and term.kind != "none" else None
+                if unit and kpi.unit and (unit == "percent") != (kpi.unit == "percent"):
+                    field = "targets" if role == "target" and year in kpi.targets else role
+                    out.append(
+                        (
+                            ("kpis", i, field),
+                            f"KPI {kpi.code}'s unit is '{kpi.unit}' but its "
+                            f"{role.replace('_', ' ')} '{term.text.strip()}' is in "
+                            f"{unit.replace('_', ' ')}; make 'unit:' match the figures the "
+                            "contract reports (or leave 'unit:' out)",
+                        )
+                    )
+                    break
+            else:
+                continue
+            break
+    return out
 
 
 def load_contract_file(path: Path) -> Contract:
@@ -205,6 +273,21 @@ def load_contracts(paths: Iterable[Path]) -> list[Contract]:
     if errors:
         raise ContractFilesInvalid(errors)
     return contracts
+
+
+def unused_terms(contract: Contract) -> list[str]:
+    """Notes on terms a file gives that are never used, for ``kpibot contracts check``.
+
+    A KPI's ``target:`` is only the default for years ``targets:`` leaves out; when ``targets:``
+    names every contract year, the ``target:`` words are never read.
+    """
+    years = {y.year for y in contract.contract_years}
+    return [
+        f"KPI {k.code}: its 'target' ('{k.target}') is never used, because 'targets' gives "
+        "every contract year; move its words to a comment or drop a year from 'targets'"
+        for k in contract.kpis
+        if k.target is not None and k.targets and years <= set(k.targets)
+    ]
 
 
 def load_contract_dir(directory: Path) -> list[Contract]:

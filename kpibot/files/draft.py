@@ -61,6 +61,12 @@ _SMALLER_WORDS = re.compile(
 )
 
 
+def smaller_words(measure: str) -> str | None:
+    """The words in a measure's name that say a lower figure is better, or None."""
+    m = _SMALLER_WORDS.search(measure)
+    return m.group(0) if m else None
+
+
 # Words in a measure's name that let its figures go below zero (days behind, a fall).
 _SIGNED_WORDS = re.compile(
     r"\b(ahead (of )?or behind|ahead/behind|variance|variation|slippage|% change|% reduction|"
