@@ -61,8 +61,8 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
             continue
         seen[c.id] = path
         print(
-            f"ok  {c.id} ({path}): {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
-            f"{len(c.history)} history figures"
+            f"ok  {c.id}: {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
+            f"{len(c.history)} history figures ({path})"
         )
         for line in [*carried_forward(c), *unused_terms(c)]:
             print(f"    note: {line}")

@@ -206,8 +206,10 @@ def _misreads(
                 ("tolerance", terms.tolerance),
                 ("critical_failure", terms.critical),
             ):
-                unit = term.unit if term is not None and term.kind != "none" else None
-                if unit and kpi.unit and (unit == "percent") != (kpi.unit == "percent"):
+                if term is None or term.kind not in ("threshold", "range") or not term.unit:
+                    continue
+                unit = term.unit
+                if kpi.unit and (unit == "percent") != (kpi.unit == "percent"):
                     field = "targets" if role == "target" and year in kpi.targets else role
                     out.append(
                         (
