@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -79,16 +80,21 @@ def cmd_contracts_check(args: argparse.Namespace) -> int:
 def _one_contract(name: str) -> Contract:
     """A contract by YAML path, or by id from the contracts directory."""
     path = Path(name)
+    folder = Settings().contracts_dir
     try:
         if path.suffix in (".yaml", ".yml") or path.exists():
             return load_contracts([path])[0]
-        for c in load_contracts([Settings().contracts_dir]):
-            if c.id == name:
-                return c
+        known = load_contracts([folder])
     except ContractFilesInvalid as exc:
         raise UserError(str(exc)) from None
+    for c in known:
+        if c.id == name:
+            return c
+    close = difflib.get_close_matches(name, [c.id for c in known], n=1)
+    hint = f"Did you mean '{close[0]}'? " if close else ""
     raise UserError(
-        f"There is no contract '{name}' in {Settings().contracts_dir}; give its id or its YAML file."
+        f"There is no contract '{name}' in {folder} (KPIBOT_CONTRACTS_DIR). {hint}For a contract "
+        "kept elsewhere, give its YAML file: kpibot contracts explain path/to/contract.yaml"
     )
 
 
@@ -134,6 +140,13 @@ def cmd_contracts_draft(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_load(args: argparse.Namespace) -> int:
+    source = Path(args.dir)
+    if source.is_dir() and not contract_paths([source]):
+        print(
+            f"There are no contract files (*.yaml, *.yml) in {source}. Nothing was loaded.",
+            file=sys.stderr,
+        )
+        return 2
     services = services_for(args)
     try:
         contracts = services.load_contracts(
@@ -208,10 +221,12 @@ def register(
     p = add(
         "load",
         cmd_contracts_load,
-        "Validate every contract in DIR, then load them all (or none).",
+        "Validate every contract in DIR (or one YAML file), then load them all (or none).",
         cs,
     )
-    p.add_argument("dir", help="directory of contract YAML files, e.g. config/contracts")
+    p.add_argument(
+        "dir", help="a directory of contract YAML files (e.g. config/contracts) or one YAML file"
+    )
     p.add_argument("--actor", default="cli", help="who is loading (recorded in the audit trail)")
     p.add_argument(
         "--no-history", action="store_true", help="do not load the contracts' demo history"

@@ -169,3 +169,23 @@ def test_a_newcomer_loads_a_public_contract_imports_a_quarter_and_gets_status(tm
     # Worked by hand from the table: 1, 4, 5, 6b miss their first-year targets; 2, 3, 6a, 7 meet them.
     assert "4 red  0 amber  4 green  0 grey" in out
     assert "11.5 days" in out and "10 days" in out
+
+
+def test_load_from_a_folder_with_no_contracts_says_so(tmp_path, capsys, monkeypatch):
+    """Defect: `contracts load` of an empty folder printed nothing and exited 0."""
+    monkeypatch.setenv("KPIBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    empty = tmp_path / "contracts"
+    empty.mkdir()
+    code, out, err = run(capsys, "contracts", "load", str(empty))
+    assert code == 2 and out == ""
+    assert (
+        err.strip()
+        == f"There are no contract files (*.yaml, *.yml) in {empty}. Nothing was loaded."
+    )
+
+
+def test_explain_a_near_miss_id_suggests_the_contract(capsys):
+    code, _, err = run(capsys, "contracts", "explain", "childrens-trus")
+    assert code == 2
+    assert "Did you mean 'childrens-trust'?" in err
+    assert "give its YAML file: kpibot contracts explain path/to/contract.yaml" in err
