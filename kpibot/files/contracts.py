@@ -8,6 +8,7 @@ A file that does not validate is rejected whole: nothing from it is used.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from kpibot.engine import model
 from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
 from kpibot.engine.model import Contract
 from kpibot.engine.targets import CompiledKpi, TargetError, compile_contract
@@ -95,6 +97,58 @@ def _field_name(loc: Sequence[int | str], data: Any) -> str:
     return ".".join(parts)
 
 
+# Keys that KPI tables use for a term kpibot names otherwise.
+_ALIASES = {
+    "title": "name",
+    "measure": "name",
+    "indicator": "name",
+    "ref": "code",
+    "reference": "code",
+    "kpi": "code",
+    "direction": "polarity",
+    "targets_by_year": "targets",
+}
+
+
+def _known_fields() -> set[str]:
+    """Every field name any contract term takes, to suggest one for a misspelt key."""
+    names: set[str] = set()
+    for value in vars(model).values():
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            names.update(value.model_fields)
+    return names
+
+
+def _reason(err: Any, loc: Sequence[int | str]) -> str:
+    """One sentence for a pydantic error: what was written, and what to write instead."""
+    kind = err.get("type")
+    last = str(loc[-1]) if loc else ""
+    given = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        close = [_ALIASES[last]] if last in _ALIASES else []
+        close = close or difflib.get_close_matches(last, sorted(_known_fields()), n=1, cutoff=0.75)
+        hint = f"; did you mean '{close[0]}'?" if close else "; remove it or check its spelling"
+        return f"'{last}' is not a term kpibot knows here{hint}"
+    if kind == "missing":
+        return f"'{last}' is required here and missing"
+    if kind == "literal_error" and isinstance(given, str | int | float):
+        expected = ctx.get("expected", "one of the values kpibot knows")
+        hint = ""
+        if last == "polarity":
+            hint = " (or 'higher is better', 'lower is better')"
+        elif last == "unit" and str(given).strip().lower() in ("%", "per cent", "percentage"):
+            hint = f"; '{given}' is written 'percent'"
+        return f"'{given}' is not allowed here; write {expected}{hint}"
+    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type") and isinstance(
+        given, str
+    ):
+        return (
+            f"'{given}' is not a date kpibot can read; write dates as YYYY-MM-DD, like 2019-04-01"
+        )
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
     """Validate one contract's YAML text; raise ``ContractFilesInvalid`` naming every error."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -133,7 +187,7 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
                     path,
                     _line_for(node(), loc),
                     _field_name(loc, data) or None,
-                    err["msg"].removeprefix("Value error, "),
+                    _reason(err, loc),
                 )
             )
         raise ContractFilesInvalid(errors) from None

@@ -290,3 +290,51 @@ def test_a_percentage_target_for_a_count_kpi_is_refused():
         "'0%' is in percent; make 'unit:' match the figures the contract reports (or leave "
         "'unit:' out)"
     )
+
+
+def test_a_newcomers_slips_are_refused_with_what_to_write_instead():
+    """Defect: pydantic's 'Extra inputs are not permitted', 'Field required' and 'Input should
+    be ...' named the field but not what to write."""
+    text = """id: slips
+name: Slips
+commissioner: {name: C}
+provider: {name: P}
+reporting: {period: monthly}
+contract_years:
+  - {year: 1, start: 01/04/2019, end: 2020-03-31}
+kpis:
+  - code: "1"
+    name: Something
+    polarity: high
+    unit: "%"
+    tolerence: "85%"
+    target: "90%"
+  - code: "2"
+    title: Other
+    target: "90%"
+"""
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "slips.yaml")
+    said = [str(e) for e in exc.value.errors]
+    assert (
+        "slips.yaml, line 5, field 'reporting.period': 'monthly' is not allowed here; write "
+        "'quarter', 'month' or 'year'"
+    ) in said
+    assert (
+        "slips.yaml, line 7, field 'contract_years[0].start': '01/04/2019' is not a date kpibot "
+        "can read; write dates as YYYY-MM-DD, like 2019-04-01"
+    ) in said
+    assert any(s.endswith("; '%' is written 'percent'") for s in said)
+    assert (
+        "slips.yaml, line 11, field 'kpis[1].polarity': 'high' is not allowed here; write "
+        "'bigger' or 'smaller' (or 'higher is better', 'lower is better')"
+    ) in said
+    assert (
+        "slips.yaml, line 13, field 'kpis[1].tolerence': 'tolerence' is not a term kpibot knows "
+        "here; did you mean 'tolerance'?"
+    ) in said
+    assert "slips.yaml, line 15, field 'kpis[2].name': 'name' is required here and missing" in said
+    assert (
+        "slips.yaml, line 16, field 'kpis[2].title': 'title' is not a term kpibot knows here; "
+        "did you mean 'name'?"
+    ) in said
