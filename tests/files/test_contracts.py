@@ -338,3 +338,14 @@ kpis:
         "slips.yaml, line 16, field 'kpis[2].title': 'title' is not a term kpibot knows here; "
         "did you mean 'name'?"
     ) in said
+
+
+def test_a_group_rule_in_the_contracts_words_says_how_kpibot_writes_it():
+    text = (PUBLIC / "housing-repairs-incentive.yaml").read_text(encoding="utf-8")
+    text = text.replace('rule: "all"', 'rule: "both targets to be met"')
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "repairs.yaml")
+    assert str(exc.value).endswith(
+        "field 'groups[0]': 'both targets to be met' is not a group rule I can read; write "
+        "'1 of 2', 'all' or '75%' ('both' is written 'all')"
+    )
