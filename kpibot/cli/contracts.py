@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,12 @@ from kpibot.core.services import open_database
 from kpibot.core.settings import Settings
 from kpibot.engine.model import Contract
 from kpibot.engine.targets import carried_forward
-from kpibot.files.contracts import ContractFilesInvalid, load_contracts
+from kpibot.files.contracts import (
+    ContractFilesInvalid,
+    contract_paths,
+    load_contracts,
+    unused_terms,
+)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -27,35 +33,68 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_check(args: argparse.Namespace) -> int:
-    try:
-        contracts = load_contracts([Path(p) for p in args.files])
-    except ContractFilesInvalid as exc:
-        for e in exc.errors:
-            print(str(e), file=sys.stderr)
+    """Check each file on its own, so a bad file does not hide what the good ones say."""
+    paths = contract_paths([Path(p) for p in args.files])
+    missing = [str(p) for p in paths if not p.exists()]
+    if not paths or missing:
+        what = ", ".join(missing) if missing else " ".join(args.files)
+        print(
+            f"No contract files found at {what}; give YAML files or a folder of them.",
+            file=sys.stderr,
+        )
         return 2
-    for c in contracts:
+    failed = 0
+    seen: dict[str, Path] = {}
+    for path in paths:
+        try:
+            c = load_contracts([path])[0]
+        except ContractFilesInvalid as exc:
+            failed += 1
+            for e in exc.errors:
+                print(str(e), file=sys.stderr)
+            continue
+        if c.id in seen:
+            failed += 1
+            print(
+                f"{path}, field 'id': contract id '{c.id}' is also used by {seen[c.id]}",
+                file=sys.stderr,
+            )
+            continue
+        seen[c.id] = path
         print(
             f"ok  {c.id}: {len(c.kpis)} KPIs, {len(c.contract_years)} contract years, "
-            f"{len(c.history)} history figures"
+            f"{len(c.history)} history figures ({path})"
         )
-        for line in carried_forward(c):
+        for line in [*carried_forward(c), *unused_terms(c)]:
             print(f"    note: {line}")
+    if failed:
+        print(
+            f"{failed} of {len(paths)} file(s) have problems; `kpibot contracts load` loads "
+            "nothing until every file checks.",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
 def _one_contract(name: str) -> Contract:
     """A contract by YAML path, or by id from the contracts directory."""
     path = Path(name)
+    folder = Settings().contracts_dir
     try:
         if path.suffix in (".yaml", ".yml") or path.exists():
             return load_contracts([path])[0]
-        for c in load_contracts([Settings().contracts_dir]):
-            if c.id == name:
-                return c
+        known = load_contracts([folder])
     except ContractFilesInvalid as exc:
         raise UserError(str(exc)) from None
+    for c in known:
+        if c.id == name:
+            return c
+    close = difflib.get_close_matches(name, [c.id for c in known], n=1)
+    hint = f"Did you mean '{close[0]}'? " if close else ""
     raise UserError(
-        f"There is no contract '{name}' in {Settings().contracts_dir}; give its id or its YAML file."
+        f"There is no contract '{name}' in {folder} (KPIBOT_CONTRACTS_DIR). {hint}For a contract "
+        "kept elsewhere, give its YAML file: kpibot contracts explain path/to/contract.yaml"
     )
 
 
@@ -101,6 +140,13 @@ def cmd_contracts_draft(args: argparse.Namespace) -> int:
 
 
 def cmd_contracts_load(args: argparse.Namespace) -> int:
+    source = Path(args.dir)
+    if source.is_dir() and not contract_paths([source]):
+        print(
+            f"There are no contract files (*.yaml, *.yml) in {source}. Nothing was loaded.",
+            file=sys.stderr,
+        )
+        return 2
     services = services_for(args)
     try:
         contracts = services.load_contracts(
@@ -175,10 +221,12 @@ def register(
     p = add(
         "load",
         cmd_contracts_load,
-        "Validate every contract in DIR, then load them all (or none).",
+        "Validate every contract in DIR (or one YAML file), then load them all (or none).",
         cs,
     )
-    p.add_argument("dir", help="directory of contract YAML files, e.g. config/contracts")
+    p.add_argument(
+        "dir", help="a directory of contract YAML files (e.g. config/contracts) or one YAML file"
+    )
     p.add_argument("--actor", default="cli", help="who is loading (recorded in the audit trail)")
     p.add_argument(
         "--no-history", action="store_true", help="do not load the contracts' demo history"

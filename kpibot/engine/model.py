@@ -1337,7 +1337,11 @@ def _group_need(rule: str, size: int) -> int:
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*%", text)
     if m and 0 < float(m.group(1)) <= 100:
         return max(1, math.ceil(float(m.group(1)) * size / 100 - 1e-9))
-    raise ValueError(f"'{rule}' is not a group rule I can read; write '3 of 4', 'all' or '75%'")
+    example = f"'{max(size - 1, 1)} of {size}'" if size > 1 else "'1 of 1'"
+    both = " ('both' is written 'all')" if re.search(r"\bboth\b", text) else ""
+    raise ValueError(
+        f"'{rule}' is not a group rule I can read; write {example}, 'all' or '75%'{both}"
+    )
 
 
 class Contract(_Strict):

@@ -8,6 +8,7 @@ A file that does not validate is rejected whole: nothing from it is used.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from kpibot.engine import model
 from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
 from kpibot.engine.model import Contract
-from kpibot.engine.targets import TargetError, compile_contract
+from kpibot.engine.targets import CompiledKpi, TargetError, compile_contract
+from kpibot.files.draft import smaller_words
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,58 @@ def _field_name(loc: Sequence[int | str], data: Any) -> str:
     return ".".join(parts)
 
 
+# Keys that KPI tables use for a term kpibot names otherwise.
+_ALIASES = {
+    "title": "name",
+    "measure": "name",
+    "indicator": "name",
+    "ref": "code",
+    "reference": "code",
+    "kpi": "code",
+    "direction": "polarity",
+    "targets_by_year": "targets",
+}
+
+
+def _known_fields() -> set[str]:
+    """Every field name any contract term takes, to suggest one for a misspelt key."""
+    names: set[str] = set()
+    for value in vars(model).values():
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            names.update(value.model_fields)
+    return names
+
+
+def _reason(err: Any, loc: Sequence[int | str]) -> str:
+    """One sentence for a pydantic error: what was written, and what to write instead."""
+    kind = err.get("type")
+    last = str(loc[-1]) if loc else ""
+    given = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        close = [_ALIASES[last]] if last in _ALIASES else []
+        close = close or difflib.get_close_matches(last, sorted(_known_fields()), n=1, cutoff=0.75)
+        hint = f"; did you mean '{close[0]}'?" if close else "; remove it or check its spelling"
+        return f"'{last}' is not a term kpibot knows here{hint}"
+    if kind == "missing":
+        return f"'{last}' is required here and missing"
+    if kind == "literal_error" and isinstance(given, str | int | float):
+        expected = ctx.get("expected", "one of the values kpibot knows")
+        hint = ""
+        if last == "polarity":
+            hint = " (or 'higher is better', 'lower is better')"
+        elif last == "unit" and str(given).strip().lower() in ("%", "per cent", "percentage"):
+            hint = f"; '{given}' is written 'percent'"
+        return f"'{given}' is not allowed here; write {expected}{hint}"
+    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type") and isinstance(
+        given, str
+    ):
+        return (
+            f"'{given}' is not a date kpibot can read; write dates as YYYY-MM-DD, like 2019-04-01"
+        )
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
 def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
     """Validate one contract's YAML text; raise ``ContractFilesInvalid`` naming every error."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -132,13 +187,13 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
                     path,
                     _line_for(node(), loc),
                     _field_name(loc, data) or None,
-                    err["msg"].removeprefix("Value error, "),
+                    _reason(err, loc),
                 )
             )
         raise ContractFilesInvalid(errors) from None
 
     try:
-        compile_contract(contract)
+        compiled = compile_contract(contract)
         ReturnCalendar.for_contract(contract)
         incident_rules(contract.incidents)
     except (TargetError, CalendarError) as exc:
@@ -154,7 +209,76 @@ def parse_contract_text(text: str, path: str = "<contract>") -> Contract:
         raise ContractFilesInvalid(
             [ContractFileError(path, _line_for(node(), eloc), exc.field, str(exc))]
         ) from None
+    misreads = [
+        ContractFileError(path, _line_for(node(), loc), _field_name(loc, data), reason)
+        for loc, reason in _misreads(contract, compiled, data)
+    ]
+    if misreads:
+        raise ContractFilesInvalid(misreads)
     return contract
+
+
+def _misreads(
+    contract: Contract, compiled: dict[str, CompiledKpi], data: dict[str, Any]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """Terms that read cleanly but would rate figures the wrong way round: refused, naming why.
+
+    A KPI that gives no polarity is read as higher is better; when its name says a lower
+    figure is better ("missed visits", "average days to complete") and its target is a bare
+    figure whose direction only the polarity decides, the file must say which it is. A
+    percentage target for a KPI declared in another unit (or the other way round) is refused
+    too: figures would be compared with a threshold of a different kind.
+    """
+    raw = data.get("kpis")
+    raw_kpis = raw if isinstance(raw, list) else []
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, kpi in enumerate(contract.kpis):
+        given = raw_kpis[i] if i < len(raw_kpis) and isinstance(raw_kpis[i], dict) else {}
+        years = compiled[kpi.code].years
+        bare = [
+            t.target
+            for t in years.values()
+            if t.target.kind in ("threshold", "range")
+            and t.target.op is None
+            and t.target.within is None
+            and not t.target.grade
+        ]
+        words = smaller_words(kpi.name)
+        if "polarity" not in given and bare and words:
+            out.append(
+                (
+                    ("kpis", i, "name"),
+                    f"KPI {kpi.code} gives no polarity, so its target '{bare[0].text.strip()}' "
+                    f"would be read as higher is better, but its name says '{words}'; add "
+                    "'polarity: smaller' (or 'polarity: bigger' if a higher figure really is "
+                    "better)",
+                )
+            )
+        for year, terms in years.items():
+            for role, term in (
+                ("target", terms.target),
+                ("tolerance", terms.tolerance),
+                ("critical_failure", terms.critical),
+            ):
+                if term is None or term.kind not in ("threshold", "range") or not term.unit:
+                    continue
+                unit = term.unit
+                if kpi.unit and (unit == "percent") != (kpi.unit == "percent"):
+                    field = "targets" if role == "target" and year in kpi.targets else role
+                    out.append(
+                        (
+                            ("kpis", i, field),
+                            f"KPI {kpi.code}'s unit is '{kpi.unit}' but its "
+                            f"{role.replace('_', ' ')} '{term.text.strip()}' is in "
+                            f"{unit.replace('_', ' ')}; make 'unit:' match the figures the "
+                            "contract reports (or leave 'unit:' out)",
+                        )
+                    )
+                    break
+            else:
+                continue
+            break
+    return out
 
 
 def load_contract_file(path: Path) -> Contract:
@@ -205,6 +329,21 @@ def load_contracts(paths: Iterable[Path]) -> list[Contract]:
     if errors:
         raise ContractFilesInvalid(errors)
     return contracts
+
+
+def unused_terms(contract: Contract) -> list[str]:
+    """Notes on terms a file gives that are never used, for ``kpibot contracts check``.
+
+    A KPI's ``target:`` is only the default for years ``targets:`` leaves out; when ``targets:``
+    names every contract year, the ``target:`` words are never read.
+    """
+    years = {y.year for y in contract.contract_years}
+    return [
+        f"KPI {k.code}: its 'target' ('{k.target}') is never used, because 'targets' gives "
+        "every contract year; move its words to a comment or drop a year from 'targets'"
+        for k in contract.kpis
+        if k.target is not None and k.targets and years <= set(k.targets)
+    ]
 
 
 def load_contract_dir(directory: Path) -> list[Contract]:

@@ -42,7 +42,19 @@ HEADER = """\
 # Header words that name each column (after tables.normalise_header: lower case, underscores).
 _COLUMNS = {
     "reference": ("ref", "reference", "code", "kpi", "kpi_ref", "kpi_no", "no", "number", "id"),
-    "measure": ("measure", "indicator", "kpi_name", "name", "description", "title", "measure_name"),
+    "measure": (
+        "measure",
+        "indicator",
+        "kpi_name",
+        "name",
+        "description",
+        "title",
+        "measure_name",
+        "key_performance_indicator",
+        "performance_indicator",
+        "kpi_description",
+        "indicator_name",
+    ),
     "polarity": ("polarity", "direction", "good_performance_is", "better"),
     "target": ("target", "targets", "target_range", "target_level"),
     "tolerance": ("tolerance", "tolerance_range", "amber", "amber_threshold"),
@@ -59,6 +71,12 @@ _SMALLER_WORDS = re.compile(
     r"days to|time to|re-?let|turnaround)\b",
     re.IGNORECASE,
 )
+
+
+def smaller_words(measure: str) -> str | None:
+    """The words in a measure's name that say a lower figure is better, or None."""
+    m = _SMALLER_WORDS.search(measure)
+    return m.group(0) if m else None
 
 
 # Words in a measure's name that let its figures go below zero (days behind, a fall).
@@ -82,6 +100,27 @@ class Draft:
     notes: list[str] = field(default_factory=list)
 
 
+_ORDINALS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5}
+_YEAR_TARGET = re.compile(
+    r"(?:^|_)(?:(first|second|third|fourth|fifth|(\d)(?:st|nd|rd|th)?)_(?:contract_)?(?:year|yr)"
+    r"|(?:year|yr)\.?_?(\d))(?:\.|_|$)"
+)
+
+
+def _year_target_header(col: str) -> int | None:
+    """The contract year a target column is for: 'First year target', 'Target 2nd yr. onwards',
+    'Year 3 target' → 1, 2, 3; None for any other column."""
+    if "target" not in col:
+        return None
+    m = _YEAR_TARGET.search(col)
+    if not m:
+        return None
+    word, digit, after = m.groups()
+    if word in _ORDINALS:
+        return _ORDINALS[word]
+    return int(digit or after)
+
+
 def _find_columns(table: Table) -> tuple[dict[str, str], dict[str, Period]]:
     roles: dict[str, str] = {}
     figures: dict[str, Period] = {}
@@ -89,6 +128,8 @@ def _find_columns(table: Table) -> tuple[dict[str, str], dict[str, Period]]:
         period = _period_header(col)
         if period is not None:
             figures[col] = period
+            continue
+        if _year_target_header(col) is not None:
             continue
         for role, names in _COLUMNS.items():
             if role not in roles and (col in names or any(col.startswith(n + "_") for n in names)):
@@ -158,10 +199,18 @@ def draft_contract(
     cannot = guessed = 0
     codes: set[str] = set()
     count = 0
+    year_cols = sorted(
+        ((y, col) for col in table.columns if (y := _year_target_header(col)) is not None),
+    )
     for row in table:
         measure = " ".join(row.get(roles.get("measure", "")).split())
         target = " ".join(row.get(roles.get("target", "")).split())
         tolerance = " ".join(row.get(roles.get("tolerance", "")).split())
+        by_year = {y: t for y, col in year_cols if (t := " ".join(row.get(col).split()))}
+        if by_year and not target:
+            target = by_year[min(by_year)]
+        else:
+            by_year = {}
         if not measure and not target:
             continue
         count += 1
@@ -169,7 +218,7 @@ def draft_contract(
         if code in codes:
             code = f"{code}-{count}"
         codes.add(code)
-        lines, c, g = _kpi_lines(row, roles, code, measure, target, tolerance)
+        lines, c, g = _kpi_lines(row, roles, code, measure, target, tolerance, by_year)
         body.extend(lines)
         cannot += c
         guessed += g
@@ -190,7 +239,15 @@ def draft_contract(
     reporting = "quarter" if "quarter" in kinds or not kinds else sorted(kinds)[0]
     head.append(f"reporting: {{period: {reporting}, year_start_month: 4}}")
     head.append("contract_years:")
-    if years:
+    last_year = max((y for y, _ in year_cols), default=0)
+    if last_year and not years:
+        for y in range(1, last_year + 1):
+            head.append(
+                f"  - {{year: {y}, start: YYYY-MM-DD, end: YYYY-MM-DD}}  {CANNOT_READ} the table "
+                f"names contract year {y} but gives no dates; write them"
+            )
+            cannot += 1
+    elif years:
         for i, (label, p) in enumerate(years, start=1):
             head.append(
                 f"  - {{year: {i}, label: {_q(label)}, start: {p.start.isoformat()}, "
@@ -227,6 +284,7 @@ def _kpi_lines(
     measure: str,
     target: str,
     tolerance: str,
+    by_year: dict[int, str] | None = None,
 ) -> tuple[list[str], int, int]:
     cannot = guessed = 0
     lines = [f"  - code: {_q(code)}"]
@@ -272,6 +330,22 @@ def _kpi_lines(
     for field_name, text, role in cells:
         if field_name != "target" and not text:
             parsed[field_name] = None
+            continue
+        if field_name == "target" and by_year:
+            lines.append(
+                "    targets:  # one column per contract year; a later year reuses the last"
+            )
+            parsed["target"] = None
+            for year, words in by_year.items():
+                try:
+                    t = parse_target(words, polarity, role="target", measure=measure)
+                except TargetError as exc:
+                    why = str(exc).removeprefix(f"cannot read '{words}': ")
+                    lines.append(f"      {year}: {_q(words)}  {CANNOT_READ} {_one_line(why)}")
+                    cannot += 1
+                    continue
+                parsed["target"] = parsed["target"] or t
+                lines.append(f"      {year}: {_q(words)}  # reads: {_one_line(t.explain())}")
             continue
         try:
             t = parse_target(text, polarity, role=role, measure=measure)

@@ -104,3 +104,88 @@ def test_the_new_commands_have_help(capsys, command):
     with pytest.raises(SystemExit) as done:
         main(["contracts", command, "--help"])
     assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+PUBLIC = Path(__file__).resolve().parents[1] / "fixtures" / "public_contracts"
+
+
+def test_check_reports_every_file_good_and_bad(tmp_path, capsys):
+    """Defect: one bad file hid whether the others checked; now each file gets its answer."""
+    bad = tmp_path / "missed.yaml"
+    bad.write_text(
+        LATER_FIRST.replace("id: later", "id: missed").replace(
+            '{code: "A", name: New measure,', '{code: "A", name: Missed visits,'
+        )
+    )
+    good = PUBLIC / "devon-cares-home-care.yaml"
+    code, out, err = run(capsys, "contracts", "check", str(good), str(bad))
+    assert code == 2
+    assert "ok  devon-cares-home-care: 10 KPIs" in out and f"({good})" in out
+    assert f"{bad}, line 10, field 'kpis[A].name': KPI A gives no polarity" in err
+    assert "1 of 2 file(s) have problems; `kpibot contracts load` loads nothing" in err
+
+
+def test_check_notes_a_target_that_targets_by_year_overrides(tmp_path, capsys):
+    path = tmp_path / "shadowed.yaml"
+    path.write_text(
+        LATER_FIRST.replace(
+            '{code: "B", name: Old measure, targets: {1: "80%"}}',
+            '{code: "B", name: Old measure, target: "80- 99%", targets: {1: "80%", 2: "85%", 3: "90%"}}',
+        )
+    )
+    code, out, _ = run(capsys, "contracts", "check", str(path))
+    assert code == 0
+    assert (
+        "note: KPI B: its 'target' ('80- 99%') is never used, because 'targets' gives every "
+        "contract year" in out
+    )
+
+
+def test_check_with_no_files_found_is_one_sentence(tmp_path, capsys):
+    code, _, err = run(capsys, "contracts", "check", str(tmp_path / "nowhere.yaml"))
+    assert code == 2
+    assert err.strip() == (
+        f"No contract files found at {tmp_path / 'nowhere.yaml'}; give YAML files or a folder of them."
+    )
+
+
+def test_a_newcomer_loads_a_public_contract_imports_a_quarter_and_gets_status(tmp_path):
+    """The README's path for a new contract, end to end on SQLite, with invented TEST FIGURES."""
+    from tests.cli.test_main import kpibot
+
+    env = {"KPIBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "KPIBOT_TODAY": "2018-01-15"}
+    kpibot("contracts", "check", str(PUBLIC), env=env)
+    loaded = kpibot("contracts", "load", str(PUBLIC), env=env).stdout
+    assert "loaded  housing-repairs-incentive: 8 KPIs" in loaded
+    stored = kpibot(
+        "import",
+        str(PUBLIC / "housing-repairs-incentive.figures.csv"),
+        "--contract",
+        "housing-repairs-incentive",
+        env=env,
+    ).stdout
+    assert "Stored 10 figure(s)" in stored
+    out = kpibot("status", "housing-repairs-incentive", "--period", "2015/16 Q2", env=env).stdout
+    # Worked by hand from the table: 1, 4, 5, 6b miss their first-year targets; 2, 3, 6a, 7 meet them.
+    assert "4 red  0 amber  4 green  0 grey" in out
+    assert "11.5 days" in out and "10 days" in out
+
+
+def test_load_from_a_folder_with_no_contracts_says_so(tmp_path, capsys, monkeypatch):
+    """Defect: `contracts load` of an empty folder printed nothing and exited 0."""
+    monkeypatch.setenv("KPIBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    empty = tmp_path / "contracts"
+    empty.mkdir()
+    code, out, err = run(capsys, "contracts", "load", str(empty))
+    assert code == 2 and out == ""
+    assert (
+        err.strip()
+        == f"There are no contract files (*.yaml, *.yml) in {empty}. Nothing was loaded."
+    )
+
+
+def test_explain_a_near_miss_id_suggests_the_contract(capsys):
+    code, _, err = run(capsys, "contracts", "explain", "childrens-trus")
+    assert code == 2
+    assert "Did you mean 'childrens-trust'?" in err
+    assert "give its YAML file: kpibot contracts explain path/to/contract.yaml" in err

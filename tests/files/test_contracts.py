@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from kpibot.engine.groups import group_verdicts
+from kpibot.engine.scorecard import Scorecard
 from kpibot.engine.targets import compile_contract
-from kpibot.files.contracts import ContractFilesInvalid, load_contracts, parse_contract_text
+from kpibot.files.contracts import (
+    ContractFilesInvalid,
+    load_contract_file,
+    load_contracts,
+    parse_contract_text,
+)
 from tests.conftest import CONTRACTS_DIR
 
 
@@ -150,3 +159,193 @@ def test_an_ambiguous_number_in_a_target_is_refused_naming_the_kpi():
     with pytest.raises(ContractFilesInvalid) as err:
         parse_contract_text(GOOD.replace('target: "95%"', 'target: "95,5%"'), "demo.yaml")
     assert "'95,5' could mean 95.5 or 955" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Two real public KPI tables kpibot was not built from (tests/fixtures/public_contracts): each
+# loads, and its invented TEST FIGURES rate as worked out by hand from the contract's words.
+PUBLIC = Path(__file__).resolve().parents[1] / "fixtures" / "public_contracts"
+
+
+def _public_rags(name: str) -> tuple[dict[tuple[str, str], str], Scorecard]:
+    contract = load_contract_file(PUBLIC / f"{name}.yaml")
+    with (PUBLIC / f"{name}.figures.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["note"] == "TEST FIGURE (invented)" for r in rows)
+    figures = pd.DataFrame(
+        [
+            {
+                "contract": contract.id,
+                "kpi": r["kpi"],
+                "period": r["period"],
+                "value": float(r["value"]),
+                "benchmark": None,
+            }
+            for r in rows
+        ]
+    )
+    card = Scorecard.build(contract, figures)
+    rags = dict(
+        zip(
+            zip(card.frame["kpi"], card.frame["period"], strict=True),
+            card.frame["rag"],
+            strict=True,
+        )
+    )
+    assert len(rags) == len(rows)
+    return rags, card
+
+
+def test_devon_cares_home_care_rates_as_its_table_says():
+    rags, _ = _public_rags("devon-cares-home-care")
+    assert rags == {
+        # 1 Referrals refused, "0%", lower is better: any refusal misses it.
+        ("1", "2019-10"): "green",
+        ("1", "2019-11"): "red",
+        ("1", "2019-12"): "green",
+        # 2 Hand backs, "0%".
+        ("2", "2019-10"): "green",
+        ("2", "2019-11"): "green",
+        ("2", "2019-12"): "red",
+        # 5 Missed visits, "2%": at most 2% (2% itself meets it); 3.1% misses it.
+        ("5", "2019-10"): "green",
+        ("5", "2019-11"): "green",
+        ("5", "2019-12"): "red",
+        # 6 Placement suspensions, "0%".
+        ("6", "2019-10"): "green",
+        ("6", "2019-11"): "green",
+        ("6", "2019-12"): "red",
+        # 7 Punctuality, "90%": 90 meets it, 88 does not (no tolerance in the table).
+        ("7", "2019-10"): "green",
+        ("7", "2019-11"): "green",
+        ("7", "2019-12"): "red",
+        # 3a within 4 hours, "Yr 1 80%": 81 meets it. 3b within 2 days, "100%": 97 does not.
+        ("3a", "2019/20 Q3"): "green",
+        ("3b", "2019/20 Q3"): "red",
+        # 4a on the planned start date, "Yr 1 80%": 79.5 misses it. 4b within 5 working days, 100%.
+        ("4a", "2019/20 Q3"): "red",
+        ("4b", "2019/20 Q3"): "green",
+    }
+
+
+def test_housing_repairs_rates_by_contract_year_and_its_group_rule():
+    rags, card = _public_rags("housing-repairs-incentive")
+    assert rags == {
+        ("1", "2015/16 Q2"): "red",  # 99.6% against 100.00%
+        ("2", "2015/16 Q2"): "green",  # 93% against the first year's 93.00%
+        ("2", "2016/17 Q1"): "red",  # 94% against the 2nd year's 95.00%
+        ("3", "2015/16 Q2"): "green",  # 96.1% against 95.00%
+        ("4", "2015/16 Q2"): "red",  # an average of 11.5 days against 10 days (fewer is better)
+        ("5", "2015/16 Q2"): "red",  # 84.9% against 85.00%
+        ("6a", "2015/16 Q2"): "green",  # 95% against 92.00%
+        ("6a", "2017/18 Q1"): "red",  # 97% against 98.00%, carried from the 2nd year
+        ("6b", "2015/16 Q2"): "red",  # 89% against 90.00%
+        ("7", "2015/16 Q2"): "green",  # 98.5% against 98.00%
+    }
+    (verdict,) = group_verdicts(card.contract, card.at(card.contract.parse_period("2015/16 Q2")))
+    assert (verdict.verdict, verdict.met, verdict.not_met) == ("not performed", 1, ("6b",))
+
+
+_ONE_KPI = """id: misread
+name: Misread
+commissioner: {{name: Council}}
+provider: {{name: Provider}}
+contract_years:
+  - {{year: 1, start: 2019-04-01, end: 2020-03-31}}
+kpis:
+  - code: "5"
+    name: {name}
+{extra}    target: "{target}"
+"""
+
+
+def test_a_lower_is_better_name_without_polarity_is_refused_not_read_upside_down():
+    """Defect: 'missed visits' with target '2%' and no polarity rated 3.1% green."""
+    text = _ONE_KPI.format(name="Missed visits (% of planned visits)", extra="", target="2%")
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "home-care.yaml")
+    assert str(exc.value) == (
+        "home-care.yaml, line 9, field 'kpis[5].name': KPI 5 gives no polarity, so its target "
+        "'2%' would be read as higher is better, but its name says 'Missed'; add 'polarity: "
+        "smaller' (or 'polarity: bigger' if a higher figure really is better)"
+    )
+    # Either polarity, written down, is the author's decision and loads.
+    for polarity in ("smaller", "bigger"):
+        extra = f"    polarity: {polarity}\n"
+        text = _ONE_KPI.format(name="Missed visits", extra=extra, target="2%")
+        assert parse_contract_text(text).kpi("5").polarity == polarity
+    # A time limit in the measure makes a share within it bigger-is-better: not refused.
+    text = _ONE_KPI.format(name="Complaints answered within 15 days", extra="", target="90%")
+    assert parse_contract_text(text).kpi("5").polarity == "bigger"
+
+
+def test_a_percentage_target_for_a_count_kpi_is_refused():
+    text = _ONE_KPI.format(
+        name="Placement suspensions", extra="    unit: count\n    polarity: smaller\n", target="0%"
+    )
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "home-care.yaml")
+    assert str(exc.value) == (
+        "home-care.yaml, line 12, field 'kpis[5].target': KPI 5's unit is 'count' but its target "
+        "'0%' is in percent; make 'unit:' match the figures the contract reports (or leave "
+        "'unit:' out)"
+    )
+
+
+def test_a_newcomers_slips_are_refused_with_what_to_write_instead():
+    """Defect: pydantic's 'Extra inputs are not permitted', 'Field required' and 'Input should
+    be ...' named the field but not what to write."""
+    text = """id: slips
+name: Slips
+commissioner: {name: C}
+provider: {name: P}
+reporting: {period: monthly}
+contract_years:
+  - {year: 1, start: 01/04/2019, end: 2020-03-31}
+kpis:
+  - code: "1"
+    name: Something
+    polarity: high
+    unit: "%"
+    tolerence: "85%"
+    target: "90%"
+  - code: "2"
+    title: Other
+    target: "90%"
+"""
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "slips.yaml")
+    said = [str(e) for e in exc.value.errors]
+    assert (
+        "slips.yaml, line 5, field 'reporting.period': 'monthly' is not allowed here; write "
+        "'quarter', 'month' or 'year'"
+    ) in said
+    assert (
+        "slips.yaml, line 7, field 'contract_years[0].start': '01/04/2019' is not a date kpibot "
+        "can read; write dates as YYYY-MM-DD, like 2019-04-01"
+    ) in said
+    assert any(s.endswith("; '%' is written 'percent'") for s in said)
+    assert (
+        "slips.yaml, line 11, field 'kpis[1].polarity': 'high' is not allowed here; write "
+        "'bigger' or 'smaller' (or 'higher is better', 'lower is better')"
+    ) in said
+    assert (
+        "slips.yaml, line 13, field 'kpis[1].tolerence': 'tolerence' is not a term kpibot knows "
+        "here; did you mean 'tolerance'?"
+    ) in said
+    assert "slips.yaml, line 15, field 'kpis[2].name': 'name' is required here and missing" in said
+    assert (
+        "slips.yaml, line 16, field 'kpis[2].title': 'title' is not a term kpibot knows here; "
+        "did you mean 'name'?"
+    ) in said
+
+
+def test_a_group_rule_in_the_contracts_words_says_how_kpibot_writes_it():
+    text = (PUBLIC / "housing-repairs-incentive.yaml").read_text(encoding="utf-8")
+    text = text.replace('rule: "all"', 'rule: "both targets to be met"')
+    with pytest.raises(ContractFilesInvalid) as exc:
+        parse_contract_text(text, "repairs.yaml")
+    assert str(exc.value).endswith(
+        "field 'groups[0]': 'both targets to be met' is not a group rule I can read; write "
+        "'1 of 2', 'all' or '75%' ('both' is written 'all')"
+    )

@@ -111,3 +111,34 @@ def test_a_table_with_references_and_year_columns():
     assert CANNOT_READ in d.yaml and "write them as 2 KPIs" in d.yaml
     assert "2017/18" in d.yaml and "2018/19" in d.yaml
     assert d.figures == 4
+
+
+def test_a_table_with_a_target_column_per_contract_year():
+    """A real repairs appendix: 'Key Performance Indicator', 'First year target', 'Target 2nd yr.
+    onwards'. Defect: the measure column was not found (each KPI was named after its target) and
+    only the 2nd year's column was read, as the target for every year."""
+    table = read_table_bytes(
+        b"KPI no.,Key Performance Indicator,First year target,Target 2nd yr. onwards\n"
+        b"2,Percentage of tenants satisfied with the repairs service,93.00%,95.00%\n"
+        b"4,Average number of calendar days to complete standard voids,10 days,10 days\n",
+        "repairs.csv",
+    )
+    d = draft_contract(table)
+    assert 'name: "Percentage of tenants satisfied with the repairs service"' in d.yaml
+    assert '      1: "93.00%"  # reads: at least 93%' in d.yaml
+    assert '      2: "95.00%"  # reads: at least 95%' in d.yaml
+    assert "polarity: smaller  # GUESSED: the table gives none; 'days to'" in d.yaml
+    assert '      1: "10 days"  # reads: an average of at most 10 days' in d.yaml
+    assert "target:" not in d.yaml.split("kpis:")[1]
+    assert d.yaml.count("the table names contract year") == 2
+    # Writing the years' dates (the marked lines) is all it takes for check to accept it.
+    edited = d.yaml.replace(
+        "{year: 1, start: YYYY-MM-DD, end: YYYY-MM-DD}",
+        "{year: 1, start: 2015-04-01, end: 2016-03-31}",
+    ).replace(
+        "{year: 2, start: YYYY-MM-DD, end: YYYY-MM-DD}",
+        "{year: 2, start: 2016-04-01, end: 2017-03-31}",
+    )
+    contract = parse_contract_text(edited, "repairs.yaml")
+    assert contract.kpi("2").targets == {1: "93.00%", 2: "95.00%"}
+    assert contract.kpi("4").polarity == "smaller"
