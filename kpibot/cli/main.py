@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -184,6 +185,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------ terminal rendering
 
+PIPED_WIDTH = 160  # status printed to a pipe or a log, where the terminal gives no width
 RAG_STYLE = {"green": "bold green", "amber": "bold yellow", "red": "bold red", "grey": "dim"}
 
 
@@ -198,9 +200,14 @@ def print_status(
     from rich.table import Table
 
     from kpibot.engine.describe import POSITION_WORDS, format_value, trend_text
+    from kpibot.engine.groups import group_verdicts
     from kpibot.engine.scorecard import compiled
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal and "COLUMNS" not in os.environ:
+            # Piped or logged: a wide page, not 80 columns of words folded five letters wide.
+            console = Console(width=PIPED_WIDTH)
     card = services.scorecard(contract, period)  # type: ignore[attr-defined]
     rows = card.at(period)
     comp = compiled(contract)
@@ -223,7 +230,10 @@ def print_status(
         "Trend",
         "Critical",
     ):
-        table.add_column(col, overflow="fold", max_width=44 if col == "Measure" else None)
+        wraps = col in ("Measure", "Target", "Tolerance")  # the rest are a word or two: never cut
+        table.add_column(
+            col, overflow="fold", no_wrap=not wraps, max_width=44 if col == "Measure" else None
+        )
     counts = {"green": 0, "amber": 0, "red": 0, "grey": 0}
     for r in rows.itertuples(index=False):
         kpi = contract.kpi(r.kpi)
@@ -253,6 +263,8 @@ def print_status(
         f"[bold red]{counts['red']} red[/]  [bold yellow]{counts['amber']} amber[/]  "
         f"[bold green]{counts['green']} green[/]  [dim]{counts['grey']} grey[/]"
     )
+    for verdict in group_verdicts(contract, rows):  # as chat's status shows them
+        console.print(f"Group rule: {verdict.text()}", markup=False, highlight=False)
 
 
 # ------------------------------------------------------------------------------ parser

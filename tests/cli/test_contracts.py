@@ -169,6 +169,9 @@ def test_a_newcomer_loads_a_public_contract_imports_a_quarter_and_gets_status(tm
     # Worked by hand from the table: 1, 4, 5, 6b miss their first-year targets; 2, 3, 6a, 7 meet them.
     assert "4 red  0 amber  4 green  0 grey" in out
     assert "11.5 days" in out and "10 days" in out
+    # "both targets to be met": 6a met, 6b not, so the group is not performed, as chat says it.
+    assert "Group rule: KPI 6 Repairs completed on time" in out
+    assert "not performed (1 of 2 met; the rule is all; not met: 6b)" in out
 
 
 def test_load_from_a_folder_with_no_contracts_says_so(tmp_path, capsys, monkeypatch):

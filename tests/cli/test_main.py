@@ -39,6 +39,24 @@ def test_load_then_status_shows_every_seed_004_kpi(env, seed_contracts):
     assert "6 red" in out
 
 
+def test_status_piped_without_a_terminal_width_is_readable(env):
+    # `kpibot status … | less` or a cron log: no terminal, no COLUMNS. The table is printed
+    # wide; short cells are never folded ("missi / ng").
+    kpibot("contracts", "load", "config/contracts", env=env)
+    plain = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run(
+        [sys.executable, "-m", "kpibot", "status", "childrens-trust", "--period", "2019/20 Q3"],
+        capture_output=True,
+        text=True,
+        env={**plain, **env},
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    assert max(len(line) for line in out.stdout.splitlines()) > 80
+    assert "within tolerance" in out.stdout and "not met" in out.stdout
+    assert "│ Position" in out.stdout or "┃ Position" in out.stdout
+
+
 def test_import_is_all_or_nothing_from_the_cli(env, tmp_path):
     kpibot("contracts", "load", "config/contracts", env=env)
     bad = tmp_path / "bad.csv"
