@@ -224,3 +224,66 @@ def parse_period(text: str, year_start_month: int = 4) -> Period:
         f"'{raw}' is not a period I can read; write a quarter as '2019/20 Q3', a year as '2019/20' "
         "or a month as '2019-07'."
     )
+
+
+# ------------------------------------------------------------------ reporting frequency words
+
+# Durations inside a frequency ("after at least 6 months, thereafter annually") are not how often
+# a figure is reported; they are dropped before the period words are looked for.
+_DURATION_RE = re.compile(
+    r"\b(?:\d+|one|two|three|four|six|nine|twelve|eighteen)\s*(?:-\s*)?(?:calendar\s+)?"
+    r"(?:months?|quarters?|years?)\b(?!\s*-?\s*ly)",
+    re.IGNORECASE,
+)
+# Periods kpibot does not track: a figure reported so is refused, not filed under another kind.
+_UNTRACKED_RE = re.compile(
+    r"\b(?:(?:six|6|two|2)\s*-?\s*monthly|bi-?monthly|bi-?annual(?:ly)?"
+    r"|semi-?annual(?:ly)?|half[\s-]*year(?:ly)?|twice\s+(?:a|per|each|every)\s+year"
+    r"|every\s+(?:six|6|two|2|other)\s+months?|daily|weekly|fortnightly|termly"
+    r"|each\s+term|per\s+term|every\s+(?:day|week|term))\b",
+    re.IGNORECASE,
+)
+_FREQUENCY_WORDS: tuple[tuple[PeriodKind, re.Pattern[str]], ...] = (
+    (
+        "quarter",
+        re.compile(r"\bevery\s+(?:three|3)\s+months\b|\b(?:three|3)\s*-?\s*monthly\b", re.I),
+    ),
+    ("year", re.compile(r"\bevery\s+(?:twelve|12)\s+months\b|\bevery\s+year\b", re.I)),
+    ("month", re.compile(r"\b(?:monthly|months?|per\s+month)\b", re.IGNORECASE)),
+    ("quarter", re.compile(r"\b(?:quarterly|quarters?|per\s+quarter)\b", re.IGNORECASE)),
+    (
+        "year",
+        re.compile(r"\b(?:annual(?:ly)?|yearly|years?|per\s+annum|ncmp|annum)\b", re.IGNORECASE),
+    ),
+)
+UNTRACKED_FREQUENCY = (
+    "frequency '{text}' names '{words}', a period kpibot does not track (it tracks months, "
+    "quarters and years); write the period the figure is reported for, such as 'Quarterly' or "
+    "'Annually', and keep the contract's words in a note"
+)
+
+
+@lru_cache(maxsize=1024)
+def frequency_kind(text: str) -> PeriodKind | None:
+    """The period kind a KPI's frequency words name, the most frequent when several are named
+    ("Quarterly & Annually" is quarterly); None when they name none ("In line with Ofsted
+    Framework": as the contract reports). A period kpibot does not track ("Six-monthly",
+    "Weekly", "Termly") raises ``PeriodError`` naming the words rather than being read as
+    another kind.
+
+    >>> frequency_kind("Quarterly & Annually"), frequency_kind("after at least 6 months, thereafter annually")
+    ('quarter', 'year')
+    >>> frequency_kind("Six-monthly")
+    Traceback (most recent call last):
+        ...
+    kpibot.engine.periods.PeriodError: frequency 'Six-monthly' names 'Six-monthly', a period kpibot does not track (it tracks months, quarters and years); write the period the figure is reported for, such as 'Quarterly' or 'Annually', and keep the contract's words in a note
+    """
+    untracked = _UNTRACKED_RE.search(text)
+    if untracked:
+        raise PeriodError(UNTRACKED_FREQUENCY.format(text=text.strip(), words=untracked.group(0)))
+    for kind, pattern in _FREQUENCY_WORDS[:2]:  # "every 3 months": before durations go
+        if pattern.search(text):
+            return kind
+    words = _DURATION_RE.sub(" ", text)
+    found = {kind for kind, pattern in _FREQUENCY_WORDS[2:] if pattern.search(words)}
+    return next((kind for kind in ("month", "quarter", "year") if kind in found), None)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms_frame
 from kpibot.engine.model import KPI, Contract
-from kpibot.engine.periods import Period
+from kpibot.engine.periods import Period, PeriodError, frequency_kind
 from kpibot.engine.profile import period_percents
 from kpibot.engine.targets import CompiledKpi, compile_contract
 
@@ -32,20 +32,17 @@ FIGURE_COLUMNS = ["contract", "kpi", "period", "value", "benchmark"]
 
 
 def reporting_kind(kpi: KPI, default: str = "quarter") -> str:
-    """The period kind a KPI is reported in, read from its frequency ("Quarterly & Annually").
+    """The period kind a KPI is reported in, read from its frequency ("Quarterly & Annually";
+    ``kpibot.engine.periods.frequency_kind``).
 
     A KPI without a frequency is reported as the contract reports (``default``).
     """
     if not kpi.frequency:
         return default
-    f = kpi.frequency.lower()
-    if "month" in f:
-        return "month"
-    if "quarter" in f:
-        return "quarter"
-    if "annual" in f or "year" in f or "ncmp" in f:
-        return "year"
-    return default
+    try:
+        return frequency_kind(kpi.frequency) or default
+    except PeriodError:  # refused when the contract is checked; stored before that: as reported
+        return default
 
 
 _COMPILED: dict[int, tuple[Contract, dict[str, CompiledKpi]]] = {}

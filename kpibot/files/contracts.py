@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from kpibot.engine import model
 from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
 from kpibot.engine.model import Contract
+from kpibot.engine.periods import PeriodError, frequency_kind
 from kpibot.engine.targets import CompiledKpi, TargetError, compile_contract
 from kpibot.files.draft import smaller_words
 
@@ -243,6 +244,11 @@ def _misreads(
             and t.target.within is None
             and not t.target.grade
         ]
+        if kpi.frequency:
+            try:
+                frequency_kind(kpi.frequency)
+            except PeriodError as exc:
+                out.append((("kpis", i, "frequency"), str(exc)))
         words = smaller_words(kpi.name)
         if "polarity" not in given and bare and words:
             out.append(

@@ -349,3 +349,38 @@ def test_a_group_rule_in_the_contracts_words_says_how_kpibot_writes_it():
         "field 'groups[0]': 'both targets to be met' is not a group rule I can read; write "
         "'1 of 2', 'all' or '75%' ('both' is written 'all')"
     )
+
+
+@pytest.mark.parametrize(
+    ("frequency", "kind"),
+    [
+        ("Quarterly & Annually", "quarter"),
+        ("Every 3 months", "quarter"),
+        # a duration is not a frequency: this KPI is reported once a year, not monthly
+        ("After at least 6 months of service, thereafter annually", "year"),
+        ("In line with Ofsted Framework", "quarter"),  # no period named: as the contract reports
+    ],
+)
+def test_a_kpi_is_reported_in_the_period_its_frequency_words_name(frequency, kind):
+    from kpibot.engine.scorecard import reporting_kind
+
+    contract = parse_contract_text(
+        GOOD.replace(
+            "    polarity: bigger\n", f'    polarity: bigger\n    frequency: "{frequency}"\n'
+        )
+        + "reporting: {period: quarter}\n",
+        "demo.yaml",
+    )
+    assert reporting_kind(contract.kpi("1"), contract.reporting.period) == kind
+
+
+@pytest.mark.parametrize("frequency", ["Six-monthly", "Bi-annually", "Weekly", "Termly"])
+def test_a_frequency_kpibot_does_not_track_is_refused_not_filed_as_another(frequency):
+    text = GOOD.replace(
+        "    polarity: bigger\n", f'    polarity: bigger\n    frequency: "{frequency}"\n'
+    )
+    with pytest.raises(ContractFilesInvalid) as err:
+        parse_contract_text(text, "demo.yaml")
+    (e,) = err.value.errors
+    assert (e.path, e.line, e.field) == ("demo.yaml", 11, "kpis[1].frequency")
+    assert f"names '{frequency}'" in e.reason and "'Quarterly'" in e.reason
