@@ -71,6 +71,11 @@ _NO_TARGET: list[tuple[re.Pattern[str], str | None, bool]] = [
         True,
     ),
     (re.compile(r"^(data only|annual indicator|monitoring only)$"), "no target: data only", True),
+    (
+        re.compile(r"^no ([a-z-]+ )?(standard|target)s?( (set|applies|agreed))?$"),
+        "no target: none is set",
+        True,
+    ),
     (re.compile(r"^for (information|info)\b"), "no target: for information only", True),
     (
         re.compile(r"^for baseline\b|^baseline( information| only)?$|^baselining$"),
@@ -181,6 +186,7 @@ def read_phrase(
             reason = f"no target: {shown}"
         return Reading(original, "no_target", reason=reason)
     _refuse_outright(shown, low, lexed)
+    _refuse_start_date(shown, lexed)
     if _FAILURE_LEAD.match(low) and role != "critical":
         failure = read_phrase(text, polarity, measure=measure, unit=unit, role="critical")
         if failure.kind in ("threshold", "range"):
@@ -194,6 +200,7 @@ def read_phrase(
     ctx.hi = len(lexed.tokens)
     ctx.notes.extend(lexed.notes)
     _set_aside(ctx)
+    _refuse_report(ctx, low)
     readings = []
     clauses = _clauses(ctx)
     for lo, hi in clauses:
@@ -280,6 +287,7 @@ def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     m = re.search(r"\b(taking|take|taken) one year with another\b", low)
     if m:
         raise PhraseRefused(NO_WINDOW.format(words=m.group(0)))
+    _refuse_two_periods(shown, low)
     toks = lexed.tokens
     for i, t in enumerate(toks):
         if t.low == "per" and t.kind == "word":
@@ -438,7 +446,8 @@ def _outturns(ctx: Clause) -> None:
             continue
         before = ctx.words_before(i, 5)
         if (
-            before[:2] in (["of", "target"], ["of", "goal"])
+            before[:2] in (["of", "target"], ["of", "goal"], ["of", "threshold"])
+            or (before[:2] == ["target", "("] and any(x.kind == "qty" for x in toks[:i]))
             or (before[:1] == ["was"] and "target" in before)
             or (before[:2] == ["be", "will"] and "target" in before)
             or (before[:1] == ["is"] and "target" in before)
@@ -446,8 +455,12 @@ def _outturns(ctx: Clause) -> None:
         ) or ctx.words_after(i, 1) == ["goal"]:
             marks.append(i)
     low = " ".join(t.low for t in toks if t.kind == "word")
-    if not marks or not re.search(
-        r"\b(against|compared|was|were|which|fell|exactly|outturn|performance)\b", low
+    if len(marks) > 1:
+        _refuse_rival_targets(ctx, marks)
+    bracketed = any(ctx.words_before(m, 2) == ["target", "("] for m in marks)
+    if not marks or not (
+        bracketed
+        or re.search(r"\b(against|compared|was|were|which|fell|exactly|outturn|performance)\b", low)
     ):
         return
     for i, t in enumerate(toks):
@@ -483,8 +496,25 @@ def _baselines(ctx: Clause) -> None:
 
 
 def _restated_durations(ctx: Clause) -> None:
-    """'62 days (two months)', '1 month (31 days)': one limit said twice; keep the finer."""
+    """'62 days (two months)', '1 month (31 days)': one limit said twice; keep the finer.
+
+    'the four hour standard of 98 per cent ... within four hours': the standard's name repeats
+    the time limit the sentence gives; the name is set aside.
+    """
     toks = ctx.toks
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or t.unit not in DURATION or i + 1 >= len(toks) or i in ctx.used:
+            continue
+        if toks[i + 1].low not in ("standard", "target", "maximum", "wait", "wait,"):
+            continue
+        same = [
+            k
+            for k, x in enumerate(toks)
+            if k != i and x.kind == "qty" and (x.value, x.unit) == (t.value, t.unit)
+        ]
+        if same and within_word_before(toks, same[0]):
+            ctx.used.add(i)
+            ctx.notes.append(f"'{t.text} {toks[i + 1].text}' names the standard by its time limit")
     for i, t in enumerate(toks):
         if t.kind != "qty" or t.unit not in DURATION or i + 3 >= len(toks):
             continue
@@ -582,3 +612,101 @@ _MEASURE_LIMIT = re.compile(
     r"(?:[ -](?:working|calendar))?[ -](?:seconds?|secs?|minutes?|mins?|hours?|days?|weeks?|"
     r"months?|years?))\b"
 )
+
+
+_PERIOD_WORDS = {"annum": "year", "year": "year", "quarter": "quarter", "month": "month"}
+_PER_PERIOD = re.compile(
+    r"(\d[\d,.]*\s*(?:%|per cent|percent)?)\s*(?:per|a|each) (annum|year|quarter|month)\b"
+)
+
+
+def _refuse_two_periods(shown: str, low: str) -> None:
+    """'15 per cent per annum (3.75 per cent per quarter)': one aim, two reporting periods."""
+    found = [(m.group(0), _PERIOD_WORDS[m.group(2)]) for m in _PER_PERIOD.finditer(low)]
+    periods = {period for _words, period in found}
+    if len(periods) > 1:
+        (a, _), (b, _) = found[0], next(f for f in found if f[1] != found[0][1])
+        raise PhraseRefused(
+            f"'{a}' and '{b}' in '{shown}' give the target for two reporting periods; write the "
+            "one that matches how often the KPI is reported"
+        )
+
+
+def _refuse_start_date(shown: str, lexed: Lexed) -> None:
+    """'since 1 October 2004 ... have had responsibility': a start, not a deadline or a target."""
+    toks = lexed.tokens
+    if any(t.kind == "qty" for t in toks):
+        return
+    for i, t in enumerate(toks):
+        if t.kind == "date" and i > 0 and toks[i - 1].low in ("since", "from"):
+            if any(x.kind == "date" for x in toks[i + 1 :]):
+                return  # 'from 1 April 2019 to 31 March 2020': a window, read elsewhere
+            raise PhraseRefused(
+                f"'{toks[i - 1].text} {t.text}' in '{shown}' says when something began; it is "
+                "not a deadline or a figure to reach"
+            )
+
+
+# Words that report performance rather than set a target: 'we are at 58%', '... achieved an
+# uptake rate of 66 per cent', '92.5 per cent ... were held within 15 working days'.
+_REPORTING = re.compile(
+    r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|performance (is|was) at|"
+    r"(clinics?|services?|providers?|trusts?|we|it|they) (achieved|reached|delivered)|"
+    r"were (held|completed|seen|screened|reviewed|visited|offered|made|answered))\b"
+)
+_COMPARED = re.compile(
+    r"\b(which|that) (?:\w+ )?(exceeded|exceeds|surpassed|beat|missed|met|remains? (higher|lower|"
+    r"above|below|better|worse)|was (higher|lower|above|below|better|worse))\b"
+)
+
+
+def _refuse_report(ctx: Clause, low: str) -> None:
+    """A sentence reporting performance with no target figure of its own: refused, not read.
+
+    '... achieved an uptake rate of 66 per cent. in 2004 ..., which exceeded the national
+    standard' gives outturns and a standard whose level it does not state; reading the outturn as
+    the target would rate every later figure against last year's performance.
+    """
+    left = [i for i, t in enumerate(ctx.toks) if t.kind == "qty" and i not in ctx.used]
+    shares = [i for i in left if ctx.toks[i].unit not in DURATION]
+    named = ("target", "targets", "threshold", "standard", "goal", "aim")
+    if not shares or any(set(ctx.words_before(i, 4)) & set(named) for i in shares):
+        return
+    report = _REPORTING.search(low)
+    compared = _COMPARED.search(low)
+    if not (report or compared and re.search(r"\b(achieved|were|was|had been)\b", low)):
+        return
+    words = (report or compared).group(0)  # type: ignore[union-attr]
+    figures = ", ".join(f"'{ctx.toks[i].text}'" for i in shares)
+    raise PhraseRefused(
+        f"{figures} in '{ctx.text}' {'is' if len(shares) == 1 else 'are'} reported performance "
+        f"('{words}'), and it gives no target to compare with; write the target itself, such as "
+        "'at least 90%'"
+    )
+
+
+_RIVAL = re.compile(
+    r"\b(interim|official|lowered|revised|original|previous|old|new|national|local|below|above|"
+    r"rather than|instead of|replaced|replacing)\b"
+)
+
+
+def _refuse_rival_targets(ctx: Clause, marks: list[int]) -> None:
+    """'an interim target of 76% ..., significantly below the official target of 95%'."""
+    toks = ctx.toks
+    values = {(toks[m].value, toks[m].unit) for m in marks}
+    if len(values) < 2 or len({u for _v, u in values}) > 1:
+        return
+    between = " ".join(t.low for t in toks[marks[0] : marks[-1] + 1] if t.kind == "word")
+    before = " ".join(ctx.words_before(marks[0], 4))
+    if _RIVAL.search(between) or _RIVAL.search(before):
+        a, b = toks[marks[0]].text, toks[marks[-1]].text
+        raise PhraseRefused(
+            f"'{a}' and '{b}' are both called the target in '{ctx.text}'; give only the target "
+            "that applies"
+        )
+
+
+def within_word_before(toks: list[Tok], i: int) -> bool:
+    """Whether the quantity at ``i`` follows a time-limit word ('within four hours')."""
+    return i > 0 and toks[i - 1].low in ("within", "in", "under", "inside")
