@@ -392,12 +392,41 @@ def _bracketed(toks: list[Tok]) -> set[int]:
 
 
 def _set_aside(ctx: Clause) -> None:
+    _ages(ctx)
     _restatements(ctx)
     _outturns(ctx)
     _baselines(ctx)
     _restated_durations(ctx)
     _filters(ctx)
     _windows(ctx)
+
+
+def _ages(ctx: Clause) -> None:
+    """'15 to 24 year olds', '15-24 year-olds', '(aged 15 to 24)': the people counted, not figures."""
+    toks = ctx.toks
+    n = len(toks)
+
+    def olds(k: int) -> bool:
+        """Whether the quantity at ``k`` is 'N year' followed by 'olds'/'old' (a '-' between)."""
+        if toks[k].kind != "qty" or not re.search(r"\byears?$", toks[k].low):
+            return False
+        j = k + 1
+        while j < n and toks[j].text == "-":
+            j += 1
+        return j < n and toks[j].low in ("olds", "old")
+
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or i in ctx.used:
+            continue
+        band = [i]
+        if i + 2 < n and toks[i + 1].low in ("to", "-") and toks[i + 2].kind == "qty":
+            band.append(i + 2)
+        aged = i > 0 and toks[i - 1].low in ("aged", "ages", "age")
+        if not (aged and all(toks[k].unit == "count" for k in band) or olds(band[-1])):
+            continue
+        ctx.used.update(band)
+        words = " ".join(x.text for x in toks[band[0] : band[-1] + 1])
+        ctx.notes.append(f"'{words}' is the age band counted, not a figure to reach")
 
 
 def _restatements(ctx: Clause) -> None:
@@ -448,6 +477,7 @@ def _outturns(ctx: Clause) -> None:
         if (
             before[:2] in (["of", "target"], ["of", "goal"], ["of", "threshold"])
             or (before[:2] == ["target", "("] and any(x.kind == "qty" for x in toks[:i]))
+            or (before[1:3] == ["to", "target"] and any(x.kind == "qty" for x in toks[:i]))
             or (before[:1] == ["was"] and "target" in before)
             or (before[:2] == ["be", "will"] and "target" in before)
             or (before[:1] == ["is"] and "target" in before)
@@ -460,7 +490,10 @@ def _outturns(ctx: Clause) -> None:
     bracketed = any(ctx.words_before(m, 2) == ["target", "("] for m in marks)
     if not marks or not (
         bracketed
-        or re.search(r"\b(against|compared|was|were|which|fell|exactly|outturn|performance)\b", low)
+        or re.search(
+            r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed)\b",
+            low,
+        )
     ):
         return
     for i, t in enumerate(toks):
