@@ -671,9 +671,7 @@ def _refuse_start_date(shown: str, lexed: Lexed) -> None:
     if any(t.kind == "qty" for t in toks):
         return
     for i, t in enumerate(toks):
-        if t.kind == "date" and i > 0 and toks[i - 1].low in ("since", "from"):
-            if any(x.kind == "date" for x in toks[i + 1 :]):
-                return  # 'from 1 April 2019 to 31 March 2020': a window, read elsewhere
+        if t.kind == "date" and i > 0 and toks[i - 1].low == "since":
             raise PhraseRefused(
                 f"'{toks[i - 1].text} {t.text}' in '{shown}' says when something began; it is "
                 "not a deadline or a figure to reach"
@@ -684,7 +682,7 @@ def _refuse_start_date(shown: str, lexed: Lexed) -> None:
 # uptake rate of 66 per cent', '92.5 per cent ... were held within 15 working days'.
 _REPORTING = re.compile(
     r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|performance (is|was) at|"
-    r"(clinics?|services?|providers?|trusts?|we|it|they) (achieved|reached|delivered)|"
+    r"(clinics?|providers?|trusts?|we|it|they) (achieved|reached)|"
     r"were (held|completed|seen|screened|reviewed|visited|offered|made|answered))\b"
 )
 _COMPARED = re.compile(

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from kpibot.engine.evaluate import RAG_OF, evaluate_scalar
-from kpibot.engine.reading import PhraseRefused
+from kpibot.engine.reading import PhraseRefused, read_phrase
 from kpibot.engine.targets import YearTerms, parse_target
 from tests.engine.test_reading import _describe, _matches_label, _names_words, _polarity, _read
 
@@ -147,6 +147,28 @@ def test_a_refused_contract_phrase_is_a_bad_file_naming_the_words(run):
     code, out, err = run(kpis, "kpi,period,value\nAE,2019/20 Q1,80\n")
     assert code == 2 and out == ""
     assert "KPIS.csv" in err and "76%" in err and "95%" in err
+
+
+# The fixes the table called for are general rules; these phrasings sit next to them and must
+# read as before: (phrase, polarity, comparator, value).
+STILL_READ = [
+    ("90% of services delivered on time", "bigger", ">=", 90.0),
+    ("95% (target 90%)", "bigger", ">=", 90.0),
+    ("Performance was 91% against a target of 95%", "bigger", ">=", 95.0),
+    ("80% of people aged 65 and over", "bigger", ">=", 80.0),
+    ("a target of 90% per quarter", "bigger", ">=", 90.0),
+    ("no more than 5% wait more than 62 days", "smaller", "<=", 5.0),
+]
+
+
+@pytest.mark.parametrize(("phrase", "polarity", "comparator", "value"), STILL_READ)
+def test_the_fixes_stay_narrow(phrase, polarity, comparator, value):
+    r = read_phrase(phrase, polarity)
+    assert (r.comparator, r.value) == (comparator, value)
+
+
+def test_a_milestone_from_a_date_is_still_a_milestone():
+    assert read_phrase("From 1 April 2020, implement the new system", "bigger").kind == "milestone"
 
 
 def test_the_table_is_as_its_readme_describes():
