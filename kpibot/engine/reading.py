@@ -288,6 +288,13 @@ def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     if m:
         raise PhraseRefused(NO_WINDOW.format(words=m.group(0)))
     _refuse_two_periods(shown, low)
+    figures = [t for t in lexed.tokens if t.kind == "qty"]
+    limits = [t for t in figures if t.unit in DURATION]
+    if re.search(r"\brespectively\b", low) and len(figures) > 1 and not limits:
+        raise PhraseRefused(
+            f"'respectively' in '{shown}' pairs {', '.join(repr(t.text) for t in figures)} with "
+            "different measures; give each KPI its own target"
+        )
     toks = lexed.tokens
     for i, t in enumerate(toks):
         if t.low == "per" and t.kind == "word":
@@ -393,6 +400,7 @@ def _bracketed(toks: list[Tok]) -> set[int]:
 
 def _set_aside(ctx: Clause) -> None:
     _ages(ctx)
+    _onsets(ctx)
     _restatements(ctx)
     _outturns(ctx)
     _baselines(ctx)
@@ -427,6 +435,20 @@ def _ages(ctx: Clause) -> None:
         ctx.used.update(band)
         words = " ".join(x.text for x in toks[band[0] : band[-1] + 1])
         ctx.notes.append(f"'{words}' is the age band counted, not a figure to reach")
+
+
+def _onsets(ctx: Clause) -> None:
+    """'post 72 hour cases', 'post-48 hour cases': which cases count (onset after admission)."""
+    toks = ctx.toks
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or t.unit not in DURATION or i in ctx.used:
+            continue
+        j = i - 1
+        while j >= 0 and toks[j].kind == "punct" and toks[j].text in ("-", '"', "'"):
+            j -= 1
+        if j >= 0 and toks[j].low in ("post", "pre"):
+            ctx.used.add(i)
+            ctx.notes.append(f"'{toks[j].text} {t.text}' says which cases count, not a time limit")
 
 
 def _restatements(ctx: Clause) -> None:
@@ -475,7 +497,15 @@ def _outturns(ctx: Clause) -> None:
             continue
         before = ctx.words_before(i, 5)
         if (
-            before[:2] in (["of", "target"], ["of", "goal"], ["of", "threshold"])
+            before[:2]
+            in (
+                ["of", "target"],
+                ["of", "goal"],
+                ["of", "threshold"],
+                ["of", "trajectory"],
+                ["of", "limit"],
+                ["of", "total"],
+            )
             or (before[:2] == ["target", "("] and any(x.kind == "qty" for x in toks[:i]))
             or (before[1:3] == ["to", "target"] and any(x.kind == "qty" for x in toks[:i]))
             or (before[:1] == ["was"] and "target" in before)
@@ -491,7 +521,8 @@ def _outturns(ctx: Clause) -> None:
     if not marks or not (
         bracketed
         or re.search(
-            r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed)\b",
+            r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed|"
+            r"reported|exceeded)\b",
             low,
         )
     ):
