@@ -41,6 +41,10 @@ from kpibot.engine.vocabulary import (
 # ---------------------------------------------------------------------------- tokens
 
 
+# Capitalised colour and category words that name a call category before a small number.
+_CATEGORY_WORDS = {"Red", "Amber", "Green", "Purple", "Cat"}
+
+
 @dataclass(frozen=True)
 class Tok:
     """One token. ``kind``: word, punct, qty (a quantity), or a number set aside: year, date,
@@ -476,6 +480,22 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             what = "quarter" if prev.low in ("quarter", "qtr", "q") else "contract year"
             out[-1] = Tok("period", f"{prev.text} {t.text}", t.value, note=what)
             lexed.notes.append(f"'{prev.text} {t.text}' is a {what}")
+            i += 1
+            continue
+        # ambulance and triage categories: "Category A (Red 1) calls", "Amber 2", "Cat 3"
+        if (
+            t.kind == "num"
+            and prev is not None
+            and prev.text in _CATEGORY_WORDS
+            and t.value is not None
+            and t.value <= 4
+            and "." not in t.text
+            and not (i + 1 < n and toks[i + 1].text in ("-", "–", "to", "%"))
+            and not _money_or_pct_after(toks, i + 1)
+            and not _unit_after(toks, i + 1)
+        ):
+            out.append(Tok("label", f"{prev.text} {t.text}", note="category"))
+            lexed.notes.append(f"'{prev.text} {t.text}' is a category, not a figure")
             i += 1
             continue
         # labels: "stage 2", "Key Stages 1, 2 and 3", "Category 1", "KPI 4"

@@ -203,6 +203,8 @@ def read_phrase(
     _refuse_report(ctx, low)
     readings = []
     clauses = _clauses(ctx)
+    if len(clauses) > 1 and _one_target_beside_outturns(ctx):
+        clauses = [(0, len(lexed.tokens))]
     for lo, hi in clauses:
         sub = ctx.clause(lo, hi)
         if any(ctx.toks[k].kind == "qty" for k in sub.idx()) and not sub.qtys():
@@ -244,7 +246,7 @@ def read_phrase(
             parts.extend(r.parts if r.kind == "compound" else [r])
         reading = Reading(shown, "compound", parts=tuple(parts))
     reading = _with_measure(ctx, reading)
-    annual = bool(re.search(r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b", low))
+    annual = bool(re.search(_ANNUAL, low))
     exception = bool(re.search(r"\bexception reporting\b", low))
     return replace(
         reading,
@@ -253,6 +255,29 @@ def read_phrase(
         exception_reporting=exception,
         notes=tuple(dict.fromkeys(ctx.notes)),
     )
+
+
+# A target for the whole year ('per annum', 'each year'); not 'a year-to-date rate of 2.2 per
+# cent' or 'a year ago', which describe an outturn or a comparison.
+_ANNUAL = re.compile(
+    r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b"
+    r"(?!-|\s+(ago|earlier|before|on year)\b)"
+)
+
+
+def _one_target_beside_outturns(ctx: Clause) -> bool:
+    """One target figure left once reported figures are set aside, with the measure's time limit.
+
+    '... arriving at the scene within eight minutes was 74.6 per cent in October. This falls
+    short of the 75 per cent target': the time limit sits in the outturn's sentence, the target in
+    the next; they are one target and are read together.
+    """
+    if not any("is a reported figure" in n for n in ctx.notes):
+        return False
+    left = [i for i, t in enumerate(ctx.toks) if t.kind == "qty" and i not in ctx.used]
+    shares = [i for i in left if ctx.toks[i].unit not in DURATION]
+    limits = [i for i in left if ctx.toks[i].unit in DURATION]
+    return len(shares) == 1 and len(limits) == 1
 
 
 def _without_restated_zero(
@@ -507,12 +532,16 @@ def _outturns(ctx: Clause) -> None:
                 ["of", "total"],
             )
             or (before[:2] == ["target", "("] and any(x.kind == "qty" for x in toks[:i]))
-            or (before[1:3] == ["to", "target"] and any(x.kind == "qty" for x in toks[:i]))
+            or (
+                before[1:3] in (["to", "target"], ["of", "target"])
+                and any(x.kind == "qty" for x in toks[:i])
+            )
+            or (before[:3] == ["fact", "in", "is"] and "target" in before)
             or (before[:1] == ["was"] and "target" in before)
             or (before[:2] == ["be", "will"] and "target" in before)
             or (before[:1] == ["is"] and "target" in before)
             or (before[:2] == ["of", "achieving"] and "target" in before)
-        ) or ctx.words_after(i, 1) == ["goal"]:
+        ) or ctx.words_after(i, 1) in (["goal"], ["target"]):
             marks.append(i)
     low = " ".join(t.low for t in toks if t.kind == "word")
     if len(marks) > 1:
@@ -522,7 +551,7 @@ def _outturns(ctx: Clause) -> None:
         bracketed
         or re.search(
             r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed|"
-            r"reported|exceeded)\b",
+            r"reported|exceeded|ahead|behind|short|meeting|failing)\b",
             low,
         )
     ):
@@ -709,12 +738,16 @@ def _refuse_start_date(shown: str, lexed: Lexed) -> None:
             )
 
 
-# Words that report performance rather than set a target: 'we are at 58%', '... achieved an
-# uptake rate of 66 per cent', '92.5 per cent ... were held within 15 working days'.
-_REPORTING = re.compile(
-    r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|performance (is|was) at|"
-    r"(clinics?|providers?|trusts?|we|it|they) (achieved|reached)|"
-    r"were (held|completed|seen|screened|reviewed|visited|offered|made|answered))\b"
+# Words that report performance rather than set a target. Before a figure: 'we are at 58%',
+# 'the Trust achieved 95.1%', 'standing at 73.18 per cent', 'only 72 per cent of calls'. About the
+# figures before them: '92.5 per cent ... were held within 15 working days', '... which exceeded
+# the national standard'.
+_REPORTED_BEFORE = re.compile(
+    r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|stands at|standing at|"
+    r"performance (is|was) at|(clinics?|providers?|trusts?|we|it|they) (achieved|reached))\b"
+)
+_REPORTED_AFTER = re.compile(
+    r"\bwere (held|completed|seen|screened|reviewed|visited|offered|made|answered)\b"
 )
 _COMPARED = re.compile(
     r"\b(which|that) (?:\w+ )?(exceeded|exceeds|surpassed|beat|missed|met|remains? (higher|lower|"
@@ -723,23 +756,45 @@ _COMPARED = re.compile(
 
 
 def _refuse_report(ctx: Clause, low: str) -> None:
-    """A sentence reporting performance with no target figure of its own: refused, not read.
+    """Reported performance: set aside beside a target, refused when there is no target.
 
     '... achieved an uptake rate of 66 per cent. in 2004 ..., which exceeded the national
     standard' gives outturns and a standard whose level it does not state; reading the outturn as
-    the target would rate every later figure against last year's performance.
+    the target would rate every later figure against last year's performance. In 'requires an
+    emergency response within 19 minutes for 95% of incidents and the Trust achieved 95.1%' the
+    outturn is set aside and 95% read.
     """
-    left = [i for i, t in enumerate(ctx.toks) if t.kind == "qty" and i not in ctx.used]
-    shares = [i for i in left if ctx.toks[i].unit not in DURATION]
-    named = ("target", "targets", "threshold", "standard", "goal", "aim")
-    if not shares or any(set(ctx.words_before(i, 4)) & set(named) for i in shares):
+    toks = ctx.toks
+    left = [i for i, t in enumerate(toks) if t.kind == "qty" and i not in ctx.used]
+    shares = [i for i in left if toks[i].unit not in DURATION]
+    if not shares:
         return
-    report = _REPORTING.search(low)
-    compared = _COMPARED.search(low)
-    if not (report or compared and re.search(r"\b(achieved|were|was|had been)\b", low)):
+    named_words = {"target", "targets", "threshold", "standard", "goal", "aim"}
+    named = any(set(ctx.words_before(i, 4)) & named_words for i in shares)
+    reported: dict[int, str] = {}
+    for i in shares:
+        before = ctx.words_before(i, 8)
+        cue = _REPORTED_BEFORE.search(" ".join(reversed(before)))
+        if before[:1] == ["only"] and toks[i].unit == "percent":
+            reported[i] = "only"
+        elif cue:
+            reported[i] = cue.group(0)
+    if not named:
+        after = _REPORTED_AFTER.search(low)
+        compared = _COMPARED.search(low)
+        past = re.search(r"\b(achieved|were|was|had been)\b", low)
+        cue = after or (compared if past else None)
+        if cue:
+            reported.update({i: cue.group(0) for i in shares if i not in reported})
+    if not reported:
         return
-    words = (report or compared).group(0)  # type: ignore[union-attr]
-    figures = ", ".join(f"'{ctx.toks[i].text}'" for i in shares)
+    if any(i not in reported for i in shares):
+        ctx.used.update(reported)
+        for i in reported:
+            ctx.notes.append(f"'{toks[i].text}' is a reported figure, not the target")
+        return
+    words = next(iter(reported.values()))
+    figures = ", ".join(f"'{toks[i].text}'" for i in shares)
     raise PhraseRefused(
         f"{figures} in '{ctx.text}' {'is' if len(shares) == 1 else 'are'} reported performance "
         f"('{words}'), and it gives no target to compare with; write the target itself, such as "
