@@ -772,10 +772,12 @@ def _refuse_report(ctx: Clause, low: str) -> None:
     named_words = {"target", "targets", "threshold", "standard", "goal", "aim"}
     named = any(set(ctx.words_before(i, 4)) & named_words for i in shares)
     reported: dict[int, str] = {}
+    # 'only 2% of visits may be missed' sets a ceiling; 'only 72 per cent ... are reached' reports
+    allowed = re.search(r"\b(may|can|should|must|allowed|permitted|to be)\b", low)
     for i in shares:
         before = ctx.words_before(i, 8)
         cue = _REPORTED_BEFORE.search(" ".join(reversed(before)))
-        if before[:1] == ["only"] and toks[i].unit == "percent":
+        if before[:1] == ["only"] and toks[i].unit == "percent" and not allowed:
             reported[i] = "only"
         elif cue:
             reported[i] = cue.group(0)

@@ -169,6 +169,8 @@ STILL_READ = [
     ("80% of people aged 65 and over", "bigger", ">=", 80.0),
     ("a target of 90% per quarter", "bigger", ">=", 90.0),
     ("no more than 5% wait more than 62 days", "smaller", "<=", 5.0),
+    ("only 2% of visits may be missed", "smaller", "<=", 2.0),
+    ("at least 5% of smokers each year", "bigger", ">=", 5.0),
 ]
 
 
@@ -176,6 +178,18 @@ STILL_READ = [
 def test_the_fixes_stay_narrow(phrase, polarity, comparator, value):
     r = read_phrase(phrase, polarity)
     assert (r.comparator, r.value) == (comparator, value)
+
+
+@pytest.mark.parametrize(
+    ("phrase", "annual"),
+    [
+        ("a year-to-date rate of 2.2 per cent against a threshold of 3.5 per cent", False),
+        ("40 a year", True),
+        ("100 per annum", True),
+    ],
+)
+def test_a_year_to_date_outturn_does_not_make_the_target_annual(phrase, annual):
+    assert read_phrase(phrase, "smaller").annual is annual
 
 
 def test_a_milestone_from_a_date_is_still_a_milestone():
