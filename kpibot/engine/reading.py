@@ -551,7 +551,7 @@ def _outturns(ctx: Clause) -> None:
         bracketed
         or re.search(
             r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed|"
-            r"reported|exceeded|ahead|behind|short|meeting|failing)\b",
+            r"reported|exceeded|ahead|behind|short|meeting|failing|hit|surpassed)\b",
             low,
         )
     ):
