@@ -13,9 +13,11 @@ How a phrase is read, in order:
 1. No-target phrases ("TBD", "n/a", "For information only", "to be agreed") read as no target.
 2. ``phrases.lex`` finds the quantities and sets aside years, dates, labels and footnotes.
 3. Figures that restate the target ("This represents a 38 per cent improvement ..."), reported
-   figures ("81.2% ... against a target of 80%"), baselines ("from a baseline of 100.0"), and
-   figures that say which cases count ("100% of parents *with at least 50%* ...") are set aside,
-   each with a note.
+   figures ("81.2% ... against a target of 80%", "15 MRSA bacteraemias ... against a target of
+   11", "the Trust achieved 95.1%"), baselines ("from a baseline of 100.0"), and figures that say
+   which cases count ("100% of parents *with at least 50%* ...", "15 to 24 year olds", "post 72
+   hour cases") are set aside, each with a note. A phrase that only reports performance ("we are
+   at 58%"), calls two figures the target, or gives one aim for two reporting periods is refused.
 4. The phrase is split into clauses (";", sentences, ", and", "and to"); each clause is read as
    a grade, a benchmark, a relative change, a share with its time limit, a single figure, or a
    milestone. One reading is the phrase's; several make a compound.
@@ -605,7 +607,7 @@ def _restated_durations(ctx: Clause) -> None:
             for k, x in enumerate(toks)
             if k != i and x.kind == "qty" and (x.value, x.unit) == (t.value, t.unit)
         ]
-        if same and within_word_before(toks, same[0]):
+        if same and _within_word_before(toks, same[0]):
             ctx.used.add(i)
             ctx.notes.append(f"'{t.text} {toks[i + 1].text}' names the standard by its time limit")
     for i, t in enumerate(toks):
@@ -826,6 +828,6 @@ def _refuse_rival_targets(ctx: Clause, marks: list[int]) -> None:
         )
 
 
-def within_word_before(toks: list[Tok], i: int) -> bool:
+def _within_word_before(toks: list[Tok], i: int) -> bool:
     """Whether the quantity at ``i`` follows a time-limit word ('within four hours')."""
     return i > 0 and toks[i - 1].low in ("within", "in", "under", "inside")
