@@ -308,7 +308,8 @@ def _unit_follows(toks: list[Tok], j: int) -> bool:
 
 
 def _year_range(toks: list[Tok], i: int) -> int:
-    """Length of a financial-year form at ``i`` ('2008-09', '2003/04', '2005-6', '200405'), or 0."""
+    """Length of a financial-year form at ``i`` ('2008-09', '2003/04', '2005-6', '200405',
+    '2020 to 2021'), or 0."""
     t = toks[i]
     if t.kind != "num" or t.value is None or "," in t.text or "." in t.text:
         return 0
@@ -328,6 +329,10 @@ def _year_range(toks: list[Tok], i: int) -> int:
                     return 3
             if len(second) == 1 and int(second) == (v + 1) % 10:
                 return 3
+        # GOV.UK writes financial years out: '2020 to 2021' (only the next year, so that a band
+        # such as '2000 to 2500' stays a band)
+        if sep.low == "to" and nxt.kind == "num" and nxt.text == str(v + 1):
+            return 3
     if len(t.text) == 2 and i + 2 < len(toks):
         sep, nxt = toks[i + 1], toks[i + 2]
         if (
@@ -395,7 +400,7 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             and not (prev is not None and prev.text == "£")
             and not (len(toks[i].text) == 2 and not _year_context(out))
         ):
-            text = "".join(x.text for x in toks[i : i + k])
+            text = "".join(x.text if x.text != "to" else " to " for x in toks[i : i + k])
             out.append(Tok("year", text, note="year"))
             lexed.notes.append(f"'{text}' is a year")
             i += k

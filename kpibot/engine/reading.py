@@ -428,6 +428,7 @@ def _bracketed(toks: list[Tok]) -> set[int]:
 def _set_aside(ctx: Clause) -> None:
     _ages(ctx)
     _onsets(ctx)
+    _frequencies(ctx)
     _restatements(ctx)
     _outturns(ctx)
     _baselines(ctx)
@@ -476,6 +477,32 @@ def _onsets(ctx: Clause) -> None:
         if j >= 0 and toks[j].low in ("post", "pre"):
             ctx.used.add(i)
             ctx.notes.append(f"'{toks[j].text} {t.text}' says which cases count, not a time limit")
+
+
+def _frequencies(ctx: Clause) -> None:
+    """'a review every 12 months': how often, not a level to reach.
+
+    Beside a figure it is set aside; alone it is refused, since reading it as the threshold would
+    compare the KPI's share against 12.
+    """
+    toks = ctx.toks
+    every = [
+        i
+        for i, t in enumerate(toks)
+        if t.kind == "qty" and t.unit in DURATION and i > 0 and toks[i - 1].low in ("every", "each")
+    ]
+    if not every:
+        return
+    others = [i for i, t in enumerate(toks) if t.kind == "qty" and i not in every]
+    if not others:
+        words = f"{toks[every[0] - 1].text} {toks[every[0]].text}"
+        raise PhraseRefused(
+            f"'{words}' in '{ctx.text}' says how often, not a level to reach; write the share, "
+            f"such as '100% within {toks[every[0]].text}'"
+        )
+    ctx.used.update(every)
+    for i in every:
+        ctx.notes.append(f"'{toks[i - 1].text} {toks[i].text}' is how often, not a figure")
 
 
 def _restatements(ctx: Clause) -> None:
@@ -746,7 +773,8 @@ def _refuse_start_date(shown: str, lexed: Lexed) -> None:
 # the national standard'.
 _REPORTED_BEFORE = re.compile(
     r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|stands at|standing at|"
-    r"performance (is|was) at|(clinics?|providers?|trusts?|we|it|they) (achieved|reached))\b"
+    r"performance (is|was) at|(clinics?|providers?|trusts?|we|it|they) (achieved|reached)|"
+    r"showed|shows)\b"
 )
 _REPORTED_AFTER = re.compile(
     r"\bwere (held|completed|seen|screened|reviewed|visited|offered|made|answered)\b"
@@ -778,9 +806,13 @@ def _refuse_report(ctx: Clause, low: str) -> None:
     allowed = re.search(r"\b(may|can|should|must|allowed|permitted|to be)\b", low)
     for i in shares:
         before = ctx.words_before(i, 8)
+        if set(before[:4]) & named_words:
+            continue
         cue = _REPORTED_BEFORE.search(" ".join(reversed(before)))
         if before[:1] == ["only"] and toks[i].unit == "percent" and not allowed:
             reported[i] = "only"
+        elif before[:2] in (["to", "compared"], ["with", "compared"]):
+            reported[i] = "compared " + before[0]
         elif cue:
             reported[i] = cue.group(0)
     if not named:
