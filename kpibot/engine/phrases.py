@@ -41,6 +41,10 @@ from kpibot.engine.vocabulary import (
 # ---------------------------------------------------------------------------- tokens
 
 
+# Capitalised colour and category words that name a call category before a small number.
+_CATEGORY_WORDS = {"Red", "Amber", "Green", "Purple", "Cat"}
+
+
 @dataclass(frozen=True)
 class Tok:
     """One token. ``kind``: word, punct, qty (a quantity), or a number set aside: year, date,
@@ -304,7 +308,8 @@ def _unit_follows(toks: list[Tok], j: int) -> bool:
 
 
 def _year_range(toks: list[Tok], i: int) -> int:
-    """Length of a financial-year form at ``i`` ('2008-09', '2003/04', '2005-6', '200405'), or 0."""
+    """Length of a financial-year form at ``i`` ('2008-09', '2003/04', '2005-6', '200405',
+    '2020 to 2021'), or 0."""
     t = toks[i]
     if t.kind != "num" or t.value is None or "," in t.text or "." in t.text:
         return 0
@@ -324,6 +329,10 @@ def _year_range(toks: list[Tok], i: int) -> int:
                     return 3
             if len(second) == 1 and int(second) == (v + 1) % 10:
                 return 3
+        # GOV.UK writes financial years out: '2020 to 2021' (only the next year, so that a band
+        # such as '2000 to 2500' stays a band)
+        if sep.low == "to" and nxt.kind == "num" and nxt.text == str(v + 1):
+            return 3
     if len(t.text) == 2 and i + 2 < len(toks):
         sep, nxt = toks[i + 1], toks[i + 2]
         if (
@@ -391,7 +400,7 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             and not (prev is not None and prev.text == "£")
             and not (len(toks[i].text) == 2 and not _year_context(out))
         ):
-            text = "".join(x.text for x in toks[i : i + k])
+            text = "".join(x.text if x.text != "to" else " to " for x in toks[i : i + k])
             out.append(Tok("year", text, note="year"))
             lexed.notes.append(f"'{text}' is a year")
             i += k
@@ -476,6 +485,22 @@ def _set_aside(toks: list[Tok], lexed: Lexed) -> list[Tok]:
             what = "quarter" if prev.low in ("quarter", "qtr", "q") else "contract year"
             out[-1] = Tok("period", f"{prev.text} {t.text}", t.value, note=what)
             lexed.notes.append(f"'{prev.text} {t.text}' is a {what}")
+            i += 1
+            continue
+        # ambulance and triage categories: "Category A (Red 1) calls", "Amber 2", "Cat 3"
+        if (
+            t.kind == "num"
+            and prev is not None
+            and prev.text in _CATEGORY_WORDS
+            and t.value is not None
+            and t.value <= 4
+            and "." not in t.text
+            and not (i + 1 < n and toks[i + 1].text in ("-", "–", "to", "%"))
+            and not _money_or_pct_after(toks, i + 1)
+            and not _unit_after(toks, i + 1)
+        ):
+            out.append(Tok("label", f"{prev.text} {t.text}", note="category"))
+            lexed.notes.append(f"'{prev.text} {t.text}' is a category, not a figure")
             i += 1
             continue
         # labels: "stage 2", "Key Stages 1, 2 and 3", "Category 1", "KPI 4"

@@ -13,9 +13,11 @@ How a phrase is read, in order:
 1. No-target phrases ("TBD", "n/a", "For information only", "to be agreed") read as no target.
 2. ``phrases.lex`` finds the quantities and sets aside years, dates, labels and footnotes.
 3. Figures that restate the target ("This represents a 38 per cent improvement ..."), reported
-   figures ("81.2% ... against a target of 80%"), baselines ("from a baseline of 100.0"), and
-   figures that say which cases count ("100% of parents *with at least 50%* ...") are set aside,
-   each with a note.
+   figures ("81.2% ... against a target of 80%", "15 MRSA bacteraemias ... against a target of
+   11", "the Trust achieved 95.1%"), baselines ("from a baseline of 100.0"), and figures that say
+   which cases count ("100% of parents *with at least 50%* ...", "15 to 24 year olds", "post 72
+   hour cases") are set aside, each with a note. A phrase that only reports performance ("we are
+   at 58%"), calls two figures the target, or gives one aim for two reporting periods is refused.
 4. The phrase is split into clauses (";", sentences, ", and", "and to"); each clause is read as
    a grade, a benchmark, a relative change, a share with its time limit, a single figure, or a
    milestone. One reading is the phrase's; several make a compound.
@@ -71,6 +73,11 @@ _NO_TARGET: list[tuple[re.Pattern[str], str | None, bool]] = [
         True,
     ),
     (re.compile(r"^(data only|annual indicator|monitoring only)$"), "no target: data only", True),
+    (
+        re.compile(r"^no ([a-z-]+ )?(standard|target)s?( (set|applies|agreed))?$"),
+        "no target: none is set",
+        True,
+    ),
     (re.compile(r"^for (information|info)\b"), "no target: for information only", True),
     (
         re.compile(r"^for baseline\b|^baseline( information| only)?$|^baselining$"),
@@ -181,6 +188,7 @@ def read_phrase(
             reason = f"no target: {shown}"
         return Reading(original, "no_target", reason=reason)
     _refuse_outright(shown, low, lexed)
+    _refuse_start_date(shown, lexed)
     if _FAILURE_LEAD.match(low) and role != "critical":
         failure = read_phrase(text, polarity, measure=measure, unit=unit, role="critical")
         if failure.kind in ("threshold", "range"):
@@ -194,8 +202,11 @@ def read_phrase(
     ctx.hi = len(lexed.tokens)
     ctx.notes.extend(lexed.notes)
     _set_aside(ctx)
+    _refuse_report(ctx, low)
     readings = []
     clauses = _clauses(ctx)
+    if len(clauses) > 1 and _one_target_beside_outturns(ctx):
+        clauses = [(0, len(lexed.tokens))]
     for lo, hi in clauses:
         sub = ctx.clause(lo, hi)
         if any(ctx.toks[k].kind == "qty" for k in sub.idx()) and not sub.qtys():
@@ -237,7 +248,7 @@ def read_phrase(
             parts.extend(r.parts if r.kind == "compound" else [r])
         reading = Reading(shown, "compound", parts=tuple(parts))
     reading = _with_measure(ctx, reading)
-    annual = bool(re.search(r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b", low))
+    annual = bool(re.search(_ANNUAL, low))
     exception = bool(re.search(r"\bexception reporting\b", low))
     return replace(
         reading,
@@ -246,6 +257,29 @@ def read_phrase(
         exception_reporting=exception,
         notes=tuple(dict.fromkeys(ctx.notes)),
     )
+
+
+# A target for the whole year ('per annum', 'each year'); not 'a year-to-date rate of 2.2 per
+# cent' or 'a year ago', which describe an outturn or a comparison.
+_ANNUAL = re.compile(
+    r"\b(p\.?a\.?|per annum|per year|a year|annually|each year)\b"
+    r"(?!-|\s+(ago|earlier|before|on year)\b)"
+)
+
+
+def _one_target_beside_outturns(ctx: Clause) -> bool:
+    """One target figure left once reported figures are set aside, with the measure's time limit.
+
+    '... arriving at the scene within eight minutes was 74.6 per cent in October. This falls
+    short of the 75 per cent target': the time limit sits in the outturn's sentence, the target in
+    the next; they are one target and are read together.
+    """
+    if not any("is a reported figure" in n for n in ctx.notes):
+        return False
+    left = [i for i, t in enumerate(ctx.toks) if t.kind == "qty" and i not in ctx.used]
+    shares = [i for i in left if ctx.toks[i].unit not in DURATION]
+    limits = [i for i in left if ctx.toks[i].unit in DURATION]
+    return len(shares) == 1 and len(limits) == 1
 
 
 def _without_restated_zero(
@@ -280,6 +314,14 @@ def _refuse_outright(shown: str, low: str, lexed: Lexed) -> None:
     m = re.search(r"\b(taking|take|taken) one year with another\b", low)
     if m:
         raise PhraseRefused(NO_WINDOW.format(words=m.group(0)))
+    _refuse_two_periods(shown, low)
+    figures = [t for t in lexed.tokens if t.kind == "qty"]
+    limits = [t for t in figures if t.unit in DURATION]
+    if re.search(r"\brespectively\b", low) and len(figures) > 1 and not limits:
+        raise PhraseRefused(
+            f"'respectively' in '{shown}' pairs {', '.join(repr(t.text) for t in figures)} with "
+            "different measures; give each KPI its own target"
+        )
     toks = lexed.tokens
     for i, t in enumerate(toks):
         if t.low == "per" and t.kind == "word":
@@ -384,12 +426,83 @@ def _bracketed(toks: list[Tok]) -> set[int]:
 
 
 def _set_aside(ctx: Clause) -> None:
+    _ages(ctx)
+    _onsets(ctx)
+    _frequencies(ctx)
     _restatements(ctx)
     _outturns(ctx)
     _baselines(ctx)
     _restated_durations(ctx)
     _filters(ctx)
     _windows(ctx)
+
+
+def _ages(ctx: Clause) -> None:
+    """'15 to 24 year olds', '15-24 year-olds', '(aged 15 to 24)': the people counted, not figures."""
+    toks = ctx.toks
+    n = len(toks)
+
+    def olds(k: int) -> bool:
+        """Whether the quantity at ``k`` is 'N year' followed by 'olds'/'old' (a '-' between)."""
+        if toks[k].kind != "qty" or not re.search(r"\byears?$", toks[k].low):
+            return False
+        j = k + 1
+        while j < n and toks[j].text == "-":
+            j += 1
+        return j < n and toks[j].low in ("olds", "old")
+
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or i in ctx.used:
+            continue
+        band = [i]
+        if i + 2 < n and toks[i + 1].low in ("to", "-") and toks[i + 2].kind == "qty":
+            band.append(i + 2)
+        aged = i > 0 and toks[i - 1].low in ("aged", "ages", "age")
+        if not (aged and all(toks[k].unit == "count" for k in band) or olds(band[-1])):
+            continue
+        ctx.used.update(band)
+        words = " ".join(x.text for x in toks[band[0] : band[-1] + 1])
+        ctx.notes.append(f"'{words}' is the age band counted, not a figure to reach")
+
+
+def _onsets(ctx: Clause) -> None:
+    """'post 72 hour cases', 'post-48 hour cases': which cases count (onset after admission)."""
+    toks = ctx.toks
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or t.unit not in DURATION or i in ctx.used:
+            continue
+        j = i - 1
+        while j >= 0 and toks[j].kind == "punct" and toks[j].text in ("-", '"', "'"):
+            j -= 1
+        if j >= 0 and toks[j].low in ("post", "pre"):
+            ctx.used.add(i)
+            ctx.notes.append(f"'{toks[j].text} {t.text}' says which cases count, not a time limit")
+
+
+def _frequencies(ctx: Clause) -> None:
+    """'a review every 12 months': how often, not a level to reach.
+
+    Beside a figure it is set aside; alone it is refused, since reading it as the threshold would
+    compare the KPI's share against 12.
+    """
+    toks = ctx.toks
+    every = [
+        i
+        for i, t in enumerate(toks)
+        if t.kind == "qty" and t.unit in DURATION and i > 0 and toks[i - 1].low in ("every", "each")
+    ]
+    if not every:
+        return
+    others = [i for i, t in enumerate(toks) if t.kind == "qty" and i not in every]
+    if not others:
+        words = f"{toks[every[0] - 1].text} {toks[every[0]].text}"
+        raise PhraseRefused(
+            f"'{words}' in '{ctx.text}' says how often, not a level to reach; write the share, "
+            f"such as '100% within {toks[every[0]].text}'"
+        )
+    ctx.used.update(every)
+    for i in every:
+        ctx.notes.append(f"'{toks[i - 1].text} {toks[i].text}' is how often, not a figure")
 
 
 def _restatements(ctx: Clause) -> None:
@@ -438,16 +551,38 @@ def _outturns(ctx: Clause) -> None:
             continue
         before = ctx.words_before(i, 5)
         if (
-            before[:2] in (["of", "target"], ["of", "goal"])
+            before[:2]
+            in (
+                ["of", "target"],
+                ["of", "goal"],
+                ["of", "threshold"],
+                ["of", "trajectory"],
+                ["of", "limit"],
+                ["of", "total"],
+            )
+            or (before[:2] == ["target", "("] and any(x.kind == "qty" for x in toks[:i]))
+            or (
+                before[1:3] in (["to", "target"], ["of", "target"])
+                and any(x.kind == "qty" for x in toks[:i])
+            )
+            or (before[:3] == ["fact", "in", "is"] and "target" in before)
             or (before[:1] == ["was"] and "target" in before)
             or (before[:2] == ["be", "will"] and "target" in before)
             or (before[:1] == ["is"] and "target" in before)
             or (before[:2] == ["of", "achieving"] and "target" in before)
-        ) or ctx.words_after(i, 1) == ["goal"]:
+        ) or ctx.words_after(i, 1) in (["goal"], ["target"]):
             marks.append(i)
     low = " ".join(t.low for t in toks if t.kind == "word")
-    if not marks or not re.search(
-        r"\b(against|compared|was|were|which|fell|exactly|outturn|performance)\b", low
+    if len(marks) > 1:
+        _refuse_rival_targets(ctx, marks)
+    bracketed = any(ctx.words_before(m, 2) == ["target", "("] for m in marks)
+    if not marks or not (
+        bracketed
+        or re.search(
+            r"\b(against|compared|was|were|which|fell|exactly|outturn|performance|met|missed|"
+            r"reported|exceeded|ahead|behind|short|meeting|failing|hit|surpassed)\b",
+            low,
+        )
     ):
         return
     for i, t in enumerate(toks):
@@ -483,8 +618,25 @@ def _baselines(ctx: Clause) -> None:
 
 
 def _restated_durations(ctx: Clause) -> None:
-    """'62 days (two months)', '1 month (31 days)': one limit said twice; keep the finer."""
+    """'62 days (two months)', '1 month (31 days)': one limit said twice; keep the finer.
+
+    'the four hour standard of 98 per cent ... within four hours': the standard's name repeats
+    the time limit the sentence gives; the name is set aside.
+    """
     toks = ctx.toks
+    for i, t in enumerate(toks):
+        if t.kind != "qty" or t.unit not in DURATION or i + 1 >= len(toks) or i in ctx.used:
+            continue
+        if toks[i + 1].low not in ("standard", "target", "maximum", "wait", "wait,"):
+            continue
+        same = [
+            k
+            for k, x in enumerate(toks)
+            if k != i and x.kind == "qty" and (x.value, x.unit) == (t.value, t.unit)
+        ]
+        if same and _within_word_before(toks, same[0]):
+            ctx.used.add(i)
+            ctx.notes.append(f"'{t.text} {toks[i + 1].text}' names the standard by its time limit")
     for i, t in enumerate(toks):
         if t.kind != "qty" or t.unit not in DURATION or i + 3 >= len(toks):
             continue
@@ -582,3 +734,132 @@ _MEASURE_LIMIT = re.compile(
     r"(?:[ -](?:working|calendar))?[ -](?:seconds?|secs?|minutes?|mins?|hours?|days?|weeks?|"
     r"months?|years?))\b"
 )
+
+
+_PERIOD_WORDS = {"annum": "year", "year": "year", "quarter": "quarter", "month": "month"}
+_PER_PERIOD = re.compile(
+    r"(\d[\d,.]*\s*(?:%|per cent|percent)?)\s*(?:per|a|each) (annum|year|quarter|month)\b"
+)
+
+
+def _refuse_two_periods(shown: str, low: str) -> None:
+    """'15 per cent per annum (3.75 per cent per quarter)': one aim, two reporting periods."""
+    found = [(m.group(0), _PERIOD_WORDS[m.group(2)]) for m in _PER_PERIOD.finditer(low)]
+    periods = {period for _words, period in found}
+    if len(periods) > 1:
+        (a, _), (b, _) = found[0], next(f for f in found if f[1] != found[0][1])
+        raise PhraseRefused(
+            f"'{a}' and '{b}' in '{shown}' give the target for two reporting periods; write the "
+            "one that matches how often the KPI is reported"
+        )
+
+
+def _refuse_start_date(shown: str, lexed: Lexed) -> None:
+    """'since 1 October 2004 ... have had responsibility': a start, not a deadline or a target."""
+    toks = lexed.tokens
+    if any(t.kind == "qty" for t in toks):
+        return
+    for i, t in enumerate(toks):
+        if t.kind == "date" and i > 0 and toks[i - 1].low == "since":
+            raise PhraseRefused(
+                f"'{toks[i - 1].text} {t.text}' in '{shown}' says when something began; it is "
+                "not a deadline or a figure to reach"
+            )
+
+
+# Words that report performance rather than set a target. Before a figure: 'we are at 58%',
+# 'the Trust achieved 95.1%', 'standing at 73.18 per cent', 'only 72 per cent of calls'. About the
+# figures before them: '92.5 per cent ... were held within 15 working days', '... which exceeded
+# the national standard'.
+_REPORTED_BEFORE = re.compile(
+    r"\b(we are (at|on)|we were|currently (at|stands at)|stood at|stands at|standing at|"
+    r"performance (is|was) at|(clinics?|providers?|trusts?|we|it|they) (achieved|reached)|"
+    r"showed|shows)\b"
+)
+_REPORTED_AFTER = re.compile(
+    r"\bwere (held|completed|seen|screened|reviewed|visited|offered|made|answered)\b"
+)
+_COMPARED = re.compile(
+    r"\b(which|that) (?:\w+ )?(exceeded|exceeds|surpassed|beat|missed|met|remains? (higher|lower|"
+    r"above|below|better|worse)|was (higher|lower|above|below|better|worse))\b"
+)
+
+
+def _refuse_report(ctx: Clause, low: str) -> None:
+    """Reported performance: set aside beside a target, refused when there is no target.
+
+    '... achieved an uptake rate of 66 per cent. in 2004 ..., which exceeded the national
+    standard' gives outturns and a standard whose level it does not state; reading the outturn as
+    the target would rate every later figure against last year's performance. In 'requires an
+    emergency response within 19 minutes for 95% of incidents and the Trust achieved 95.1%' the
+    outturn is set aside and 95% read.
+    """
+    toks = ctx.toks
+    left = [i for i, t in enumerate(toks) if t.kind == "qty" and i not in ctx.used]
+    shares = [i for i in left if toks[i].unit not in DURATION]
+    if not shares:
+        return
+    named_words = {"target", "targets", "threshold", "standard", "goal", "aim"}
+    named = any(set(ctx.words_before(i, 4)) & named_words for i in shares)
+    reported: dict[int, str] = {}
+    # 'only 2% of visits may be missed' sets a ceiling; 'only 72 per cent ... are reached' reports
+    allowed = re.search(r"\b(may|can|should|must|allowed|permitted|to be)\b", low)
+    for i in shares:
+        before = ctx.words_before(i, 8)
+        if set(before[:4]) & named_words:
+            continue
+        cue = _REPORTED_BEFORE.search(" ".join(reversed(before)))
+        if before[:1] == ["only"] and toks[i].unit == "percent" and not allowed:
+            reported[i] = "only"
+        elif before[:2] in (["to", "compared"], ["with", "compared"]):
+            reported[i] = "compared " + before[0]
+        elif cue:
+            reported[i] = cue.group(0)
+    if not named:
+        after = _REPORTED_AFTER.search(low)
+        compared = _COMPARED.search(low)
+        past = re.search(r"\b(achieved|were|was|had been)\b", low)
+        cue = after or (compared if past else None)
+        if cue:
+            reported.update({i: cue.group(0) for i in shares if i not in reported})
+    if not reported:
+        return
+    if any(i not in reported for i in shares):
+        ctx.used.update(reported)
+        for i in reported:
+            ctx.notes.append(f"'{toks[i].text}' is a reported figure, not the target")
+        return
+    words = next(iter(reported.values()))
+    figures = ", ".join(f"'{toks[i].text}'" for i in shares)
+    raise PhraseRefused(
+        f"{figures} in '{ctx.text}' {'is' if len(shares) == 1 else 'are'} reported performance "
+        f"('{words}'), and it gives no target to compare with; write the target itself, such as "
+        "'at least 90%'"
+    )
+
+
+_RIVAL = re.compile(
+    r"\b(interim|official|lowered|revised|original|previous|old|new|national|local|below|above|"
+    r"rather than|instead of|replaced|replacing)\b"
+)
+
+
+def _refuse_rival_targets(ctx: Clause, marks: list[int]) -> None:
+    """'an interim target of 76% ..., significantly below the official target of 95%'."""
+    toks = ctx.toks
+    values = {(toks[m].value, toks[m].unit) for m in marks}
+    if len(values) < 2 or len({u for _v, u in values}) > 1:
+        return
+    between = " ".join(t.low for t in toks[marks[0] : marks[-1] + 1] if t.kind == "word")
+    before = " ".join(ctx.words_before(marks[0], 4))
+    if _RIVAL.search(between) or _RIVAL.search(before):
+        a, b = toks[marks[0]].text, toks[marks[-1]].text
+        raise PhraseRefused(
+            f"'{a}' and '{b}' are both called the target in '{ctx.text}'; give only the target "
+            "that applies"
+        )
+
+
+def _within_word_before(toks: list[Tok], i: int) -> bool:
+    """Whether the quantity at ``i`` follows a time-limit word ('within four hours')."""
+    return i > 0 and toks[i - 1].low in ("within", "in", "under", "inside")
