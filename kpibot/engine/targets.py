@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
 
+from kpibot.engine.bands import Bands, BandsError, read_bands
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.reading import GRADE_RANK, PhraseRefused, Reading, read_phrase
 
@@ -399,6 +400,12 @@ def _read_target(
 ) -> Target:
     shown = " ".join(original.split()).strip()
     try:
+        bands = read_bands(original)
+    except BandsError as exc:
+        raise TargetError(CANNOT_READ.format(text=shown, why=exc)) from None
+    if bands is not None:
+        return _banded(bands, original, shown, polarity, unit, role, measure)
+    try:
         r = read_phrase(original, polarity, measure=measure, unit=unit, role=role)
     except PhraseRefused as exc:
         raise TargetError(CANNOT_READ.format(text=shown, why=exc)) from None
@@ -411,6 +418,48 @@ def _read_target(
         annual=r.annual or t.annual,
         notes=t.notes or r.notes,
     )
+
+
+def _banded(
+    bands: Bands,
+    original: str,
+    shown: str,
+    polarity: str,
+    unit: str | None,
+    role: Role,
+    measure: str | None,
+) -> Target:
+    """A cell of RAG bands ("Green >= 92%, Amber 85-91.9%, Red < 85%", ``kpibot.engine.bands``):
+    the green edge is the target, the amber band's outer edge the tolerance."""
+
+    def refuse(why: str) -> TargetError:
+        return TargetError(CANNOT_READ.format(text=shown, why=why))
+
+    if bands.polarity != polarity:
+        end = "high" if bands.polarity == "bigger" else "low"
+        raise refuse(
+            f"its bands put green at the {end} end, so {bands.polarity} is better, but the "
+            f"KPI's polarity is {polarity} is better"
+        )
+    if role == "critical":
+        raise refuse("RAG bands give a target and a tolerance, not a critical failure threshold")
+    words = bands.target if role == "target" else bands.tolerance
+    if words is None:
+        raise refuse("its bands give no amber band, so they set no tolerance")
+    t = _read_target(words, polarity, unit, role, measure)
+    return replace(t, text=original, notes=(*t.notes, bands.note))
+
+
+def tolerance_in_bands(target_text: str | None) -> str | None:
+    """The target's own text when it is RAG bands with an amber band, to read the tolerance
+    from where the contract gives no separate one; otherwise None."""
+    if not target_text:
+        return None
+    try:
+        bands = read_bands(target_text)
+    except BandsError:
+        return None
+    return target_text if bands is not None and bands.tolerance is not None else None
 
 
 def _target(
@@ -875,9 +924,10 @@ def _compile_years(
         if kpi.kind == "milestone":
             out[year] = YearTerms(year, _milestone_target(kpi), None, None, kpi.is_exempt(year))
             continue
+        target_text = kpi.target_text(year)
         texts = {
-            "targets": kpi.target_text(year),
-            "tolerance": kpi.tolerance_text(year),
+            "targets": target_text,
+            "tolerance": kpi.tolerance_text(year) or tolerance_in_bands(target_text),
             "critical_failure": kpi.critical_text(year),
         }
         parsed: dict[str, Target | None] = {}

@@ -42,6 +42,7 @@ from kpibot.engine.targets import (
     check_consistency,
     needs_baseline,
     parse_target,
+    tolerance_in_bands,
 )
 from kpibot.files.exports import safe_cells
 from kpibot.files.figures import (
@@ -201,6 +202,8 @@ def _read_kpis(
             ("critical_failure", "critical"),
         ):
             text = row.get(column)
+            if column == "tolerance" and not text and not bad:
+                text = tolerance_in_bands(row.get("target")) or ""  # "Green ≥ 92%, Amber 85–91.9%"
             if not text or kind == "milestone":
                 parsed[column] = None
                 continue

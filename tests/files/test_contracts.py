@@ -384,3 +384,15 @@ def test_a_frequency_kpibot_does_not_track_is_refused_not_filed_as_another(frequ
     (e,) = err.value.errors
     assert (e.path, e.line, e.field) == ("demo.yaml", 11, "kpis[1].frequency")
     assert f"names '{frequency}'" in e.reason and "'Quarterly'" in e.reason
+
+
+def test_a_contract_target_written_as_rag_bands_gives_its_tolerance_too():
+    from kpibot.engine.scorecard import compiled
+
+    contract = parse_contract_text(
+        GOOD.replace('target: "95%"', 'target: "Green >= 95%, Amber 90-94.9%, Red < 90%"'),
+        "demo.yaml",
+    )
+    terms = compiled(contract)["1"].years[1]
+    assert (terms.target.op, terms.target.value) == ("ge", 95.0)
+    assert terms.tolerance is not None and terms.tolerance.value == 90.0

@@ -346,3 +346,27 @@ def test_a_target_every_figure_meets_is_refused_not_shown_green(run, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "red"
+
+
+def test_a_target_written_as_rag_bands_sets_the_tolerance_and_the_polarity(run, tmp_path):
+    # Council frameworks give the bands, not a target and a tolerance; no polarity column.
+    kpis = (
+        "kpi,name,target\n"
+        'A,Seen within 4 hours,"Green >= 92%, Amber 85-91.9%, Red < 85%"\n'
+        'B,Missed visits,"G: <5% A: 5-10% R: >10%"\n'
+    )
+    figures = (
+        "kpi,period,value\nA,2019/20 Q1,92\nA,2019/20 Q2,91.9\nA,2019/20 Q3,84.9\nB,2019/20 Q1,5\n"
+    )
+    r = run(tmp_path, kpis, figures)
+    assert r.returncode == 0, r.stderr
+    got = {(x["kpi"], x["period"]): x["rag"] for x in csv.DictReader(io.StringIO(r.stdout))}
+    assert got == {
+        ("A", "2019/20 Q1"): "green",
+        ("A", "2019/20 Q2"): "amber",
+        ("A", "2019/20 Q3"): "red",
+        ("B", "2019/20 Q1"): "amber",  # 5% is amber's, not green's (< 5%)
+    }
+    r = run(tmp_path, 'kpi,target\nA,"Green >= 90%, Amber 85-95%, Red < 85%"\n', figures)
+    assert r.returncode == 2
+    assert "KPIS.csv, line 2, column 'target'" in r.stderr and "overlap" in r.stderr
