@@ -716,6 +716,27 @@ def _met_by_every_figure(target: Target, signed: bool) -> bool:
     return False
 
 
+ANNUAL_SHARE = (
+    "target '{text}' is a share for the whole year, but the KPI is reported each {period}: "
+    "kpibot cannot tell whether each {period}'s figure is its own rate (then drop the yearly "
+    "words) or a part of the year's share that adds up through the year (then say "
+    "'values: year_to_date' or give in-year targets)"
+)
+
+
+def annual_share_unclear(target: Target, unit: str | None, period: str) -> str | None:
+    """Why a yearly percentage ("95% per annum", "5% of smokers each year") cannot be checked
+    part-way through a year, or None. A yearly count is pro-rated (1,800 a year is 450 by Q1);
+    a percentage may be a rate (95% seen on time: each quarter's own 95%) or a share that
+    accumulates (5% of a year's smokers quit: 1.25% by Q1), and the words do not say which.
+    """
+    if not target.annual or period == "year" or target.kind not in ("threshold", "range"):
+        return None
+    if (target.unit or unit) != "percent":
+        return None
+    return ANNUAL_SHARE.format(text=" ".join(target.text.split()), period=period)
+
+
 def check_consistency(
     target: Target, tolerance: Target | None, critical: Target | None, *, signed: bool = False
 ) -> str | None:

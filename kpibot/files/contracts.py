@@ -23,7 +23,13 @@ from kpibot.engine import model
 from kpibot.engine.calendar import CalendarError, ReturnCalendar, incident_rules
 from kpibot.engine.model import Contract
 from kpibot.engine.periods import PeriodError, frequency_kind
-from kpibot.engine.targets import CompiledKpi, TargetError, compile_contract
+from kpibot.engine.scorecard import reporting_kind
+from kpibot.engine.targets import (
+    CompiledKpi,
+    TargetError,
+    annual_share_unclear,
+    compile_contract,
+)
 from kpibot.files.draft import smaller_words
 
 
@@ -249,6 +255,14 @@ def _misreads(
                 frequency_kind(kpi.frequency)
             except PeriodError as exc:
                 out.append((("kpis", i, "frequency"), str(exc)))
+        if kpi.values != "year_to_date" and not kpi.in_year_targets:
+            period = reporting_kind(kpi, contract.reporting.period)
+            for year, terms in years.items():
+                unclear = annual_share_unclear(terms.target, kpi.unit, period)
+                if unclear:
+                    field = "targets" if year in kpi.targets else "target"
+                    out.append((("kpis", i, field), f"KPI {kpi.code}, year {year}: {unclear}"))
+                    break
         words = smaller_words(kpi.name)
         if "polarity" not in given and bare and words:
             out.append(

@@ -33,12 +33,13 @@ from kpibot.engine.evaluate import TermsEntry, annotate_periods, evaluate, terms
 from kpibot.engine.groups import judge
 from kpibot.engine.model import GroupRule, normalise_polarity
 from kpibot.engine.numbers import UK, NumberError, NumberStyle
-from kpibot.engine.periods import PeriodError, parse_period
+from kpibot.engine.periods import PeriodError, frequency_kind, parse_period
 from kpibot.engine.targets import (
     NEEDS_BASELINE,
     Target,
     TargetError,
     YearTerms,
+    annual_share_unclear,
     check_consistency,
     needs_baseline,
     parse_target,
@@ -121,6 +122,15 @@ def _implied_polarity(text: str, unit: str | None, measure: str | None, signed: 
         if check_consistency(target, None, None, signed=signed) is None:
             return polarity
     return "bigger"  # unreadable either way: the read below names the words
+
+
+def _reported_every(row: Row) -> str:
+    """The period a KPI row's ``frequency`` names ('quarter' when it names none: the figures
+    may be quarterly); a frequency kpibot does not track is left to the figures' periods."""
+    try:
+        return frequency_kind(row.get("frequency")) or "quarter"
+    except PeriodError:
+        return "quarter"
 
 
 def _needs_baseline_column(target: Target) -> str:
@@ -224,6 +234,13 @@ def _read_kpis(
         if extras is None:
             continue
         target = parsed["target"] or parse_target("", polarity, unit=unit)
+        if not extras["ytd"]:
+            unclear = annual_share_unclear(target, unit, _reported_every(row))
+            if unclear:
+                if not row.get("frequency"):
+                    unclear += "; if it is reported once a year, put 'Annually' in its 'frequency'"
+                errors.append(table.error(row, "target", unclear))
+                continue
         if kind == "milestone":
             words = row.get("target") or f"achieved by {extras['due']}"
             target = Target(

@@ -396,3 +396,17 @@ def test_a_contract_target_written_as_rag_bands_gives_its_tolerance_too():
     terms = compiled(contract)["1"].years[1]
     assert (terms.target.op, terms.target.value) == ("ge", 95.0)
     assert terms.tolerance is not None and terms.tolerance.value == 90.0
+
+
+def test_a_yearly_percentage_on_a_quarterly_kpi_is_refused_until_it_says_how_figures_add_up():
+    text = (
+        GOOD.replace('target: "95%"', 'target: "95% per annum"') + "reporting: {period: quarter}\n"
+    )
+    with pytest.raises(ContractFilesInvalid) as err:
+        parse_contract_text(text, "demo.yaml")
+    (e,) = err.value.errors
+    assert e.field == "kpis[1].target" and "is a share for the whole year" in e.reason
+    cumulative = text.replace(
+        "    polarity: bigger\n", "    polarity: bigger\n    values: year_to_date\n"
+    )
+    assert parse_contract_text(cumulative, "demo.yaml").kpi("1").values == "year_to_date"

@@ -370,3 +370,36 @@ def test_a_target_written_as_rag_bands_sets_the_tolerance_and_the_polarity(run, 
     r = run(tmp_path, 'kpi,target\nA,"Green >= 90%, Amber 85-95%, Red < 85%"\n', figures)
     assert r.returncode == 2
     assert "KPIS.csv, line 2, column 'target'" in r.stderr and "overlap" in r.stderr
+
+
+def test_a_yearly_percentage_checked_each_quarter_must_say_how_its_figures_add_up(run, tmp_path):
+    # "95% per annum" with a quarter's 30%: summed and pro-rated it would be green (30 >= 23.75),
+    # read as a rate it is red. The words do not say which, so the row is refused.
+    figures = "kpi,period,value\nA,2019/20 Q1,30\n"
+    r = run(tmp_path, "kpi,name,target\nA,Reviews on time,95% per annum\n", figures)
+    assert r.returncode == 2 and r.stdout == ""
+    assert (
+        "KPIS.csv, line 2, column 'target': target '95% per annum' is a share for the whole year"
+        in r.stderr
+    )
+    assert "put 'Annually' in its 'frequency'" in r.stderr
+    # Said to add up through the year, it is pro-rated: 30% by Q1 against 95% / 4.
+    r = run(tmp_path, "kpi,target,values\nA,95% per annum,year_to_date\n", figures)
+    assert r.returncode == 0, r.stderr
+    assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "green"
+    # Reported once a year, there is nothing to add up.
+    r = run(
+        tmp_path,
+        "kpi,target,frequency\nA,95% per annum,Annually\n",
+        "kpi,period,value\nA,2019/20,94\n",
+    )
+    assert r.returncode == 0, r.stderr
+    assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "red"
+    # A yearly count is pro-rated as ever: 460 by Q1 against 1,800 a year (450).
+    r = run(
+        tmp_path,
+        'kpi,target\nA,"1,800 health checks per annum"\n',
+        "kpi,period,value\nA,2019/20 Q1,460\n",
+    )
+    assert r.returncode == 0, r.stderr
+    assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "green"
