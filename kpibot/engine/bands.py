@@ -1,4 +1,5 @@
-"""RAG bands written out in one cell: "Green ≥ 92%, Amber 85–91.9%, Red < 85%".
+"""RAG bands written out in one cell: "Green ≥ 92%, Amber 85–91.9%, Red < 85%"; and a target
+with its tolerance labelled in one cell: "Target: 85%, Tolerance: 80%".
 
 Council and NHS KPI frameworks often give the target as its colour bands rather than a target and
 a tolerance. The green band's edge is the target and the amber band's outer edge the tolerance;
@@ -87,14 +88,16 @@ class Bands:
     """A band cell read: its polarity, and the target and tolerance in the grammar's words."""
 
     text: str
-    polarity: str
+    polarity: str | None  # None: the words leave it to the KPI's polarity
     target: str
     tolerance: str | None
+    labelled: bool = False  # 'Target: 85%, Tolerance: 80%' rather than colour bands
 
     @property
     def note(self) -> str:
         tolerance = f", tolerance '{self.tolerance}'" if self.tolerance else ""
-        return f"read from its RAG bands: target '{self.target}'{tolerance}"
+        source = "the cell's labels" if self.labelled else "its RAG bands"
+        return f"read from {source}: target '{self.target}'{tolerance}"
 
 
 class BandsError(ValueError):
@@ -120,9 +123,33 @@ def _meets(inner: float, outer: float, up: bool, places: int) -> str | None:
     return None
 
 
+# 'Target: 85%, Tolerance: 80%', 'Target 90% (tolerance 85%)': both terms, labelled, in one cell.
+_LABELLED = re.compile(
+    r"(?is)\s*target\s*(?:level)?\s*[:=\-–]?\s*(?P<target>.+?)\s*[,;(]?\s*"
+    r"(?:tolerance|tolerance\s+level|lower\s+threshold)\s*[:=\-–]?\s*(?P<tolerance>.+?)\s*\)?\s*"
+)
+_FIGURE = re.compile(r"^\D*?(\d+(?:\.\d+)?)\s*(?:%|per\s*cent)?\s*$")
+
+
+def _labelled(text: str) -> Bands | None:
+    m = _LABELLED.fullmatch(text)
+    if m is None:
+        return None
+    target, tolerance = m.group("target").strip(" ,;"), m.group("tolerance").strip(" ,;")
+    polarity = None
+    a, b = _FIGURE.match(target), _FIGURE.match(tolerance)
+    if a and b and float(a.group(1)) != float(b.group(1)):
+        polarity = "bigger" if float(a.group(1)) > float(b.group(1)) else "smaller"
+    return Bands(" ".join(text.split()), polarity, target, tolerance, labelled=True)
+
+
 def read_bands(text: str) -> Bands | None:
-    """``text`` read as RAG bands, or None when it is not written as bands (no green band, or
-    no other colour). Raise ``BandsError`` when it is, but the bands do not fit together."""
+    """``text`` read as RAG bands, or as a target and a tolerance labelled in one cell; None when
+    it is neither (no green band and another colour, no 'Target … Tolerance …'). Raise
+    ``BandsError`` when it is bands that do not fit together."""
+    labelled = _labelled(text)
+    if labelled is not None:
+        return labelled
     marks = list(_LABEL.finditer(text))
     colours = [(_COLOUR[(m.group(1) or m.group(2)).lower()], m) for m in marks]
     named = {c for c, _ in colours}

@@ -183,6 +183,12 @@ def read_phrase(
     lexed = lex(original)
     figures = [t for t in lexed.tokens if t.kind in ("qty", "badnum") and t.unit not in DURATION]
     reason = _no_target(low, bool(figures), any(t.kind == "date" for t in lexed.tokens))
+    if reason is not None and low in ("none", "nil") and polarity == "smaller" and role == "target":
+        # Beside never events or complaints, 'None' may be the aim itself: none at all.
+        raise PhraseRefused(
+            f"'{shown}' could mean no target or none at all (0) for a smaller-is-better KPI; "
+            "write 0 or 'no target'"
+        )
     if reason is not None:
         if reason == "no target":
             reason = f"no target: {shown}"

@@ -435,14 +435,20 @@ def _banded(
     def refuse(why: str) -> TargetError:
         return TargetError(CANNOT_READ.format(text=shown, why=why))
 
-    if bands.polarity != polarity:
+    if bands.polarity is not None and bands.polarity != polarity:
+        if bands.labelled:
+            raise refuse(
+                f"its tolerance is {'below' if bands.polarity == 'bigger' else 'above'} its "
+                f"target, so {bands.polarity} is better, but the KPI's polarity is {polarity} "
+                "is better"
+            )
         end = "high" if bands.polarity == "bigger" else "low"
         raise refuse(
             f"its bands put green at the {end} end, so {bands.polarity} is better, but the "
             f"KPI's polarity is {polarity} is better"
         )
     if role == "critical":
-        raise refuse("RAG bands give a target and a tolerance, not a critical failure threshold")
+        raise refuse("it gives a target and a tolerance, not a critical failure threshold")
     words = bands.target if role == "target" else bands.tolerance
     if words is None:
         raise refuse("its bands give no amber band, so they set no tolerance")

@@ -81,7 +81,31 @@ def test_a_band_cell_rates_as_its_colours_say():
 def test_bands_against_the_kpis_polarity_or_as_a_critical_failure_are_refused():
     with pytest.raises(TargetError, match="green at the high end, so bigger is better"):
         parse_target("Green >= 92%, Amber 85-91.9%, Red < 85%", "smaller")
-    with pytest.raises(TargetError, match="not a critical failure"):
+    with pytest.raises(TargetError, match="not a critical failure threshold"):
         parse_target("Green >= 92%, Amber 85-91.9%, Red < 85%", "bigger", role="critical")
     with pytest.raises(TargetError, match="no amber band, so they set no tolerance"):
         parse_target("Green >=95%, Red <95%", "bigger", role="tolerance")
+
+
+@pytest.mark.parametrize(
+    ("text", "polarity", "target", "tolerance"),
+    [
+        ("Target: 85% Tolerance: 80%", "bigger", "at least 85%", "at least 80%"),
+        ("Target 90% (tolerance 85%)", "bigger", "at least 90%", "at least 85%"),
+        ("Target: 5%; Tolerance: 7%", "smaller", "at most 5%", "at most 7%"),
+    ],
+)
+def test_a_target_and_tolerance_labelled_in_one_cell_read_as_both(
+    text, polarity, target, tolerance
+):
+    assert parse_target(text, polarity).explain() == target
+    assert parse_target(text, polarity, role="tolerance").explain() == tolerance
+    other = "smaller" if polarity == "bigger" else "bigger"
+    with pytest.raises(TargetError, match=f"so {polarity} is better"):
+        parse_target(text, other)
+
+
+def test_a_labelled_relative_tolerance_follows_the_kpis_polarity():
+    text = "Target: 95%, Tolerance: within 5% of target"
+    assert read_bands(text).polarity is None
+    assert "below it" in parse_target(text, "bigger", role="tolerance").explain()

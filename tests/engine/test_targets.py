@@ -676,3 +676,13 @@ def test_a_target_every_figure_meets_is_inconsistent(text, polarity, unit, signe
     assert (why is not None) == refused, why
     if refused:
         assert "is met by every figure" in why and "polarity" in why
+
+
+@pytest.mark.parametrize("text", ["None", "Nil", "nil."])
+def test_none_as_the_target_of_a_smaller_is_better_kpi_is_refused_as_ambiguous(text):
+    # Beside never events, "None" may be the aim (0), not the absence of a target: a grey
+    # "no target" there would hide every event. Bigger is better, it can only mean no target.
+    with pytest.raises(TargetError, match="could mean no target or none at all"):
+        parse_target(text, "smaller")
+    assert parse_target(text, "bigger").kind == "none"
+    assert parse_target(text, "smaller", role="tolerance").kind == "none"
