@@ -120,6 +120,10 @@ def _quantities(ctx: Clause) -> Reading | None:
                 if within_word(ctx, i) and toks[i].cmp is None:
                     if all_words(ctx) and len(thresholds_d) == 1:
                         return _share_all(ctx, [i])
+                    if ctx.unit in DURATION and len(thresholds_d) == 1:
+                        # The KPI's figures are themselves times ('unit: hours'): 'within 4
+                        # hours' is the most a figure may be, not a limit needing a share.
+                        return _single(ctx, i, [], average=False)
                     raise PhraseRefused(TIME_ONLY.format(text=ctx.text, limit=toks[i].text))
         if len(thresholds_d) == 1:
             return _single(ctx, thresholds_d[0], [], average=bool(averages) or is_average(ctx))

@@ -686,3 +686,14 @@ def test_none_as_the_target_of_a_smaller_is_better_kpi_is_refused_as_ambiguous(t
         parse_target(text, "smaller")
     assert parse_target(text, "bigger").kind == "none"
     assert parse_target(text, "smaller", role="tolerance").kind == "none"
+
+
+def test_within_a_time_is_the_most_a_figure_may_be_when_the_figures_are_times():
+    # 'unit: hours' (an average or longest response time): 'Within 4 hours' is at most 4 hours.
+    t = parse_target("Within 4 hours", "smaller", unit="hours")
+    assert (t.op, t.value, t.unit, t.within) == ("le", 4.0, "hours", None)
+    # With no unit it stays a time limit without its share, and is refused so.
+    with pytest.raises(TargetError, match="not the share of cases"):
+        parse_target("Within 4 hours", "smaller")
+    with pytest.raises(TargetError, match="not the share of cases"):
+        parse_target("Within 4 hours", "bigger", unit="percent")
