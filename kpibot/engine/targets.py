@@ -223,11 +223,11 @@ class Target:
             base = f"critical failure if {_op_words(op)} {self._fmt(self.value)}"
             return base + self._tail() + (" a year" if self.annual else "")
         if self.kind == "range":
-            low, high = self._fmt(self.value), self._fmt(self.high)
+            low, high, tail = self._fmt(self.value), self._fmt(self.high), self._tail()
             if self.polarity == "bigger":
-                text = f"between {low} and {high} (at least {low} meets; above {high} too)"
+                text = f"between {low} and {high}{tail} (at least {low} meets; above {high} too)"
             else:
-                text = f"between {low} and {high} (at most {high} meets; below {low} too)"
+                text = f"between {low} and {high}{tail} (at most {high} meets; below {low} too)"
         elif self.kind == "benchmark":
             text = self._benchmark_words()
         elif self.kind == "improvement":
