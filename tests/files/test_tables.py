@@ -103,3 +103,68 @@ def test_a_header_continued_into_merged_rows_is_refused() -> None:
     buffer = io.BytesIO()
     wb.save(buffer)
     assert "continues into merged rows 2–3 (A2:A3)" in str(refusal(buffer.getvalue(), "m.xlsx"))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b"kpi,period,value,value", b"KPI,Period,Value,value ", b"kpi,period,Value,VALUE,note"],
+)
+def test_a_csv_with_a_column_named_twice_is_refused_not_read_from_one_of_them(
+    header: bytes,
+) -> None:
+    # Reading either copy would be a guess: '12' or '87' gives a different RAG.
+    data = header + b"\nS11,2019/20 Q3,87,12\n"
+    error = refusal(data, "r.csv").error
+    assert (error.line, error.column) == (1, "value")
+    assert "columns 3 and 4 are both called 'value'" in error.reason
+
+
+def test_an_xlsx_with_a_column_named_twice_is_refused_like_a_csv() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.append(["kpi", "period", "value", "Value"])
+    wb.active.append(["S11", "2019/20 Q3", 87, 12])
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    error = refusal(buffer.getvalue(), "r.xlsx").error
+    assert (error.line, error.column) == (1, "value")
+    assert "columns C and D are both called 'value'" in error.reason
+
+
+def test_columns_with_no_header_may_repeat() -> None:
+    table = read_table_bytes(b"kpi,,period,,value\nS11,x,2019/20 Q3,y,87\n", "r.csv")
+    assert table.rows[0].cells == {"kpi": "S11", "period": "2019/20 Q3", "value": "87"}
+
+
+def test_an_unclosed_quote_is_refused_not_allowed_to_swallow_the_rows_after_it() -> None:
+    # Python's csv would read rows 3 and 4 into row 2's note, and they would vanish unreported.
+    data = (
+        b'kpi,period,value,note\nS11,2019/20 Q3,87,"late\nS12,2019/20 Q3,91,\nS13,2019/20 Q3,5,\n'
+    )
+    error = refusal(data, "r.csv").error
+    assert error.line == 2
+    assert "quote" in error.reason and "never closed" in error.reason
+
+
+def test_text_after_a_closing_quote_is_refused_naming_the_line() -> None:
+    data = b'kpi,period,value\nS11,2019/20 Q3,87\nS12,2019/20 Q3,"9"1\n'
+    error = refusal(data, "r.csv").error
+    assert error.line == 3 and "after its closing quote" in error.reason
+
+
+def test_a_quoted_note_over_several_lines_is_still_one_cell() -> None:
+    data = b'kpi,period,value,note\nS11,2019/20 Q3,87,"two\nlines"\nS12,2019/20 Q3,91,\n'
+    table = read_table_bytes(data, "r.csv")
+    assert [r["kpi"] for r in table.rows] == ["S11", "S12"]
+    assert table.rows[0]["note"] == "two\nlines" and table.rows[1].line == 4
+
+
+def test_doubled_quotes_after_the_first_4_kb_are_read_as_excel_writes_them() -> None:
+    rows = b"".join(b"S%d,2019/20 Q3,87,plain\n" % n for n in range(300))
+    data = b"kpi,period,value,note\n" + rows + b'S999,2019/20 Q3,91,"a ""b"", c"\n'
+    table = read_table_bytes(data, "r.csv")
+    assert table.rows[-1].cells == {
+        "kpi": "S999",
+        "period": "2019/20 Q3",
+        "value": "91",
+        "note": 'a "b", c',
+    }
