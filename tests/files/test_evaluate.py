@@ -302,3 +302,21 @@ def test_a_refused_phrase_or_setting_names_file_line_column_and_reason(
     r = run(tmp_path, kpis, "kpi,period,value\nA,2019/20 Q1,5\n")
     assert r.returncode == 2
     assert where in r.stderr and words in r.stderr, r.stderr
+
+
+def test_a_figure_typed_as_a_percentage_in_excel_is_read_as_excel_shows_it(tmp_path, capsys):
+    # Excel stores '87%' as 0.87 in a percent-formatted cell; read as 0.87% it would be red.
+    import openpyxl
+
+    from kpibot.cli.main import main
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["kpi", "period", "value"])
+    wb.active.append(["A", "2019/20 Q1", 0.87])
+    wb.active["C2"].number_format = "0%"
+    wb.save(tmp_path / "FIGURES.xlsx")
+    (tmp_path / "KPIS.csv").write_text(KPIS)
+    code = main(["evaluate", str(tmp_path / "KPIS.csv"), str(tmp_path / "FIGURES.xlsx")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[1] == "A,2019/20 Q1,87,Target 90%,within_tolerance,amber,new,false"
