@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 
 from kpibot.chat import cards
 from kpibot.chat.connector import SEND_TIMEOUT_S, Address, BotToken, Connector, RememberedTokens
+from kpibot.chat.ratelimit import retry_after_seconds
 from kpibot.commands.bot import Bot
 from kpibot.core import logs, texts
 from kpibot.core.protocol import Attachment, Reply, Request
@@ -864,11 +865,7 @@ def delivery_error(exc: httpx.HTTPStatusError) -> DeliveryError:
     """A connector refusal as the dispatcher understands it: rate limit, permanent or retryable."""
     status = exc.response.status_code
     if status == 429:
-        retry = exc.response.headers.get("Retry-After", "1")
-        try:
-            return RateLimited(float(retry))
-        except ValueError:
-            return RateLimited(1.0)
+        return RateLimited(retry_after_seconds(exc.response.headers.get("Retry-After")))
     # Removed from the conversation, unknown conversation, bad credentials or too large: no retry cures it.
     return DeliveryError(
         f"Teams refused the message: HTTP {status}", permanent=status in (400, 401, 403, 404, 413)
