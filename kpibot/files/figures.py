@@ -13,10 +13,11 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from kpibot.engine import freetext
 from kpibot.engine.model import KPI, Contract
-from kpibot.engine.numbers import UK, NumberError, NumberStyle
+from kpibot.engine.numbers import UK, NumberError, NumberStyle, parse_decimal
 from kpibot.engine.numbers import parse_number as read_number
 from kpibot.engine.periods import Period, PeriodError
 from kpibot.engine.scorecard import compiled
@@ -108,6 +109,19 @@ def parse_value(
             bad("value", not_a_number(value, exc))
             return None
         num = den = None
+        if numerator or denominator:
+            # Both given: they must agree, or which one to read would be a guess.
+            ratio = parse_value(unit, "", numerator, denominator, complain, style, signed)
+            if ratio is None:
+                return None
+            if ratio.value is not None and not _agrees(value, style, ratio.value):
+                bad(
+                    "value",
+                    f"the value ({value}) and the numerator and denominator "
+                    f"({numerator}/{denominator} = {ratio.value:.4g}%) disagree; correct one of "
+                    "them, or leave the value empty",
+                )
+                return None
     elif numerator or denominator:
         try:
             num = parse_number(numerator, style)
@@ -147,6 +161,13 @@ def parse_value(
         bad("value", f"{v:g}% is above 100%")
         return None
     return ParsedValue(v, num, den)
+
+
+def _agrees(value: str, style: NumberStyle, computed: float) -> bool:
+    """Whether ``value`` is ``computed`` rounded to the places ``value`` was written with."""
+    written = parse_decimal(value, style)
+    places = Decimal(1).scaleb(min(0, int(written.as_tuple().exponent)))
+    return Decimal(repr(computed)).quantize(places, ROUND_HALF_UP) == written
 
 
 def not_a_number(text: str, exc: NumberError) -> str:

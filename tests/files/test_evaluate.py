@@ -167,6 +167,18 @@ def test_table_format(tmp_path, run):
             "KPIS.csv, line 2, column 'target'",
         ),
         ("kpi,unit,target\nA,count,100\n", "kpi,period,value\nA,2019/20 Q1,-3\n", "negative"),
+        (
+            KPIS,
+            "kpi,period,value,numerator,denominator\nA,2019/20 Q1,95,10,100\n",
+            "FIGURES.csv, line 2, column 'value': the value (95) and the numerator and "
+            "denominator (10/100 = 10%) disagree",
+        ),
+        (
+            "kpi,kind,members,rule\nG,group,A,99999999999999999999 of 1\nA,,,\n",
+            "kpi,period,value\nA,2019/20 Q1,5\n",
+            "KPIS.csv, line 2, column 'rule': the rule '99999999999999999999 of 1' needs "
+            "between 1 and 1 KPIs met\n",
+        ),
     ],
 )
 def test_bad_files_exit_2_naming_file_line_column(tmp_path, run, kpis, figures, expect):

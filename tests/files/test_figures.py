@@ -31,3 +31,36 @@ def test_a_milestone_is_achieved_or_not(text, value):
 def test_a_milestone_refuses_anything_else():
     value, problems = _read("milestone", "nearly")
     assert value is None and problems == ["'nearly' is not 'achieved' or 'not achieved'"]
+
+
+@pytest.mark.parametrize(
+    ("value", "numerator", "denominator"),
+    [("87", "867", "1000"), ("86.7", "867", "1000"), ("86.67%", "26", "30"), ("100", "5", "5")],
+)
+def test_a_value_beside_its_numerator_and_denominator_is_read_when_they_agree(
+    value, numerator, denominator
+):
+    problems: list[str] = []
+    parsed = parse_value(
+        "percent", value, numerator, denominator, lambda _c, why: problems.append(why)
+    )
+    assert problems == [] and parsed is not None
+    assert parsed.value == float(value.rstrip("%"))
+
+
+@pytest.mark.parametrize(
+    ("value", "numerator", "denominator"),
+    [("95", "10", "100"), ("86.6", "867", "1000"), ("88", "867", "1000")],
+)
+def test_a_value_that_disagrees_with_its_numerator_and_denominator_is_refused(
+    value, numerator, denominator
+):
+    # Reading the value and ignoring the ratio (as before) could be green where the ratio is red.
+    problems: list[tuple[str, str]] = []
+    parsed = parse_value(
+        "percent", value, numerator, denominator, lambda c, why: problems.append((c, why))
+    )
+    assert parsed is None and len(problems) == 1
+    column, why = problems[0]
+    assert column == "value" and f"the value ({value}) and the numerator and denominator" in why
+    assert why.endswith("disagree; correct one of them, or leave the value empty")
