@@ -160,7 +160,8 @@ def parse_value(
     if unit == "percent" and v > 100 and not signed:
         bad("value", f"{v:g}% is above 100%")
         return None
-    return ParsedValue(v, num, den)
+    # '-0' is zero: kept as -0.0 it would be stored and shown as '-0%' wherever the figure goes.
+    return ParsedValue(v + 0.0, num, den)
 
 
 def _agrees(value: str, style: NumberStyle, computed: float) -> bool:

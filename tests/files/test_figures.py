@@ -64,3 +64,9 @@ def test_a_value_that_disagrees_with_its_numerator_and_denominator_is_refused(
     column, why = problems[0]
     assert column == "value" and f"the value ({value}) and the numerator and denominator" in why
     assert why.endswith("disagree; correct one of them, or leave the value empty")
+
+
+@pytest.mark.parametrize("text", ["-0", "-0.0%", "−0"])
+def test_minus_zero_is_stored_as_zero_not_shown_as_minus_zero(text):
+    value, problems = _read("percent", text)
+    assert problems == [] and value == 0 and f"{value:g}" == "0"
