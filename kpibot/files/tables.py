@@ -115,23 +115,34 @@ def normalise_header(name: object) -> str:
 
 
 def read_table(path: Path) -> Table:
-    """Read a ``.csv`` or ``.xlsx`` file from disk."""
+    """Read a ``.csv`` or ``.xlsx`` file from disk; never more than ``MAX_BYTES`` + 1 bytes of it.
+
+    The size a file declares is not trusted: a device or a pipe (``/dev/zero``, ``/dev/stdin``)
+    declares none and never ends, so the read itself is bounded.
+    """
+    if path.is_dir():
+        reason = "this is a folder, not a file; give the CSV or XLSX file inside it"
+        raise TableError(CellError(str(path), None, None, reason))
     try:
-        size = path.stat().st_size
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as exc:
         raise TableError(
             CellError(str(path), None, None, exc.strerror or "cannot be opened")
         ) from None
+    if len(data) > MAX_BYTES:
+        raise TableError(CellError(str(path), None, None, _too_big(path)))
+    return read_table_bytes(data, str(path))
+
+
+def _too_big(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
     if size > MAX_BYTES:
-        raise TableError(
-            CellError(
-                str(path),
-                None,
-                None,
-                f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it",
-            )
-        )
-    return read_table_bytes(path.read_bytes(), str(path))
+        return f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"
+    return "the file is over the 5 MB limit (it did not end within 5 MB), so split it"
 
 
 def read_table_bytes(data: bytes, name: str) -> Table:

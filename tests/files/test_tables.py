@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -168,3 +169,27 @@ def test_doubled_quotes_after_the_first_4_kb_are_read_as_excel_writes_them() -> 
         "value": "91",
         "note": 'a "b", c',
     }
+
+
+def test_a_file_that_never_ends_is_refused_at_the_size_limit(tmp_path) -> None:
+    # /dev/zero declares no size and never ends: it was read until memory ran out.
+    error = refusal_of(tables.read_table, Path("/dev/zero"))
+    assert error.file == "/dev/zero" and "over the 5 MB limit" in error.reason
+
+
+def test_a_folder_given_as_a_file_is_refused_in_one_sentence(tmp_path) -> None:
+    error = refusal_of(tables.read_table, tmp_path)
+    assert error.reason == "this is a folder, not a file; give the CSV or XLSX file inside it"
+
+
+def test_a_large_file_on_disk_says_its_size(tmp_path) -> None:
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"kpi,period,value\n" + b"x" * (6 * 1024 * 1024))
+    error = refusal_of(tables.read_table, big)
+    assert error.reason == "the file is 6.0 MB; the limit is 5 MB, so split it"
+
+
+def refusal_of(read, path: Path) -> tables.CellError:
+    with pytest.raises(TableError) as refused:
+        read(path)
+    return refused.value.error
