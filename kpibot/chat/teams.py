@@ -100,6 +100,7 @@ AUTH_OFF = (
 
 MESSAGING_ENDPOINT = "/api/messages"
 MAX_FILE_BYTES = 5 * 1024 * 1024
+DOWNLOAD_DEADLINE_S = 60.0
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 EMAIL_TTL_S = 3600.0
@@ -742,13 +743,15 @@ def reference(activity: Any) -> ConversationRef:
 
 
 async def download(file: Any) -> bytes:
-    """An uploaded file's bytes through the SDK (https only, no bot token sent), at most 5 MB."""
+    """An uploaded file's bytes through the SDK (https only, no bot token sent), at most 5 MB
+    and within ``DOWNLOAD_DEADLINE_S`` in all (a host trickling bytes trips no read timeout)."""
     data = bytearray()
     try:
-        async for chunk in file.stream():
-            data += chunk
-            if len(data) > MAX_FILE_BYTES:
-                raise FileRefused(FILE_TOO_BIG.format(name=file.name))
+        async with asyncio.timeout(DOWNLOAD_DEADLINE_S):
+            async for chunk in file.stream():
+                data += chunk
+                if len(data) > MAX_FILE_BYTES:
+                    raise FileRefused(FILE_TOO_BIG.format(name=file.name))
     except FileRefused:
         raise
     except Exception as exc:  # the SDK raises RuntimeError, FileError or httpx errors
