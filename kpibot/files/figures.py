@@ -108,6 +108,10 @@ def parse_value(
         except NumberError as exc:
             bad("value", not_a_number(value, exc))
             return None
+        mismatch = _unit_mismatch(value, unit)
+        if mismatch is not None:
+            bad("value", mismatch)
+            return None
         num = den = None
         if numerator or denominator:
             # Both given: they must agree, or which one to read would be a guess.
@@ -162,6 +166,35 @@ def parse_value(
         return None
     # '-0' is zero: kept as -0.0 it would be stored and shown as '-0%' wherever the figure goes.
     return ParsedValue(v + 0.0, num, den)
+
+
+def _unit_mismatch(value: str, unit: str) -> str | None:
+    """Why a figure's own sign ('%', '£') contradicts its KPI's unit, or None when it does not.
+
+    '5%' for a KPI measured in days, or '£50' for a percentage, was read as the bare number: a
+    figure in the wrong unit read without a word. A count is also what a KPI with no stated unit
+    is taken to be, so it accepts either sign, as before.
+    """
+    text = value.strip()
+    measured = _UNIT_WORDS.get(unit, unit.replace("_", " "))
+    if text.endswith("%") and unit in _NOT_PERCENT:
+        return (
+            f"'{text[:40]}' is a percentage, but this KPI is measured in {measured}; check the "
+            "figure and write it without the % sign"
+        )
+    money = "£" in text or text.lstrip("+-−").upper().startswith("GBP")
+    if money and unit in _NOT_MONEY:
+        return (
+            f"'{text[:40]}' is an amount of money, but this KPI is measured in {measured}; "
+            "check the figure and write it without the £ sign"
+        )
+    return None
+
+
+_TIME_UNITS = frozenset({"days", "working_days", "weeks", "months", "hours", "minutes", "seconds"})
+_NOT_PERCENT = _TIME_UNITS | {"gbp"}
+_NOT_MONEY = _TIME_UNITS | {"percent"}
+_UNIT_WORDS = {"gbp": "pounds", "percent": "per cent"}
 
 
 def _agrees(value: str, style: NumberStyle, computed: float) -> bool:

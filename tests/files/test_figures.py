@@ -70,3 +70,32 @@ def test_a_value_that_disagrees_with_its_numerator_and_denominator_is_refused(
 def test_minus_zero_is_stored_as_zero_not_shown_as_minus_zero(text):
     value, problems = _read("percent", text)
     assert problems == [] and value == 0 and f"{value:g}" == "0"
+
+
+@pytest.mark.parametrize(
+    ("unit", "text", "words"),
+    [
+        ("days", "5%", "'5%' is a percentage, but this KPI is measured in days"),
+        (
+            "working_days",
+            "12 %",
+            "'12 %' is a percentage, but this KPI is measured in working days",
+        ),
+        ("gbp", "50%", "'50%' is a percentage, but this KPI is measured in pounds"),
+        ("percent", "£50", "'£50' is an amount of money, but this KPI is measured in per cent"),
+        ("hours", "GBP 4", "'GBP 4' is an amount of money, but this KPI is measured in hours"),
+    ],
+)
+def test_a_figure_whose_sign_contradicts_its_unit_is_refused_not_read_bare(unit, text, words):
+    # '5%' for a KPI in days was read as 5 days without a word.
+    value, problems = _read(unit, text)
+    assert value is None and len(problems) == 1 and problems[0].startswith(words)
+
+
+@pytest.mark.parametrize(
+    ("unit", "text", "expected"),
+    [("percent", "87%", 87.0), ("gbp", "£1,250", 1250.0), ("count", "87%", 87.0)],
+)
+def test_a_sign_that_fits_the_unit_or_a_unit_not_stated_is_read(unit, text, expected):
+    # A count is also what a KPI with no stated unit is taken to be, so it accepts either sign.
+    assert _read(unit, text) == (expected, [])
