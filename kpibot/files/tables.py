@@ -47,6 +47,11 @@ TEXT_AFTER_QUOTE = (
     'a cell has text after its closing quote ("); put the whole cell inside the quotes, or '
     "remove them, and save the file again"
 )
+EXTRA_CELLS = (
+    "the row has {cells} cells but the header names {header} columns, so a value may have been "
+    "split in two (write 1,234 as 1234, or put it in quotes); fix the row or name the extra "
+    "column"
+)
 CONTROL_CHARACTER = (
     "a cell contains a control character ({code}), which kpibot cannot store; delete it (it is "
     "often pasted in invisibly) and save the file again"
@@ -191,7 +196,10 @@ def _read_csv(data: bytes, name: str) -> Table:
     # Only the delimiter is sniffed: the sniffer guesses quoting from the first 4 kB alone (a '""'
     # after that would be misread), and every spreadsheet writes Excel's. strict: an unclosed
     # quote is an error, not a cell that silently swallows every row after it.
-    reader = csv.reader(io.StringIO(text), csv.excel, delimiter=delimiter, strict=True)
+    # newline=None: line ends of any kind (an old Mac's lone \r too) end a line.
+    reader = csv.reader(
+        io.StringIO(text, newline=None), csv.excel, delimiter=delimiter, strict=True
+    )
     header: list[str] | None = None
     table: Table | None = None
     last_line = 0  # the line the previous row ended on; a row that fails began on the next
@@ -214,6 +222,9 @@ def _read_csv(data: bytes, name: str) -> Table:
                     CellError(name, reader.line_num, None, TOO_MANY_ROWS.format(limit=MAX_ROWS))
                 )
             _check_cells(name, reader.line_num, raw, header)
+            if any(c.strip() for c in raw[len(header) :]):
+                reason = EXTRA_CELLS.format(cells=len(raw), header=len(header))
+                raise TableError(CellError(name, reader.line_num, None, reason))
             cells = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}
             table.rows.append(Row(reader.line_num, cells))
     except csv.Error as exc:

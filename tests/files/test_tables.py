@@ -193,3 +193,24 @@ def refusal_of(read, path: Path) -> tables.CellError:
     with pytest.raises(TableError) as refused:
         read(path)
     return refused.value.error
+
+
+def test_a_row_longer_than_its_header_is_refused_as_a_value_split_in_two() -> None:
+    # An unquoted '1,234' is two cells: the value read as 1 and the 234 silently dropped.
+    data = b"kpi,period,value\nS11,2019/20 Q3,90\nS12,2019/20 Q3,1,234\n"
+    error = refusal(data, "r.csv").error
+    assert error.line == 3
+    assert error.reason.startswith("the row has 4 cells but the header names 3 columns")
+
+
+def test_empty_cells_past_the_header_are_only_trailing_commas() -> None:
+    table = read_table_bytes(b"kpi,period,value\nS11,2019/20 Q3,90,,\n", "r.csv")
+    assert table.rows[0].cells == {"kpi": "S11", "period": "2019/20 Q3", "value": "90"}
+
+
+def test_a_csv_with_old_mac_line_ends_is_read_line_by_line() -> None:
+    table = read_table_bytes(b"kpi,period,value\rS11,2019/20 Q3,90\rS12,2019/20 Q3,91\r", "r.csv")
+    assert [(r.line, r["kpi"], r["value"]) for r in table.rows] == [
+        (2, "S11", "90"),
+        (3, "S12", "91"),
+    ]
