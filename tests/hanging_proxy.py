@@ -85,6 +85,10 @@ class HangingProxy:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
+                # shutdown first: close() alone leaves a socket another thread is blocked on
+                # open, and the server would keep that session (and its locks) alive
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
 

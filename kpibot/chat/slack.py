@@ -73,6 +73,12 @@ CANCELLED = "Cancelled; nothing was stored."
 PREVIEW_GONE = "That preview is no longer available here; preview the figure again."
 FILE_TOO_BIG = "{name} is {size:.1f} MB; the limit is 5 MB, so split it and send the parts."
 FILE_UNREADABLE = "I could not download {name} from Slack; send it again."
+FILE_TOO_SLOW = (
+    "{name} did not finish downloading from Slack within {seconds:g} seconds; send it again."
+)
+# A whole download's deadline: httpx's timeout bounds each read, so a host that sends a byte
+# just inside it, again and again, would otherwise hold a worker for hours.
+DOWNLOAD_DEADLINE_S = 60.0
 CHART_NOT_POSTED = (
     "I could not post the chart here; invite me with `/invite @kpibot` and ask again."
 )
@@ -367,6 +373,7 @@ class SlackAdapter:
             log.warning("slack file refused: untrusted download host file=%s", file.get("id"))
             raise FileRefused(FILE_UNREADABLE.format(name=name))
         data = bytearray()
+        deadline = time.monotonic() + DOWNLOAD_DEADLINE_S
         try:
             with httpx.stream(
                 "GET",
@@ -381,6 +388,11 @@ class SlackAdapter:
                     raise httpx.HTTPError("sign-in page instead of the file")
                 for chunk in response.iter_bytes():
                     data += chunk
+                    if time.monotonic() > deadline:
+                        log.warning("slack file download too slow file=%s", file.get("id"))
+                        raise FileRefused(
+                            FILE_TOO_SLOW.format(name=name, seconds=DOWNLOAD_DEADLINE_S)
+                        )
                     if len(data) > MAX_FILE_BYTES:
                         raise FileRefused(
                             FILE_TOO_BIG.format(name=name, size=len(data) / 1024 / 1024)

@@ -19,6 +19,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from kpibot.chat.blocks import fallback_text, reply_to_blocks
+from kpibot.chat.ratelimit import retry_after_seconds
 from kpibot.core.protocol import Reply
 from kpibot.scheduler.delivery import DeliveryError, RateLimited
 from kpibot.store.outbox import OutboxMessage
@@ -51,8 +52,7 @@ def _slack_error(exc: SlackApiError, what: str, progress: dict[str, Any] | None)
     headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
     error = str(response.get("error") or "unknown_error")
     if response.status_code == 429 or error == "ratelimited":
-        retry = headers.get("retry-after", "1")
-        return RateLimited(float(retry[0] if isinstance(retry, list) else retry), progress=progress)
+        return RateLimited(retry_after_seconds(headers.get("retry-after")), progress=progress)
     reason = f"Slack refused {what}: {error}"
     return DeliveryError(reason, progress=progress, permanent=error in PERMANENT_SLACK_ERRORS)
 

@@ -44,6 +44,7 @@ from starlette.routing import BaseRoute, Route
 
 from kpibot.chat import cards
 from kpibot.chat.connector import SEND_TIMEOUT_S, Address, BotToken, Connector, RememberedTokens
+from kpibot.chat.ratelimit import retry_after_seconds
 from kpibot.commands.bot import Bot
 from kpibot.core import logs, texts
 from kpibot.core.protocol import Attachment, Reply, Request
@@ -99,6 +100,7 @@ AUTH_OFF = (
 
 MESSAGING_ENDPOINT = "/api/messages"
 MAX_FILE_BYTES = 5 * 1024 * 1024
+DOWNLOAD_DEADLINE_S = 60.0
 TABLE_FILE_TYPES = ("csv", "xlsx", "xlsm")
 IMPORT_VERBS = ("import", "upload")
 EMAIL_TTL_S = 3600.0
@@ -741,13 +743,15 @@ def reference(activity: Any) -> ConversationRef:
 
 
 async def download(file: Any) -> bytes:
-    """An uploaded file's bytes through the SDK (https only, no bot token sent), at most 5 MB."""
+    """An uploaded file's bytes through the SDK (https only, no bot token sent), at most 5 MB
+    and within ``DOWNLOAD_DEADLINE_S`` in all (a host trickling bytes trips no read timeout)."""
     data = bytearray()
     try:
-        async for chunk in file.stream():
-            data += chunk
-            if len(data) > MAX_FILE_BYTES:
-                raise FileRefused(FILE_TOO_BIG.format(name=file.name))
+        async with asyncio.timeout(DOWNLOAD_DEADLINE_S):
+            async for chunk in file.stream():
+                data += chunk
+                if len(data) > MAX_FILE_BYTES:
+                    raise FileRefused(FILE_TOO_BIG.format(name=file.name))
     except FileRefused:
         raise
     except Exception as exc:  # the SDK raises RuntimeError, FileError or httpx errors
@@ -864,11 +868,7 @@ def delivery_error(exc: httpx.HTTPStatusError) -> DeliveryError:
     """A connector refusal as the dispatcher understands it: rate limit, permanent or retryable."""
     status = exc.response.status_code
     if status == 429:
-        retry = exc.response.headers.get("Retry-After", "1")
-        try:
-            return RateLimited(float(retry))
-        except ValueError:
-            return RateLimited(1.0)
+        return RateLimited(retry_after_seconds(exc.response.headers.get("Retry-After")))
     # Removed from the conversation, unknown conversation, bad credentials or too large: no retry cures it.
     return DeliveryError(
         f"Teams refused the message: HTTP {status}", permanent=status in (400, 401, 403, 404, 413)

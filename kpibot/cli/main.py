@@ -504,12 +504,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # the last line of defence: log the detail, show one sentence
         if unavailable(exc):
-            log.warning("command failed: the database is unavailable (%s)", exc)
+            log.warning("command failed: the database is unavailable (%s)", _first_line(exc))
             print(texts.DATABASE_UNAVAILABLE, file=sys.stderr)
             return 1
-        log.exception("command failed")
+        # The traceback is for the log of a server, or for -v; a one-off command's user reads
+        # the sentence below, not a stack of frames and SQL.
+        log.error(
+            "command failed: %s: %s",
+            type(exc).__name__,
+            _first_line(exc),
+            exc_info=serving or args.verbose,
+        )
         print(texts.INTERNAL_ERROR.format(error=type(exc).__name__), file=sys.stderr)
         return 1
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's own words without what SQLAlchemy appends: the SQL and the user's values."""
+    return next(iter(str(error).splitlines()), "")
 
 
 if __name__ == "__main__":

@@ -374,6 +374,9 @@ def _read_group(table: Table, row: Row, code: str, errors: list[CellError]) -> _
 
 
 def _pydantic_reason(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):  # a ValidationError: its message alone, not pydantic's repr of the input
+        return str(errors()[0]["msg"]).removeprefix("Value error, ")
     text = str(exc).splitlines()
     reason = next((t.strip() for t in text if t.strip().startswith("Value error")), text[-1])
     return reason.removeprefix("Value error, ")

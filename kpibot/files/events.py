@@ -41,6 +41,9 @@ ALIASES = {
     "households": "affected",
 }
 MAX_REFERENCE = 200
+#: People or households one event affects; far above any real event, low enough that no sum
+#: per event can overflow.
+MAX_AFFECTED = 1_000_000
 _FORMS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%d %H:%M",
@@ -175,8 +178,12 @@ def check_event(
     affected = 1
     if cell.get("affected"):
         text = cell["affected"].replace(",", "")
-        if not re.fullmatch(r"\d+", text) or int(text) < 1:
-            bad("affected", f"'{cell['affected']}' should be a whole number of at least 1")
+        # the length first: int() of thousands of digits is refused by Python itself
+        if not re.fullmatch(r"\d{1,7}", text) or not 1 <= int(text) <= MAX_AFFECTED:
+            bad(
+                "affected",
+                f"'{cell['affected'][:40]}' should be a whole number from 1 to {MAX_AFFECTED:,}",
+            )
         else:
             affected = int(text)
     if errors or occurred is None:
@@ -197,7 +204,19 @@ def check_events(
     after each row (for a progress bar)."""
     kinds = event_kinds(contract.payments)
     result = EventCheck()
-    columns = {ALIASES.get(c, c) for c in table.columns}
+    named: dict[str, str] = {}
+    for column in filter(None, table.columns):
+        field_name = ALIASES.get(column, column)
+        if field_name in named:
+            # Two names for one field ('date' and 'when'): reading either would be a guess.
+            reason = (
+                f"'{named[field_name]}' and '{column}' both give the {field_name}; "
+                "delete one of them"
+            )
+            result.errors.append(CellError(table.name, 1, column, reason))
+            return result
+        named[field_name] = column
+    columns = set(named)
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         result.errors.append(

@@ -13,10 +13,11 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 
 from kpibot.engine import freetext
 from kpibot.engine.model import KPI, Contract
-from kpibot.engine.numbers import UK, NumberError, NumberStyle
+from kpibot.engine.numbers import UK, NumberError, NumberStyle, parse_decimal
 from kpibot.engine.numbers import parse_number as read_number
 from kpibot.engine.periods import Period, PeriodError
 from kpibot.engine.scorecard import compiled
@@ -107,7 +108,24 @@ def parse_value(
         except NumberError as exc:
             bad("value", not_a_number(value, exc))
             return None
+        mismatch = _unit_mismatch(value, unit)
+        if mismatch is not None:
+            bad("value", mismatch)
+            return None
         num = den = None
+        if numerator or denominator:
+            # Both given: they must agree, or which one to read would be a guess.
+            ratio = parse_value(unit, "", numerator, denominator, complain, style, signed)
+            if ratio is None:
+                return None
+            if ratio.value is not None and not _agrees(value, style, ratio.value):
+                bad(
+                    "value",
+                    f"the value ({value}) and the numerator and denominator "
+                    f"({numerator}/{denominator} = {ratio.value:.4g}%) disagree; correct one of "
+                    "them, or leave the value empty",
+                )
+                return None
     elif numerator or denominator:
         try:
             num = parse_number(numerator, style)
@@ -146,7 +164,44 @@ def parse_value(
     if unit == "percent" and v > 100 and not signed:
         bad("value", f"{v:g}% is above 100%")
         return None
-    return ParsedValue(v, num, den)
+    # '-0' is zero: kept as -0.0 it would be stored and shown as '-0%' wherever the figure goes.
+    return ParsedValue(v + 0.0, num, den)
+
+
+def _unit_mismatch(value: str, unit: str) -> str | None:
+    """Why a figure's own sign ('%', '£') contradicts its KPI's unit, or None when it does not.
+
+    '5%' for a KPI measured in days, or '£50' for a percentage, was read as the bare number: a
+    figure in the wrong unit read without a word. A count is also what a KPI with no stated unit
+    is taken to be, so it accepts either sign, as before.
+    """
+    text = value.strip()
+    measured = _UNIT_WORDS.get(unit, unit.replace("_", " "))
+    if text.endswith("%") and unit in _NOT_PERCENT:
+        return (
+            f"'{text[:40]}' is a percentage, but this KPI is measured in {measured}; check the "
+            "figure and write it without the % sign"
+        )
+    money = "£" in text or text.lstrip("+-−").upper().startswith("GBP")
+    if money and unit in _NOT_MONEY:
+        return (
+            f"'{text[:40]}' is an amount of money, but this KPI is measured in {measured}; "
+            "check the figure and write it without the £ sign"
+        )
+    return None
+
+
+_TIME_UNITS = frozenset({"days", "working_days", "weeks", "months", "hours", "minutes", "seconds"})
+_NOT_PERCENT = _TIME_UNITS | {"gbp"}
+_NOT_MONEY = _TIME_UNITS | {"percent"}
+_UNIT_WORDS = {"gbp": "pounds", "percent": "per cent"}
+
+
+def _agrees(value: str, style: NumberStyle, computed: float) -> bool:
+    """Whether ``value`` is ``computed`` rounded to the places ``value`` was written with."""
+    written = parse_decimal(value, style)
+    places = Decimal(1).scaleb(min(0, int(written.as_tuple().exponent)))
+    return Decimal(repr(computed)).quantize(places, ROUND_HALF_UP) == written
 
 
 def not_a_number(text: str, exc: NumberError) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +35,23 @@ TOO_MANY_COLUMNS = (
     "send it again"
 )
 CELL_TOO_LONG = "a cell is longer than {limit:,} characters; shorten it and send the file again"
+DUPLICATE_COLUMN = (
+    "columns {first} and {second} are both called '{column}', so kpibot cannot tell which one "
+    "to read; rename or delete one of them"
+)
+UNCLOSED_QUOTE = (
+    'a cell opens a quote (") that is never closed, so every row after it would be read as '
+    "part of that cell; close the quote or delete it, and save the file again"
+)
+TEXT_AFTER_QUOTE = (
+    'a cell has text after its closing quote ("); put the whole cell inside the quotes, or '
+    "remove them, and save the file again"
+)
+EXTRA_CELLS = (
+    "the row has {cells} cells but the header names {header} columns, so a value may have been "
+    "split in two (write 1,234 as 1234, or put it in quotes); fix the row or name the extra "
+    "column"
+)
 CONTROL_CHARACTER = (
     "a cell contains a control character ({code}), which kpibot cannot store; delete it (it is "
     "often pasted in invisibly) and save the file again"
@@ -103,23 +120,34 @@ def normalise_header(name: object) -> str:
 
 
 def read_table(path: Path) -> Table:
-    """Read a ``.csv`` or ``.xlsx`` file from disk."""
+    """Read a ``.csv`` or ``.xlsx`` file from disk; never more than ``MAX_BYTES`` + 1 bytes of it.
+
+    The size a file declares is not trusted: a device or a pipe (``/dev/zero``, ``/dev/stdin``)
+    declares none and never ends, so the read itself is bounded.
+    """
+    if path.is_dir():
+        reason = "this is a folder, not a file; give the CSV or XLSX file inside it"
+        raise TableError(CellError(str(path), None, None, reason))
     try:
-        size = path.stat().st_size
+        with path.open("rb") as file:
+            data = file.read(MAX_BYTES + 1)
     except OSError as exc:
         raise TableError(
             CellError(str(path), None, None, exc.strerror or "cannot be opened")
         ) from None
+    if len(data) > MAX_BYTES:
+        raise TableError(CellError(str(path), None, None, _too_big(path)))
+    return read_table_bytes(data, str(path))
+
+
+def _too_big(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0
     if size > MAX_BYTES:
-        raise TableError(
-            CellError(
-                str(path),
-                None,
-                None,
-                f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it",
-            )
-        )
-    return read_table_bytes(path.read_bytes(), str(path))
+        return f"the file is {size / 1024 / 1024:.1f} MB; the limit is 5 MB, so split it"
+    return "the file is over the 5 MB limit (it did not end within 5 MB), so split it"
 
 
 def read_table_bytes(data: bytes, name: str) -> Table:
@@ -162,21 +190,28 @@ def _read_csv(data: bytes, name: str) -> Table:
             )
         ) from None
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-            text[:4096], delimiters=",;\t"
-        )
+        delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+        delimiter = ","
+    # Only the delimiter is sniffed: the sniffer guesses quoting from the first 4 kB alone (a '""'
+    # after that would be misread), and every spreadsheet writes Excel's. strict: an unclosed
+    # quote is an error, not a cell that silently swallows every row after it.
+    # newline=None: line ends of any kind (an old Mac's lone \r too) end a line.
+    reader = csv.reader(
+        io.StringIO(text, newline=None), csv.excel, delimiter=delimiter, strict=True
+    )
     header: list[str] | None = None
     table: Table | None = None
+    last_line = 0  # the line the previous row ended on; a row that fails began on the next
     try:
         for raw in reader:
+            last_line = reader.line_num
             if header is None:
                 if not any(c.strip() for c in raw):
                     continue
                 _check_cells(name, reader.line_num, raw, None)
                 header = [normalise_header(c) for c in raw]
+                _check_header(name, reader.line_num, header, str)
                 table = Table(name, header)
                 continue
             if not any(c.strip() for c in raw):
@@ -187,18 +222,21 @@ def _read_csv(data: bytes, name: str) -> Table:
                     CellError(name, reader.line_num, None, TOO_MANY_ROWS.format(limit=MAX_ROWS))
                 )
             _check_cells(name, reader.line_num, raw, header)
+            if any(c.strip() for c in raw[len(header) :]):
+                reason = EXTRA_CELLS.format(cells=len(raw), header=len(header))
+                raise TableError(CellError(name, reader.line_num, None, reason))
             cells = {h: (raw[i].strip() if i < len(raw) else "") for i, h in enumerate(header) if h}
             table.rows.append(Row(reader.line_num, cells))
-    except csv.Error:
-        # Python's csv refuses only a field over its own size limit, far above MAX_CELL_CHARS.
-        raise TableError(
-            CellError(
-                name,
-                reader.line_num,
-                None,
-                CELL_TOO_LONG.format(limit=MAX_CELL_CHARS),
-            )
-        ) from None
+    except csv.Error as exc:
+        # Python's csv gives no error codes, only these messages (Modules/_csv.c).
+        message = str(exc)
+        if "end of data" in message:
+            line, reason = last_line + 1, UNCLOSED_QUOTE
+        elif "expected after" in message:
+            line, reason = reader.line_num, TEXT_AFTER_QUOTE
+        else:  # a field over Python's own size limit, far above MAX_CELL_CHARS
+            line, reason = reader.line_num, CELL_TOO_LONG.format(limit=MAX_CELL_CHARS)
+        raise TableError(CellError(name, line, None, reason)) from None
     if table is None:
         raise TableError(CellError(name, None, None, "the file has no header row"))
     if not table.rows:
@@ -221,8 +259,25 @@ def _check_cells(name: str, line: int, raw: list[str], header: list[str] | None)
             raise TableError(CellError(name, line, column, CONTROL_CHARACTER.format(code=code)))
 
 
+def _check_header(
+    name: str, line: int, header: list[str], column_name: Callable[[int], str]
+) -> None:
+    """Refuse a header that names a column twice: reading either copy would be a guess."""
+    seen: dict[str, int] = {}
+    for number, column in enumerate(header, start=1):
+        if not column:
+            continue
+        if column in seen:
+            first, second = column_name(seen[column]), column_name(number)
+            reason = DUPLICATE_COLUMN.format(first=first, second=second, column=column)
+            raise TableError(CellError(name, line, column, reason))
+        seen[column] = number
+
+
 def _read_xlsx(data: bytes, name: str) -> Table:
     # Imported here, not at the top, for start-up speed: the reader loads openpyxl's value rules.
+    from openpyxl.utils.cell import get_column_letter
+
     from kpibot.files.xlsx import XlsxError, read_xlsx
 
     try:
@@ -259,6 +314,7 @@ def _read_xlsx(data: bytes, name: str) -> Table:
     header_texts = [_cell_text(c) for c in header_values]
     _check_cells(name, header_row, header_texts, None)
     header = [normalise_header(c) for c in header_texts]
+    _check_header(name, header_row, header, get_column_letter)
     table = Table(name, header, line_word="row")
     for number, raw in rows[1:]:
         texts = [_cell_text(c) for c in raw]

@@ -7,7 +7,11 @@ that, and its read-only mode still builds each whole row in memory, pads rows to
 what the zip directory declares before it inflates anything, then streams the few parts it needs
 through expat with its own counters, and stops at the first limit with one sentence a provider can
 act on. openpyxl is used only for its value rules (dates, number formats), so values come back as
-openpyxl would give them: str, int, float, bool, datetime, date, time or timedelta.
+openpyxl would give them: str, int, float, bool, datetime, date, time or timedelta. Two things
+differ, because openpyxl's reading would be a silent misread: a number formatted as a percentage
+comes back as the text Excel shows ('87%', not openpyxl's 0.87, which would read as 0.87%), and
+a formula with no saved result (a file written by a program, not saved by Excel) is refused
+naming its cell rather than read as an empty cell.
 
 >>> import io, openpyxl
 >>> book = openpyxl.Workbook()
@@ -27,11 +31,14 @@ None this is not a readable .xlsx workbook; save it from Excel as ...
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Context
 from io import BytesIO
 from xml.parsers import expat
 
@@ -111,6 +118,10 @@ CELL_TEXT = (
     "return again"
 )
 BAD_VALUE = "cell {cell} holds a value Excel cannot read; type it again and send the return again"
+NO_RESULT = (
+    "cell {cell} holds a formula with no saved result (the file was written by a program, not "
+    "saved by Excel); open it in Excel and save it, or paste the values, and send it again"
+)
 TEXTS = (
     "the workbook holds more than {limit:,} different texts; copy the return into a new "
     "workbook or send a CSV"
@@ -250,7 +261,13 @@ class _Workbook:
         styles = _StylesPart()
         if styles_path:
             self._parse(styles_path, styles)
-        sheet = _SheetPart(self.limits, strings.strings, styles.date_styles(), book.epoch)
+        sheet = _SheetPart(
+            self.limits,
+            strings.strings,
+            styles.date_styles(),
+            styles.percent_styles(),
+            book.epoch,
+        )
         self._parse(sheet_path, sheet)
         return XlsxSheet(sheet.rows, sheet.merged)
 
@@ -556,6 +573,33 @@ class _StylesPart(_Part):
                 styles[index] = found
         return styles
 
+    def percent_styles(self) -> frozenset[int]:
+        """Style indexes whose number format shows the value × 100 with a '%' ('0%', '0.0%')."""
+        percent = {
+            fmt_id
+            for fmt_id in set(self.xf_formats)
+            if _is_percent_format(self.custom.get(fmt_id, BUILTIN_FORMATS.get(fmt_id)))
+        }
+        return frozenset(i for i, fmt_id in enumerate(self.xf_formats) if fmt_id in percent)
+
+
+def _is_percent_format(code: str | None) -> bool:
+    """Whether Excel shows a number in ``code`` × 100: a '%' outside quotes, escapes and [..].
+
+    ``0"% met"`` (the quarterly report's own format) only labels the number, so it is not one.
+    """
+    if not code:
+        return False
+    plain = re.sub(r'"[^"]*"?|\\.|\[[^\]]*\]?|_.|\*.', "", code)
+    return "%" in plain
+
+
+def _percent_text(number: float) -> str:
+    """The percentage Excel shows for ``number``, exactly: 0.29 → '29%' (0.29 × 100 in floats is
+    28.999999999999996). Kept to Excel's 15 significant digits."""
+    exact = Context(prec=15).create_decimal(repr(number)).scaleb(2).normalize()
+    return f"{exact:f}%"
+
 
 class _LongText:
     """Stands in for a shared string over the cell limit, refused only where a cell uses it."""
@@ -610,7 +654,7 @@ class _StringsPart(_Part):
                 self.pieces = []
 
 
-_SHEET_TAGS = _tags("c", "v", "row", "is", "t", "rPh", "sheetData", "mergeCell")
+_SHEET_TAGS = _tags("c", "v", "f", "row", "is", "t", "rPh", "sheetData", "mergeCell")
 _NUMBER_CHARS = 400  # a double needs about 25; longer "numbers" are refused, not converted
 
 
@@ -626,11 +670,13 @@ class _SheetPart(_Part):
         limits: XlsxLimits,
         strings: list[str | _LongText],
         date_styles: dict[int, bool],
+        percent_styles: frozenset[int],
         epoch: datetime,
     ) -> None:
         self.limits = limits
         self.strings = strings
         self.date_styles = date_styles
+        self.percent_styles = percent_styles
         self.epoch = epoch
         self.rows: list[tuple[int, list[object]]] = []
         self.merged: list[tuple[int, int, int, int, str]] = []
@@ -645,6 +691,7 @@ class _SheetPart(_Part):
         self.kind = ""
         self.style = ""
         self.in_cell = False
+        self.formula = False
         self.pieces: list[str] | None = None
         self.length = 0
         self.capture = False
@@ -669,12 +716,14 @@ class _SheetPart(_Part):
                 raise XlsxError(DAMAGED, self.row, f"cell {ref!r} beyond column XFD"[:100])
             self.kind = attrs.get("t", "n")
             self.style = attrs.get("s", "")
-            self.in_cell, self.pieces, self.length = True, None, 0
+            self.in_cell, self.formula, self.pieces, self.length = True, False, None, 0
         elif tag is None:
             return
         elif tag == "v":
             if self.in_cell and self.kind != "inlineStr" and self.pieces is None:
                 self.pieces, self.capture = [], True
+        elif tag == "f":
+            self.formula = self.in_cell
         elif tag == "row":
             self._start_row(attrs)
         elif tag == "is":
@@ -696,6 +745,8 @@ class _SheetPart(_Part):
             self.in_cell = self.capture = self.inline = False
             if self.pieces is not None:  # an empty cell, perhaps formatted, has neither
                 self._end_cell()
+            elif self.formula:
+                self._no_result()
         elif tag is None:
             return
         elif tag == "v" or tag == "t":
@@ -747,7 +798,11 @@ class _SheetPart(_Part):
 
     def _end_cell(self) -> None:
         assert self.pieces is not None
-        value = self._value("".join(self.pieces))
+        text = "".join(self.pieces)
+        if self.formula and not text and self.kind != "str":
+            # Excel saves every formula's result; t="str" with no text is a formula giving "".
+            self._no_result()
+        value = self._value(text)
         if value is None or value == "":
             return
         if self.column > self.limits.max_columns:
@@ -767,6 +822,8 @@ class _SheetPart(_Part):
                 number = float(text) if "." in text or "e" in text or "E" in text else int(text)
                 style = _small_int(self.style) if self.style else 0
                 if style not in self.date_styles:
+                    if style in self.percent_styles and math.isfinite(number):
+                        return _percent_text(number)
                     return number
                 try:
                     return from_excel(number, self.epoch, timedelta=self.date_styles[style])
@@ -795,6 +852,10 @@ class _SheetPart(_Part):
             raise XlsxError(
                 BAD_VALUE.format(cell=cell), self.row, f"{kind} {text[:50]!r}"
             ) from None
+
+    def _no_result(self) -> None:
+        cell = self._cell()
+        raise XlsxError(NO_RESULT.format(cell=cell), self.row, cell)
 
     def _cell(self) -> str:
         return f"{get_column_letter(self.column)}{self.row}"

@@ -91,10 +91,12 @@ class Timeouts:
 
 
 def unavailable(error: BaseException) -> bool:
-    """Whether ``error`` means the database cannot be reached or did not answer in time.
+    """Whether ``error`` means the database cannot be reached, did not answer in time, or
+    cannot take a write just now.
 
     Connection failures, timeouts (connect, statement, pool), a connection cut by the
-    watchdog, and SQLite's "database is locked" are; a constraint or a programming error is not.
+    watchdog, SQLite's "database is locked", a read-only database file and a full disk are; a
+    constraint or a programming error is not.
 
     >>> unavailable(exc.TimeoutError("QueuePool limit reached"))
     True
@@ -111,8 +113,12 @@ def unavailable(error: BaseException) -> bool:
         return False
     if type(error.orig).__module__.startswith("sqlite3"):
         reason = str(error.orig).lower()
-        return "locked" in reason or "unable to open" in reason or "disk i/o" in reason
+        return any(word in reason for word in _SQLITE_UNAVAILABLE)
     return True
+
+
+# sqlite3's OperationalError texts for a database that cannot serve or take a write just now.
+_SQLITE_UNAVAILABLE = ("locked", "unable to open", "disk i/o", "readonly", "disk is full")
 
 
 class _Watchdog:

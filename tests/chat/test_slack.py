@@ -935,3 +935,49 @@ def test_bolts_log_lines_that_carry_a_request_body_keep_the_line_and_withhold_th
         "Unhandled request (request body withheld)",
         "request body (request body withheld)",
     ]
+
+
+def test_a_file_that_trickles_in_is_refused_at_the_download_deadline(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx's timeout bounds each read; a byte every 0.2 s never trips it, and held a worker.
+    import kpibot.chat.slack as slack_module
+
+    monkeypatch.setattr(slack_module, "DOWNLOAD_DEADLINE_S", 1.0)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/csv\r\nContent-Length: 1000000\r\n\r\n"
+            )
+            while not stop.wait(0.2):
+                try:
+                    connection.sendall(b"k")
+                except OSError:
+                    return
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        event = message_with_file_event(
+            file_id="FSLOW",
+            name="FSLOW.csv",
+            url_private=f"http://127.0.0.1:{listener.getsockname()[1]}/files/FSLOW",
+            user_id="U-TRUST",
+            channel_id="C-TRUST",
+        )
+        event["files"][0] |= {"size": 1000, "filetype": "csv"}
+        started = time.monotonic()
+        harness.post(event_body(event))
+        (posted,) = harness.slack.wait_for("chat.postMessage", timeout=10)
+        assert time.monotonic() - started < 5
+        assert posted["text"].endswith(
+            "FSLOW.csv did not finish downloading from Slack within 1 seconds; send it again."
+        )
+    finally:
+        stop.set()
+        listener.close()
+    assert harness.current("childrens-trust", "S11", "2019/20 Q3") == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -985,3 +986,27 @@ def test_a_teams_watcher_hears_in_their_1_1_chat_and_the_all_clear_threads_in_th
     ]
     assert threaded == [f"{CHANNEL};messageid={ref}"]  # in the alert's thread
     assert any(r.conversation == personal for r in follow)  # the watcher's all-clear, in the 1:1
+
+
+def test_a_file_that_trickles_in_from_teams_is_refused_at_the_download_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each chunk arrives inside any read timeout; only a deadline on the whole download ends it.
+    import asyncio
+
+    from kpibot.chat import teams
+
+    class Trickle:
+        name = "slow.csv"
+
+        async def stream(self):
+            while True:
+                await asyncio.sleep(0.05)
+                yield b"k"
+
+    monkeypatch.setattr(teams, "DOWNLOAD_DEADLINE_S", 0.5)
+    started = time.monotonic()
+    with pytest.raises(teams.FileRefused) as refused:
+        asyncio.run(teams.download(Trickle()))
+    assert time.monotonic() - started < 2
+    assert str(refused.value) == "I could not download slow.csv from Teams; send it again."

@@ -192,3 +192,17 @@ def test_explain_a_near_miss_id_suggests_the_contract(capsys):
     assert code == 2
     assert "Did you mean 'childrens-trust'?" in err
     assert "give its YAML file: kpibot contracts explain path/to/contract.yaml" in err
+
+
+def test_explain_as_csv_is_formula_safe(tmp_path, capsys):
+    # A contract's words reach a spreadsheet: a name like '=HYPERLINK(…)' must not run there.
+    path = tmp_path / "hostile.yaml"
+    path.write_text(
+        LATER_FIRST.replace("New measure", '\'=HYPERLINK("http://x","Open")\'').replace(
+            "Old measure", "'@SUM(1+1)'"
+        )
+    )
+    code, out, _err = run(capsys, "contracts", "explain", str(path), "--format", "csv")
+    names = {row["kpi"]: row["name"] for row in csv.DictReader(io.StringIO(out))}
+    assert code == 0
+    assert names == {"A": '\'=HYPERLINK("http://x","Open")', "B": "'@SUM(1+1)"}

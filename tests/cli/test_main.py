@@ -228,3 +228,36 @@ def test_the_light_command_table_matches_what_each_group_registers():
         with pytest.raises(SystemExit) as exit_:
             build_parser([name, "--help"]).parse_args([name, "--help"])
         assert exit_.value.code == 0
+
+
+def test_a_read_only_database_gets_one_sentence_and_no_traceback(env, tmp_path):
+    # A full disk or a read-only file refuses the write; the operator reads why, not a traceback.
+    kpibot("contracts", "load", "config/contracts", env=env)
+    good = tmp_path / "good.csv"
+    good.write_text("kpi,period,value\nS11,2019/20 Q3,98\n")
+    read_only = {
+        **env,
+        "KPIBOT_DATABASE_URL": f"sqlite:///file:{tmp_path / 'cli.db'}?mode=ro&uri=true",
+    }
+    out = kpibot("import", str(good), "--contract", "childrens-trust", env=read_only, check=False)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and "INSERT" not in out.stderr
+    assert "nothing was changed" in out.stderr
+    status = kpibot("status", "childrens-trust", "--period", "2019/20 Q3", env=env).stdout
+    assert "98" not in status.split("S11", 1)[1].splitlines()[0]
+
+
+def test_an_unexpected_error_is_one_sentence_without_a_traceback_unless_verbose(env, tmp_path):
+    kpibot("contracts", "load", "config/contracts", env=env)
+    # a figures table that is not there: the store's bug-shaped error, not an unavailable database
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cli.db") as db:
+        db.execute("DROP TABLE audit_events")
+    args = ("import", str(tmp_path / "x.csv"), "--contract", "childrens-trust")
+    (tmp_path / "x.csv").write_text("kpi,period,value\nS11,2019/20 Q3,98\n")
+    out = kpibot(*args, env=env, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    assert "something went wrong on our side" in out.stderr
+    verbose = kpibot("-v", *args, env=env, check=False)
+    assert "Traceback" in verbose.stderr

@@ -109,7 +109,7 @@ def test_bad_events_are_refused_with_every_problem_and_nothing_stored(money_bot,
         "ombudsman-upheld, spillage-not-cleared",
         "• your message, column 'date': '2019-11-31' is not a date I can read; write it like "
         "2019-11-04 or 2019-11-04 14:30",
-        "• your message, column 'affected': '0' should be a whole number of at least 1",
+        "• your message, column 'affected': '0' should be a whole number from 1 to 1,000,000",
     ]
     assert count(services, SanctionEventRecord) == 0
     assert ask(money_bot, "/kpi event waste-collection-example").text.startswith(

@@ -167,6 +167,18 @@ def test_table_format(tmp_path, run):
             "KPIS.csv, line 2, column 'target'",
         ),
         ("kpi,unit,target\nA,count,100\n", "kpi,period,value\nA,2019/20 Q1,-3\n", "negative"),
+        (
+            KPIS,
+            "kpi,period,value,numerator,denominator\nA,2019/20 Q1,95,10,100\n",
+            "FIGURES.csv, line 2, column 'value': the value (95) and the numerator and "
+            "denominator (10/100 = 10%) disagree",
+        ),
+        (
+            "kpi,kind,members,rule\nG,group,A,99999999999999999999 of 1\nA,,,\n",
+            "kpi,period,value\nA,2019/20 Q1,5\n",
+            "KPIS.csv, line 2, column 'rule': the rule '99999999999999999999 of 1' needs "
+            "between 1 and 1 KPIs met\n",
+        ),
     ],
 )
 def test_bad_files_exit_2_naming_file_line_column(tmp_path, run, kpis, figures, expect):
@@ -403,3 +415,21 @@ def test_a_yearly_percentage_checked_each_quarter_must_say_how_its_figures_add_u
     )
     assert r.returncode == 0, r.stderr
     assert next(csv.DictReader(io.StringIO(r.stdout)))["rag"] == "green"
+
+
+def test_a_figure_typed_as_a_percentage_in_excel_is_read_as_excel_shows_it(tmp_path, capsys):
+    # Excel stores '87%' as 0.87 in a percent-formatted cell; read as 0.87% it would be red.
+    import openpyxl
+
+    from kpibot.cli.main import main
+
+    wb = openpyxl.Workbook()
+    wb.active.append(["kpi", "period", "value"])
+    wb.active.append(["A", "2019/20 Q1", 0.87])
+    wb.active["C2"].number_format = "0%"
+    wb.save(tmp_path / "FIGURES.xlsx")
+    (tmp_path / "KPIS.csv").write_text(KPIS)
+    code = main(["evaluate", str(tmp_path / "KPIS.csv"), str(tmp_path / "FIGURES.xlsx")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.splitlines()[1] == "A,2019/20 Q1,87,Target 90%,within_tolerance,amber,new,false"

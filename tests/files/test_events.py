@@ -93,7 +93,7 @@ def test_every_problem_names_file_line_and_column_and_nothing_is_kept(hospital):
         "log.csv, line 6, column 'value': handover-delay events are charged by their value "
         "(over 30: £200, over 60: £1,000); give it",
         "log.csv, line 7, column 'value': 'abc' is not a number",
-        "log.csv, line 7, column 'affected': '0' should be a whole number of at least 1",
+        "log.csv, line 7, column 'affected': '0' should be a whole number from 1 to 1,000,000",
         "log.csv, line 8, column 'rectified_at': it says the event was put right before it happened",
         "log.csv, line 9, column 'date': 1 Feb 2016 is in the future",
         "log.csv, line 10, column 'date': 1 Jan 2014 is outside the contract, which runs from "
@@ -164,3 +164,30 @@ def test_moments_are_london_times(text, expected):
 def test_unreadable_moments_are_none():
     assert parse_moment("4th November") is None
     assert parse_moment("2019-02-30") is None
+
+
+def test_two_columns_for_the_same_field_are_refused_not_one_of_them_read(hospital):
+    # 'When' is another name for 'date': reading either would be a guess at when it happened.
+    data = (
+        b"date,kind,reference,value,when\n"
+        b"2015-11-02 10:15,handover-delay,HO-1,45,2015-11-09 10:15\n"
+    )
+    check = check_events(hospital, read_table_bytes(data, "log.csv"), NOW)
+    assert check.events == []
+    assert [str(e) for e in check.errors] == [
+        "log.csv, line 1, column 'when': 'date' and 'when' both give the date; delete one of them"
+    ]
+
+
+@pytest.mark.parametrize("affected", ["9" * 5000, "10000001"])
+def test_an_affected_count_beyond_any_real_one_is_refused_in_one_sentence(waste, affected):
+    data = (
+        "date,kind,reference,affected\n2019-11-04,missed-collection,P-1," + affected + "\n"
+    ).encode()
+    check = check_events(
+        waste, read_table_bytes(data, "log.csv"), datetime(2020, 1, 15, tzinfo=LONDON)
+    )
+    assert check.events == []
+    [error] = check.errors
+    assert (error.line, error.column) == (2, "affected")
+    assert "should be a whole number from 1 to 1,000,000" in error.reason

@@ -659,3 +659,55 @@ def test_a_compression_method_excel_never_uses_is_refused() -> None:
 def test_a_workbook_without_a_worksheet_is_refused() -> None:
     data = book(sheet(b""), workbook=WORKBOOK.replace(b"<sheet ", b"<chartsheet "))
     assert refused(data).reason == xlsx.NO_SHEET
+
+
+def saved(rows: list[list[object]], formats: dict[str, str] | None = None) -> bytes:
+    wb = openpyxl.Workbook()
+    for values in rows:
+        wb.active.append(values)
+    for ref, code in (formats or {}).items():
+        wb.active[ref].number_format = code
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("stored", "code", "shown"),
+    [
+        (0.87, "0%", "87%"),
+        (0.875, "0.0%", "87.5%"),
+        (0.29, "0.00%", "29%"),  # 0.29 × 100 is 28.999999999999996 in floats
+        (1, "0%", "100%"),
+        (0.30000000000000004, "0%", "30%"),  # Excel keeps 15 significant digits
+        (-0.05, "0.0%;[Red]-0.0%", "-5%"),
+    ],
+)
+def test_a_percentage_cell_reads_as_the_percentage_excel_shows(stored, code, shown) -> None:
+    # openpyxl gives 0.87 for a cell showing 87%, which a return would read as 0.87%: a red.
+    data = saved([["kpi", "period", "value"], ["A", "2019/20 Q1", stored]], {"C2": code})
+    assert read_xlsx(data, "r.xlsx").rows[1] == (2, ["A", "2019/20 Q1", shown])
+
+
+@pytest.mark.parametrize("code", ['0" % met"', "0\\%", "General", "0.00", "[$%-809]0"])
+def test_a_percent_sign_that_only_labels_the_number_leaves_it_alone(code: str) -> None:
+    data = saved([["value"], [87]], {"A2": code})
+    assert read_xlsx(data, "r.xlsx").rows[1] == (2, [87])
+
+
+@pytest.mark.parametrize("formula", ["=1+1", '=HYPERLINK("https://example.org","A")'])
+def test_a_formula_with_no_saved_result_is_refused_naming_its_cell(formula: str) -> None:
+    # A program (openpyxl here) writes formulas without results; read as empty, the figure
+    # would silently become 'missing'.
+    data = saved([["kpi", "period", "value"], ["A", "2019/20 Q1", formula]])
+    error = refused(data)
+    assert error.line == 2 and error.reason.startswith("cell C2 holds a formula with no saved")
+
+
+def test_a_formula_saved_with_its_result_reads_as_the_result() -> None:
+    rows = (
+        b'<row r="1"><c r="A1"><f>40+47</f><v>87</v></c>'
+        b'<c r="B1" t="str"><f>IF(1,"","x")</f><v></v></c>'
+        b'<c r="C1" t="str"><f>"S"&amp;"11"</f><v>S11</v></c></row>'
+    )
+    assert read_xlsx(book(sheet(rows)), "r.xlsx").rows == [(1, [87, None, "S11"])]

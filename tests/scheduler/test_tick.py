@@ -577,6 +577,34 @@ def test_slack_429_is_retried_after_retry_after_and_sent_once(
     )
 
 
+@pytest.mark.parametrize(
+    ("header", "wait"),
+    [("soon", 1), ("inf", 1), ("nan", 1), ("-30", 1), ("999999999999", 900), ("120", 120)],
+)
+def test_a_retry_after_slack_could_not_mean_waits_a_bounded_time_and_sends_once(
+    odb: Database, slack_api: SlackApiServer, header: str, wait: int
+) -> None:
+    # 'inf' made timedelta() raise out of the dispatcher; a thousand years parked the channel.
+    outbox = OutboxRepository(odb)
+    now = london(2020, 1, 10, 9)
+    outbox.enqueue([entry("s", platform="slack", channel="C-PROV", due=now)], now)
+    slack = SlackDeliverer(WebClient(token="xoxb-test", base_url=slack_api.api_url))
+    clock = [0.0]
+    dispatcher = Dispatcher(
+        outbox, {"slack": slack}, sleep=lambda _: None, monotonic=lambda: clock[0]
+    )
+    slack_api.fail_next("chat.postMessage", retry_after=header)
+    assert dispatcher.run_once(now) == 0
+    row = rows(odb)[0]
+    assert (row.status, row.next_attempt_at) == (
+        "pending",
+        (now + timedelta(seconds=wait)).astimezone(UTC),
+    )
+    clock[0] += wait
+    assert dispatcher.run_once(now + timedelta(seconds=wait)) == 1
+    assert len(slack_api.calls("chat.postMessage")) == 2 and rows(odb)[0].status == "sent"
+
+
 def test_a_quarterly_summary_is_composed_at_delivery_with_its_chart(
     services: Services, slack_api: SlackApiServer
 ) -> None:

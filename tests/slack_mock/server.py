@@ -43,7 +43,7 @@ class RecordedRequest:
 class _Failure:
     status: int
     error: str
-    retry_after: int | None
+    retry_after: int | str | None
     remaining: int
 
 
@@ -182,7 +182,7 @@ class SlackApiServer:
         *,
         status: int = 429,
         error: str | None = None,
-        retry_after: int | None = 1,
+        retry_after: int | str | None = 1,
         times: int = 1,
     ) -> None:
         """Fail the next ``times`` calls to ``method`` the way Slack does.

@@ -178,6 +178,24 @@ def test_a_locked_sqlite_database_is_unavailable_after_its_timeout(tmp_path: Pat
         quick.dispose()
 
 
+def test_a_read_only_sqlite_file_is_unavailable_for_writes_and_keeps_its_rows(
+    tmp_path: Path,
+) -> None:
+    # A read-only mount or a full disk: the user is told the database cannot take the change,
+    # not "something went wrong", and nothing half-written is left behind.
+    path = tmp_path / "ro.db"
+    Database(f"sqlite:///{path}").upgrade()
+    read_only = Database(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        with pytest.raises(OperationalError) as caught, read_only.session() as session:
+            session.execute(text("INSERT INTO shared_values (name, value) VALUES ('k', 'v')"))
+        assert unavailable(caught.value)
+        with read_only.session(read_only=True) as session:
+            assert session.execute(text("SELECT count(*) FROM shared_values")).scalar_one() == 0
+    finally:
+        read_only.dispose()
+
+
 def test_only_reachability_problems_count_as_unavailable(db: Database) -> None:
     with pytest.raises(IntegrityError) as caught, db.session() as session:
         session.execute(text("INSERT INTO shared_values (name, value) VALUES ('k', 'v')"))

@@ -581,3 +581,44 @@ def test_lean_figure_reads_agree_in_bulk_and_one_by_one(db: Database) -> None:
     assert max(i for i, *_ in added) == latest[ids[3]]
     assert [c.id for c in contracts.many(ids[::-1])] == ids
     assert contracts.many([ids[0], "no-such"])[0] == contracts.get(ids[0])
+
+
+@pytest.mark.postgres
+def test_a_server_that_hangs_mid_submission_stores_none_of_it_and_says_unavailable(
+    postgres_only: Database,
+) -> None:
+    # The database goes away between a submission's writes: all of it or none, never half.
+    from sqlalchemy import event
+
+    from kpibot.store.database import Timeouts, unavailable
+    from tests.hanging_proxy import HangingProxy
+
+    db = postgres_only
+    ContractRepository(db).upsert(make_contract(), actor="loader")
+    before = counts(db)
+    with HangingProxy((db.url.host or "127.0.0.1", db.url.port or 5432)) as proxy:
+        flaky = Database(
+            db.url.set(host="127.0.0.1", port=proxy.port),
+            timeouts=Timeouts(connect=2, statement=1, pool=1, ping=0.5),
+        )
+        written: list[str] = []
+
+        @event.listens_for(flaky.engine, "after_cursor_execute")
+        def hang_after_the_first_figure(_conn, _cursor, statement, *_args) -> None:
+            if statement.lstrip().upper().startswith("INSERT INTO FIGURES") and not written:
+                written.append(statement)
+                proxy.hang()
+
+        try:
+            with pytest.raises(Exception) as caught:
+                FigureRepository(flaky).submit(
+                    "demo",
+                    [NewFigure("1a", Q1, value=80.0), NewFigure("2", Q1, value=20.0)],
+                    "U1",
+                    "import",
+                )
+        finally:
+            flaky.dispose()
+    assert written and unavailable(caught.value), repr(caught.value)
+    assert counts(db) == before
+    assert FigureRepository(db).current("demo") == []
