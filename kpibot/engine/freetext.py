@@ -28,8 +28,12 @@ CONTROL = (
 )
 
 # C0 controls but tab, line feed and carriage return; DEL and the C1 controls; lone surrogates
-# (which arrive from JSON escapes such as "\ud800" and cannot be encoded for the database).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# (which arrive from JSON escapes such as "\ud800" and cannot be encoded for the database); and
+# the bidirectional embedding, override and isolate marks, which make text display other than
+# it reads (a note that shows "paid" but stores "diap").
+_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]"
+)
 
 
 @dataclass(frozen=True)

@@ -185,11 +185,20 @@ class _Watchdog:
             duplicate.close()
 
 
+# A session left idle inside a transaction (its client cut off by a network partition) is ended
+# by the server after this, releasing its locks; kpibot never waits that long between statements.
+IDLE_IN_TRANSACTION_SECONDS = 300
+
+
 def _postgres_connect_args(url: URL, timeouts: Timeouts, statement: float) -> dict[str, Any]:
-    """psycopg's ``connect_timeout`` and the server's ``statement_timeout`` (kept beside any
-    ``options`` the URL already carries, such as a ``search_path``)."""
+    """psycopg's ``connect_timeout`` and the server's ``statement_timeout`` and
+    ``idle_in_transaction_session_timeout`` (kept beside any ``options`` the URL already
+    carries, such as a ``search_path``)."""
     options = str(url.query.get("options", "") or "")
-    options = f"{options} -c statement_timeout={int(statement * 1000)}".strip()
+    options = (
+        f"{options} -c statement_timeout={int(statement * 1000)}"
+        f" -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_SECONDS * 1000}"
+    ).strip()
     args: dict[str, Any] = {"options": options}
     if "connect_timeout" not in url.query:
         args["connect_timeout"] = max(2, math.ceil(timeouts.connect))

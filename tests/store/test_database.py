@@ -50,6 +50,9 @@ def test_every_connection_carries_the_configured_timeouts(db: Database) -> None:
         with timed.session(read_only=True) as session:
             if timed.dialect == "postgresql":
                 assert session.execute(text("SHOW statement_timeout")).scalar_one() == "5s"
+                # A session its client abandoned mid-transaction cannot hold its locks for ever.
+                idle = session.execute(text("SHOW idle_in_transaction_session_timeout"))
+                assert idle.scalar_one() == "5min"
                 # The URL's own options (the test schema's search_path) are kept beside it.
                 with db.session(read_only=True) as own:
                     schema = own.execute(text("SELECT current_schema()")).scalar_one()
