@@ -301,9 +301,29 @@ def _misreads(
     return out
 
 
+# The largest shipped contract is 66 KB; a file thirty times that is not a contract.
+MAX_CONTRACT_BYTES = 2 * 1024 * 1024
+
+
 def load_contract_file(path: Path) -> Contract:
+    """One contract file, validated. Never more than ``MAX_CONTRACT_BYTES`` + 1 bytes are read,
+    whatever size the file declares (``/dev/zero`` or a pipe is refused, not read for ever)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CONTRACT_BYTES + 1)
+        if len(data) > MAX_CONTRACT_BYTES:
+            raise ContractFilesInvalid(
+                [
+                    ContractFileError(
+                        str(path),
+                        None,
+                        None,
+                        f"the file is over {MAX_CONTRACT_BYTES // (1024 * 1024)} MB; a contract "
+                        "definition is a few hundred KB at most",
+                    )
+                ]
+            )
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ContractFilesInvalid(
             [ContractFileError(str(path), None, None, "the file is not UTF-8 text")]

@@ -410,3 +410,17 @@ def test_a_yearly_percentage_on_a_quarterly_kpi_is_refused_until_it_says_how_fig
         "    polarity: bigger\n", "    polarity: bigger\n    values: year_to_date\n"
     )
     assert parse_contract_text(cumulative, "demo.yaml").kpi("1").values == "year_to_date"
+
+
+def test_a_contract_file_is_read_only_up_to_its_bound(tmp_path: Path):
+    # A file far bigger than any contract, or an endless one (/dev/zero, a pipe), is one
+    # sentence; the read stops at the bound instead of filling memory.
+    from kpibot.files.contracts import MAX_CONTRACT_BYTES
+
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"# " + b"x" * MAX_CONTRACT_BYTES)
+    for path in (huge, Path("/dev/zero")):
+        with pytest.raises(ContractFilesInvalid) as err:
+            load_contract_file(path)
+        (e,) = err.value.errors
+        assert e.path == str(path) and "over 2 MB" in e.reason
