@@ -100,29 +100,11 @@ def _one_contract(name: str) -> Contract:
 
 def cmd_contracts_explain(args: argparse.Namespace) -> int:
     from kpibot.engine.explain import explain_text
+    from kpibot.files.exports import explain_csv
 
     contract = _one_contract(args.contract)
-    sys.stdout.write(_explain_csv(contract) if args.format == "csv" else explain_text(contract))
+    sys.stdout.write(explain_csv(contract) if args.format == "csv" else explain_text(contract))
     return 0
-
-
-def _explain_csv(contract: Contract) -> str:
-    """``explain_rows`` as CSV, formula-safe: the contract's words are opened in spreadsheets."""
-    import csv
-    import io
-    from dataclasses import asdict
-
-    from kpibot.engine.explain import COLUMNS, explain_rows
-    from kpibot.files.exports import formula_safe
-
-    out = io.StringIO()
-    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in explain_rows(contract):
-        writer.writerow(
-            {k: formula_safe(v) if isinstance(v, str) else v for k, v in asdict(row).items()}
-        )
-    return out.getvalue()
 
 
 def cmd_contracts_draft(args: argparse.Namespace) -> int:

@@ -11,9 +11,7 @@ target carried into a later year). Then the group rules, the milestones and the 
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.payments import explain_payments
@@ -128,16 +126,6 @@ def explain_rows(contract: Contract) -> list[ExplainRow]:
                 )
             )
     return rows
-
-
-def explain_csv(contract: Contract) -> str:
-    """The rows as CSV with the ``COLUMNS`` header."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in explain_rows(contract):
-        writer.writerow(asdict(row))
-    return buf.getvalue()
 
 
 def explain_text(contract: Contract) -> str:

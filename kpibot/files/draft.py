@@ -27,6 +27,7 @@ from pathlib import Path
 from kpibot.engine.model import normalise_polarity
 from kpibot.engine.periods import Period, PeriodError, parse_period
 from kpibot.engine.targets import Role, Target, TargetError, check_consistency, parse_target
+from kpibot.files.exports import safe_cells
 from kpibot.files.tables import Row, Table
 
 CANNOT_READ = "# CANNOT READ:"
@@ -264,7 +265,7 @@ def draft_contract(
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["kpi", "period", "value"])
-    writer.writerows(figures)
+    writer.writerows(safe_cells(row) for row in figures)  # the table's own cells, into Excel
     header = HEADER.format(
         source=Path(table.name).name,
         n=count,

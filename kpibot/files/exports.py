@@ -15,8 +15,14 @@ as text. Plain signed numbers (``-5%``, ``+2.5``) are left alone, so figures sta
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable
+from dataclasses import asdict
+
+from kpibot.engine.explain import COLUMNS, explain_rows
+from kpibot.engine.model import Contract
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A plain signed number ("-5%", "+2.5") is read by a spreadsheet as that number, never as a
@@ -38,3 +44,16 @@ def formula_safe(text: str) -> str:
 def safe_cells(cells: Iterable[object]) -> list[object]:
     """One row for ``csv.writer``: text cells through :func:`formula_safe`, others as they are."""
     return [formula_safe(c) if isinstance(c, str) else c for c in cells]
+
+
+def explain_csv(contract: Contract) -> str:
+    """``kpibot contracts explain --format csv``: every KPI and year (``explain_rows``) under the
+    ``COLUMNS`` header, formula-safe, since the contract's own words are opened in spreadsheets."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in explain_rows(contract):
+        writer.writerow(
+            dict(zip(COLUMNS, safe_cells(asdict(row)[c] for c in COLUMNS), strict=True))
+        )
+    return out.getvalue()

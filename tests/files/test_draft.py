@@ -142,3 +142,14 @@ def test_a_table_with_a_target_column_per_contract_year():
     contract = parse_contract_text(edited, "repairs.yaml")
     assert contract.kpi("2").targets == {1: "93.00%", 2: "95.00%"}
     assert contract.kpi("4").polarity == "smaller"
+
+
+def test_the_drafted_figures_file_is_formula_safe():
+    # The table's own cells go into a CSV the officer opens in Excel before importing it.
+    table = read_table_bytes(
+        b"Ref,Indicator,Direction,Target 2019/20,2018/19\n"
+        b"@SUM(1+1),Homes improved,Higher is better,no fewer than 40 homes,35\n",
+        "housing.csv",
+    )
+    rows = list(csv.reader(io.StringIO(draft_contract(table).figures_csv)))
+    assert rows[1][0] == "'@SUM(1+1)" and rows[1][2] == "35"

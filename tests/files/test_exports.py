@@ -66,3 +66,13 @@ def test_the_quarterly_report_uses_the_same_rule() -> None:
     from kpibot.files import report, report_xlsx
 
     assert report.formula_safe is formula_safe and report_xlsx.formula_safe is formula_safe
+
+
+def test_explain_csv_has_the_columns_header_and_a_row_per_kpi_and_year(seed_contracts):
+    from kpibot.engine.explain import COLUMNS
+    from kpibot.files.exports import explain_csv
+
+    contract = seed_contracts["one-psychology"]
+    rows = list(csv.reader(io.StringIO(explain_csv(contract))))
+    assert rows[0] == list(COLUMNS)
+    assert len(rows) - 1 == len(contract.kpis) * len(contract.contract_years)
