@@ -22,7 +22,7 @@ TREND_WORDS = {
     "last_three": "the last three values",
     "same_period_last_year": "the same period last year",
 }
-FREQUENCY_DEFAULT = "not stated: as the contract reports ({kind}ly)"
+FREQUENCY_DEFAULT = "frequency not stated: reported as the contract reports ({kind}ly)"
 CARRIED = "the contract states no target for {year}; {source}'s is used"
 UNIT_INFERRED = "unit not stated: read as {unit} from the target's words"
 EXEMPT = "exempt from its target this year: rated grey"
@@ -90,11 +90,7 @@ def _assumptions(
         if t is not None:
             out.extend(t.notes)
     if kpi.frequency is None:
-        out.append(
-            FREQUENCY_DEFAULT.format(kind=reporting_kind(kpi, contract.reporting.period)).replace(
-                "quarterly", "quarterly"
-            )
-        )
+        out.append(FREQUENCY_DEFAULT.format(kind=reporting_kind(kpi, contract.reporting.period)))
     return list(dict.fromkeys(out))
 
 
