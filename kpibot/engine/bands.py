@@ -25,9 +25,7 @@ from dataclasses import dataclass
 _COLOUR = {"green": "green", "g": "green", "amber": "amber", "a": "amber", "red": "red", "r": "red"}
 # A colour word that starts a band: 'Green', 'G:', '(A)', 'Red ='. Single letters only with a
 # mark after them, so the article 'a' in running text is not a band.
-_LABEL = re.compile(
-    r"(?i)(?<![\w.])(?:(green|amber|red)\b\s*[:=\-–—]?|\(?\b([gar])\)?\s*[:=\-–—])\s*"
-)
+_LABEL = re.compile(r"(?i)(?<![\w.])(?:(green|amber|red)\b ?[:=\-–—]?|\(?\b([gar])\)? ?[:=\-–—]) ?")
 _NUM = r"(\d+(?:\.\d+)?)"
 _UNIT = r"\s*(%|per\s*cent|percent)?"
 _LOW_WORDS = r"(?:>=|≥|=>|at\s+least|not\s+less\s+than|no\s+less\s+than|minimum(?:\s+of)?|min\.?)"
@@ -124,29 +122,35 @@ def _meets(inner: float, outer: float, up: bool, places: int) -> str | None:
 
 
 # 'Target: 85%, Tolerance: 80%', 'Target 90% (tolerance 85%)': both terms, labelled, in one cell.
-_LABELLED = re.compile(
-    r"(?is)\s*target\s*(?:level)?\s*[:=\-–]?\s*(?P<target>.+?)\s*[,;(]?\s*"
-    r"(?:tolerance|tolerance\s+level|lower\s+threshold)\s*[:=\-–]?\s*(?P<tolerance>.+?)\s*\)?\s*"
-)
-_FIGURE = re.compile(r"^\D*?(\d+(?:\.\d+)?)\s*(?:%|per\s*cent)?\s*$")
+# Found by two plain searches on single-spaced text, not one pattern: optional spaces and marks
+# around a lazy '.+?' backtrack exponentially on a run of spaces.
+_TARGET_LABEL = re.compile(r"(?i)target\b(?: level)? ?[:=\-–]?")
+_TOLERANCE_LABEL = re.compile(r"(?i)\b(?:tolerance(?: level)?|lower threshold)\b ?[:=\-–]?")
+_FIGURE = re.compile(r"[^\d]*?(\d+(?:\.\d+)?) ?(?:%|per ?cent)?")
 
 
 def _labelled(text: str) -> Bands | None:
-    m = _LABELLED.fullmatch(text)
-    if m is None:
+    """``text`` (its spaces single) read as 'Target … Tolerance …', or None."""
+    head = _TARGET_LABEL.match(text)
+    tail = _TOLERANCE_LABEL.search(text, head.end()) if head else None
+    if head is None or tail is None:
         return None
-    target, tolerance = m.group("target").strip(" ,;"), m.group("tolerance").strip(" ,;")
+    target = text[head.end() : tail.start()].strip(" ,;(")
+    tolerance = text[tail.end() :].strip(" ,;").removesuffix(")").strip()
+    if not target or not tolerance:
+        return None
     polarity = None
-    a, b = _FIGURE.match(target), _FIGURE.match(tolerance)
+    a, b = _FIGURE.fullmatch(target), _FIGURE.fullmatch(tolerance)
     if a and b and float(a.group(1)) != float(b.group(1)):
         polarity = "bigger" if float(a.group(1)) > float(b.group(1)) else "smaller"
-    return Bands(" ".join(text.split()), polarity, target, tolerance, labelled=True)
+    return Bands(text, polarity, target, tolerance, labelled=True)
 
 
 def read_bands(text: str) -> Bands | None:
     """``text`` read as RAG bands, or as a target and a tolerance labelled in one cell; None when
     it is neither (no green band and another colour, no 'Target … Tolerance …'). Raise
     ``BandsError`` when it is bands that do not fit together."""
+    text = " ".join(text.split())  # single spaces: no pattern below can backtrack on a run
     labelled = _labelled(text)
     if labelled is not None:
         return labelled
@@ -163,9 +167,9 @@ def read_bands(text: str) -> Bands | None:
         edge = _edge(text[m.end() : end])
         if edge is None:
             words = " ".join(text[m.start() : end].split()).rstrip(",;")
-            raise BandsError(f"I could not read the band '{words}' in '{' '.join(text.split())}'")
+            raise BandsError(f"I could not read the band '{words}' in '{text}'")
         edges[colour] = edge
-    return _fit(" ".join(text.split()), edges)
+    return _fit(text, edges)
 
 
 def _fit(shown: str, edges: dict[str, Edge]) -> Bands:

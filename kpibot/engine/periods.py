@@ -278,6 +278,7 @@ def frequency_kind(text: str) -> PeriodKind | None:
         ...
     kpibot.engine.periods.PeriodError: frequency 'Six-monthly' names 'Six-monthly', a period kpibot does not track (it tracks months, quarters and years); write the period the figure is reported for, such as 'Quarterly' or 'Annually', and keep the contract's words in a note
     """
+    text = " ".join(text.split())  # single spaces: the patterns' optional gaps cannot backtrack
     untracked = _UNTRACKED_RE.search(text)
     if untracked:
         raise PeriodError(UNTRACKED_FREQUENCY.format(text=text.strip(), words=untracked.group(0)))

@@ -109,3 +109,15 @@ def test_a_labelled_relative_tolerance_follows_the_kpis_polarity():
     text = "Target: 95%, Tolerance: within 5% of target"
     assert read_bands(text).polarity is None
     assert "below it" in parse_target(text, "bigger", role="tolerance").explain()
+
+
+def test_runs_of_spaces_read_like_single_spaces_whatever_their_length():
+    # A pasted cell full of padding; the labelled form once backtracked exponentially on a run
+    # of spaces (40 spaces took a quarter of a second, 80 took minutes).
+    gap = " " * 5000
+    bands = read_bands(f"Green{gap}>= 92%,{gap}Amber 85-91.9%,{gap}Red < 85%")
+    assert bands is not None and (bands.target, bands.tolerance) == ("at least 92%", "at least 85%")
+    labelled = read_bands(f"Target{gap}85%{gap}tolerance{gap}80%")
+    assert labelled is not None and (labelled.target, labelled.tolerance) == ("85%", "80%")
+    assert read_bands(f"target{gap}x") is None
+    assert read_bands("Targeted support 80% tolerance 70%") is None  # 'Targeted' is no label

@@ -87,3 +87,12 @@ def test_impossible_quarters_are_refused_in_one_sentence(text: str) -> None:
 def test_the_last_years_kpibot_reads_still_work() -> None:
     assert parse_period("2999/00 Q4").end.isoformat() == "3000-03-31"
     assert parse_period("1900/01 Q1").start.isoformat() == "1900-04-01"
+
+
+def test_a_frequency_padded_with_spaces_reads_as_its_words():
+    from kpibot.engine.periods import frequency_kind
+
+    gap = " " * 5000
+    assert frequency_kind(f"after at least 6{gap}months, thereafter{gap}annually") == "year"
+    with pytest.raises(PeriodError, match="names 'Six -monthly'"):
+        frequency_kind(f"Six{gap}-monthly")
