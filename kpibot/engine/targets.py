@@ -35,6 +35,7 @@ from typing import Literal
 from kpibot.engine.bands import Bands, BandsError, read_bands
 from kpibot.engine.model import KPI, Contract
 from kpibot.engine.reading import GRADE_RANK, PhraseRefused, Reading, read_phrase
+from kpibot.engine.readings import opposite
 
 Op = Literal["gt", "ge", "lt", "le"]
 Kind = Literal[
@@ -700,10 +701,6 @@ def _better(a: float, b: float, polarity: str) -> bool:
     return a > b if polarity == "bigger" else a < b
 
 
-def opposite_polarity(polarity: str) -> str:
-    return "smaller" if polarity == "bigger" else "bigger"
-
-
 def _met_by_every_figure(target: Target, signed: bool) -> bool:
     """True for a threshold no figure can miss: at least 0 of something never negative, or at
     most 100% of a share."""
@@ -764,7 +761,7 @@ def check_consistency(
             f"target '{target.text.strip()}' is met by every figure on a {pol}-is-better KPI "
             f"(no figure is {'below 0' if pol == 'bigger' else 'above 100%'}); if "
             f"{'none' if pol == 'bigger' else 'all'} is the aim, the KPI's polarity is "
-            f"{opposite_polarity(pol)} is better"
+            f"{opposite(pol)} is better"
         )
     if target.kind == "threshold" and target.op in ("gt", "ge", "lt", "le") and not target.grade:
         wants_up = target.op in ("gt", "ge")
